@@ -1,0 +1,282 @@
+package finding
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"unicode/utf8"
+)
+
+// Limits that keep a hostile message from costing unbounded memory or time.
+const (
+	// MaxBodyBytes is SQS's message size limit, which the contract adopts.
+	MaxBodyBytes = 256 * 1024
+	// MaxIDLength bounds scan_id and finding ids (contract §2).
+	MaxIDLength = 128
+	// MaxTokenBytes bounds a token; a service-account key file is about 2.4 KB.
+	MaxTokenBytes = 16 * 1024
+	// MaxContextValueBytes bounds one companion value in context.
+	MaxContextValueBytes = 4 * 1024
+	// maxNesting bounds JSON depth; the schema needs 4 levels.
+	maxNesting = 32
+)
+
+// Project identifies the project a scan belongs to.
+type Project struct {
+	ID       int64  `json:"id"`
+	FullPath string `json:"full_path"`
+}
+
+// Finding is one detected token (contract §2).
+type Finding struct {
+	ID      string            `json:"id"`
+	RuleID  string            `json:"rule_id"`
+	Token   Secret            `json:"token"`
+	Context map[string]Secret `json:"context,omitempty"`
+	Recheck bool              `json:"recheck,omitempty"`
+
+	// Problem is set by Parse when the finding could be identified (it has a
+	// valid id) but breaks the schema; such a finding gets a malformed_token
+	// result instead of a partner call. It is never serialized.
+	Problem error `json:"-"`
+}
+
+// Batch is one SQS message body of the contract's finding-batch schema.
+type Batch struct {
+	Version  int       `json:"version"`
+	ScanID   string    `json:"scan_id"`
+	Project  Project   `json:"project"`
+	Findings []Finding `json:"findings"`
+}
+
+// ContextValue returns a companion value by name, or "" when absent.
+func (f Finding) ContextValue(name string) string {
+	return f.Context[name].Reveal()
+}
+
+// Fingerprint returns the contract fingerprint of the finding's token.
+func (f Finding) Fingerprint() string { return Fingerprint(f.Token.Reveal()) }
+
+// BodyError reports a message body that cannot be attributed to a scan and
+// findings; such a body goes to the dead-letter queue. Its text names the
+// field at fault and never quotes the body.
+type BodyError struct {
+	Field string
+	Msg   string
+}
+
+func (e *BodyError) Error() string {
+	if e.Field == "" {
+		return "finding batch: " + e.Msg
+	}
+	return "finding batch: " + e.Field + ": " + e.Msg
+}
+
+// FieldError reports one identified finding that breaks the schema.
+type FieldError struct {
+	Field string
+	Msg   string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
+
+// rawBatch defers the findings so that one bad finding does not cost the rest.
+type rawBatch struct {
+	Version  *int              `json:"version"`
+	ScanID   *string           `json:"scan_id"`
+	Project  *json.RawMessage  `json:"project"`
+	Findings []json.RawMessage `json:"findings"`
+}
+
+// Parse decodes and validates a finding batch. It returns a *BodyError when
+// the body as a whole is unusable (not JSON, wrong version, no scan id or
+// project, a finding without a usable id, duplicate ids). Findings that can be
+// identified but break the schema are returned with Problem set.
+func Parse(body []byte) (Batch, error) {
+	if len(body) > MaxBodyBytes {
+		return Batch{}, &BodyError{Msg: fmt.Sprintf("body is %d bytes, limit %d", len(body), MaxBodyBytes)}
+	}
+	if !utf8.Valid(body) {
+		return Batch{}, &BodyError{Msg: "body is not valid UTF-8"}
+	}
+	if err := checkNesting(body); err != nil {
+		return Batch{}, err
+	}
+	var raw rawBatch
+	if err := json.Unmarshal(body, &raw); err != nil {
+		return Batch{}, &BodyError{Msg: "not a JSON object of the finding-batch schema: " + describeJSONError(err)}
+	}
+	var b Batch
+	switch {
+	case raw.Version == nil:
+		return Batch{}, &BodyError{Field: "version", Msg: "missing"}
+	case *raw.Version != 1:
+		return Batch{}, &BodyError{Field: "version", Msg: fmt.Sprintf("unsupported version %d, want 1", *raw.Version)}
+	}
+	b.Version = 1
+	if raw.ScanID == nil || *raw.ScanID == "" {
+		return Batch{}, &BodyError{Field: "scan_id", Msg: "empty"}
+	}
+	if err := checkID(*raw.ScanID); err != "" {
+		return Batch{}, &BodyError{Field: "scan_id", Msg: err}
+	}
+	b.ScanID = *raw.ScanID
+	if raw.Project == nil {
+		return Batch{}, &BodyError{Field: "project", Msg: "missing"}
+	}
+	if err := json.Unmarshal(*raw.Project, &b.Project); err != nil {
+		return Batch{}, &BodyError{Field: "project", Msg: describeJSONError(err)}
+	}
+	if b.Project.ID <= 0 {
+		return Batch{}, &BodyError{Field: "project.id", Msg: "missing or not a positive integer"}
+	}
+	if b.Project.FullPath == "" {
+		return Batch{}, &BodyError{Field: "project.full_path", Msg: "empty"}
+	}
+	if raw.Findings == nil {
+		return Batch{}, &BodyError{Field: "findings", Msg: "missing"}
+	}
+	seen := make(map[string]int, len(raw.Findings))
+	b.Findings = make([]Finding, 0, len(raw.Findings))
+	for i, rf := range raw.Findings {
+		f, err := parseFinding(i, rf)
+		if err != nil {
+			return Batch{}, err
+		}
+		if j, dup := seen[f.ID]; dup {
+			return Batch{}, &BodyError{Field: fmt.Sprintf("findings[%d].id", i), Msg: fmt.Sprintf("duplicate of findings[%d].id", j)}
+		}
+		seen[f.ID] = i
+		b.Findings = append(b.Findings, f)
+	}
+	return b, nil
+}
+
+// parseFinding returns a *BodyError only when the finding has no usable id.
+func parseFinding(i int, raw json.RawMessage) (Finding, error) {
+	field := func(name string) string { return fmt.Sprintf("findings[%d].%s", i, name) }
+	var idOnly struct {
+		ID any `json:"id"`
+	}
+	if err := json.Unmarshal(raw, &idOnly); err != nil {
+		return Finding{}, &BodyError{Field: fmt.Sprintf("findings[%d]", i), Msg: describeJSONError(err)}
+	}
+	id, ok := idOnly.ID.(string)
+	switch {
+	case idOnly.ID == nil:
+		return Finding{}, &BodyError{Field: field("id"), Msg: "missing"}
+	case !ok:
+		return Finding{}, &BodyError{Field: field("id"), Msg: "not a string"}
+	case id == "":
+		return Finding{}, &BodyError{Field: field("id"), Msg: "empty"}
+	}
+	if msg := checkID(id); msg != "" {
+		return Finding{}, &BodyError{Field: field("id"), Msg: msg}
+	}
+	var f Finding
+	if err := json.Unmarshal(raw, &f); err != nil {
+		// Keep what can be kept (the rule_id) so the result can name it.
+		var ruleOnly struct {
+			RuleID any `json:"rule_id"`
+		}
+		_ = json.Unmarshal(raw, &ruleOnly)
+		rule, _ := ruleOnly.RuleID.(string)
+		return Finding{ID: id, RuleID: rule, Problem: &FieldError{Field: fmt.Sprintf("findings[%d]", i), Msg: describeJSONError(err)}}, nil
+	}
+	f.Problem = validateFinding(i, f)
+	return f, nil
+}
+
+func validateFinding(i int, f Finding) error {
+	field := func(name string) string { return fmt.Sprintf("findings[%d].%s", i, name) }
+	switch {
+	case f.RuleID == "":
+		return &FieldError{Field: field("rule_id"), Msg: "empty"}
+	case f.Token == "":
+		return &FieldError{Field: field("token"), Msg: "empty"}
+	case len(f.Token) > MaxTokenBytes:
+		return &FieldError{Field: field("token"), Msg: fmt.Sprintf("%d bytes, limit %d", len(f.Token), MaxTokenBytes)}
+	}
+	for k, v := range f.Context {
+		if len(v) > MaxContextValueBytes {
+			return &FieldError{Field: field("context." + safeName(k)), Msg: fmt.Sprintf("%d bytes, limit %d", len(v), MaxContextValueBytes)}
+		}
+	}
+	return nil
+}
+
+func checkID(id string) string {
+	if len(id) > MaxIDLength {
+		return fmt.Sprintf("%d characters, limit %d", utf8.RuneCountInString(id), MaxIDLength)
+	}
+	for _, r := range id {
+		if r < 0x20 || r == 0x7f {
+			return "contains a control character"
+		}
+	}
+	return ""
+}
+
+// safeName keeps a context key printable and short: keys come from the message.
+func safeName(k string) string {
+	if len(k) > 64 || checkID(k) != "" {
+		return "<key>"
+	}
+	return k
+}
+
+// describeJSONError names what went wrong without quoting input: the json
+// package's syntax errors never include the input, but type errors can name
+// a Go type and a field path, both of which are safe.
+func describeJSONError(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Sprintf("invalid JSON at byte %d", se.Offset)
+	case errors.As(err, &te):
+		if te.Field != "" {
+			return fmt.Sprintf("%s: wrong type %s", te.Field, te.Value)
+		}
+		return fmt.Sprintf("wrong type %s", te.Value)
+	default:
+		return "invalid JSON"
+	}
+}
+
+// checkNesting rejects deeply nested JSON before the decoder walks it.
+func checkNesting(body []byte) error {
+	depth, inString, escaped := 0, false, false
+	for _, c := range body {
+		switch {
+		case escaped:
+			escaped = false
+		case inString && c == '\\':
+			escaped = true
+		case c == '"':
+			inString = !inString
+		case inString:
+		case c == '{' || c == '[':
+			depth++
+			if depth > maxNesting {
+				return &BodyError{Msg: fmt.Sprintf("JSON nested deeper than %d levels", maxNesting)}
+			}
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return nil
+}
+
+// Encode writes a batch in the contract's schema; the dispatcher uses it to
+// forward one finding per partner-queue message.
+func Encode(b Batch) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(b); err != nil {
+		return nil, fmt.Errorf("encode finding batch: %w", err)
+	}
+	return bytes.TrimRight(buf.Bytes(), "\n"), nil
+}

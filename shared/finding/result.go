@@ -1,0 +1,92 @@
+package finding
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Status is a result's verdict (contract §3).
+type Status string
+
+// The statuses of contract §3.
+const (
+	StatusActive   Status = "active"
+	StatusInactive Status = "inactive"
+	StatusUnknown  Status = "unknown"
+)
+
+// Reason explains a status (contract §3).
+type Reason string
+
+// The reasons of contract §3.
+const (
+	ReasonPartnerConfirmed     Reason = "partner_confirmed"
+	ReasonPartnerRejected      Reason = "partner_rejected"
+	ReasonUnsupportedTokenType Reason = "unsupported_token_type"
+	ReasonMalformedToken       Reason = "malformed_token"
+	ReasonMissingContext       Reason = "missing_context"
+	ReasonFeatureDisabled      Reason = "feature_disabled"
+	ReasonRateLimited          Reason = "rate_limited"
+	ReasonPartnerError         Reason = "partner_error"
+)
+
+// StatusOf is the status each reason implies; the contract fixes the pairing.
+func StatusOf(r Reason) Status {
+	switch r {
+	case ReasonPartnerConfirmed:
+		return StatusActive
+	case ReasonPartnerRejected:
+		return StatusInactive
+	default:
+		return StatusUnknown
+	}
+}
+
+// Result is the one terminal outcome of a finding (contract §3).
+type Result struct {
+	Version     int               `json:"version"`
+	ScanID      string            `json:"scan_id"`
+	ProjectID   int64             `json:"project_id"`
+	FindingID   string            `json:"finding_id"`
+	RuleID      string            `json:"rule_id"`
+	Partner     Partner           `json:"partner,omitempty"`
+	TokenType   TokenType         `json:"token_type,omitempty"`
+	Status      Status            `json:"status"`
+	Reason      Reason            `json:"reason"`
+	Fingerprint string            `json:"fingerprint"`
+	CheckedAt   time.Time         `json:"checked_at"`
+	Cached      bool              `json:"cached"`
+	Details     map[string]string `json:"details,omitempty"`
+	// Message says, for a person, why an unknown result was reached (the
+	// validation error, the last partner fault). It never holds secrets.
+	Message string `json:"message,omitempty"`
+}
+
+// NewResult starts the result of finding f from batch b, with the route
+// filled in when the rule_id has one.
+func NewResult(b Batch, f Finding, reason Reason, now time.Time) Result {
+	r := Result{
+		Version:     1,
+		ScanID:      b.ScanID,
+		ProjectID:   b.Project.ID,
+		FindingID:   f.ID,
+		RuleID:      f.RuleID,
+		Status:      StatusOf(reason),
+		Reason:      reason,
+		Fingerprint: f.Fingerprint(),
+		CheckedAt:   now.UTC().Truncate(time.Second),
+	}
+	if rt, ok := RouteFor(f.RuleID); ok {
+		r.Partner, r.TokenType = rt.Partner, rt.TokenType
+	}
+	return r
+}
+
+// MarshalJSON writes checked_at as RFC 3339 UTC with seconds, as the contract shows.
+func (r Result) MarshalJSON() ([]byte, error) {
+	type plain Result
+	return json.Marshal(struct {
+		plain
+		CheckedAt string `json:"checked_at"`
+	}{plain(r), r.CheckedAt.UTC().Format(time.RFC3339)})
+}

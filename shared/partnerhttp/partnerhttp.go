@@ -1,0 +1,182 @@
+// Package partnerhttp builds the HTTP client every partner verifier uses:
+// built once per function instance, with connect/TLS/overall timeouts, a
+// User-Agent naming the project, bounded body reads, requests allowed only to
+// the configured endpoints, and one metrics record per request.
+package partnerhttp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/metrics"
+)
+
+// UserAgent identifies this project to partners.
+const UserAgent = "gitlab-secret-detection-partner-token-verification/1.0"
+
+// Defaults of Options.
+const (
+	DefaultTimeout = 4 * time.Second // one call stays under the 5 s latency alert
+	DefaultMaxBody = 64 * 1024
+)
+
+// Options configures a partner client.
+type Options struct {
+	// Partner names the metric dimension of every request.
+	Partner string
+	// Endpoints are the only base URLs requests may go to.
+	Endpoints []*url.URL
+	// Timeout bounds one request from dial to the last body byte.
+	Timeout time.Duration
+	// Transport overrides the network transport (tests inject faults here).
+	Transport http.RoundTripper
+}
+
+// ErrEndpointNotAllowed is returned for a request to any address but the
+// configured endpoints; the request is not sent.
+var ErrEndpointNotAllowed = errors.New("partnerhttp: request to an address that is not a configured partner endpoint")
+
+// NewClient returns a client for one partner. Build it once per instance:
+// its transport keeps connections alive across invocations.
+func NewClient(o Options) *http.Client {
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	base := o.Transport
+	if base == nil {
+		base = NewTransport(o.Timeout)
+	}
+	return &http.Client{
+		Timeout:   o.Timeout,
+		Transport: &transport{base: base, partner: o.Partner, allowed: o.Endpoints},
+		// A partner redirecting elsewhere is not an answer; never follow it.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// NewTransport returns a transport with bounded dial, TLS and header waits.
+func NewTransport(timeout time.Duration) *http.Transport {
+	dial := &net.Dialer{Timeout: min(timeout, 2*time.Second), KeepAlive: 30 * time.Second}
+	return &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           dial.DialContext,
+		TLSHandshakeTimeout:   min(timeout, 2*time.Second),
+		ResponseHeaderTimeout: timeout,
+		MaxIdleConns:          64,
+		MaxIdleConnsPerHost:   32,
+		IdleConnTimeout:       90 * time.Second,
+		ForceAttemptHTTP2:     true,
+	}
+}
+
+type transport struct {
+	base    http.RoundTripper
+	partner string
+	allowed []*url.URL
+}
+
+func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if !t.isAllowed(req.URL) {
+		return nil, ErrEndpointNotAllowed
+	}
+	req = req.Clone(req.Context())
+	req.Header.Set("User-Agent", UserAgent)
+	start := time.Now()
+	resp, err := t.base.RoundTrip(req)
+	status := 0
+	if err == nil {
+		status = resp.StatusCode
+	}
+	metrics.FromContext(req.Context()).Request(t.partner, status, time.Since(start))
+	return resp, err
+}
+
+func (t *transport) isAllowed(u *url.URL) bool {
+	for _, a := range t.allowed {
+		if strings.EqualFold(a.Scheme, u.Scheme) && strings.EqualFold(a.Host, u.Host) {
+			return true
+		}
+	}
+	return false
+}
+
+// Endpoint reads a partner base URL from env var name, or def when unset,
+// and checks that it is an absolute http(s) URL.
+func Endpoint(name, def string) (*url.URL, error) {
+	v := os.Getenv(name)
+	if v == "" {
+		v = def
+	}
+	u, err := url.Parse(strings.TrimRight(v, "/"))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("config: %s: not an absolute http(s) URL", name)
+	}
+	return u, nil
+}
+
+// ReadBody reads at most limit bytes of a response body and closes it; a
+// longer body is an error, since no partner answer we classify is that long.
+func ReadBody(resp *http.Response, limit int64) ([]byte, error) {
+	defer resp.Body.Close()
+	if limit <= 0 {
+		limit = DefaultMaxBody
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("response body longer than %d bytes", limit)
+	}
+	return b, nil
+}
+
+// RetryAfter returns how long a partner asked us to wait, from Retry-After
+// (delta seconds or an HTTP date) or X-RateLimit-Reset (delta seconds or a
+// Unix time), 0 when neither header says.
+func RetryAfter(h http.Header, now time.Time) time.Duration {
+	if v := strings.TrimSpace(h.Get("Retry-After")); v != "" {
+		if secs, err := strconv.ParseInt(v, 10, 64); err == nil && secs >= 0 {
+			return time.Duration(secs) * time.Second
+		}
+		if t, err := http.ParseTime(v); err == nil {
+			if d := t.Sub(now); d > 0 {
+				return d
+			}
+			return 0
+		}
+	}
+	if v := strings.TrimSpace(h.Get("X-RateLimit-Reset")); v != "" {
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
+			if n > 1_000_000_000 { // a Unix time, not a delta
+				if d := time.Unix(n, 0).Sub(now); d > 0 {
+					return d
+				}
+				return 0
+			}
+			return time.Duration(n) * time.Second
+		}
+	}
+	return 0
+}
+
+// IsNetworkError reports whether err means no HTTP response was received:
+// timeouts, resets, refused connections, DNS failures, cancelled contexts.
+func IsNetworkError(err error) bool {
+	if err == nil {
+		return false
+	}
+	var ne net.Error
+	var ue *url.Error
+	return errors.As(err, &ne) || errors.As(err, &ue) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, io.EOF) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
+}

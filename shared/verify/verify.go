@@ -1,0 +1,95 @@
+// Package verify defines what every partner verifier provides: one small
+// interface, the verdict it returns, and the fault it reports when the
+// partner's answer proves nothing.
+package verify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
+)
+
+// Verdict is a conclusive answer about one finding: active, inactive, or an
+// unknown that retrying cannot change (unsupported, malformed, missing context).
+type Verdict struct {
+	Reason  finding.Reason
+	Details map[string]string
+	// Message explains an unknown verdict to a person; never a secret.
+	Message string
+}
+
+// Status is the contract status implied by the verdict's reason.
+func (v Verdict) Status() finding.Status { return finding.StatusOf(v.Reason) }
+
+// Verifier asks one partner whether a credential is live. Verify returns
+// either a Verdict and a nil error, or a *Fault when the partner's answer
+// proves nothing (timeouts, resets, 5xx, 429, unusable bodies); it never
+// turns a fault into an inactive verdict. Findings reach it already routed
+// to its partner and past finding.Check.
+type Verifier interface {
+	Verify(ctx context.Context, tokenType finding.TokenType, f finding.Finding) (Verdict, error)
+}
+
+// FaultKind separates the two terminal reasons a fault can end in.
+type FaultKind int
+
+// The kinds of fault: rate limiting ends in rate_limited, all else in partner_error.
+const (
+	PartnerError FaultKind = iota
+	RateLimited
+)
+
+// Reason is the terminal reason a fault of this kind ends in once retries are spent.
+func (k FaultKind) Reason() finding.Reason {
+	if k == RateLimited {
+		return finding.ReasonRateLimited
+	}
+	return finding.ReasonPartnerError
+}
+
+func (k FaultKind) String() string {
+	if k == RateLimited {
+		return "rate limited"
+	}
+	return "partner error"
+}
+
+// Fault is a transient failure: the finding should be retried later. Its
+// text names the partner and operation and never contains credential material.
+type Fault struct {
+	Kind    FaultKind
+	Partner finding.Partner
+	Op      string // e.g. "sts GetCallerIdentity", "GET /me"
+	// HTTPStatus is the partner's status code, 0 when no response arrived.
+	HTTPStatus int
+	// Network is true when no HTTP response was received (timeout, reset, DNS).
+	Network bool
+	// RetryAfter is the wait the partner asked for (Retry-After,
+	// X-RateLimit-Reset), 0 when it gave none.
+	RetryAfter time.Duration
+	// Msg is a short, secret-free description of what was wrong.
+	Msg string
+}
+
+func (f *Fault) Error() string {
+	s := fmt.Sprintf("%s: %s: %s", f.Partner, f.Op, f.Kind)
+	if f.HTTPStatus != 0 {
+		s += fmt.Sprintf(" (http %d)", f.HTTPStatus)
+	}
+	if f.Msg != "" {
+		s += ": " + f.Msg
+	}
+	return s
+}
+
+// AsFault extracts the *Fault from an error returned by a Verifier; any other
+// error (a bug, a cancelled context) is treated as a partner error, never as
+// an answer.
+func AsFault(err error) (*Fault, bool) {
+	var f *Fault
+	ok := errors.As(err, &f)
+	return f, ok
+}
