@@ -1,4 +1,6 @@
-// Package partnertest holds the partner doubles: real HTTP servers that speak
+// Package partnertest is the common core of the partner doubles (one
+// subpackage per partner: stsdouble, googledouble, postmandouble): real HTTP
+// servers that speak
 // each partner's protocol (SigV4-signed STS, Google OAuth2/JWT and API-key
 // endpoints, the Postman API) closely enough that the real clients cannot
 // tell, plus knobs to inject the faults a partner can produce. Tests, the
@@ -259,9 +261,9 @@ type Server struct {
 	Controls *Controls
 }
 
-// serve starts h behind the fault layer on a loopback port (addr "" picks a
+// Serve starts h behind the fault layer on a loopback port (addr "" picks a
 // free one; cmd/partner-sandbox passes fixed ones).
-func serve(addr string, h http.Handler, partnerError ErrorWriter) (*Server, error) {
+func Serve(addr string, h http.Handler, partnerError ErrorWriter) (*Server, error) {
 	c := newControls()
 	ts := httptest.NewUnstartedServer(c.wrap(h, partnerError))
 	if addr != "" {
