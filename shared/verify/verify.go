@@ -19,6 +19,9 @@ type Verdict struct {
 	Details map[string]string
 	// Message explains an unknown verdict to a person; never a secret.
 	Message string
+	// Cached is true when the verdict came from this instance's verdict
+	// cache rather than a partner call made for this finding.
+	Cached bool
 }
 
 // Status is the contract status implied by the verdict's reason.
