@@ -15,6 +15,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/metrics"
@@ -86,6 +87,9 @@ type transport struct {
 
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !t.isAllowed(req.URL) {
+		if req.Body != nil { // a RoundTripper closes the body, even on errors
+			_ = req.Body.Close()
+		}
 		return nil, ErrEndpointNotAllowed
 	}
 	req = req.Clone(req.Context())
@@ -97,8 +101,27 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		status = resp.StatusCode
 	}
 	metrics.FromContext(req.Context()).Request(t.partner, status, time.Since(start))
+	if info, ok := req.Context().Value(callInfoKey{}).(*CallInfo); ok {
+		info.lastStatus.Store(int64(status))
+	}
 	return resp, err
 }
+
+type callInfoKey struct{}
+
+// CallInfo carries what the transport saw during one verification back to
+// the caller (for the trace and the log line), since verifiers return only
+// verdicts and faults.
+type CallInfo struct{ lastStatus atomic.Int64 }
+
+// WithCallInfo returns a context whose partner requests report into info.
+func WithCallInfo(ctx context.Context) (context.Context, *CallInfo) {
+	info := &CallInfo{}
+	return context.WithValue(ctx, callInfoKey{}, info), info
+}
+
+// LastStatus is the HTTP status of the last partner response, 0 when none arrived.
+func (c *CallInfo) LastStatus() int { return int(c.lastStatus.Load()) }
 
 func (t *transport) isAllowed(u *url.URL) bool {
 	for _, a := range t.allowed {
