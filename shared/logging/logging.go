@@ -46,3 +46,10 @@ func (h contextHandler) WithAttrs(as []slog.Attr) slog.Handler {
 func (h contextHandler) WithGroup(name string) slog.Handler {
 	return contextHandler{h.Handler.WithGroup(name)}
 }
+
+// Exit logs a start-up failure as JSON and ends the process, so Lambda
+// reports an init error with a readable reason.
+func Exit(what string, err error) {
+	FromEnv().Error(what, "error", err.Error())
+	os.Exit(1)
+}

@@ -1,0 +1,26 @@
+// Command aws is the Lambda function behind AwsQueue: it verifies AWS access
+// keys with STS GetCallerIdentity (see awspartner.Verifier, pipeline.Worker).
+package main
+
+import (
+	"context"
+
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/logging"
+	awspartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/aws"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/pipeline"
+)
+
+func main() {
+	v, err := awspartner.FromEnv()
+	if err != nil {
+		logging.Exit("aws: init verifier", err)
+	}
+	w, err := pipeline.WorkerFromEnv(context.Background(), finding.PartnerAWS, v)
+	if err != nil {
+		logging.Exit("aws: init", err)
+	}
+	lambda.Start(w.Handle)
+}

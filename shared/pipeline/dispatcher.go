@@ -1,0 +1,97 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/metrics"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/sqsbatch"
+)
+
+// DispatcherConfig configures the dispatcher function.
+type DispatcherConfig struct {
+	Common
+	// PartnerQueues are the partner queues by partner.
+	PartnerQueues map[finding.Partner]Sink
+}
+
+// Dispatcher is the handler of the dispatcher function.
+type Dispatcher struct{ cfg DispatcherConfig }
+
+// NewDispatcher returns the dispatcher handler.
+func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
+	cfg.defaults()
+	if cfg.Results == nil || cfg.Gate == nil {
+		return nil, errors.New("pipeline: dispatcher: results and gate are required")
+	}
+	for _, p := range finding.Partners() {
+		if cfg.PartnerQueues[p] == nil {
+			return nil, errors.New("pipeline: dispatcher: no queue for partner " + string(p))
+		}
+	}
+	return &Dispatcher{cfg}, nil
+}
+
+// Handle is the Lambda handler: one invocation of a batch of ingress records.
+func (d *Dispatcher) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+	rec := metrics.New()
+	ctx = metrics.NewContext(ctx, rec)
+	defer d.cfg.flush(ctx, rec)
+	opts := sqsbatch.Options{Concurrency: d.cfg.Concurrency, DeadlineMargin: d.cfg.DeadlineMargin, Logger: d.cfg.Logger}
+	return sqsbatch.Run(ctx, ev, opts, d.processRecord), nil
+}
+
+// processRecord validates one ingress message and, per finding, either
+// forwards it to its partner queue (one finding per message) or concludes
+// it at once. The record succeeds only when every forward and every
+// result was sent; otherwise SQS redelivers it whole (at-least-once: the
+// partner side's verdict cache makes a repeated forward cheap).
+func (d *Dispatcher) processRecord(ctx context.Context, rec events.SQSMessage) error {
+	b, err := finding.Parse([]byte(rec.Body))
+	if err != nil {
+		return d.cfg.deadLetter(ctx, rec, err)
+	}
+	attempt := sqsbatch.ReceiveCount(rec)
+	var outs []outcome
+	forwards := map[finding.Partner][][]byte{}
+	forwarded := 0
+	for _, f := range b.Findings {
+		if r, done := precheck(b, f, d.cfg.Now()); done {
+			outs = append(outs, outcome{result: r})
+			continue
+		}
+		rt, _ := finding.RouteFor(f.RuleID)
+		r, off, err := d.cfg.gated(ctx, b, f, rt.Partner)
+		if err != nil {
+			return err
+		}
+		if off {
+			outs = append(outs, outcome{result: r})
+			continue
+		}
+		one := finding.Batch{Version: 1, ScanID: b.ScanID, Project: b.Project, Findings: []finding.Finding{f}}
+		body, err := finding.Encode(one)
+		if err != nil {
+			return &recordError{"encode forward", err}
+		}
+		forwards[rt.Partner] = append(forwards[rt.Partner], body)
+		forwarded++
+	}
+	for _, p := range finding.Partners() {
+		if len(forwards[p]) == 0 {
+			continue
+		}
+		if err := d.cfg.PartnerQueues[p].Send(ctx, forwards[p]); err != nil {
+			return &recordError{"forward to " + string(p) + " queue", err}
+		}
+	}
+	if err := d.cfg.emit(ctx, attempt, outs); err != nil {
+		return err
+	}
+	d.cfg.Logger.InfoContext(ctx, "scan dispatched", "scan_id", b.ScanID, "project_id", b.Project.ID,
+		"message_id", rec.MessageId, "findings", len(b.Findings), "forwarded", forwarded, "concluded", len(outs))
+	return nil
+}

@@ -1,0 +1,172 @@
+// Package pipeline is what the four functions do with a batch of SQS
+// records: the dispatcher (validate, gate, route, fan out) and the partner
+// worker (gate, verify, retry or conclude). Both write exactly one terminal
+// result per accepted finding to the results queue, one structured log line
+// per outcome and one EMF record set per invocation. The SQS mechanics
+// (concurrency, partial failures, deadlines, batched sends) live in sqsbatch.
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/metrics"
+)
+
+// Gate says whether the feature flag lets a project's finding reach a
+// partner; an error means the flag could not be read at all, and the record
+// is retried rather than decided wrongly.
+type Gate func(ctx context.Context, project finding.Project, partner finding.Partner) (bool, error)
+
+// Sink sends message bodies to one queue in batches (sqsbatch.Sender).
+type Sink interface {
+	Send(ctx context.Context, bodies [][]byte) error
+}
+
+// DeadLetterer moves a record whose body cannot be parsed to the source
+// queue's dead-letter queue at once; it returns an error when it could not,
+// and the record then reaches the DLQ through the redrive policy.
+type DeadLetterer interface {
+	DeadLetter(ctx context.Context, rec events.SQSMessage, reason error) error
+}
+
+// Common is the configuration both kinds of function share.
+type Common struct {
+	// Results is the results queue.
+	Results Sink
+	// Gate is the feature flag.
+	Gate Gate
+	// DeadLetter handles unparseable bodies (nil: batch item failure).
+	DeadLetter DeadLetterer
+	// Logger writes one JSON line per finding outcome.
+	Logger *slog.Logger
+	// MetricsOut receives the EMF records (stdout in Lambda).
+	MetricsOut io.Writer
+	// Now is the clock (tests inject one).
+	Now func() time.Time
+	// Concurrency bounds records processed at once in an invocation.
+	Concurrency int
+	// DeadlineMargin is the time kept free before the Lambda deadline.
+	DeadlineMargin time.Duration
+}
+
+func (c *Common) defaults() {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.MetricsOut == nil {
+		c.MetricsOut = io.Discard
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = 10
+	}
+}
+
+// recordError marks a record left for SQS to redeliver or redrive.
+type recordError struct {
+	op  string
+	err error
+}
+
+func (e *recordError) Error() string { return e.op + ": " + e.err.Error() }
+func (e *recordError) Unwrap() error { return e.err }
+
+// deadLetter handles a body that finding.Parse rejected. The reason names
+// the field at fault and never quotes the body.
+func (c *Common) deadLetter(ctx context.Context, rec events.SQSMessage, perr error) error {
+	if c.DeadLetter == nil {
+		c.Logger.WarnContext(ctx, "unparseable message left to the redrive policy", "message_id", rec.MessageId, "reason", perr.Error())
+		return &recordError{"dead-letter", perr}
+	}
+	if err := c.DeadLetter.DeadLetter(ctx, rec, perr); err != nil {
+		return &recordError{"dead-letter", err}
+	}
+	return nil
+}
+
+// outcome is a terminal result with what its log line needs besides it.
+type outcome struct {
+	result  finding.Result
+	latency time.Duration
+}
+
+// emit sends the terminal results of one record, then logs and counts them.
+// Nothing is logged or counted before the send succeeds, so a record that
+// is retried is not counted twice.
+func (c *Common) emit(ctx context.Context, attempt int, outs []outcome) error {
+	if len(outs) == 0 {
+		return nil
+	}
+	bodies := make([][]byte, len(outs))
+	for i, o := range outs {
+		b, err := json.Marshal(o.result)
+		if err != nil {
+			return &recordError{"encode result", err}
+		}
+		bodies[i] = b
+	}
+	if err := c.Results.Send(ctx, bodies); err != nil {
+		return &recordError{"send results", err}
+	}
+	rec := metrics.FromContext(ctx)
+	for _, o := range outs {
+		r := o.result
+		rec.Verification(string(r.Partner), r.Status)
+		attrs := []any{
+			"scan_id", r.ScanID, "project_id", r.ProjectID, "finding_id", r.FindingID,
+			"partner", string(r.Partner), "token_type", string(r.TokenType),
+			"status", string(r.Status), "reason", string(r.Reason), "cached", r.Cached,
+			"latency_ms", o.latency.Milliseconds(), "attempt", attempt,
+		}
+		if r.Message != "" {
+			attrs = append(attrs, "detail", r.Message)
+		}
+		c.Logger.InfoContext(ctx, "finding outcome", attrs...)
+	}
+	return nil
+}
+
+// flush writes the invocation's metrics; a write failure is logged, never
+// fatal, because the results are already out.
+func (c *Common) flush(ctx context.Context, rec *metrics.Recorder) {
+	if err := rec.Flush(c.MetricsOut, c.Now()); err != nil {
+		c.Logger.ErrorContext(ctx, "metrics flush failed", "error", err.Error())
+	}
+}
+
+// precheck returns the terminal reason for a finding that must not reach a
+// partner (schema, format, routing), or "" when it may.
+func precheck(b finding.Batch, f finding.Finding, now time.Time) (finding.Result, bool) {
+	reason, msg := finding.Check(f)
+	if reason == "" {
+		return finding.Result{}, false
+	}
+	r := finding.NewResult(b, f, reason, now)
+	r.Message = msg
+	return r, true
+}
+
+// gated returns the feature_disabled result when the flag is off for the
+// finding's project or partner.
+func (c *Common) gated(ctx context.Context, b finding.Batch, f finding.Finding, p finding.Partner) (finding.Result, bool, error) {
+	on, err := c.Gate(ctx, b.Project, p)
+	if err != nil {
+		return finding.Result{}, false, &recordError{"feature flag", err}
+	}
+	if on {
+		return finding.Result{}, false, nil
+	}
+	r := finding.NewResult(b, f, finding.ReasonFeatureDisabled, c.Now())
+	r.Message = fmt.Sprintf("feature flag is off for this project or for partner %s", p)
+	return r, true, nil
+}
