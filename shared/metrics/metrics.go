@@ -101,6 +101,18 @@ func (r *Recorder) Unusable(partner string) {
 	r.stats(partner).errors++
 }
 
+// RateLimitHit records a partner's rate-limit answer that is not an HTTP
+// 429 (STS throttles with 400 Throttling), which Request cannot recognise
+// from the status alone; the contract counts it with partner 429s.
+func (r *Recorder) RateLimitHit(partner string) {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stats(partner).limited++
+}
+
 // LimitedLocally records a request held back by this instance's rate
 // limiter; the contract counts it with partner 429s.
 func (r *Recorder) LimitedLocally(partner string) {

@@ -215,6 +215,9 @@ func (c *Controls) wrap(h http.Handler, partnerError ErrorWriter) http.Handler {
 			w.Header().Set("Content-Length", "4096")
 			w.WriteHeader(http.StatusOK)
 			_, _ = w.Write([]byte(`{"user":{"id":`))
+			if fl, ok := w.(http.Flusher); ok {
+				fl.Flush() // the status line and half a body reach the client first
+			}
 			hijackClose(w)
 		case FaultReset:
 			hijackClose(w)
@@ -235,11 +238,9 @@ func writeHTML(w http.ResponseWriter, status int, title string) {
 }
 
 // hijackClose drops the connection with a TCP reset, as a crashed peer or a
-// middlebox does.
+// middlebox does. It sends nothing itself: flushing here would put a 200
+// status line on the wire before the reset of FaultReset.
 func hijackClose(w http.ResponseWriter) {
-	if f, ok := w.(http.Flusher); ok {
-		f.Flush()
-	}
 	hj, ok := w.(http.Hijacker)
 	if !ok {
 		panic(http.ErrAbortHandler)

@@ -1,0 +1,496 @@
+package awspartner
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/metrics"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnertest"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnertest/stsdouble"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/verify"
+)
+
+const testAccount = "210987654321"
+
+func startDouble(t *testing.T) *stsdouble.Server {
+	t.Helper()
+	d, err := stsdouble.Start("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Close)
+	return d
+}
+
+func newVerifier(t *testing.T, endpoint string, timeout time.Duration, rt http.RoundTripper) *Verifier {
+	t.Helper()
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := New(Config{Endpoint: u, Timeout: timeout, Transport: rt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func awsFinding(keyID, secret string) finding.Finding {
+	f := finding.Finding{ID: "f-1", RuleID: "AWS", Token: finding.Secret(keyID)}
+	if secret != "" {
+		f.Context = map[string]finding.Secret{finding.ContextAWSSecretAccessKey: finding.Secret(secret)}
+	}
+	return f
+}
+
+// liveKey registers a fresh key pair with the double.
+func liveKey(d *stsdouble.Server) (string, string) {
+	id, secret := stsdouble.NewKeyPair()
+	d.AddKey(id, secret, testAccount)
+	return id, secret
+}
+
+func liveWithSecret(_ *testing.T, d *stsdouble.Server) finding.Finding {
+	return awsFinding(liveKey(d))
+}
+
+func faultOnLive(faults ...partnertest.Fault) func(*testing.T, *stsdouble.Server) finding.Finding {
+	return func(_ *testing.T, d *stsdouble.Server) finding.Finding {
+		d.Controls.Push(faults...)
+		return awsFinding(liveKey(d))
+	}
+}
+
+// transportFunc lets a row answer in place of the network.
+type transportFunc func(*http.Request) (*http.Response, error)
+
+func (f transportFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+func staticResponse(r *http.Request, status int, contentType, body string) *http.Response {
+	return &http.Response{
+		StatusCode: status, Status: http.StatusText(status), Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header:  http.Header{"Content-Type": {contentType}},
+		Body:    io.NopCloser(strings.NewReader(body)),
+		Request: r, ContentLength: int64(len(body)),
+	}
+}
+
+type verifyRow struct {
+	name      string
+	tokenType finding.TokenType // aws_access_key when empty
+	arrange   func(*testing.T, *stsdouble.Server) finding.Finding
+	timeout   time.Duration
+	// transport, when set, answers instead of the double (for answers the
+	// double never gives: an oversized body, a partner echoing credentials).
+	transport func(finding.Finding) http.RoundTripper
+
+	want        finding.Reason // for a verdict
+	wantDetails map[string]string
+	fault       bool
+	kind        verify.FaultKind
+	network     bool
+	httpStatus  int
+	retryAfter  time.Duration
+	calls       int64 // requests that reached the double
+	// metrics the call must leave (PartnerAPIErrors, ...NetworkErrors, ...RateLimitHits).
+	errs, netErrs, limited int
+}
+
+func verifyRows() []verifyRow {
+	return []verifyRow{
+		{name: "active with secret", arrange: liveWithSecret,
+			want: finding.ReasonPartnerConfirmed, wantDetails: map[string]string{DetailAccountID: testAccount, DetailSecretMatches: "true"}, calls: 1},
+		{name: "active probe without secret", arrange: func(_ *testing.T, d *stsdouble.Server) finding.Finding {
+			id, _ := liveKey(d)
+			return awsFinding(id, "")
+		}, want: finding.ReasonPartnerConfirmed, calls: 1},
+		{name: "SignatureDoesNotMatch with a wrong secret", arrange: func(_ *testing.T, d *stsdouble.Server) finding.Finding {
+			id, _ := liveKey(d)
+			_, other := stsdouble.NewKeyPair()
+			return awsFinding(id, other)
+		}, want: finding.ReasonPartnerConfirmed, wantDetails: map[string]string{DetailSecretMatches: "false"}, calls: 1},
+		{name: "inactive with secret (unknown key)", arrange: func(*testing.T, *stsdouble.Server) finding.Finding {
+			return awsFinding(stsdouble.NewKeyPair())
+		}, want: finding.ReasonPartnerRejected, calls: 1},
+		{name: "inactive probe (deleted key)", arrange: func(_ *testing.T, d *stsdouble.Server) finding.Finding {
+			id, _ := liveKey(d)
+			d.DeleteKey(id)
+			return awsFinding(id, "")
+		}, want: finding.ReasonPartnerRejected, calls: 1},
+		{name: "ASIA key id unsupported", arrange: func(_ *testing.T, d *stsdouble.Server) finding.Finding {
+			id, secret := liveKey(d)
+			return awsFinding("ASIA"+id[4:], secret)
+		}, want: finding.ReasonUnsupportedTokenType},
+		{name: "other prefix unsupported", arrange: func(*testing.T, *stsdouble.Server) finding.Finding {
+			id, _ := stsdouble.NewKeyPair()
+			return awsFinding("AIDA"+id[4:], "")
+		}, want: finding.ReasonUnsupportedTokenType},
+		{name: "malformed key id", arrange: func(*testing.T, *stsdouble.Server) finding.Finding {
+			id, _ := stsdouble.NewKeyPair()
+			return awsFinding(strings.ToLower(id), "")
+		}, want: finding.ReasonMalformedToken},
+		{name: "malformed secret", arrange: func(_ *testing.T, d *stsdouble.Server) finding.Finding {
+			id, secret := liveKey(d)
+			return awsFinding(id, secret[:20])
+		}, want: finding.ReasonMalformedToken},
+		{name: "token type not aws", tokenType: finding.TokenPostmanAPIKey, arrange: liveWithSecret,
+			want: finding.ReasonUnsupportedTokenType},
+		{name: "rule routed elsewhere", arrange: func(_ *testing.T, d *stsdouble.Server) finding.Finding {
+			f := awsFinding(liveKey(d))
+			f.RuleID = "GCP API key"
+			return f
+		}, want: finding.ReasonUnsupportedTokenType},
+		{name: "400 Throttling", arrange: func(_ *testing.T, d *stsdouble.Server) finding.Finding {
+			d.PushThrottling(1)
+			return awsFinding(liveKey(d))
+		}, fault: true, kind: verify.RateLimited, httpStatus: 400, calls: 1, limited: 1},
+		{name: "429 with Retry-After", arrange: func(_ *testing.T, d *stsdouble.Server) finding.Finding {
+			d.Controls.SetRetryAfter("7")
+			d.Controls.Push(partnertest.Fault429)
+			return awsFinding(liveKey(d))
+		}, fault: true, kind: verify.RateLimited, httpStatus: 429, retryAfter: 7 * time.Second, calls: 1, limited: 1},
+		{name: "503", arrange: faultOnLive(partnertest.Fault503),
+			fault: true, kind: verify.RateLimited, httpStatus: 503, calls: 1, errs: 1},
+		{name: "500", arrange: faultOnLive(partnertest.Fault500),
+			fault: true, kind: verify.PartnerError, httpStatus: 500, calls: 1, errs: 1},
+		{name: "502 HTML", arrange: faultOnLive(partnertest.Fault502),
+			fault: true, kind: verify.PartnerError, httpStatus: 502, calls: 1, errs: 1},
+		{name: "504 HTML", arrange: faultOnLive(partnertest.Fault504),
+			fault: true, kind: verify.PartnerError, httpStatus: 504, calls: 1, errs: 1},
+		{name: "connection reset", arrange: faultOnLive(partnertest.FaultReset),
+			fault: true, kind: verify.PartnerError, network: true, calls: 1, errs: 1, netErrs: 1},
+		{name: "hang until timeout", arrange: faultOnLive(partnertest.FaultHang), timeout: 300 * time.Millisecond,
+			fault: true, kind: verify.PartnerError, network: true, calls: 1, errs: 1, netErrs: 1},
+		{name: "garbled 200", arrange: faultOnLive(partnertest.FaultGarbled),
+			fault: true, kind: verify.PartnerError, httpStatus: 200, calls: 1, errs: 1},
+		{name: "empty 200", arrange: faultOnLive(partnertest.FaultEmpty),
+			fault: true, kind: verify.PartnerError, httpStatus: 200, calls: 1, errs: 1},
+		{name: "truncated 200", arrange: faultOnLive(partnertest.FaultTruncated),
+			fault: true, kind: verify.PartnerError, httpStatus: 200, calls: 1, errs: 1},
+		{name: "HTML 401 from a proxy", arrange: faultOnLive(partnertest.FaultHTML401),
+			fault: true, kind: verify.PartnerError, httpStatus: 401, calls: 1, errs: 1},
+		{name: "HTML 403 from a WAF", arrange: faultOnLive(partnertest.FaultHTML403),
+			fault: true, kind: verify.PartnerError, httpStatus: 403, calls: 1, errs: 1},
+		{name: "signature expired (clock skew) proves nothing", arrange: func(_ *testing.T, d *stsdouble.Server) finding.Finding {
+			d.SetClockSkew(time.Hour)
+			return awsFinding(liveKey(d))
+		}, fault: true, kind: verify.PartnerError, httpStatus: 403, calls: 1, errs: 1},
+		{name: "oversized body", arrange: liveWithSecret, transport: func(finding.Finding) http.RoundTripper {
+			return transportFunc(func(r *http.Request) (*http.Response, error) {
+				return staticResponse(r, 200, "text/xml", "<GetCallerIdentityResponse>"+strings.Repeat(" ", 2*maxBody)), nil
+			})
+		}, fault: true, kind: verify.PartnerError, httpStatus: 200, errs: 1},
+		{name: "other STS error echoing the credential", arrange: liveWithSecret, transport: func(f finding.Finding) http.RoundTripper {
+			return transportFunc(func(r *http.Request) (*http.Response, error) {
+				msg := "key " + f.Token.Reveal() + " secret " + f.ContextValue(finding.ContextAWSSecretAccessKey) + " auth " + r.Header.Get("Authorization")
+				body := `<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type>` +
+					`<Code>AccessDenied</Code><Message>` + msg + `</Message></Error><RequestId>x</RequestId></ErrorResponse>`
+				return staticResponse(r, 403, "text/xml", body), nil
+			})
+		}, fault: true, kind: verify.PartnerError, httpStatus: 403, errs: 1},
+		{name: "200 without an account", arrange: liveWithSecret, transport: func(finding.Finding) http.RoundTripper {
+			return transportFunc(func(r *http.Request) (*http.Response, error) {
+				body := `<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><GetCallerIdentityResult>` +
+					`<Arn>arn:aws:iam::x:user/y</Arn></GetCallerIdentityResult></GetCallerIdentityResponse>`
+				return staticResponse(r, 200, "text/xml", body), nil
+			})
+		}, fault: true, kind: verify.PartnerError, httpStatus: 200, errs: 1},
+	}
+}
+
+// outcome is one row's result, for the assertions and the leak check.
+type outcome struct {
+	finding finding.Finding
+	verdict verify.Verdict
+	err     error
+	metrics metrics.Summary
+}
+
+func runRow(t *testing.T, rc verifyRow) (outcome, *stsdouble.Server) {
+	t.Helper()
+	d := startDouble(t)
+	f := rc.arrange(t, d)
+	var rt http.RoundTripper
+	if rc.transport != nil {
+		rt = rc.transport(f)
+	}
+	v := newVerifier(t, d.URL, rc.timeout, rt)
+	tt := rc.tokenType
+	if tt == "" {
+		tt = finding.TokenAWSAccessKey
+	}
+	rec := metrics.New()
+	ctx := metrics.NewContext(context.Background(), rec)
+	verdict, err := v.Verify(ctx, tt, f)
+	return outcome{f, verdict, err, rec.Snapshot()[string(finding.PartnerAWS)]}, d
+}
+
+func TestVerify(t *testing.T) {
+	for _, rc := range verifyRows() {
+		t.Run(rc.name, func(t *testing.T) {
+			o, d := runRow(t, rc)
+			if got := d.Controls.Requests(); got != rc.calls {
+				t.Errorf("requests to the double = %d, want %d", got, rc.calls)
+			}
+			m := o.metrics
+			if m.Errors != rc.errs || m.NetworkErrors != rc.netErrs || m.RateLimitHits != rc.limited {
+				t.Errorf("metrics errors/network/limited = %d/%d/%d, want %d/%d/%d",
+					m.Errors, m.NetworkErrors, m.RateLimitHits, rc.errs, rc.netErrs, rc.limited)
+			}
+			if !rc.fault {
+				if o.err != nil {
+					t.Fatalf("Verify: unexpected error %v", o.err)
+				}
+				if o.verdict.Reason != rc.want || o.verdict.Status() != finding.StatusOf(rc.want) {
+					t.Errorf("verdict = %s/%s, want %s/%s", o.verdict.Status(), o.verdict.Reason, finding.StatusOf(rc.want), rc.want)
+				}
+				if !maps.Equal(o.verdict.Details, rc.wantDetails) {
+					t.Errorf("details = %v, want %v", o.verdict.Details, rc.wantDetails)
+				}
+				return
+			}
+			flt, ok := verify.AsFault(o.err)
+			if !ok {
+				t.Fatalf("want a *verify.Fault, got verdict %+v, err %v", o.verdict, o.err)
+			}
+			if o.verdict.Reason != "" {
+				t.Errorf("a fault came with verdict %q", o.verdict.Reason)
+			}
+			if flt.Kind != rc.kind || flt.Network != rc.network || flt.HTTPStatus != rc.httpStatus || flt.RetryAfter != rc.retryAfter {
+				t.Errorf("fault = %+v, want kind %v network %v status %d retry-after %v", flt, rc.kind, rc.network, rc.httpStatus, rc.retryAfter)
+			}
+			if flt.Partner != finding.PartnerAWS || flt.Op == "" || flt.Msg == "" {
+				t.Errorf("fault does not name partner, operation and cause: %q", flt.Error())
+			}
+		})
+	}
+}
+
+// allFaults lists every fault partnertest can inject.
+func allFaults() []partnertest.Fault {
+	var fs []partnertest.Fault
+	for f := partnertest.FaultNone + 1; f.String() != ""; f++ {
+		fs = append(fs, f)
+	}
+	return fs
+}
+
+func TestNoFaultYieldsInactive(t *testing.T) {
+	faults := allFaults()
+	if len(faults) < 12 {
+		t.Fatalf("found only %d faults in partnertest", len(faults))
+	}
+	for _, withSecret := range []bool{true, false} {
+		for _, fl := range faults {
+			t.Run(fmt.Sprintf("%s/secret=%v", fl, withSecret), func(t *testing.T) {
+				d := startDouble(t)
+				id, secret := stsdouble.NewKeyPair() // unknown to STS: a real answer would be inactive
+				if !withSecret {
+					secret = ""
+				}
+				d.Controls.Push(fl)
+				v := newVerifier(t, d.URL, 300*time.Millisecond, nil)
+				verdict, err := v.Verify(context.Background(), finding.TokenAWSAccessKey, awsFinding(id, secret))
+				if _, ok := verify.AsFault(err); !ok || verdict.Status() == finding.StatusInactive {
+					t.Errorf("fault %s: verdict %q, err %v; want a *verify.Fault and no verdict", fl, verdict.Reason, err)
+				}
+			})
+		}
+	}
+}
+
+// TestSecretsNotReusedAcrossCalls guards against the SDK signer's key cache,
+// which is keyed by key id and day, not secret: each call must sign with
+// its own finding's secret (or the probe secret).
+func TestSecretsNotReusedAcrossCalls(t *testing.T) {
+	d := startDouble(t)
+	v := newVerifier(t, d.URL, 0, nil)
+	id, secret := liveKey(d)
+	_, wrong := stsdouble.NewKeyPair()
+	steps := []struct {
+		name, secret string
+		want         map[string]string
+	}{
+		{"wrong secret first", wrong, map[string]string{DetailSecretMatches: "false"}},
+		{"right secret", secret, map[string]string{DetailAccountID: testAccount, DetailSecretMatches: "true"}},
+		{"wrong secret after the right one", wrong, map[string]string{DetailSecretMatches: "false"}},
+		{"right secret again", secret, map[string]string{DetailAccountID: testAccount, DetailSecretMatches: "true"}},
+		{"probe after the right one", "", nil},
+	}
+	for _, s := range steps {
+		verdict, err := v.Verify(context.Background(), finding.TokenAWSAccessKey, awsFinding(id, s.secret))
+		if err != nil || verdict.Reason != finding.ReasonPartnerConfirmed || !maps.Equal(verdict.Details, s.want) {
+			t.Errorf("%s: verdict %q details %v err %v; want confirmed with %v", s.name, verdict.Reason, verdict.Details, err, s.want)
+		}
+	}
+}
+
+// TestNoCredentialLeaks runs every row, logs each outcome as the functions
+// would (slog JSON) and checks that no key id or secret appears anywhere in
+// what a verification produces.
+func TestNoCredentialLeaks(t *testing.T) {
+	var logBuf bytes.Buffer
+	logger := slog.New(slog.NewJSONHandler(&logBuf, nil))
+	for _, rc := range verifyRows() {
+		t.Run(rc.name, func(t *testing.T) {
+			o, _ := runRow(t, rc)
+			var produced strings.Builder
+			fmt.Fprintf(&produced, "%v|%+v|%#v|%s|", o.verdict, o.verdict, o.verdict, o.verdict.Message)
+			if o.err != nil {
+				produced.WriteString(o.err.Error())
+				fmt.Fprintf(&produced, "|%+v|%#v", o.err, o.err)
+			}
+			logger.Info("verification", "token", o.finding.Token, "fingerprint", o.finding.Fingerprint(),
+				"status", o.verdict.Status(), "reason", o.verdict.Reason, "details", o.verdict.Details,
+				"message", o.verdict.Message, "error", o.err)
+			produced.Write(logBuf.Bytes())
+			for _, secret := range []string{o.finding.Token.Reveal(), o.finding.ContextValue(finding.ContextAWSSecretAccessKey)} {
+				if secret != "" && strings.Contains(produced.String(), secret) {
+					t.Errorf("credential material leaked into the verification's output")
+				}
+			}
+		})
+	}
+	if !strings.Contains(logBuf.String(), `"reason":"partner_confirmed"`) || !strings.Contains(logBuf.String(), "[REDACTED") {
+		t.Fatalf("the captured log does not hold the outcomes; the leak check saw nothing")
+	}
+}
+
+// recorder remembers what the verifier put on the wire.
+type recorder struct {
+	mu   sync.Mutex
+	reqs []*http.Request
+	body []string
+	base http.RoundTripper
+}
+
+func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	b, err := io.ReadAll(req.Body)
+	if err != nil {
+		return nil, err
+	}
+	req.Body = io.NopCloser(bytes.NewReader(b))
+	r.mu.Lock()
+	r.reqs = append(r.reqs, req)
+	r.body = append(r.body, string(b))
+	r.mu.Unlock()
+	return r.base.RoundTrip(req)
+}
+
+func TestRequestsGoOnlyToTheConfiguredEndpoint(t *testing.T) {
+	d := startDouble(t)
+	canary := startDouble(t)
+	// The SDK's own endpoint and region settings must not redirect the verifier.
+	t.Setenv("AWS_ENDPOINT_URL", canary.URL)
+	t.Setenv("AWS_ENDPOINT_URL_STS", canary.URL)
+	t.Setenv("AWS_REGION", "eu-west-3")
+	t.Setenv("AWS_STS_REGIONAL_ENDPOINTS", "regional")
+	rec := &recorder{base: http.DefaultTransport}
+	v := newVerifier(t, d.URL, 0, rec)
+	id, secret := liveKey(d)
+	for _, s := range []string{secret, ""} {
+		if verdict, err := v.Verify(context.Background(), finding.TokenAWSAccessKey, awsFinding(id, s)); err != nil || verdict.Reason != finding.ReasonPartnerConfirmed {
+			t.Fatalf("Verify = %q, %v; want partner_confirmed", verdict.Reason, err)
+		}
+	}
+	if canary.Controls.Requests() != 0 {
+		t.Errorf("the canary got %d requests", canary.Controls.Requests())
+	}
+	want, _ := url.Parse(d.URL)
+	if len(rec.reqs) != 2 {
+		t.Fatalf("sent %d requests, want 2", len(rec.reqs))
+	}
+	for i, r := range rec.reqs {
+		if r.URL.Host != want.Host || r.Method != http.MethodPost {
+			t.Errorf("request %d: %s %s, want POST to %s", i, r.Method, r.URL.Host, want.Host)
+		}
+		if ua := r.Header.Get("User-Agent"); ua != partnerhttp.UserAgent {
+			t.Errorf("request %d: User-Agent %q, want %q", i, ua, partnerhttp.UserAgent)
+		}
+		form, err := url.ParseQuery(rec.body[i])
+		if err != nil || form.Get("Action") != "GetCallerIdentity" || form.Get("Version") != stsdouble.APIVersion {
+			t.Errorf("request %d: body is not a GetCallerIdentity query: %v", i, err)
+		}
+		if !strings.Contains(r.Header.Get("Authorization"), "/"+SigningRegion+"/sts/aws4_request") {
+			t.Errorf("request %d: not signed for %s/sts", i, SigningRegion)
+		}
+	}
+	if got := d.Controls.CountFor(id); got != 2 {
+		t.Errorf("the double counted %d requests for the key, want 2", got)
+	}
+}
+
+func TestNew(t *testing.T) {
+	for _, raw := range []string{"", "ftp://sts.example", "/relative", "http://"} {
+		var u *url.URL
+		if raw != "" {
+			u, _ = url.Parse(raw)
+		}
+		if _, err := New(Config{Endpoint: u}); err == nil {
+			t.Errorf("New(%q): want an error", raw)
+		}
+	}
+}
+
+func TestFromEnv(t *testing.T) {
+	d := startDouble(t)
+	tests := []struct {
+		name, env string
+		wantErr   bool
+		wantHost  string
+	}{
+		{"default", "", false, "sts.amazonaws.com"},
+		{"configured", d.URL, false, strings.TrimPrefix(d.URL, "http://")},
+		{"not a URL", "sts.amazonaws.com", true, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv(EndpointEnv, tc.env)
+			v, err := FromEnv()
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("FromEnv: err = %v, wantErr %v", err, tc.wantErr)
+			}
+			if err != nil {
+				return
+			}
+			if v.endpoint.Host != tc.wantHost {
+				t.Errorf("endpoint host = %q, want %q", v.endpoint.Host, tc.wantHost)
+			}
+		})
+	}
+	t.Run("reaches the configured double", func(t *testing.T) {
+		t.Setenv(EndpointEnv, d.URL)
+		v, err := FromEnv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		verdict, err := v.Verify(context.Background(), finding.TokenAWSAccessKey, awsFinding(liveKey(d)))
+		if err != nil || verdict.Reason != finding.ReasonPartnerConfirmed {
+			t.Fatalf("Verify = %q, %v; want partner_confirmed", verdict.Reason, err)
+		}
+	})
+}
+
+func TestCancelledContextIsAFault(t *testing.T) {
+	d := startDouble(t)
+	v := newVerifier(t, d.URL, 0, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	verdict, err := v.Verify(ctx, finding.TokenAWSAccessKey, awsFinding(stsdouble.NewKeyPair()))
+	flt, ok := verify.AsFault(err)
+	if !ok || !flt.Network || verdict.Reason != "" {
+		t.Fatalf("Verify on a cancelled context = %q, %v; want a network fault", verdict.Reason, err)
+	}
+}
