@@ -6,6 +6,12 @@ GO ?= go
 BIN := $(CURDIR)/bin
 STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(BIN)/staticcheck
+# The Lambda Runtime Interface Emulator, pinned: make invoke and make run
+# run the real bootstrap binaries under it (no Docker, no SAM CLI needed).
+RIE_VERSION := v0.0.0-20261030222936-bef5c4ba774d
+RIE := $(BIN)/aws-lambda-rie
+# Deployed functions are arm64; local runs build for this machine.
+LAMBDA_GOARCH ?= arm64
 # Functions by their logical id in template.yaml -> their main package.
 FUNCTIONS := DispatcherFunction:dispatcher AwsFunction:aws GcpFunction:gcp PostmanFunction:postman
 LAMBDA_GOFLAGS := -trimpath -tags lambda.norpc -ldflags='-s -w'
@@ -37,12 +43,12 @@ install:
 # SAM's Makefile builder calls build-<LogicalId> with ARTIFACTS_DIR set.
 define sam_build
 build-$(1):
-	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build $(LAMBDA_GOFLAGS) -o $$(ARTIFACTS_DIR)/bootstrap ./functions/$(2)
+	CGO_ENABLED=0 GOOS=linux GOARCH=$$(LAMBDA_GOARCH) $(GO) build $(LAMBDA_GOFLAGS) -o $$(ARTIFACTS_DIR)/bootstrap ./functions/$(2)
 endef
 $(foreach fn,$(FUNCTIONS),$(eval $(call sam_build,$(word 1,$(subst :, ,$(fn))),$(word 2,$(subst :, ,$(fn))))))
 
 ## test: every test, including the ones on moto_server (started by the tests themselves)
-test: tools-check
+test: tools-check $(RIE)
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 ## lint: gofmt, go vet, staticcheck (pinned) and cfn-lint on template.yaml
@@ -58,6 +64,10 @@ vet:
 $(STATICCHECK):
 	@mkdir -p $(BIN)
 	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+$(RIE):
+	@mkdir -p $(BIN)
+	GOBIN=$(BIN) $(GO) install github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@$(RIE_VERSION)
 
 staticcheck: $(STATICCHECK)
 	$(STATICCHECK) ./...

@@ -1,0 +1,28 @@
+// Command echo is a test function: it answers with its environment and the
+// deadline it was given, and fails when asked to.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambda"
+)
+
+type event struct {
+	Fail bool `json:"fail"`
+}
+
+func main() {
+	lambda.Start(func(ctx context.Context, ev event) (map[string]string, error) {
+		if ev.Fail {
+			return nil, errors.New("asked to fail")
+		}
+		dl, _ := ctx.Deadline()
+		fmt.Println(`{"_aws":{},"line":"stdout"}`)
+		return map[string]string{"foo": os.Getenv("FOO"), "left": fmt.Sprint(time.Until(dl).Round(time.Second))}, nil
+	})
+}
