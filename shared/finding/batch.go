@@ -207,8 +207,8 @@ func validateFinding(i int, f Finding) error {
 }
 
 func checkID(id string) string {
-	if len(id) > MaxIDLength {
-		return fmt.Sprintf("%d characters, limit %d", utf8.RuneCountInString(id), MaxIDLength)
+	if n := utf8.RuneCountInString(id); n > MaxIDLength {
+		return fmt.Sprintf("%d characters, limit %d", n, MaxIDLength)
 	}
 	for _, r := range id {
 		if r < 0x20 || r == 0x7f {
@@ -218,12 +218,14 @@ func checkID(id string) string {
 	return ""
 }
 
-// safeName keeps a context key printable and short: keys come from the message.
+// safeName shows a context key only when it is one the contract defines:
+// keys come from the message, and an unknown one could be anything, even a
+// credential pasted in the wrong place.
 func safeName(k string) string {
-	if len(k) > 64 || checkID(k) != "" {
-		return "<key>"
+	if k == ContextAWSSecretAccessKey || k == ContextGCPClientID {
+		return k
 	}
-	return k
+	return "<key>"
 }
 
 // describeJSONError names what went wrong without quoting input: the json

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"sort"
 	"strings"
 )
 
@@ -58,4 +59,43 @@ func Scrub(msg string, secrets ...string) string {
 		msg = strings.ReplaceAll(msg, s, Redact(s))
 	}
 	return msg
+}
+
+// LogValue keeps a finding handed to slog from leaking: slog's JSON handler
+// would otherwise encode the struct through Secret.MarshalJSON, which writes
+// the raw token and context values.
+func (f Finding) LogValue() slog.Value {
+	attrs := []slog.Attr{
+		slog.String("id", f.ID),
+		slog.String("rule_id", f.RuleID),
+		slog.String("token", Redact(f.Token.Reveal())),
+		slog.String("fingerprint", f.Fingerprint()),
+	}
+	if len(f.Context) > 0 {
+		keys := make([]string, 0, len(f.Context))
+		for k := range f.Context {
+			keys = append(keys, safeName(k))
+		}
+		sort.Strings(keys)
+		attrs = append(attrs, slog.Any("context_keys", keys))
+	}
+	if f.Recheck {
+		attrs = append(attrs, slog.Bool("recheck", true))
+	}
+	if f.Problem != nil {
+		attrs = append(attrs, slog.String("problem", f.Problem.Error()))
+	}
+	return slog.GroupValue(attrs...)
+}
+
+// LogValue describes a batch without its findings' secrets, for the same
+// reason as Finding.LogValue.
+func (b Batch) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.Int("version", b.Version),
+		slog.String("scan_id", b.ScanID),
+		slog.Int64("project_id", b.Project.ID),
+		slog.String("project_full_path", b.Project.FullPath),
+		slog.Int("findings", len(b.Findings)),
+	)
 }
