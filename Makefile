@@ -17,7 +17,7 @@ FUNCTIONS := DispatcherFunction:dispatcher AwsFunction:aws GcpFunction:gcp Postm
 LAMBDA_GOFLAGS := -trimpath -tags lambda.norpc -ldflags='-s -w'
 TEST_TIMEOUT ?= 8m
 
-.PHONY: all build test lint run tools-check fmt vet staticcheck cfn-lint install clean
+.PHONY: all build test lint run tools tools-check fmt vet staticcheck cfn-lint install clean
 
 all: build
 
@@ -64,6 +64,9 @@ vet:
 $(STATICCHECK):
 	@mkdir -p $(BIN)
 	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+## tools: the pinned Go tools (staticcheck, aws-lambda-rie) into bin/
+tools: $(STATICCHECK) $(RIE)
 
 $(RIE):
 	@mkdir -p $(BIN)

@@ -216,7 +216,7 @@ func (f *Function) Stop() {
 }
 
 // ErrNoRIE means the emulator binary is missing.
-var ErrNoRIE = errors.New("aws-lambda-rie not found: run `make bin/aws-lambda-rie` (go install github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie)")
+var ErrNoRIE = errors.New("aws-lambda-rie not found: run `make tools` (go install github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie)")
 
 // FindRIE returns the emulator: bin/aws-lambda-rie under root, then PATH.
 func FindRIE(root string) (string, error) {
