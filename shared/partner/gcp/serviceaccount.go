@@ -1,0 +1,103 @@
+package gcppartner
+
+import (
+	"context"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"net/http"
+	"regexp"
+	"strings"
+
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/jwt"
+
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/verify"
+)
+
+var (
+	emailRE               = regexp.MustCompile(`^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9.-]{1,253}$`)
+	serviceAccountEmailRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}@[A-Za-z0-9.-]{1,253}\.gserviceaccount\.com$`)
+)
+
+func isServiceAccountEmail(s string) bool { return serviceAccountEmailRE.MatchString(s) }
+
+// keyFile is the part of a service-account key file the JWT-bearer flow
+// uses. token_uri is deliberately absent: the endpoint comes from
+// configuration, never from the finding.
+type keyFile struct {
+	Type         string `json:"type"`
+	ClientEmail  string `json:"client_email"`
+	PrivateKey   string `json:"private_key"`
+	PrivateKeyID string `json:"private_key_id"`
+}
+
+// parseKeyFile returns the key file and a malformed_token message ("" when
+// usable). The private key must be an RSA key in PEM (PKCS#8 or PKCS#1),
+// as Google issues and the jwt package signs with.
+func parseKeyFile(tok string) (keyFile, string) {
+	var k keyFile
+	if err := json.Unmarshal([]byte(tok), &k); err != nil {
+		return k, "service-account key: not a JSON key file"
+	}
+	if !emailRE.MatchString(k.ClientEmail) {
+		return k, "service-account key: client_email is not an email address"
+	}
+	block, _ := pem.Decode([]byte(k.PrivateKey))
+	if block == nil || !strings.HasSuffix(block.Type, "PRIVATE KEY") {
+		return k, "service-account key: private_key is not a PEM private key"
+	}
+	if key, err := x509.ParsePKCS8PrivateKey(block.Bytes); err == nil {
+		if _, ok := key.(*rsa.PrivateKey); !ok {
+			return k, "service-account key: private_key is not an RSA key"
+		}
+		return k, ""
+	}
+	if _, err := x509.ParsePKCS1PrivateKey(block.Bytes); err != nil {
+		return k, "service-account key: private_key does not parse as PKCS#8 or PKCS#1"
+	}
+	return k, ""
+}
+
+// verifyServiceAccountKey runs the JWT-bearer grant with the key against the
+// configured token endpoint. golang.org/x/oauth2/google is not used because
+// it pulls in cloud.google.com/go/compute/metadata, which go.mod lacks; its
+// JWTConfigFromJSON would only fill the same jwt.Config, and would also take
+// the key's token_uri, which must be ignored.
+func (v *Verifier) verifyServiceAccountKey(ctx context.Context, tok string) (verify.Verdict, error) {
+	k, problem := parseKeyFile(tok)
+	if problem != "" {
+		return verify.Verdict{Reason: finding.ReasonMalformedToken, Message: problem}, nil
+	}
+	cfg := &jwt.Config{
+		Email:        k.ClientEmail,
+		PrivateKey:   []byte(k.PrivateKey),
+		PrivateKeyID: k.PrivateKeyID,
+		Scopes:       []string{ServiceAccountScope},
+		TokenURL:     v.tokenURL,
+	}
+	granted, answer, err := v.exchange(ctx, opJWT, func(ctx context.Context) (*oauth2.Token, error) {
+		return cfg.TokenSource(ctx).Token()
+	})
+	switch {
+	case err != nil:
+		return verify.Verdict{}, err
+	case answer != nil && answer.notBefore:
+		return verify.Verdict{Reason: finding.ReasonMalformedToken, Message: "service-account key: cannot sign an assertion with private_key"}, nil
+	case answer != nil && answer.status == http.StatusBadRequest && answer.code == "invalid_grant":
+		// "Invalid JWT: ..." blames the assertion's claims (our clock, the
+		// audience), not the key: that proves nothing about the key.
+		if strings.HasPrefix(answer.desc, "Invalid JWT:") {
+			return verify.Verdict{}, unusable(ctx, opJWT, answer.status, "assertion claims rejected (clock skew or audience), not the key")
+		}
+		return verify.Verdict{Reason: finding.ReasonPartnerRejected}, nil
+	case answer != nil:
+		return verify.Verdict{}, answer.proveNothing(ctx, opJWT)
+	case granted == nil || granted.AccessToken == "":
+		return verify.Verdict{}, unusable(ctx, opJWT, http.StatusOK, "200 without an access token")
+	}
+	// The granted token is live credential material: it is dropped here.
+	return verify.Verdict{Reason: finding.ReasonPartnerConfirmed, Details: map[string]string{DetailClientEmail: k.ClientEmail}}, nil
+}
