@@ -1,9 +1,8 @@
 // Package partnertest is the common core of the partner doubles (one
-// subpackage per partner: stsdouble, googledouble, postmandouble): real HTTP
-// servers that speak
-// each partner's protocol (SigV4-signed STS, Google OAuth2/JWT and API-key
-// endpoints, the Postman API) closely enough that the real clients cannot
-// tell, plus knobs to inject the faults a partner can produce. Tests, the
+// subpackage per partner: stsdouble, googledouble, postmandouble; all three
+// together in sandbox): real HTTP servers that speak each partner's
+// protocol (SigV4-signed STS, Google OAuth2/JWT and API-key endpoints, the
+// Postman API) closely enough that the real clients cannot tell, plus knobs to inject the faults a partner can produce. Tests, the
 // local run (make run), cmd/partner-sandbox and the benchmarks use them.
 package partnertest
 
@@ -137,6 +136,13 @@ func (c *Controls) CountFor(key string) int64 {
 func (c *Controls) CountKey(key string) {
 	v, _ := c.perKey.LoadOrStore(key, new(atomic.Int64))
 	v.(*atomic.Int64).Add(1)
+}
+
+// ResetCounters zeroes the counters and keeps the knobs, between benchmark runs.
+func (c *Controls) ResetCounters() {
+	c.requests.Store(0)
+	c.limited.Store(0)
+	c.perKey.Clear()
 }
 
 // Reset clears scripted faults, error rate, latency, limit and counters.

@@ -235,6 +235,13 @@ func (d *Double) IssuedTokens() []string {
 	return append([]string(nil), d.issued...)
 }
 
+// RegisterServiceAccountKey makes a known key pair valid for email (the
+// sandbox registers the sample key of events/ this way); it returns the
+// account's client id.
+func (d *Double) RegisterServiceAccountKey(email, keyID string, pub *rsa.PublicKey) (clientID string) {
+	return d.addServiceAccountKey(email, keyID, pub)
+}
+
 func (d *Double) addServiceAccountKey(email, keyID string, pub *rsa.PublicKey) (clientID string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
