@@ -21,7 +21,7 @@ var (
 	gcpAPIKey       = regexp.MustCompile(`^AIza[0-9A-Za-z_-]{35}$`)
 	gcpClientSecret = regexp.MustCompile(`^GOCSPX-[0-9A-Za-z_-]{28}$`)
 	gcpClientID     = regexp.MustCompile(`^[0-9A-Za-z_.-]{1,200}\.apps\.googleusercontent\.com$`)
-	gcpAccessToken  = regexp.MustCompile(`^ya29\.[0-9A-Za-z_-]+$`)
+	gcpAccessToken  = regexp.MustCompile(`^ya29\.[0-9A-Za-z_.-]+$`) // service-account tokens read ya29.c.…
 	postmanAPIKey   = regexp.MustCompile(`^PMAK-[0-9a-f]{24}-[0-9a-f]{34}$`)
 )
 

@@ -63,6 +63,7 @@ func TestCheck(t *testing.T) {
 		{"gcp oauth client secret bad client id", Finding{RuleID: "GCP OAuth client secret", Token: Secret(clientSecret), Context: ctx(ContextGCPClientID, "not-a-client")}, ReasonMalformedToken, "gcp_client_id"},
 		{"gcp oauth client secret malformed", Finding{RuleID: "GCP OAuth client secret", Token: Secret("GOCSPX-" + randHex(10)), Context: ctx(ContextGCPClientID, clientID)}, ReasonMalformedToken, "GOCSPX-"},
 		{"gcp access token", Finding{RuleID: "GCP OAuth access token", Token: Secret("ya29." + randHex(60))}, "", ""},
+		{"gcp service-account access token", Finding{RuleID: "GCP OAuth access token", Token: Secret("ya29.c." + randHex(60))}, "", ""},
 		{"gcp access token malformed", Finding{RuleID: "GCP OAuth access token", Token: Secret("ya29." + randHex(10) + " x")}, ReasonMalformedToken, "ya29."},
 		{"postman", Finding{RuleID: "Postman API token", Token: Secret(postmanToken())}, "", ""},
 		{"postman upper-case hex", Finding{RuleID: "Postman API token", Token: Secret(strings.ToUpper(postmanToken()))}, ReasonMalformedToken, "Postman API key"},

@@ -11,7 +11,7 @@ import (
 	"strings"
 
 	"golang.org/x/oauth2"
-	"golang.org/x/oauth2/jwt"
+	"golang.org/x/oauth2/google"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/verify"
@@ -62,22 +62,21 @@ func parseKeyFile(tok string) (keyFile, string) {
 }
 
 // verifyServiceAccountKey runs the JWT-bearer grant with the key against the
-// configured token endpoint. golang.org/x/oauth2/google is not used because
-// it pulls in cloud.google.com/go/compute/metadata, which go.mod lacks; its
-// JWTConfigFromJSON would only fill the same jwt.Config, and would also take
-// the key's token_uri, which must be ignored.
+// configured token endpoint. google.JWTConfigFromJSON reads the key file as
+// Google's own clients do; its TokenURL (the key's token_uri) is then
+// replaced by the configured endpoint, so a planted key cannot choose where
+// we send a signed assertion.
 func (v *Verifier) verifyServiceAccountKey(ctx context.Context, tok string) (verify.Verdict, error) {
 	k, problem := parseKeyFile(tok)
 	if problem != "" {
 		return verify.Verdict{Reason: finding.ReasonMalformedToken, Message: problem}, nil
 	}
-	cfg := &jwt.Config{
-		Email:        k.ClientEmail,
-		PrivateKey:   []byte(k.PrivateKey),
-		PrivateKeyID: k.PrivateKeyID,
-		Scopes:       []string{ServiceAccountScope},
-		TokenURL:     v.tokenURL,
+	cfg, err := google.JWTConfigFromJSON([]byte(tok), ServiceAccountScope)
+	if err != nil {
+		// The library's message may quote the file; only say what failed.
+		return verify.Verdict{Reason: finding.ReasonMalformedToken, Message: "service-account key: not a key file the Google client accepts"}, nil
 	}
+	cfg.TokenURL = v.tokenURL
 	granted, answer, err := v.exchange(ctx, opJWT, func(ctx context.Context) (*oauth2.Token, error) {
 		return cfg.TokenSource(ctx).Token()
 	})
