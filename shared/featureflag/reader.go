@@ -1,0 +1,226 @@
+package featureflag
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	"github.com/aws/aws-sdk-go-v2/service/ssm/types"
+
+	featureflags "gitlab.com/gitlab-org/secret-detection/partner-token-verification/config/feature_flags"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
+)
+
+// Environment variables of contract §6 that configure the reader.
+const (
+	EnvParameter = "FEATURE_FLAG_PARAMETER"
+	EnvCacheTTL  = "FEATURE_FLAG_CACHE_TTL"
+)
+
+// DefaultTTL is how long a function instance uses a value before reading
+// the parameter again: the bound on how long a rollback takes to bite.
+const DefaultTTL = 30 * time.Second
+
+// MaxTTL caps the cache time, so that a typo cannot stretch the rollback
+// bound into hours.
+const MaxTTL = 15 * time.Minute
+
+// maxRetryInterval bounds how often a failing read is retried: an SSM outage
+// must not turn every message into a GetParameter call, which would soon be
+// throttled too.
+const maxRetryInterval = time.Second
+
+// GetParameterAPI is the part of the SSM client the reader uses.
+type GetParameterAPI interface {
+	GetParameter(ctx context.Context, in *ssm.GetParameterInput, optFns ...func(*ssm.Options)) (*ssm.GetParameterOutput, error)
+}
+
+// InvalidValueError reports a parameter whose value is not a valid flag
+// value. It is never read as "off": the caller gets it until the value is fixed.
+type InvalidValueError struct {
+	Parameter string
+	Version   int64
+	Err       error
+}
+
+func (e *InvalidValueError) Error() string {
+	return fmt.Sprintf("feature flag parameter %s version %d: invalid value: %v", e.Parameter, e.Version, e.Err)
+}
+
+func (e *InvalidValueError) Unwrap() error { return e.Err }
+
+// ReaderOptions configures a Reader; zero fields take the defaults.
+type ReaderOptions struct {
+	// Parameter is the SSM parameter name; default DefaultParameter(flag).
+	Parameter string
+	// TTL is how long a value read is used; default DefaultTTL.
+	TTL time.Duration
+	// Now is the clock; default time.Now. Tests inject their own.
+	Now func() time.Time
+	// Logger receives a warning when a stale value is used; default slog.Default().
+	Logger *slog.Logger
+}
+
+// Reader gives a function instance the current value of one flag, read from
+// SSM at most once per TTL. It is safe for concurrent use.
+type Reader struct {
+	api       GetParameterAPI
+	def       featureflags.Definition
+	parameter string
+	ttl       time.Duration
+	now       func() time.Time
+	log       *slog.Logger
+
+	mu        sync.Mutex
+	have      bool      // a value was read at least once
+	val       Value     // the last value read
+	readAt    time.Time // when val was read
+	failErr   error     // the last read's error, while retries are held back
+	failStale bool      // whether val may stand in during failErr
+	retryAt   time.Time // no read before this after a failure
+}
+
+// NewReader returns a reader of the named flag, which must have a definition.
+func NewReader(api GetParameterAPI, flag string, opts ReaderOptions) (*Reader, error) {
+	def, err := definition(flag)
+	if err != nil {
+		return nil, fmt.Errorf("new feature flag reader: %w", err)
+	}
+	r := &Reader{api: api, def: def, parameter: opts.Parameter, ttl: opts.TTL, now: opts.Now, log: opts.Logger}
+	if r.parameter == "" {
+		r.parameter = DefaultParameter(flag)
+	}
+	if !strings.HasPrefix(r.parameter, "/") {
+		return nil, fmt.Errorf("new feature flag reader: parameter name %q does not start with /", printable(r.parameter))
+	}
+	if r.ttl == 0 {
+		r.ttl = DefaultTTL
+	}
+	if r.ttl < 0 || r.ttl > MaxTTL {
+		return nil, fmt.Errorf("new feature flag reader: cache TTL %v is outside (0, %v]", r.ttl, MaxTTL)
+	}
+	if r.now == nil {
+		r.now = time.Now
+	}
+	if r.log == nil {
+		r.log = slog.Default()
+	}
+	return r, nil
+}
+
+// ReaderFromEnv returns the reader of the partner token verification flag
+// configured as contract §6 says: FEATURE_FLAG_PARAMETER (default
+// DefaultParameter) and FEATURE_FLAG_CACHE_TTL (a Go duration such as "30s",
+// or plain seconds; default 30s).
+func ReaderFromEnv(cfg aws.Config) (*Reader, error) {
+	ttl, err := ParseTTL(os.Getenv(EnvCacheTTL))
+	if err != nil {
+		return nil, err
+	}
+	return NewReader(ssm.NewFromConfig(cfg), featureflags.PartnerTokenVerification, ReaderOptions{
+		Parameter: strings.TrimSpace(os.Getenv(EnvParameter)),
+		TTL:       ttl,
+	})
+}
+
+// ParseTTL reads FEATURE_FLAG_CACHE_TTL: a Go duration ("30s", "500ms") or a
+// number of seconds ("30", "0.5"); empty means DefaultTTL.
+func ParseTTL(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return DefaultTTL, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		secs, ferr := strconv.ParseFloat(s, 64)
+		if ferr != nil {
+			return 0, fmt.Errorf("%s=%q: not a duration (30s) or a number of seconds", EnvCacheTTL, printable(s))
+		}
+		if secs > MaxTTL.Seconds() {
+			return 0, fmt.Errorf("%s=%q: more than %v", EnvCacheTTL, s, MaxTTL)
+		}
+		d = time.Duration(secs * float64(time.Second))
+	}
+	if d <= 0 || d > MaxTTL {
+		return 0, fmt.Errorf("%s=%q: must be more than 0 and at most %v", EnvCacheTTL, s, MaxTTL)
+	}
+	return d, nil
+}
+
+// Parameter is the SSM parameter the reader reads.
+func (r *Reader) Parameter() string { return r.parameter }
+
+// TTL is how long a value read is used.
+func (r *Reader) TTL() time.Duration { return r.ttl }
+
+// Value returns the flag's value, reading SSM when the cached one is older
+// than the TTL. When SSM fails it returns the last value read; when nothing
+// was ever read, or the parameter holds an invalid value, it returns an
+// error, so the caller retries the message instead of deciding it wrongly.
+// A missing parameter is the definition's default_enabled.
+func (r *Reader) Value(ctx context.Context) (Value, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.now()
+	if r.have && now.Sub(r.readAt) < r.ttl && r.failErr == nil {
+		return r.val, nil
+	}
+	if r.failErr != nil && now.Before(r.retryAt) {
+		if r.failStale {
+			return r.val, nil
+		}
+		return Value{}, r.failErr
+	}
+	v, err := r.read(ctx)
+	if err == nil {
+		r.val, r.have, r.readAt, r.failErr = v, true, now, nil
+		return v, nil
+	}
+	var invalid *InvalidValueError
+	r.failErr = err
+	r.failStale = r.have && !errors.As(err, &invalid)
+	r.retryAt = now.Add(min(r.ttl, maxRetryInterval))
+	if r.failStale {
+		r.log.LogAttrs(ctx, slog.LevelWarn, "feature flag: using the last value read, SSM read failed",
+			slog.String("parameter", r.parameter),
+			slog.Time("read_at", r.readAt),
+			slog.String("error", err.Error()))
+		return r.val, nil
+	}
+	return Value{}, err
+}
+
+// EnabledFor evaluates the flag for a project and partner (see Value.EnabledFor).
+func (r *Reader) EnabledFor(ctx context.Context, project finding.Project, partner finding.Partner) (bool, error) {
+	v, err := r.Value(ctx)
+	if err != nil {
+		return false, err
+	}
+	return v.EnabledFor(project, partner), nil
+}
+
+func (r *Reader) read(ctx context.Context) (Value, error) {
+	out, err := r.api.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(r.parameter)})
+	var notFound *types.ParameterNotFound
+	switch {
+	case errors.As(err, &notFound):
+		return Value{Enabled: r.def.DefaultEnabled, Flag: r.def.Name}, nil
+	case err != nil:
+		return Value{}, fmt.Errorf("read feature flag parameter %s: %w", r.parameter, err)
+	case out.Parameter == nil || out.Parameter.Value == nil:
+		return Value{}, &InvalidValueError{Parameter: r.parameter, Err: errors.New("SSM returned no value")}
+	}
+	v, err := Decode(r.def.Name, []byte(aws.ToString(out.Parameter.Value)))
+	if err != nil {
+		return Value{}, &InvalidValueError{Parameter: r.parameter, Version: out.Parameter.Version, Err: err}
+	}
+	return v, nil
+}
