@@ -30,6 +30,9 @@ const (
 	EnvResultsQueue = "RESULTS_QUEUE_URL"
 	// EnvPartnerQueuePrefix + upper-case partner is a partner queue (dispatcher only).
 	EnvPartnerQueuePrefix = "PARTNER_QUEUE_URL_"
+	// EnvBackoffBase overrides the retry backoff's base (a Go duration);
+	// local runs and end-to-end tests shorten it.
+	EnvBackoffBase = "RETRY_BACKOFF_BASE"
 )
 
 // commonFromEnv builds what both kinds of function need from the Lambda
@@ -103,12 +106,21 @@ func WorkerFromEnv(ctx context.Context, partner finding.Partner, v verify.Verifi
 	if err != nil {
 		return nil, err
 	}
+	backoff := sqsbatch.Backoff
+	if v := strings.TrimSpace(os.Getenv(EnvBackoffBase)); v != "" {
+		base, err := time.ParseDuration(v)
+		if err != nil || base <= 0 {
+			return nil, fmt.Errorf("config: %s: want a positive duration such as 10s", EnvBackoffBase)
+		}
+		backoff = sqsbatch.BackoffFrom(base)
+	}
 	return NewWorker(WorkerConfig{
 		Common:      common,
 		Partner:     partner,
 		Verifier:    cached,
 		Requeue:     QueueDelayer{sqsbatch.NewQueueURLResolver(client)},
 		MaxAttempts: maxAttempts,
+		Backoff:     backoff,
 	})
 }
 

@@ -53,9 +53,18 @@ func ReceiveCount(rec events.SQSMessage) int {
 // for the n-th receive, but at least retryAfter (the partner's Retry-After,
 // 0 when it gave none) and MinBackoff, and at most MaxVisibility.
 func Backoff(receiveCount int, retryAfter time.Duration) time.Duration {
-	d := jitter(BackoffBase, BackoffCap, max(receiveCount, 1))
-	d = max(d, retryAfter, MinBackoff)
-	return min(d, MaxVisibility)
+	return BackoffFrom(BackoffBase)(receiveCount, retryAfter)
+}
+
+// BackoffFrom is Backoff with another base: local runs and end-to-end tests
+// use a short one (RETRY_BACKOFF_BASE) so a retried record comes back in
+// seconds, not minutes.
+func BackoffFrom(base time.Duration) func(receiveCount int, retryAfter time.Duration) time.Duration {
+	return func(receiveCount int, retryAfter time.Duration) time.Duration {
+		d := jitter(base, BackoffCap, max(receiveCount, 1))
+		d = max(d, retryAfter, MinBackoff)
+		return min(d, MaxVisibility)
+	}
 }
 
 // MaxAttempts reads MAX_ATTEMPTS: the receive count at which a transient
