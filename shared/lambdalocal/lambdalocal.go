@@ -81,7 +81,14 @@ func Start(ctx context.Context, o Options) (*Function, error) {
 		return nil, err
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	cmd := exec.Command(o.RIE, "--runtime-interface-emulator-address", addr, o.Bootstrap)
+	// The Runtime API the bootstrap polls defaults to 127.0.0.1:9001; each
+	// emulator gets its own port so several functions can run side by side.
+	apiPort, err := awstest.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(o.RIE, "--runtime-interface-emulator-address", addr,
+		"--runtime-api-address", fmt.Sprintf("127.0.0.1:%d", apiPort), o.Bootstrap)
 	cmd.Dir = filepath.Dir(o.Bootstrap)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Env = environ(o)
