@@ -88,7 +88,12 @@ func newHarness(t *testing.T, prefix string, env map[string]string) *harness {
 	stack, err := Start(ctx, Options{
 		Root: root, Endpoint: moto.Endpoint, Prefix: prefix, Env: all,
 		Parameters: map[string]string{"FeatureFlagParameterName": param, "MaxAttempts": "3"},
-		Output:     func(fn, l string) { logs.line(fn, l); if os.Getenv("E2E_VERBOSE") != "" { fmt.Println(fn, l) } },
+		Output: func(fn, l string) {
+			logs.line(fn, l)
+			if os.Getenv("E2E_VERBOSE") != "" {
+				fmt.Println(fn, l)
+			}
+		},
 	})
 	if err != nil {
 		t.Fatal(err)
