@@ -47,6 +47,10 @@ build-$(1):
 endef
 $(foreach fn,$(FUNCTIONS),$(eval $(call sam_build,$(word 1,$(subst :, ,$(fn))),$(word 2,$(subst :, ,$(fn))))))
 
+## run: the main job: the whole pipeline on moto_server with the partner doubles (ARGS=--keep leaves it running)
+run: tools-check $(RIE) install
+	$(BIN)/localrun $(ARGS)
+
 ## test: every test, including the ones on moto_server (started by the tests themselves)
 test: tools-check $(RIE)
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
