@@ -17,7 +17,7 @@ FUNCTIONS := DispatcherFunction:dispatcher AwsFunction:aws GcpFunction:gcp Postm
 LAMBDA_GOFLAGS := -trimpath -tags lambda.norpc -ldflags='-s -w'
 TEST_TIMEOUT ?= 8m
 
-.PHONY: all build test lint run tools tools-check fmt vet staticcheck cfn-lint install clean
+.PHONY: all build test lint run invoke tools tools-check fmt vet staticcheck cfn-lint install clean
 
 all: build
 
@@ -50,6 +50,13 @@ $(foreach fn,$(FUNCTIONS),$(eval $(call sam_build,$(word 1,$(subst :, ,$(fn))),$
 ## run: the main job: the whole pipeline on moto_server with the partner doubles (ARGS=--keep leaves it running)
 run: tools-check $(RIE) install
 	$(BIN)/localrun $(ARGS)
+
+## invoke: one function under the Lambda emulator, as `sam local invoke` does:
+##   make invoke FUNCTION=PostmanFunction EVENT=events/postman-api-key.json [ENV_VARS=env.json]
+ENV_VARS ?= $(if $(wildcard .local/env.json),.local/env.json,env.json)
+invoke: $(RIE)
+	@test -n "$(FUNCTION)" -a -n "$(EVENT)" || { echo "usage: make invoke FUNCTION=<LogicalId> EVENT=events/<file>.json [ENV_VARS=env.json]" >&2; exit 2; }
+	$(GO) run ./cmd/invoke -function $(FUNCTION) -event $(EVENT) -env-vars $(ENV_VARS)
 
 ## test: every test, including the ones on moto_server (started by the tests themselves)
 test: tools-check $(RIE)

@@ -137,7 +137,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "\n%d findings, %d results, %d missing, in %s\n", len(expected), len(results), missing, time.Since(start).Round(100*time.Millisecond))
 	if *keep {
+		envFile := filepath.Join(root, ".local", "env.json")
+		if err := writeEnvVars(envFile, stack.Env); err != nil {
+			return fail("%v", err)
+		}
 		printKeep(stdout, moto.Endpoint, stack)
+		fmt.Fprintf(stdout, "  make invoke FUNCTION=PostmanFunction EVENT=events/postman-api-key.json   # uses %s\n", envFile)
 		<-ctx.Done()
 	}
 	if missing > 0 {
@@ -287,6 +292,19 @@ func printDLQ(w io.Writer, counts map[string]int) {
 	for _, id := range ids {
 		fmt.Fprintf(w, "  %-28s %d\n", id, counts[id])
 	}
+}
+
+// writeEnvVars writes each function's environment in `sam local invoke
+// --env-vars` format, for `make invoke` against the running stack.
+func writeEnvVars(path string, env map[string]map[string]string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(env, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o600)
 }
 
 func printKeep(w io.Writer, endpoint string, stack *localrun.Stack) {

@@ -6,7 +6,9 @@
 //	partner-sandbox -latency 100ms -jitter 20ms -rate postman=3
 //
 // It prints the PARTNER_ENDPOINT_* variables to export, and serves counters
-// as JSON on -admin (GET /stats, POST /reset).
+// as JSON on -admin (GET /stats, POST /reset). The default ports are the
+// ones env.json names, so `make invoke` reaches it without configuration;
+// pass 127.0.0.1:0 to pick free ports.
 package main
 
 import (
@@ -36,11 +38,11 @@ func main() {
 func run(args []string) int {
 	fs := flag.NewFlagSet("partner-sandbox", flag.ContinueOnError)
 	var a sandbox.Addrs
-	fs.StringVar(&a.STS, "sts-addr", "127.0.0.1:0", "STS double listen address")
-	fs.StringVar(&a.GoogleDiscovery, "discovery-addr", "127.0.0.1:0", "Google discovery double listen address")
-	fs.StringVar(&a.GoogleOAuth, "oauth-addr", "127.0.0.1:0", "Google OAuth (token, tokeninfo) double listen address")
-	fs.StringVar(&a.Postman, "postman-addr", "127.0.0.1:0", "Postman double listen address")
-	admin := fs.String("admin", "127.0.0.1:0", "admin listen address (GET /stats, POST /reset)")
+	fs.StringVar(&a.STS, "sts-addr", "127.0.0.1:18081", "STS double listen address")
+	fs.StringVar(&a.GoogleDiscovery, "discovery-addr", "127.0.0.1:18082", "Google discovery double listen address")
+	fs.StringVar(&a.GoogleOAuth, "oauth-addr", "127.0.0.1:18083", "Google OAuth (token, tokeninfo) double listen address")
+	fs.StringVar(&a.Postman, "postman-addr", "127.0.0.1:18084", "Postman double listen address")
+	admin := fs.String("admin", "127.0.0.1:18080", "admin listen address (GET /stats, POST /reset)")
 	latency := fs.Duration("latency", 0, "latency added to every answer")
 	jitter := fs.Duration("jitter", 0, "uniform jitter around -latency")
 	rates := fs.String("rate", "", "enforced rate limits, e.g. postman=3,aws=50 (req/s; 429 above)")

@@ -67,6 +67,9 @@ type Stack struct {
 	Functions map[string]*lambdalocal.Function
 	Mappings  []*esm.Mapping
 	Metrics   *EMFCollector
+	// Env is each function's environment as started, by logical id (what
+	// `make run ARGS=--keep` writes to .local/env.json for `make invoke`).
+	Env map[string]map[string]string
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -99,7 +102,7 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Stack{Template: tpl, Local: local, SQS: sqs.NewFromConfig(cfg), Functions: map[string]*lambdalocal.Function{}, Metrics: NewEMFCollector()}
+	s := &Stack{Template: tpl, Local: local, SQS: sqs.NewFromConfig(cfg), Functions: map[string]*lambdalocal.Function{}, Metrics: NewEMFCollector(), Env: map[string]map[string]string{}}
 	ids := make([]string, 0, len(tpl.Functions))
 	for id := range tpl.Functions {
 		ids = append(ids, id)
@@ -129,6 +132,7 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 			s.Stop()
 			return nil, err
 		}
+		s.Env[id] = env
 		output := func(line string) {
 			s.Metrics.Line(line)
 			if o.Output != nil {
