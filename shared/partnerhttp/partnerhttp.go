@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -92,19 +93,67 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return nil, ErrEndpointNotAllowed
 	}
-	req = req.Clone(req.Context())
-	req.Header.Set("User-Agent", UserAgent)
-	start := time.Now()
-	resp, err := t.base.RoundTrip(req)
-	status := 0
-	if err == nil {
-		status = resp.StatusCode
+	ctx := req.Context()
+	attempts := 1 + networkRetries(ctx)
+	for i := 0; ; i++ {
+		r := req.Clone(ctx)
+		if i > 0 && req.Body != nil {
+			body, err := req.GetBody()
+			if err != nil {
+				return nil, err
+			}
+			r.Body = body
+		}
+		r.Header.Set("User-Agent", UserAgent)
+		start := time.Now()
+		resp, err := t.base.RoundTrip(r)
+		status := 0
+		if err == nil {
+			status = resp.StatusCode
+		}
+		metrics.FromContext(ctx).Request(t.partner, status, time.Since(start))
+		if info, ok := ctx.Value(callInfoKey{}).(*CallInfo); ok {
+			info.lastStatus.Store(int64(status))
+		}
+		if err == nil || i+1 >= attempts || ctx.Err() != nil || !IsNetworkError(err) ||
+			(req.Body != nil && req.GetBody == nil) {
+			return resp, err
+		}
+		// A request that never got an answer is sent again after a short
+		// jittered pause, but only while the deadline leaves room for it.
+		pause := time.Duration(rand.Int64N(int64(retryBase<<i))) + time.Millisecond
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < pause+minAttemptTime {
+			return resp, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(pause):
+		}
 	}
-	metrics.FromContext(req.Context()).Request(t.partner, status, time.Since(start))
-	if info, ok := req.Context().Value(callInfoKey{}).(*CallInfo); ok {
-		info.lastStatus.Store(int64(status))
-	}
-	return resp, err
+}
+
+// Network retry timing: the first pause is at most retryBase, doubling
+// each time; an attempt is not started with less than minAttemptTime left.
+const (
+	retryBase      = 100 * time.Millisecond
+	minAttemptTime = 500 * time.Millisecond
+)
+
+type retriesKey struct{}
+
+// WithNetworkRetries lets partner requests made with ctx be sent again up to
+// n times when no response arrived (reset, refused, timeout of one attempt).
+// The partner functions set it per verification: the invocation owns the
+// time budget, so the retry is theirs to allow; a verifier used on its own
+// sends each request once.
+func WithNetworkRetries(ctx context.Context, n int) context.Context {
+	return context.WithValue(ctx, retriesKey{}, n)
+}
+
+func networkRetries(ctx context.Context) int {
+	n, _ := ctx.Value(retriesKey{}).(int)
+	return max(n, 0)
 }
 
 type callInfoKey struct{}

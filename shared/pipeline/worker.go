@@ -36,6 +36,10 @@ type WorkerConfig struct {
 	// Backoff gives the visibility delay of a retry from the receive count
 	// and the partner's Retry-After.
 	Backoff func(receiveCount int, retryAfter time.Duration) time.Duration
+	// NetworkRetries is how often a partner request that got no response is
+	// sent again within the invocation, while its deadline allows
+	// (partnerhttp.WithNetworkRetries); default 1, negative for none.
+	NetworkRetries int
 }
 
 // Worker is the handler of a partner function.
@@ -55,6 +59,9 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 	}
 	if cfg.Backoff == nil {
 		cfg.Backoff = sqsbatch.Backoff
+	}
+	if cfg.NetworkRetries == 0 {
+		cfg.NetworkRetries = 1
 	}
 	return &Worker{cfg}, nil
 }
@@ -129,7 +136,7 @@ func (w *Worker) one(ctx context.Context, b finding.Batch, f finding.Finding, fi
 	var verdict verify.Verdict
 	var fault *verify.Fault
 	_ = tracing.PartnerCall(ctx, string(rt.Partner), string(rt.TokenType), func(ctx context.Context) (tracing.Call, error) {
-		ctx, info := partnerhttp.WithCallInfo(ctx)
+		ctx, info := partnerhttp.WithCallInfo(partnerhttp.WithNetworkRetries(ctx, w.cfg.NetworkRetries))
 		v, err := w.cfg.Verifier.Verify(ctx, rt.TokenType, f)
 		if err != nil {
 			var ok bool
