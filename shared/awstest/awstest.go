@@ -35,13 +35,20 @@ var ErrNoMoto = errors.New(`moto_server not found on PATH: install it with pip i
 
 // Start launches moto_server on a free loopback port and waits until it answers.
 func Start(ctx context.Context) (*Moto, error) {
-	bin, err := exec.LookPath("moto_server")
-	if err != nil {
-		return nil, ErrNoMoto
-	}
 	port, err := FreePort()
 	if err != nil {
 		return nil, err
+	}
+	return StartOn(ctx, port)
+}
+
+// StartOn launches moto_server on a given loopback port and waits until it
+// answers; starting it again on the port of a stopped one is how the chaos
+// suite restarts the local AWS under running functions.
+func StartOn(ctx context.Context, port int) (*Moto, error) {
+	bin, err := exec.LookPath("moto_server")
+	if err != nil {
+		return nil, ErrNoMoto
 	}
 	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", fmt.Sprint(port))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}

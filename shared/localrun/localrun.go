@@ -57,6 +57,12 @@ type Options struct {
 	Output func(function, line string)
 	// Logger receives the stack's own log lines (optional).
 	Logger *slog.Logger
+	// Adjust, when set, changes the loaded template before anything is
+	// created (the chaos suite shortens function and visibility timeouts).
+	Adjust func(*samtemplate.Template) error
+	// Prebuilt skips the build: BuildDir already holds every bootstrap
+	// (Build was called once for several stacks).
+	Prebuilt bool
 }
 
 // Stack is a running local deployment.
@@ -93,6 +99,11 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 			return nil, fmt.Errorf("localrun: parameter %s: %w", name, err)
 		}
 	}
+	if o.Adjust != nil {
+		if err := o.Adjust(tpl); err != nil {
+			return nil, fmt.Errorf("localrun: adjust template: %w", err)
+		}
+	}
 	cfg := awstest.Config(o.Endpoint)
 	local, err := tpl.ApplyLocal(ctx, cfg, o.Prefix)
 	if err != nil {
@@ -108,8 +119,10 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
-	if err := Build(ctx, o.Root, o.BuildDir, ids...); err != nil {
-		return nil, err
+	if !o.Prebuilt {
+		if err := Build(ctx, o.Root, o.BuildDir, ids...); err != nil {
+			return nil, err
+		}
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
