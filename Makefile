@@ -17,7 +17,7 @@ FUNCTIONS := DispatcherFunction:dispatcher AwsFunction:aws GcpFunction:gcp Postm
 LAMBDA_GOFLAGS := -trimpath -tags lambda.norpc -ldflags='-s -w'
 TEST_TIMEOUT ?= 8m
 
-.PHONY: all build test lint run invoke tools tools-check fmt vet staticcheck cfn-lint install clean
+.PHONY: all build test lint run invoke tools tools-check fmt vet staticcheck cfn-lint install clean fuzz
 
 all: build
 
@@ -61,6 +61,17 @@ invoke: $(RIE)
 ## test: every test, including the ones on moto_server (started by the tests themselves)
 test: tools-check $(RIE)
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+## fuzz: each fuzz target (package:Target) for FUZZTIME, one after the other;
+## plain `go test` (and so CI) already runs their seed corpora in testdata/fuzz
+FUZZTIME ?= 30s
+FUZZ_TARGETS := shared/finding:FuzzParse shared/partner/aws:FuzzSTSAnswer \
+	shared/partner/gcp:FuzzGoogleAnswer shared/partner/postman:FuzzPostmanAnswer
+fuzz:
+	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
+	  echo "fuzz $$name in ./$$pkg for $(FUZZTIME)"; \
+	  $(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) ./$$pkg || exit 1; \
+	done
 
 ## lint: gofmt, go vet, staticcheck (pinned) and cfn-lint on template.yaml
 lint: fmt vet staticcheck cfn-lint

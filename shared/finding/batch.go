@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -229,8 +230,10 @@ func safeName(k string) string {
 }
 
 // describeJSONError names what went wrong without quoting input: the json
-// package's syntax errors never include the input, but type errors can name
-// a Go type and a field path, both of which are safe.
+// package's syntax errors never include the input, and type errors name a
+// field path and a JSON kind, both safe. The kind is cut to its first word:
+// for a number that does not fit (1e999, 1.5 for an id) the json package
+// appends the literal itself, which could be the whole body.
 func describeJSONError(err error) string {
 	var se *json.SyntaxError
 	var te *json.UnmarshalTypeError
@@ -238,10 +241,11 @@ func describeJSONError(err error) string {
 	case errors.As(err, &se):
 		return fmt.Sprintf("invalid JSON at byte %d", se.Offset)
 	case errors.As(err, &te):
+		kind, _, _ := strings.Cut(te.Value, " ")
 		if te.Field != "" {
-			return fmt.Sprintf("%s: wrong type %s", te.Field, te.Value)
+			return fmt.Sprintf("%s: wrong type %s", te.Field, kind)
 		}
-		return fmt.Sprintf("wrong type %s", te.Value)
+		return fmt.Sprintf("wrong type %s", kind)
 	default:
 		return "invalid JSON"
 	}

@@ -5,7 +5,9 @@
 package awspartner
 
 import (
+	"bytes"
 	"context"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
@@ -138,6 +140,10 @@ func (v *Verifier) Verify(ctx context.Context, tokenType finding.TokenType, f fi
 	if !withSecret {
 		signWith = ProbeSecret
 	}
+	// The SDK parses STS's answer, but leniently (see isSTSErrorDocument):
+	// the body it reads is kept so that a 403 becomes a verdict only when
+	// it is STS's own document.
+	ctx = context.WithValue(ctx, answerKey{}, &answer{})
 	out, err := v.client.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}, func(o *sts.Options) {
 		o.Credentials = credentials.NewStaticCredentialsProvider(keyID, signWith, "")
 	})
@@ -190,9 +196,9 @@ func classifyError(ctx context.Context, err error, withSecret bool, secrets ...s
 	case status >= 500:
 		// The transport already counted the 5xx as an error.
 		return verify.Verdict{}, fault(verify.PartnerError, status, describe(code, msg, secrets))
-	case status == http.StatusForbidden && code == "InvalidClientTokenId":
+	case status == http.StatusForbidden && code == "InvalidClientTokenId" && isSTSErrorDocument(answerBody(ctx), code):
 		return verify.Verdict{Reason: finding.ReasonPartnerRejected}, nil
-	case status == http.StatusForbidden && code == "SignatureDoesNotMatch" && !isRequestLevelMismatch(msg):
+	case status == http.StatusForbidden && code == "SignatureDoesNotMatch" && !isRequestLevelMismatch(msg) && isSTSErrorDocument(answerBody(ctx), code):
 		// STS found the key id; only the signature, made with a secret
 		// that is not the key's, failed.
 		var details map[string]string
@@ -225,6 +231,64 @@ func isThrottle(status int, code string) bool {
 func isRequestLevelMismatch(msg string) bool {
 	m := strings.ToLower(msg)
 	return strings.Contains(m, "signature expired") || strings.Contains(m, "should be scoped")
+}
+
+// isSTSErrorDocument reports whether body is STS's error answer with the
+// given code: one well-formed ErrorResponse document holding exactly one
+// Error element whose Code is code, and nothing after it. The SDK's own
+// parser is lenient: it takes the first element named "error" in any case,
+// anywhere in any body, and stops reading there, so a proxy's page or a
+// truncated or doubled document would otherwise decide a key's fate.
+func isSTSErrorDocument(body []byte, code string) bool {
+	dec := xml.NewDecoder(bytes.NewReader(body))
+	var path []string
+	roots, errorElems, got := 0, 0, ""
+	for {
+		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return false
+		}
+		switch el := tok.(type) {
+		case xml.StartElement:
+			if len(path) == 0 {
+				roots++
+				if roots > 1 || el.Name.Local != "ErrorResponse" {
+					return false
+				}
+			}
+			path = append(path, el.Name.Local)
+			if len(path) == 2 && el.Name.Local == "Error" {
+				errorElems++
+			}
+		case xml.EndElement:
+			path = path[:len(path)-1]
+		case xml.CharData:
+			switch {
+			case len(path) == 3 && path[1] == "Error" && path[2] == "Code":
+				got += string(el)
+			case len(path) == 0 && len(bytes.TrimSpace(el)) > 0:
+				return false
+			}
+		}
+	}
+	return roots == 1 && errorElems == 1 && got == code
+}
+
+// answerKey is the context key of the answer a verification's request
+// read; the SDK hides the body from its caller.
+type answerKey struct{}
+
+// answer holds the bytes of a response body as the SDK reads them.
+type answer struct{ body []byte }
+
+func answerBody(ctx context.Context) []byte {
+	if a, ok := ctx.Value(answerKey{}).(*answer); ok {
+		return a.body
+	}
+	return nil
 }
 
 // freshSigner signs each request with a new v4.Signer. The SDK's signer
@@ -302,7 +366,8 @@ func (b boundedBody) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return resp, err
 	}
-	resp.Body = &limitedReader{rc: resp.Body, left: b.limit}
+	a, _ := req.Context().Value(answerKey{}).(*answer)
+	resp.Body = &limitedReader{rc: resp.Body, left: b.limit, keep: a}
 	return resp, nil
 }
 
@@ -312,6 +377,7 @@ var errBodyTooLong = fmt.Errorf("response body longer than %d bytes", maxBody)
 type limitedReader struct {
 	rc   io.ReadCloser
 	left int64
+	keep *answer // nil: nothing kept
 }
 
 func (l *limitedReader) Read(p []byte) (int, error) {
@@ -329,6 +395,9 @@ func (l *limitedReader) Read(p []byte) (int, error) {
 	}
 	n, err := l.rc.Read(p)
 	l.left -= int64(n)
+	if l.keep != nil {
+		l.keep.body = append(l.keep.body, p[:n]...)
+	}
 	return n, err
 }
 

@@ -20,12 +20,29 @@ type oauthErrorBody struct {
 }
 
 // parseOAuthError returns the error body, and false when body is not one.
+// Its keys are matched exactly (see jsonObject).
 func parseOAuthError(body []byte) (oauthErrorBody, bool) {
+	doc, ok := jsonObject(body)
+	if !ok {
+		return oauthErrorBody{}, false
+	}
 	var e oauthErrorBody
-	if json.Unmarshal(body, &e) != nil || e.Error == "" {
+	if json.Unmarshal(doc["error"], &e.Error) != nil || e.Error == "" {
+		return oauthErrorBody{}, false
+	}
+	if raw, present := doc["error_description"]; present && json.Unmarshal(raw, &e.ErrorDescription) != nil {
 		return oauthErrorBody{}, false
 	}
 	return e, true
+}
+
+// jsonObject decodes a JSON object with its keys exactly as sent. The
+// answers that decide a verdict are read this way because decoding into a
+// struct matches keys case-insensitively, the last of "error" and "Error"
+// winning: a body Google never sends could then pass for Google's.
+func jsonObject(raw []byte) (map[string]json.RawMessage, bool) {
+	var m map[string]json.RawMessage
+	return m, json.Unmarshal(raw, &m) == nil && m != nil
 }
 
 // verifyAccessToken asks tokeninfo about the token, sent in the form body

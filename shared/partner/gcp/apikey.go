@@ -17,30 +17,34 @@ var apiKeyBlockedRE = regexp.MustCompile(`^API_KEY_[A-Z_]+_BLOCKED$`)
 
 const errorInfoType = "type.googleapis.com/google.rpc.ErrorInfo"
 
-// googleErrorBody is the part of Google's JSON error envelope the
-// classification reads: the ErrorInfo details' reasons.
-type googleErrorBody struct {
-	Error *struct {
-		Code    int `json:"code"`
-		Details []struct {
-			Type   string `json:"@type"`
-			Reason string `json:"reason"`
-			Domain string `json:"domain"`
-		} `json:"details"`
-	} `json:"error"`
-}
-
-// googleReasons returns the ErrorInfo reasons of a Google error body, and
-// false when the body is not Google's error envelope at all.
+// googleReasons returns the ErrorInfo reasons of a Google error body
+// ({"error":{"code":400,"details":[{"@type":...,"reason":...,"domain":...}]}},
+// keys matched exactly, see jsonObject), and false when the body is not
+// Google's error envelope at all.
 func googleReasons(body []byte) ([]string, bool) {
-	var e googleErrorBody
-	if json.Unmarshal(body, &e) != nil || e.Error == nil || e.Error.Code == 0 {
+	doc, ok := jsonObject(body)
+	if !ok {
+		return nil, false
+	}
+	env, ok := jsonObject(doc["error"])
+	var code int
+	if !ok || json.Unmarshal(env["code"], &code) != nil || code == 0 {
+		return nil, false
+	}
+	var details []json.RawMessage
+	if raw, present := env["details"]; present && json.Unmarshal(raw, &details) != nil {
 		return nil, false
 	}
 	var reasons []string
-	for _, d := range e.Error.Details {
-		if d.Type == errorInfoType && d.Domain == "googleapis.com" && d.Reason != "" {
-			reasons = append(reasons, d.Reason)
+	for _, raw := range details {
+		d, ok := jsonObject(raw)
+		if !ok {
+			return nil, false
+		}
+		var typ, domain, reason string
+		if json.Unmarshal(d["@type"], &typ) == nil && json.Unmarshal(d["domain"], &domain) == nil &&
+			json.Unmarshal(d["reason"], &reason) == nil && typ == errorInfoType && domain == "googleapis.com" && reason != "" {
+			reasons = append(reasons, reason)
 		}
 	}
 	return reasons, true

@@ -178,14 +178,15 @@ func userID(body []byte) (string, bool) {
 
 // isAuthenticationError reports whether a 401 body is Postman's own
 // {"error":{"name":"AuthenticationError",...}}, the only 401 that says the
-// key is invalid rather than that something in between refused us.
+// key is invalid rather than that something in between refused us. Keys
+// are matched exactly: decoding into a struct would also take "ERROR" or
+// "Name", which is not Postman's document.
 func isAuthenticationError(body []byte) bool {
-	var doc struct {
-		Error struct {
-			Name string `json:"name"`
-		} `json:"error"`
-	}
-	return json.Unmarshal(body, &doc) == nil && doc.Error.Name == "AuthenticationError"
+	var doc, errObj map[string]json.RawMessage
+	var name string
+	return json.Unmarshal(body, &doc) == nil &&
+		json.Unmarshal(doc["error"], &errObj) == nil &&
+		json.Unmarshal(errObj["name"], &name) == nil && name == "AuthenticationError"
 }
 
 // drain reads a little of an ignored body so the connection can be reused.

@@ -1,0 +1,390 @@
+package gcppartner
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	mrand "math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/verify"
+)
+
+// fuzzCreds are the credentials of the four GCP token types that the
+// fuzzer's responses may echo ({{TOKEN}}, {{SECRET}}). The string ones are
+// generated from a fixed seed so that a failing input reproduces; the
+// corpus holds only the placeholders.
+type fuzzCreds struct {
+	apiKey, clientID, clientSecret, accessToken string
+	saKey, saPEM                                string
+}
+
+func newFuzzCreds(tb testing.TB, tokenURI string) fuzzCreds {
+	tb.Helper()
+	r := mrand.New(mrand.NewPCG(0x6c9, 0xf022))
+	const urlSafe = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	pick := func(n int) string {
+		var b strings.Builder
+		for range n {
+			b.WriteByte(urlSafe[r.IntN(len(urlSafe))])
+		}
+		return b.String()
+	}
+	priv, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c := fuzzCreds{
+		apiKey:       "AIza" + pick(35),
+		clientID:     "1234-" + strings.ToLower(pick(12)) + ".apps.googleusercontent.com",
+		clientSecret: "GOCSPX-" + pick(28),
+		accessToken:  "ya29." + pick(120),
+		saPEM:        string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})),
+	}
+	key, err := json.Marshal(map[string]string{
+		"type": "service_account", "project_id": "fuzz-project", "private_key_id": "0123456789abcdef",
+		"private_key": c.saPEM, "client_email": "fuzz@fuzz-project.iam.gserviceaccount.com",
+		"client_id": "123456789012345678901", "token_uri": tokenURI,
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c.saKey = string(key)
+	return c
+}
+
+// fuzzTokenTypes are the token types FuzzGoogleAnswer picks from.
+var fuzzTokenTypes = []finding.TokenType{
+	finding.TokenGCPAPIKey, finding.TokenGCPAccessToken, finding.TokenGCPOAuthClientSecret, finding.TokenGCPServiceAccountKey,
+}
+
+// finding returns the finding of token type tt and the values the
+// placeholders {{TOKEN}} and {{SECRET}} stand for.
+func (c fuzzCreds) finding(tt finding.TokenType) (finding.Finding, string, string) {
+	f := finding.Finding{ID: "f-1", RuleID: ruleFor[tt]}
+	switch tt {
+	case finding.TokenGCPAPIKey:
+		f.Token = finding.Secret(c.apiKey)
+	case finding.TokenGCPAccessToken:
+		f.Token = finding.Secret(c.accessToken)
+	case finding.TokenGCPOAuthClientSecret:
+		f.Token = finding.Secret(c.clientSecret)
+		f.Context = map[string]finding.Secret{finding.ContextGCPClientID: finding.Secret(c.clientID)}
+	case finding.TokenGCPServiceAccountKey:
+		f.Token = finding.Secret(c.saKey)
+		return f, c.saPEM, pemLines(c.saPEM)[0]
+	}
+	return f, f.Token.Reveal(), f.Token.Reveal()
+}
+
+// secrets are the fragments no verdict or fault may contain: every
+// credential, the private key line by line.
+func (c fuzzCreds) secrets() []string {
+	return append([]string{c.apiKey, c.clientSecret, c.accessToken}, pemLines(c.saPEM)...)
+}
+
+// leaked reports whether any 20-character window of a secret is in text.
+func fuzzLeaked(text string, secrets []string) bool {
+	for _, s := range secrets {
+		if len(s) < window {
+			if strings.Contains(text, s) {
+				return true
+			}
+			continue
+		}
+		for j := 0; j+window <= len(s); j++ {
+			if strings.Contains(text, s[j:j+window]) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// fuzzResponse is one answer the fuzzed server gives.
+type fuzzResponse struct {
+	status int // 0: close the connection without an answer
+	header http.Header
+	body   []byte
+	// truncate declares a longer Content-Length than the body it sends.
+	truncate bool
+}
+
+var fuzzHeaderName = regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`)
+
+// newFuzzResponse turns the fuzzer's arguments into an answer: mode's low
+// bits choose a normal answer, a dropped connection or a truncated body;
+// a status outside 200..999 is a dropped connection too; header lines
+// "Name: value" are kept when HTTP can carry them; the placeholders
+// {{TOKEN}} and {{SECRET}} become the credentials under test.
+func newFuzzResponse(mode byte, status int, header string, body []byte, token, secret string) fuzzResponse {
+	expand := func(s string) string {
+		return strings.ReplaceAll(strings.ReplaceAll(s, "{{TOKEN}}", token), "{{SECRET}}", secret)
+	}
+	r := fuzzResponse{status: status, header: http.Header{}, body: []byte(expand(string(body)))}
+	if r.status < 200 || r.status > 999 || mode&3 == 1 {
+		r.status = 0
+	}
+	r.truncate = mode&3 == 2
+	for _, line := range strings.Split(header, "\n") {
+		name, value, ok := strings.Cut(line, ":")
+		name, value = strings.TrimSpace(name), strings.TrimSpace(expand(value))
+		switch strings.ToLower(name) {
+		case "content-length", "transfer-encoding", "connection", "trailer", "content-encoding":
+			continue
+		}
+		if ok && fuzzHeaderName.MatchString(name) && !strings.ContainsAny(value, "\r\n\x00") {
+			r.header.Add(name, value)
+		}
+	}
+	return r
+}
+
+// fuzzServer answers every request with the current fuzzResponse.
+type fuzzServer struct {
+	*httptest.Server
+	current atomic.Pointer[fuzzResponse]
+}
+
+func newFuzzServer(tb testing.TB) *fuzzServer {
+	s := &fuzzServer{}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		resp := s.current.Load()
+		if resp.status == 0 || resp.truncate {
+			conn, buf, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				return
+			}
+			defer conn.Close()
+			if resp.status != 0 {
+				fmt.Fprintf(buf, "HTTP/1.1 %d %s\r\n", resp.status, http.StatusText(resp.status))
+				_ = resp.header.Write(buf)
+				fmt.Fprintf(buf, "Content-Length: %d\r\n\r\n", len(resp.body)+16)
+				_, _ = buf.Write(resp.body)
+				_ = buf.Flush()
+			}
+			return
+		}
+		for k, vs := range resp.header {
+			w.Header()[k] = vs
+		}
+		w.WriteHeader(resp.status)
+		_, _ = w.Write(resp.body)
+	}))
+	tb.Cleanup(s.Close)
+	return s
+}
+
+// FuzzGoogleAnswer feeds arbitrary answers (status, headers, body, a
+// dropped or truncated connection) from the discovery, token and tokeninfo
+// endpoints to the real verifier, for each of the four GCP token types,
+// and holds the classification to the contract: it never panics; a fault
+// (no answer, a truncated body, 429, 5xx) is always a *verify.Fault, never
+// a verdict; partner_rejected comes only from the exact Google answer that
+// proves rejection for that token type; no credential appears in a verdict
+// or fault; and the canary named in the service-account key's token_uri
+// never sees a request.
+func FuzzGoogleAnswer(f *testing.F) {
+	srv := newFuzzServer(f)
+	var canaryHits atomic.Int64
+	canary := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		canaryHits.Add(1)
+		_, _ = io.WriteString(w, `{"access_token":"ya29.canary","expires_in":3599,"token_type":"Bearer"}`)
+	}))
+	f.Cleanup(canary.Close)
+	creds := newFuzzCreds(f, canary.URL+"/token")
+	u, err := url.Parse(srv.URL)
+	if err != nil {
+		f.Fatal(err)
+	}
+	v, err := New(Config{Discovery: u, OAuth: u, Timeout: 5 * time.Second})
+	if err != nil {
+		f.Fatal(err)
+	}
+	verifyWith := func(mode byte, status int, header string, body []byte) (finding.TokenType, fuzzResponse, verify.Verdict, error) {
+		tt := fuzzTokenTypes[int(mode>>2)%len(fuzzTokenTypes)]
+		fd, token, secret := creds.finding(tt)
+		resp := newFuzzResponse(mode, status, header, body, token, secret)
+		srv.current.Store(&resp)
+		verdict, err := v.Verify(context.Background(), tt, fd)
+		return tt, resp, verdict, err
+	}
+	// Controls: Google's exact rejection of each token type is a rejection
+	// here too, so the target is wired as the verifier expects. They go to
+	// the package's leak log, which TestMain checks.
+	for i, tt := range fuzzTokenTypes {
+		fd, _, _ := creds.finding(tt)
+		leaks.finding(fd)
+		_, _, verdict, err := verifyWith(byte(i<<2), fuzzRejections[tt].status, "Content-Type: application/json", []byte(fuzzRejections[tt].body))
+		leaks.outcome("fuzz control", tt, verdict, err)
+		if err != nil || verdict.Reason != finding.ReasonPartnerRejected {
+			f.Fatalf("control %s: verdict %q, error %v; want partner_rejected", tt, verdict.Reason, err)
+		}
+	}
+	f.Fuzz(func(t *testing.T, mode byte, status int, header string, body []byte) {
+		tt, resp, verdict, err := verifyWith(mode, status, header, body)
+		text := verdict.Message + fmt.Sprint(verdict.Details)
+		if err != nil {
+			text += err.Error()
+		}
+		if fuzzLeaked(text, creds.secrets()) {
+			t.Fatalf("%s: a credential appears in the verdict or fault text", tt)
+		}
+		if n := canaryHits.Load(); n != 0 {
+			t.Fatalf("%s: the token_uri canary saw %d requests", tt, n)
+		}
+		if err != nil {
+			fault, ok := verify.AsFault(err)
+			switch {
+			case !ok:
+				t.Fatalf("%s: error %q is not a *verify.Fault", tt, err)
+			case verdict.Reason != "":
+				t.Fatalf("%s: both a verdict (%s) and a fault", tt, verdict.Reason)
+			case resp.status == http.StatusTooManyRequests && !resp.truncate && fault.Kind != verify.RateLimited:
+				t.Fatalf("%s: a 429 is a %s fault, want rate limited", tt, fault.Kind)
+			}
+			return
+		}
+		switch {
+		case resp.status == 0:
+			t.Fatalf("%s: no answer yielded verdict %s", tt, verdict.Reason)
+		case resp.truncate:
+			t.Fatalf("%s: a truncated answer (http %d) yielded verdict %s", tt, resp.status, verdict.Reason)
+		case resp.status == http.StatusTooManyRequests || resp.status >= 500:
+			t.Fatalf("%s: http %d yielded verdict %s", tt, resp.status, verdict.Reason)
+		}
+		switch verdict.Reason {
+		case finding.ReasonPartnerConfirmed:
+		case finding.ReasonPartnerRejected:
+			if !isGoogleRejection(tt, resp.status, resp.body) {
+				t.Fatalf("%s: partner_rejected from http %d with a body that is not Google's rejection: %q", tt, resp.status, finding.Scrub(string(resp.body), creds.secrets()...))
+			}
+		default:
+			t.Fatalf("%s: verdict %q for a well-formed credential", tt, verdict.Reason)
+		}
+	})
+}
+
+// fuzzRejections are Google's answers that prove a credential dead.
+var fuzzRejections = map[finding.TokenType]struct {
+	status int
+	body   string
+}{
+	finding.TokenGCPAPIKey: {400, `{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT",` +
+		`"details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID","domain":"googleapis.com","metadata":{"service":"discovery.googleapis.com"}}]}}`},
+	finding.TokenGCPAccessToken:       {400, `{"error":"invalid_token","error_description":"Invalid Value"}`},
+	finding.TokenGCPOAuthClientSecret: {401, `{"error":"invalid_client","error_description":"The OAuth client was not found."}`},
+	finding.TokenGCPServiceAccountKey: {400, `{"error":"invalid_grant","error_description":"Invalid JWT Signature."}`},
+}
+
+// fuzzObject decodes a JSON object keeping its keys exactly as sent.
+func fuzzObject(raw []byte) (map[string]json.RawMessage, bool) {
+	var m map[string]json.RawMessage
+	return m, json.Unmarshal(raw, &m) == nil && m != nil
+}
+
+func fuzzString(m map[string]json.RawMessage, key string) (string, bool) {
+	var s string
+	return s, json.Unmarshal(m[key], &s) == nil
+}
+
+// isGoogleRejection is the exact answer that proves a credential of type
+// tt dead, with JSON keys matched exactly as Google spells them: for an
+// API key a 400 Google error envelope (non-zero integer code) with an
+// ErrorInfo of domain googleapis.com and reason API_KEY_INVALID; for an
+// access token a 400 invalid_token; for a client secret a 400 or 401
+// invalid_client; for a service-account key a 400 invalid_grant whose
+// description does not blame the assertion ("Invalid JWT: ...").
+func isGoogleRejection(tt finding.TokenType, status int, body []byte) bool {
+	doc, ok := fuzzObject(body)
+	if !ok {
+		return false
+	}
+	code, isString := fuzzString(doc, "error")
+	switch tt {
+	case finding.TokenGCPAccessToken:
+		return status == http.StatusBadRequest && isString && code == "invalid_token"
+	case finding.TokenGCPOAuthClientSecret:
+		return (status == http.StatusBadRequest || status == http.StatusUnauthorized) && isString && code == "invalid_client"
+	case finding.TokenGCPServiceAccountKey:
+		if status != http.StatusBadRequest || !isString || code != "invalid_grant" {
+			return false
+		}
+		if _, present := doc["error_description"]; !present {
+			return true
+		}
+		desc, ok := fuzzString(doc, "error_description")
+		return ok && !strings.HasPrefix(desc, "Invalid JWT:")
+	case finding.TokenGCPAPIKey:
+		env, ok := fuzzObject(doc["error"])
+		var n int
+		var details []json.RawMessage
+		if status != http.StatusBadRequest || !ok || json.Unmarshal(env["code"], &n) != nil || n == 0 || json.Unmarshal(env["details"], &details) != nil {
+			return false
+		}
+		for _, d := range details {
+			info, ok := fuzzObject(d)
+			if !ok {
+				continue
+			}
+			typ, _ := fuzzString(info, "@type")
+			domain, _ := fuzzString(info, "domain")
+			reason, _ := fuzzString(info, "reason")
+			if typ == "type.googleapis.com/google.rpc.ErrorInfo" && domain == "googleapis.com" && reason == "API_KEY_INVALID" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// TestFuzzOracle shows the rejection oracle tells Google's answers from
+// look-alikes.
+func TestFuzzOracle(t *testing.T) {
+	cases := []struct {
+		name   string
+		tt     finding.TokenType
+		status int
+		body   string
+		want   bool
+	}{
+		{"API key: Google's answer", finding.TokenGCPAPIKey, 400, fuzzRejections[finding.TokenGCPAPIKey].body, true},
+		{"API key: with 403", finding.TokenGCPAPIKey, 403, fuzzRejections[finding.TokenGCPAPIKey].body, false},
+		{"API key: upper-case key", finding.TokenGCPAPIKey, 400, strings.Replace(fuzzRejections[finding.TokenGCPAPIKey].body, `"reason"`, `"REASON"`, 1), false},
+		{"API key: code 0", finding.TokenGCPAPIKey, 400, strings.Replace(fuzzRejections[finding.TokenGCPAPIKey].body, `"code":400`, `"code":0`, 1), false},
+		{"access token: Google's answer", finding.TokenGCPAccessToken, 400, fuzzRejections[finding.TokenGCPAccessToken].body, true},
+		{"access token: Error key", finding.TokenGCPAccessToken, 400, `{"Error":"invalid_token"}`, false},
+		{"client secret: 400", finding.TokenGCPOAuthClientSecret, 400, `{"error":"invalid_client"}`, true},
+		{"client secret: 403", finding.TokenGCPOAuthClientSecret, 403, `{"error":"invalid_client"}`, false},
+		{"service account: Google's answer", finding.TokenGCPServiceAccountKey, 400, fuzzRejections[finding.TokenGCPServiceAccountKey].body, true},
+		{"service account: no description", finding.TokenGCPServiceAccountKey, 400, `{"error":"invalid_grant"}`, true},
+		{"service account: assertion blamed", finding.TokenGCPServiceAccountKey, 400, `{"error":"invalid_grant","error_description":"Invalid JWT: Token must be a short-lived token"}`, false},
+		{"service account: description a number", finding.TokenGCPServiceAccountKey, 400, `{"error":"invalid_grant","error_description":5}`, false},
+		{"HTML", finding.TokenGCPAccessToken, 400, `<html>invalid_token</html>`, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := isGoogleRejection(tc.tt, tc.status, []byte(tc.body)); got != tc.want {
+				t.Fatalf("isGoogleRejection = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
