@@ -17,6 +17,7 @@ import (
 
 	featureflags "gitlab.com/gitlab-org/secret-detection/partner-token-verification/config/feature_flags"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/logging"
 )
 
 // Environment variables of contract §6 that configure the reader.
@@ -119,7 +120,8 @@ func NewReader(api GetParameterAPI, flag string, opts ReaderOptions) (*Reader, e
 // ReaderFromEnv returns the reader of the partner token verification flag
 // configured as contract §6 says: FEATURE_FLAG_PARAMETER (default
 // DefaultParameter) and FEATURE_FLAG_CACHE_TTL (a Go duration such as "30s",
-// or plain seconds; default 30s).
+// or plain seconds; default 30s). Its warnings go to the function's JSON
+// logger (logging.FromEnv), not to slog's default text one.
 func ReaderFromEnv(cfg aws.Config) (*Reader, error) {
 	ttl, err := ParseTTL(os.Getenv(EnvCacheTTL))
 	if err != nil {
@@ -128,6 +130,7 @@ func ReaderFromEnv(cfg aws.Config) (*Reader, error) {
 	return NewReader(ssm.NewFromConfig(cfg), featureflags.PartnerTokenVerification, ReaderOptions{
 		Parameter: strings.TrimSpace(os.Getenv(EnvParameter)),
 		TTL:       ttl,
+		Logger:    logging.FromEnv(),
 	})
 }
 

@@ -81,6 +81,13 @@ type retryError struct{ fault *verify.Fault }
 
 func (e *retryError) Error() string { return "retry later: " + e.fault.Error() }
 
+// resultReserve is the time a record keeps, after its partner calls, to
+// write its results or postpone its retry: a partner slower than the
+// invocation's deadline must not leave the last attempt without the time
+// to write the terminal result, or the message would reach the DLQ
+// without one.
+const resultReserve = time.Second
+
 func (w *Worker) processRecord(ctx context.Context, rec events.SQSMessage) error {
 	b, err := finding.Parse([]byte(rec.Body))
 	if err != nil {
@@ -88,10 +95,16 @@ func (w *Worker) processRecord(ctx context.Context, rec events.SQSMessage) error
 	}
 	attempt := sqsbatch.ReceiveCount(rec)
 	final := attempt >= w.cfg.MaxAttempts
+	callCtx := ctx
+	if dl, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		callCtx, cancel = context.WithDeadline(ctx, dl.Add(-resultReserve))
+		defer cancel()
+	}
 	outs := make([]outcome, 0, len(b.Findings))
 	var retry *verify.Fault
 	for _, f := range b.Findings {
-		out, fault, err := w.one(ctx, b, f, final)
+		out, fault, err := w.one(callCtx, b, f, final)
 		if err != nil {
 			return err
 		}
