@@ -19,6 +19,14 @@ const (
 	MaxTokenBytes = 16 * 1024
 	// MaxContextValueBytes bounds one companion value in context.
 	MaxContextValueBytes = 4 * 1024
+	// MaxContextEntries bounds the companion values of one finding; the
+	// contract defines two.
+	MaxContextEntries = 8
+	// MaxRuleIDLength bounds a rule_id (a scanner rule name) and a context key.
+	MaxRuleIDLength = 128
+	// MaxFullPathLength bounds project.full_path: GitLab allows 21 levels of
+	// 255-character paths.
+	MaxFullPathLength = 8 * 1024
 	// maxNesting bounds JSON depth; the schema needs 4 levels.
 	maxNesting = 32
 )
@@ -135,6 +143,9 @@ func Parse(body []byte) (Batch, error) {
 	if b.Project.FullPath == "" {
 		return Batch{}, &BodyError{Field: "project.full_path", Msg: "empty"}
 	}
+	if n := utf8.RuneCountInString(b.Project.FullPath); n > MaxFullPathLength {
+		return Batch{}, &BodyError{Field: "project.full_path", Msg: fmt.Sprintf("%d characters, limit %d", n, MaxFullPathLength)}
+	}
 	if raw.Findings == nil {
 		return Batch{}, &BodyError{Field: "findings", Msg: "missing"}
 	}
@@ -183,9 +194,17 @@ func parseFinding(i int, raw json.RawMessage) (Finding, error) {
 		}
 		_ = json.Unmarshal(raw, &ruleOnly)
 		rule, _ := ruleOnly.RuleID.(string)
+		if utf8.RuneCountInString(rule) > MaxRuleIDLength {
+			rule = "" // it would be copied into the result
+		}
 		return Finding{ID: id, RuleID: rule, Problem: &FieldError{Field: fmt.Sprintf("findings[%d]", i), Msg: describeJSONError(err)}}, nil
 	}
 	f.Problem = validateFinding(i, f)
+	if utf8.RuneCountInString(f.RuleID) > MaxRuleIDLength {
+		// The result copies the rule_id: an unbounded one could make the
+		// result too big for the results queue.
+		f.RuleID = ""
+	}
 	return f, nil
 }
 
@@ -196,10 +215,20 @@ func validateFinding(i int, f Finding) error {
 		return &FieldError{Field: field("rule_id"), Msg: "empty"}
 	case f.Token == "":
 		return &FieldError{Field: field("token"), Msg: "empty"}
+	case utf8.RuneCountInString(f.RuleID) > MaxRuleIDLength:
+		return &FieldError{Field: field("rule_id"), Msg: fmt.Sprintf("%d characters, limit %d", utf8.RuneCountInString(f.RuleID), MaxRuleIDLength)}
 	case len(f.Token) > MaxTokenBytes:
 		return &FieldError{Field: field("token"), Msg: fmt.Sprintf("%d bytes, limit %d", len(f.Token), MaxTokenBytes)}
+	case len(f.Context) > MaxContextEntries:
+		return &FieldError{Field: field("context"), Msg: fmt.Sprintf("%d entries, limit %d", len(f.Context), MaxContextEntries)}
 	}
+	// These bounds keep a finding forwarded alone, or its result, within
+	// one SQS message even when re-encoding doubles its size (U+2028 is 3
+	// bytes in and 6 out).
 	for k, v := range f.Context {
+		if n := utf8.RuneCountInString(k); n > MaxRuleIDLength {
+			return &FieldError{Field: field("context.<key>"), Msg: fmt.Sprintf("key is %d characters, limit %d", n, MaxRuleIDLength)}
+		}
 		if len(v) > MaxContextValueBytes {
 			return &FieldError{Field: field("context." + safeName(k)), Msg: fmt.Sprintf("%d bytes, limit %d", len(v), MaxContextValueBytes)}
 		}

@@ -77,8 +77,8 @@ var bodyErrorText = func() *regexp.Regexp {
 // fieldErrorText is every text a finding's Problem may have: the finding's
 // index, a schema field name (a context key only when the contract defines
 // it) and a fixed message with numbers.
-var fieldErrorText = regexp.MustCompile(`^findings\[\d+\](?:\.(?:rule_id|token|context\.(?:aws_secret_access_key|gcp_client_id|<key>)))?: ` +
-	`(?:empty|\d+ bytes, limit \d+|\d+ characters, limit \d+|contains a control character|\d+ entries, limit \d+|` +
+var fieldErrorText = regexp.MustCompile(`^findings\[\d+\](?:\.(?:rule_id|token|context|context\.(?:aws_secret_access_key|gcp_client_id|<key>)))?: ` +
+	`(?:empty|\d+ bytes, limit \d+|\d+ characters, limit \d+|key is \d+ characters, limit \d+|\d+ entries, limit \d+|` +
 	`invalid JSON at byte \d+|invalid JSON|(?:[a-z_.]+: )?wrong type (?:number|string|bool|array|object))$`)
 
 // FuzzParse holds Parse to its contract for any body: it never panics; it
