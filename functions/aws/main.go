@@ -10,11 +10,20 @@ import (
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/logging"
 	awspartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/aws"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/pipeline"
 )
 
 func main() {
-	v, err := awspartner.FromEnv()
+	endpoint, err := partnerhttp.Endpoint(awspartner.EndpointEnv, awspartner.DefaultEndpoint)
+	if err != nil {
+		logging.Exit("aws: config", err)
+	}
+	timeout, err := pipeline.PartnerTimeout()
+	if err != nil {
+		logging.Exit("aws: config", err)
+	}
+	v, err := awspartner.New(awspartner.Config{Endpoint: endpoint, Timeout: timeout})
 	if err != nil {
 		logging.Exit("aws: init verifier", err)
 	}

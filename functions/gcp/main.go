@@ -18,6 +18,9 @@ func main() {
 	if err != nil {
 		logging.Exit("gcp: config", err)
 	}
+	if cfg.Timeout, err = pipeline.PartnerTimeout(); err != nil {
+		logging.Exit("gcp: config", err)
+	}
 	v, err := gcppartner.New(cfg)
 	if err != nil {
 		logging.Exit("gcp: init verifier", err)

@@ -18,6 +18,9 @@ func main() {
 	if err != nil {
 		logging.Exit("postman: config", err)
 	}
+	if cfg.Timeout, err = pipeline.PartnerTimeout(); err != nil {
+		logging.Exit("postman: config", err)
+	}
 	v, err := postmanpartner.New(cfg)
 	if err != nil {
 		logging.Exit("postman: init verifier", err)

@@ -33,7 +33,26 @@ const (
 	// EnvBackoffBase overrides the retry backoff's base (a Go duration);
 	// local runs and end-to-end tests shorten it.
 	EnvBackoffBase = "RETRY_BACKOFF_BASE"
+	// EnvPartnerTimeout bounds one partner HTTP request (a Go duration);
+	// unset means partnerhttp.DefaultTimeout. A request is measured for
+	// PartnerAPILatency only up to it, so the latency alarm can see a slow
+	// partner only when it is above that alarm's threshold.
+	EnvPartnerTimeout = "PARTNER_TIMEOUT"
 )
+
+// PartnerTimeout reads PARTNER_TIMEOUT for a partner verifier's Config:
+// 0, the partner client's default, when unset.
+func PartnerTimeout() (time.Duration, error) {
+	v := strings.TrimSpace(os.Getenv(EnvPartnerTimeout))
+	if v == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("config: %s: want a positive duration such as 10s", EnvPartnerTimeout)
+	}
+	return d, nil
+}
 
 // commonFromEnv builds what both kinds of function need from the Lambda
 // environment: SDK clients (X-Ray instrumented; AWS_ENDPOINT_URL honoured
