@@ -235,12 +235,12 @@ func evaluate(t *testing.T, cw *cloudwatch.Client, a *samtemplate.Alarm, scope s
 // not part of this test.
 func TestAlarmsOnRealRuns(t *testing.T) {
 	h := newHarness(t, "alarms-", map[string]string{pipeline.EnvPartnerTimeout: "10s"})
-	h.setFlag(featureflag.Change{Enable: true})
+	h.setFlag(t, featureflag.Change{Enable: true})
 	var tokens []string
 	collector := h.stack.Metrics
 
 	from := settle(collector)
-	h.run("IngressQueue", eventBodies(t, "ingress-scan.json")...)
+	h.run(t, "IngressQueue", eventBodies(t, "ingress-scan.json")...)
 	mid := settle(collector)
 	healthy := collector.Records()[from:mid]
 
@@ -255,7 +255,7 @@ func TestAlarmsOnRealRuns(t *testing.T) {
 	}
 	bodies = append(bodies, scanBody(t, "alarms-postman", "Postman API token", 2, &tokens))
 	beforeFigures := collector.Partners()["postman"]
-	h.run("IngressQueue", bodies...)
+	h.run(t, "IngressQueue", bodies...)
 	end := settle(collector)
 	postman.Reset()
 	faulty := collector.Records()[mid:end]

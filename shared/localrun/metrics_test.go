@@ -174,7 +174,7 @@ func sampleTokens() []string {
 // what the doubles saw; no record carries a token or a fingerprint.
 func TestMetricsContract(t *testing.T) {
 	h := newHarness(t, "metrics-", nil)
-	h.setFlag(featureflag.Change{Enable: true})
+	h.setFlag(t, featureflag.Change{Enable: true})
 	tokens := sampleTokens()
 	ctl := h.sandbox.Controls()
 	reset := func() {
@@ -242,7 +242,7 @@ func TestMetricsContract(t *testing.T) {
 		{
 			name: "postman switched off: no request, feature_disabled counted as unknown",
 			before: func() {
-				h.setFlag(featureflag.Change{Enable: false, Partners: []finding.Partner{finding.PartnerPostman}})
+				h.setFlag(t, featureflag.Change{Enable: false, Partners: []finding.Partner{finding.PartnerPostman}})
 			},
 			bodies: func() []string { return []string{scanBody(t, "metrics-postman-off", "Postman API token", 2, &tokens)} },
 			check: func(t *testing.T, got map[string]PartnerFigures) {
@@ -260,7 +260,7 @@ func TestMetricsContract(t *testing.T) {
 			if st.before != nil {
 				st.before()
 			}
-			results := h.run("IngressQueue", st.bodies()...)
+			results := h.run(t, "IngressQueue", st.bodies()...)
 			settle(h.stack.Metrics)
 			got := map[string]PartnerFigures{}
 			for p, f := range h.stack.Metrics.Partners() {
