@@ -127,6 +127,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return fail("%v", err)
 	}
 	printDLQ(stdout, dlq)
+	fmt.Fprintln(stdout)
+	if err := localrun.Summarize(stack.Metrics, stack.Template, time.Since(start)).Write(stdout); err != nil {
+		return fail("%v", err)
+	}
 
 	missing := 0
 	for k := range expected {
