@@ -17,7 +17,7 @@ FUNCTIONS := DispatcherFunction:dispatcher AwsFunction:aws GcpFunction:gcp Postm
 LAMBDA_GOFLAGS := -trimpath -tags lambda.norpc -ldflags='-s -w'
 TEST_TIMEOUT ?= 8m
 
-.PHONY: all build test lint run invoke tools tools-check fmt vet staticcheck cfn-lint install clean fuzz
+.PHONY: all build test lint run invoke tools tools-check fmt vet staticcheck cfn-lint install clean fuzz chaos
 
 all: build
 
@@ -72,6 +72,12 @@ fuzz:
 	  echo "fuzz $$name in ./$$pkg for $(FUZZTIME)"; \
 	  $(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) ./$$pkg || exit 1; \
 	done
+
+## chaos: the fault-injection suite on moto with the real functions and the partner doubles;
+## prints the scenario x invariant table and fails if any cell fails (`make test` runs its
+## short form). ARGS=-short, ARGS='-run name,name -v', ARGS=-list
+chaos: tools-check $(RIE)
+	$(GO) run ./cmd/chaos $(ARGS)
 
 ## lint: gofmt, go vet, staticcheck (pinned) and cfn-lint on template.yaml
 lint: fmt vet staticcheck cfn-lint
