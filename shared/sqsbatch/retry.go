@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"os"
 	"strconv"
 	"strings"
@@ -51,7 +52,8 @@ func ReceiveCount(rec events.SQSMessage) int {
 // Backoff returns how long to keep a record invisible before its next
 // attempt: full jitter, uniform in [0, min(BackoffCap, BackoffBase·2^(n-1))]
 // for the n-th receive, but at least retryAfter (the partner's Retry-After,
-// 0 when it gave none) and MinBackoff, and at most MaxVisibility.
+// 0 when it gave none; then up to a fifth more) and MinBackoff, and at most
+// MaxVisibility.
 func Backoff(receiveCount int, retryAfter time.Duration) time.Duration {
 	return BackoffFrom(BackoffBase)(receiveCount, retryAfter)
 }
@@ -62,7 +64,13 @@ func Backoff(receiveCount int, retryAfter time.Duration) time.Duration {
 func BackoffFrom(base time.Duration) func(receiveCount int, retryAfter time.Duration) time.Duration {
 	return func(receiveCount int, retryAfter time.Duration) time.Duration {
 		d := jitter(base, BackoffCap, max(receiveCount, 1))
-		d = max(d, retryAfter, MinBackoff)
+		if retryAfter > d {
+			// Every record held back by one 429 carries the same
+			// Retry-After; up to a fifth more spreads their return so they
+			// do not hit the partner together again.
+			d = retryAfter + rand.N(retryAfter/5+1)
+		}
+		d = max(d, MinBackoff)
 		return min(d, MaxVisibility)
 	}
 }

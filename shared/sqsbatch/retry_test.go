@@ -65,8 +65,8 @@ func TestBackoff(t *testing.T) {
 		{name: "third receive doubles twice", count: 3, lo: MinBackoff, hi: 40 * time.Second, spread: true},
 		{name: "capped at 15 minutes", count: 30, lo: MinBackoff, hi: BackoffCap, spread: true},
 		{name: "huge count does not overflow", count: 1 << 40, lo: MinBackoff, hi: BackoffCap, spread: true},
-		{name: "retry-after is a floor", count: 1, retryAfter: 30 * time.Second, lo: 30 * time.Second, hi: 30 * time.Second},
-		{name: "retry-after above the jitter", count: 30, retryAfter: 20 * time.Minute, lo: 20 * time.Minute, hi: 20 * time.Minute},
+		{name: "retry-after is a floor, spread by up to a fifth", count: 1, retryAfter: 30 * time.Second, lo: 30 * time.Second, hi: 36 * time.Second},
+		{name: "retry-after above the jitter", count: 30, retryAfter: 20 * time.Minute, lo: 20 * time.Minute, hi: 24 * time.Minute},
 		{name: "retry-after capped at SQS maximum", count: 1, retryAfter: 48 * time.Hour, lo: MaxVisibility, hi: MaxVisibility},
 		{name: "small retry-after within jitter", count: 8, retryAfter: 5 * time.Second, lo: 5 * time.Second, hi: BackoffCap, spread: true},
 	}
@@ -188,13 +188,13 @@ func TestDelayAndPostpone(t *testing.T) {
 		t.Fatal(err)
 	}
 	d, err := Postpone(context.Background(), r, rec, 90*time.Second)
-	if err != nil || d != 90*time.Second {
-		t.Fatalf("Postpone = %v, %v; want 90s (retry-after above the 20s ceiling)", d, err)
+	if err != nil || d < 90*time.Second || d > 108*time.Second {
+		t.Fatalf("Postpone = %v, %v; want 90s to 108s (retry-after above the 20s ceiling, spread by up to a fifth)", d, err)
 	}
 	if len(f.visibility) != 2 {
 		t.Fatalf("ChangeMessageVisibility calls = %d", len(f.visibility))
 	}
-	for i, want := range []int32{3, 90} {
+	for i, want := range []int32{3, int32((d + time.Second - 1) / time.Second)} {
 		v := f.visibility[i]
 		if aws.ToString(v.QueueUrl) != "https://queue/q" || aws.ToString(v.ReceiptHandle) != "rh-1" || v.VisibilityTimeout != want {
 			t.Errorf("call %d: %s %s %d, want visibility %d", i, aws.ToString(v.QueueUrl), aws.ToString(v.ReceiptHandle), v.VisibilityTimeout, want)
