@@ -17,6 +17,7 @@ const usage = `usage:
   feature get NAME ENV... [--json]
   feature delete NAME ENV... [--dry-run]
   feature list ENV... [--json]
+  feature rollout status|advance|rollback NAME ...   (the rollout plan: feature rollout --help)
 
 ENV is one or more of --dev --pre --staging --staging-ref --production (each a section of
 samconfig.toml: region, profile, stack), or --local (the local AWS at AWS_ENDPOINT_URL).

@@ -1,7 +1,8 @@
 // Command feature reads and changes feature flags in SSM Parameter Store, as
 // `/chatops run feature …` does for GitLab: set, get, delete and list, per
 // environment (dev, pre, staging, staging-ref, production from
-// samconfig.toml, or the local AWS). See docs/feature-flags.md.
+// samconfig.toml, or the local AWS). See docs/feature-flags.md. `feature
+// rollout` runs a flag's rollout plan (rollout.go, docs/rollout.md).
 package main
 
 import (
@@ -14,6 +15,7 @@ import (
 	"os/user"
 	"strings"
 	"syscall"
+	"time"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/featureflag"
 )
@@ -34,6 +36,9 @@ func main() {
 
 // run is the whole command, with its surroundings passed in for tests.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string, cwd string) int {
+	if isRollout(args) {
+		return runRollout(ctx, args, stdout, stderr, getenv, cwd, time.Now)
+	}
 	inv, err := parseArgs(args)
 	if err == nil && inv.command == "help" {
 		fmt.Fprint(stdout, usage)

@@ -42,10 +42,11 @@ const (
 	envParam                   // !Ref <template parameter>
 	envResource                // !Ref <resource>
 	envLiteral                 // a fixed value
+	envPseudo                  // !Ref <pseudo parameter>
 )
 
 func (k envKind) String() string {
-	return [...]string{"queue URL of", "parameter", "resource", "literal"}[k]
+	return [...]string{"queue URL of", "parameter", "resource", "literal", "pseudo parameter"}[k]
 }
 
 type envWant struct {
@@ -67,6 +68,8 @@ func expectedEnv() map[string]map[string]envWant {
 			"LOG_LEVEL":              {envParam, "LogLevel"},
 		}
 	}
+	autoRollback := common("")
+	delete(autoRollback, "DEAD_LETTER_QUEUE_URL")
 	with := func(m map[string]envWant, extra map[string]envWant) map[string]envWant {
 		for k, v := range extra {
 			m[k] = v
@@ -95,6 +98,11 @@ func expectedEnv() map[string]map[string]envWant {
 			"PARTNER_RATE_PER_SECOND":  {envParam, "PostmanRatePerSecond"},
 			"PARTNER_CONCURRENCY":      {envLiteral, ""},
 		}),
+		// It reads FEATURE_FLAG_PARAMETER, ENVIRONMENT, LOG_LEVEL and STACK_NAME; Globals give it
+		// the others too, and it has no source queue of its own.
+		"AutoRollbackFunction": with(autoRollback, map[string]envWant{
+			"STACK_NAME": {envPseudo, "AWS::StackName"},
+		}),
 	}
 }
 
@@ -106,6 +114,10 @@ var functionSources = map[string]struct{ queue, maxConcurrency string }{
 	"GcpFunction":        {"GcpQueue", "GcpMaxConcurrency"},
 	"PostmanFunction":    {"PostmanQueue", "PostmanMaxConcurrency"},
 }
+
+// snsFunctions are the functions the on-call topic triggers instead of a
+// queue, with the condition they are deployed under (off by default).
+var snsFunctions = map[string]string{"AutoRollbackFunction": "AutoRollbackOn"}
 
 var queueStems = []string{"Ingress", "Aws", "Gcp", "Postman", "Results"}
 
@@ -121,6 +133,7 @@ func expectedReach() map[string]map[string][]string {
 			"IngressQueue": consumeActions, "IngressDeadLetterQueue": send, "ResultsQueue": send,
 			"AwsQueue": send, "GcpQueue": send, "PostmanQueue": send,
 		},
+		"AutoRollbackFunction": {},
 	}
 	for _, stem := range partnerIDs {
 		reach[stem+"Function"] = map[string][]string{
@@ -128,6 +141,19 @@ func expectedReach() map[string]map[string][]string {
 		}
 	}
 	return reach
+}
+
+// reportServices are the services a function may use besides logs, xray,
+// sqs and ssm: the auto-rollback reports to the on-call topic.
+var reportServices = map[string][]string{"AutoRollbackFunction": {"sns", "kms"}}
+
+// flagActions are the ssm actions a function may use on the flag's
+// parameter: only the auto-rollback writes it (a partner's kill switch).
+func flagActions(fid string) []string {
+	if fid == "AutoRollbackFunction" {
+		return []string{"ssm:GetParameter", "ssm:PutParameter"}
+	}
+	return []string{"ssm:GetParameter"}
 }
 
 type check struct {
@@ -212,6 +238,13 @@ func TestReviewCatchesDefects(t *testing.T) {
 		{"backlog threshold", "Threshold: 50000", "Threshold: 500000", "queue alarms"},
 		{"dashboard without a partner's latency", `"PartnerAPILatency", "Partner", "gcp", {"stat": "p99", "label": "gcp p99"}`, `"PartnerAPILatency", "Partner", "gcp", {"stat": "p90", "label": "gcp p90"}`, "dashboard"},
 		{"output missing", "  GcpDeadLetterQueueUrl:\n", "  GcpDeadLetterQueueLink:\n", "outputs"},
+		{"auto-rollback may delete the flag", "Action: [ssm:GetParameter, ssm:PutParameter]", "Action: [ssm:GetParameter, ssm:PutParameter, ssm:DeleteParameter]", "iam"},
+		{"auto-rollback publishes anywhere", "Action: sns:Publish\n                Resource: !Ref OnCallTopic", "Action: sns:Publish\n                Resource: '*'", "iam"},
+		{"auto-rollback uses any key", "Resource: !GetAtt OnCallTopicKey.Arn", "Resource: '*'", "iam"},
+		{"auto-rollback on by default", "Default: 'false'", "Default: 'true'", "functions"},
+		{"auto-rollback without its condition", "    Condition: AutoRollbackOn\n    Metadata:", "    Metadata:", "functions"},
+		{"auto-rollback on another topic", "Topic: !Ref OnCallTopic", "Topic: !Ref IngressQueue", "functions"},
+		{"auto-rollback without its stack name", "          STACK_NAME: !Ref AWS::StackName\n", "          STACK_NAME: partner-token-verification\n", "environment"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -380,6 +413,11 @@ func checkFunctions(tpl *samtemplate.Template) []string {
 				return
 			}
 		}
+		for id := range snsFunctions {
+			if !yield(id) {
+				return
+			}
+		}
 	})
 	if got := tpl.ResourcesOfType(samtemplate.TypeFunction); !slices.Equal(got, want) {
 		p = append(p, fmt.Sprintf("functions = %v, want %v", got, want))
@@ -419,6 +457,10 @@ func checkFunctions(tpl *samtemplate.Template) []string {
 		} else if retention, err := intParam(tpl, "LogRetentionDays"); err != nil || lg.RetentionInDays != int(retention) || lg.RetentionInDays == 0 {
 			p = append(p, fmt.Sprintf("%s: log group %s keeps logs %d days, want LogRetentionDays", id, f.LogGroup, lg.RetentionInDays))
 		}
+		if cond, ok := snsFunctions[id]; ok {
+			p = append(p, checkSNSFunction(tpl, id, cond)...)
+			continue
+		}
 		if len(f.OtherEvents) > 0 {
 			p = append(p, fmt.Sprintf("%s: unexpected events %v", id, f.OtherEvents))
 		}
@@ -447,6 +489,30 @@ func checkFunctions(tpl *samtemplate.Template) []string {
 	conc, err2 := intParam(tpl, "PostmanMaxConcurrency")
 	if err1 != nil || err2 != nil || rate*conc > 3 {
 		p = append(p, fmt.Sprintf("Postman global rate %v x %v exceeds 3 req/s (%v %v)", conc, rate, err1, err2))
+	}
+	return p
+}
+
+// checkSNSFunction: subscribed to the on-call topic only, and deployed only
+// under its condition, which is false with the template's defaults.
+func checkSNSFunction(tpl *samtemplate.Template, id, cond string) []string {
+	var p []string
+	f := tpl.Functions[id]
+	events, _ := tpl.Resources[id].Properties["Events"].(map[string]any)
+	if len(f.SQSEvents) > 0 || len(f.OtherEvents) != 1 || len(events) != 1 {
+		p = append(p, fmt.Sprintf("%s: events %v %v, want one SNS event", id, f.SQSEvents, f.OtherEvents))
+	}
+	for name, ev := range events {
+		m, _ := ev.(map[string]any)
+		props, _ := m["Properties"].(map[string]any)
+		if m["Type"] != "SNS" || (samtemplate.Value{Expr: props["Topic"]}).Target() != (samtemplate.Target{Kind: samtemplate.TargetResource, Name: "OnCallTopic"}) {
+			p = append(p, fmt.Sprintf("%s: event %s is not the SNS subscription to !Ref OnCallTopic", id, name))
+		}
+	}
+	if got := tpl.Resources[id].Condition; got != cond {
+		p = append(p, fmt.Sprintf("%s: condition %q, want %s", id, got, cond))
+	} else if on, err := tpl.Condition(cond); err != nil || on {
+		p = append(p, fmt.Sprintf("%s: condition %s is %v (%v) with the defaults, want false", id, cond, on, err))
 	}
 	return p
 }
@@ -481,6 +547,8 @@ func checkEnvironment(tpl *samtemplate.Template) []string {
 				good = tg.Kind == samtemplate.TargetResource && tg.Name == w.name && tg.Attribute == ""
 			case envLiteral:
 				good = tg.Kind == samtemplate.TargetLiteral && (w.name == "" && tg.Literal != "" || tg.Literal == w.name)
+			case envPseudo:
+				good = tg.Kind == samtemplate.TargetPseudo && tg.Name == w.name
 			}
 			if !good {
 				p = append(p, fmt.Sprintf("%s: %s = %v, want %v %q", fid, name, v.Expr, w.kind, w.name))
@@ -543,7 +611,7 @@ func checkIAM(tpl *samtemplate.Template) []string {
 				if !strings.HasPrefix(a, "xray:") {
 					xray = false
 				}
-				if svc, _, _ := strings.Cut(a, ":"); !slices.Contains([]string{"logs", "xray", "sqs", "ssm"}, svc) {
+				if svc, _, _ := strings.Cut(a, ":"); !slices.Contains(slices.Concat([]string{"logs", "xray", "sqs", "ssm"}, reportServices[fid]), svc) {
 					p = append(p, where+": action outside logs, xray, sqs, ssm: "+a)
 				}
 			}
@@ -577,10 +645,21 @@ func checkIAM(tpl *samtemplate.Template) []string {
 				switch {
 				case strings.HasPrefix(a, "ssm:"):
 					want := "arn:aws:ssm:us-east-1:123456789012:parameter" + flagParameterName
-					if a != "ssm:GetParameter" || len(st.Resources) != 1 {
-						p = append(p, where+": ssm access beyond GetParameter on the flag: "+a)
+					if !slices.Contains(flagActions(fid), a) || len(st.Resources) != 1 {
+						p = append(p, fmt.Sprintf("%s: ssm access beyond %v on the flag: %s", where, flagActions(fid), a))
 					} else if got, _ := st.Resources[0].Resolve(scope); got != want {
-						p = append(p, fmt.Sprintf("%s: ssm:GetParameter on %s, want %s", where, got, want))
+						p = append(p, fmt.Sprintf("%s: %s on %s, want %s", where, a, got, want))
+					}
+				case strings.HasPrefix(a, "sns:"), strings.HasPrefix(a, "kms:"):
+					// Only to report to on-call: publish to its topic, with its key.
+					want := map[string]samtemplate.Target{
+						"sns:Publish":         {Kind: samtemplate.TargetResource, Name: "OnCallTopic"},
+						"kms:GenerateDataKey": {Kind: samtemplate.TargetResource, Name: "OnCallTopicKey", Attribute: "Arn"},
+						"kms:Decrypt":         {Kind: samtemplate.TargetResource, Name: "OnCallTopicKey", Attribute: "Arn"},
+					}
+					tg, ok := want[a]
+					if !ok || len(st.Resources) != 1 || st.Resources[0].Target() != tg {
+						p = append(p, fmt.Sprintf("%s: %s beyond publishing to OnCallTopic: %v", where, a, st.Resources))
 					}
 				case strings.HasPrefix(a, "sqs:"):
 					for _, r := range st.Resources {
