@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 )
 
@@ -114,12 +115,17 @@ func (m *Moto) Config() aws.Config {
 }
 
 // Config returns an SDK configuration that sends every service to endpoint.
+// It keeps the SDK's standard retryer (with more attempts): moto_server on
+// a loaded machine now and then drops a connection, which a test must not
+// mistake for a failure of the code under test.
 func Config(endpoint string) aws.Config {
 	return aws.Config{
 		Region:       Region,
 		Credentials:  credentials.NewStaticCredentialsProvider("testing", "testing", ""),
 		BaseEndpoint: aws.String(endpoint),
-		Retryer:      func() aws.Retryer { return aws.NopRetryer{} },
+		Retryer: func() aws.Retryer {
+			return retry.NewStandard(func(o *retry.StandardOptions) { o.MaxAttempts = 5 })
+		},
 	}
 }
 
