@@ -26,6 +26,7 @@ import (
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/featureflag"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/localrun"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnertest/sandbox"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/samtemplate"
@@ -40,6 +41,8 @@ const (
 	MaxAttempts  = 3
 	FlagCacheTTL = time.Second
 	BackoffBase  = time.Second
+	// PartnerTimeout is one partner request's timeout in the suite's stacks.
+	PartnerTimeout = partnerhttp.DefaultTimeout
 	// VisibilityFactor is the template's rule: a source queue's visibility
 	// timeout is six times its function's timeout. Scenarios that shorten
 	// a function's timeout shorten its queue's visibility with it.
@@ -242,9 +245,12 @@ func runOne(ctx context.Context, cfg Config, sc Scenario) (obs *Observation, err
 	env := map[string]string{
 		"FEATURE_FLAG_CACHE_TTL": FlagCacheTTL.String(),
 		"RETRY_BACKOFF_BASE":     BackoffBase.String(),
-		"LOG_LEVEL":              "info",
-		"AWS_ENDPOINT_URL_SSM":   e.SSM.URL(),
-		"AWS_ENDPOINT_URL_SQS":   e.SQS.URL(),
+		// The client's own default (4 s), not the deployed 8 s, keeps the
+		// timeout scenarios to seconds; the timeout mechanism is the same.
+		"PARTNER_TIMEOUT":      PartnerTimeout.String(),
+		"LOG_LEVEL":            "info",
+		"AWS_ENDPOINT_URL_SSM": e.SSM.URL(),
+		"AWS_ENDPOINT_URL_SQS": e.SQS.URL(),
 	}
 	for k, v := range e.Sandbox.Env() {
 		env[k] = v

@@ -84,17 +84,20 @@ func expectedEnv() map[string]map[string]envWant {
 		}),
 		"AwsFunction": with(common("AwsDeadLetterQueue"), map[string]envWant{
 			"PARTNER_ENDPOINT_AWS_STS": {envLiteral, "https://sts.amazonaws.com"},
+			"PARTNER_TIMEOUT":          {envParam, "PartnerTimeout"},
 			"PARTNER_RATE_PER_SECOND":  {envParam, "AwsRatePerSecond"},
 			"PARTNER_CONCURRENCY":      {envLiteral, ""},
 		}),
 		"GcpFunction": with(common("GcpDeadLetterQueue"), map[string]envWant{
 			"PARTNER_ENDPOINT_GCP_DISCOVERY": {envLiteral, "https://www.googleapis.com"},
 			"PARTNER_ENDPOINT_GCP_OAUTH":     {envLiteral, "https://oauth2.googleapis.com"},
+			"PARTNER_TIMEOUT":                {envParam, "PartnerTimeout"},
 			"PARTNER_RATE_PER_SECOND":        {envParam, "GcpRatePerSecond"},
 			"PARTNER_CONCURRENCY":            {envLiteral, ""},
 		}),
 		"PostmanFunction": with(common("PostmanDeadLetterQueue"), map[string]envWant{
 			"PARTNER_ENDPOINT_POSTMAN": {envLiteral, "https://api.getpostman.com"},
+			"PARTNER_TIMEOUT":          {envParam, "PartnerTimeout"},
 			"PARTNER_RATE_PER_SECOND":  {envParam, "PostmanRatePerSecond"},
 			"PARTNER_CONCURRENCY":      {envLiteral, ""},
 		}),
