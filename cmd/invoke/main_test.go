@@ -18,11 +18,7 @@ import (
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/samtemplate"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	awstest.StopShared()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { awstest.Main(m) }
 
 func TestEnvironmentFromTemplate(t *testing.T) {
 	root, err := samtemplate.FindRoot()

@@ -26,11 +26,7 @@ import (
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/samtemplate"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	awstest.StopShared()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { awstest.Main(m) }
 
 // stack is the stack of the notifications in testdata/.
 const stack = "partner-token-verification-production"

@@ -15,11 +15,7 @@ import (
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/samtemplate"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	awstest.StopShared()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { awstest.Main(m) }
 
 // TestShortForm is the short form of `make chaos` that `make test` runs: a
 // representative subset of the scenarios on the real functions, every

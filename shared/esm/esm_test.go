@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -18,11 +17,7 @@ import (
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/awstest"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	awstest.StopShared()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { awstest.Main(m) }
 
 // queuePair creates a source queue whose redrive policy sends a message to
 // a DLQ after maxReceive receives, with a short visibility timeout.

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"reflect"
 	"slices"
 	"strings"
@@ -21,11 +20,7 @@ import (
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/awstest"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	awstest.StopShared()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { awstest.Main(m) }
 
 func motoClient(t *testing.T) *sqs.Client {
 	t.Helper()
