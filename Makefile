@@ -17,7 +17,7 @@ FUNCTIONS := DispatcherFunction:dispatcher AwsFunction:aws GcpFunction:gcp Postm
 LAMBDA_GOFLAGS := -trimpath -tags lambda.norpc -ldflags='-s -w'
 TEST_TIMEOUT ?= 8m
 
-.PHONY: all build test lint run invoke tools tools-check fmt vet staticcheck cfn-lint install clean fuzz chaos
+.PHONY: all build test lint run invoke tools tools-check fmt vet staticcheck cfn-lint install clean fuzz chaos bench
 
 all: build
 
@@ -78,6 +78,13 @@ fuzz:
 ## short form). ARGS=-short, ARGS='-run name,name -v', ARGS=-list
 chaos: tools-check $(RIE)
 	$(GO) run ./cmd/chaos $(ARGS)
+
+## bench: the Go benchmarks of the partner-function handler, then cmd/bench: throughput against
+## cmd/partner-sandbox (100ms ± 20ms, rate limited) vs. the limit, serial speed-up, handler overhead,
+## 429s, dedupe, bootstrap sizes, cold init and peak memory (docs/benchmarks.md). ARGS for cmd/bench.
+bench: tools-check $(RIE)
+	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=200x ./shared/pipeline/
+	$(GO) run ./cmd/bench $(ARGS)
 
 ## lint: gofmt, go vet, staticcheck (pinned) and cfn-lint on template.yaml
 lint: fmt vet staticcheck cfn-lint

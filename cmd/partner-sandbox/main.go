@@ -6,7 +6,8 @@
 //	partner-sandbox -latency 100ms -jitter 20ms -rate postman=3
 //
 // It prints the PARTNER_ENDPOINT_* variables to export, and serves counters
-// as JSON on -admin (GET /stats, POST /reset). The default ports are the
+// as JSON on -admin (GET /stats, POST /reset; POST /credentials registers
+// generated credentials as live, for benchmarks). The default ports are the
 // ones env.json names, so `make invoke` reaches it without configuration;
 // pass 127.0.0.1:0 to pick free ports.
 package main
@@ -42,7 +43,7 @@ func run(args []string) int {
 	fs.StringVar(&a.GoogleDiscovery, "discovery-addr", "127.0.0.1:18082", "Google discovery double listen address")
 	fs.StringVar(&a.GoogleOAuth, "oauth-addr", "127.0.0.1:18083", "Google OAuth (token, tokeninfo) double listen address")
 	fs.StringVar(&a.Postman, "postman-addr", "127.0.0.1:18084", "Postman double listen address")
-	admin := fs.String("admin", "127.0.0.1:18080", "admin listen address (GET /stats, POST /reset)")
+	admin := fs.String("admin", "127.0.0.1:18080", "admin listen address (GET /stats, POST /reset, POST /credentials)")
 	latency := fs.Duration("latency", 0, "latency added to every answer")
 	jitter := fs.Duration("jitter", 0, "uniform jitter around -latency")
 	rates := fs.String("rate", "", "enforced rate limits, e.g. postman=3,aws=50 (req/s; 429 above)")
@@ -162,6 +163,7 @@ func adminHandler(s *sandbox.Sandbox) http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(st)
 	})
+	mux.HandleFunc("POST /credentials", registerCredentials(s))
 	mux.HandleFunc("POST /reset", func(w http.ResponseWriter, _ *http.Request) {
 		for _, cs := range s.Controls() {
 			for _, c := range cs {

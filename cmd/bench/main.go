@@ -1,0 +1,264 @@
+// Command bench measures the partner functions against their limits: it
+// runs the real partner-function handler (pipeline.Worker.Handle with the
+// real verifier wrapped as pipeline.WorkerFromEnv wraps it: verdictcache
+// around throttle around the partner package) against cmd/partner-sandbox,
+// started as a separate process with injected latency and a rate limit per
+// partner, and prints in one run, for each partner and setting:
+//
+//   - verifications per second, and the ratio to the limit
+//     min(rate, concurrency ÷ latency);
+//   - the same workload one finding at a time (Concurrency 1), and the speed-up;
+//   - the handler's overhead per verification (its time minus the partner's), p50 and p95;
+//   - the 429s the sandbox sent;
+//   - partner calls for 1000 findings of one token, without and with recheck;
+//   - bootstrap sizes (linux/arm64 and this machine), cold-start init time
+//     under the Lambda Runtime Interface Emulator, and peak memory at batch size 10.
+//
+// `make bench` runs it after the Go benchmarks of shared/pipeline.
+//
+//	go run ./cmd/bench [-latency 100ms] [-jitter 20ms] [-samples 5] [-partners aws,gcp,postman] [-skip-lambda]
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/samtemplate"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/throttle"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout))
+}
+
+// options are the command-line flags.
+type options struct {
+	root            string
+	latency, jitter time.Duration
+	samples         int
+	partners        []finding.Partner
+	skipLambda      bool
+}
+
+func run(args []string, stdout io.Writer) int {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	var o options
+	fs.StringVar(&o.root, "root", "", "repository root (default: found from the working directory)")
+	fs.DurationVar(&o.latency, "latency", 100*time.Millisecond, "partner latency the sandbox injects")
+	fs.DurationVar(&o.jitter, "jitter", 20*time.Millisecond, "uniform jitter around -latency")
+	fs.IntVar(&o.samples, "samples", 5, "cold starts per function")
+	partners := fs.String("partners", "aws,gcp,postman", "partners to measure")
+	fs.BoolVar(&o.skipLambda, "skip-lambda", false, "skip bootstrap sizes, cold starts and memory (no moto_server needed)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	for _, p := range strings.Split(*partners, ",") {
+		switch fp := finding.Partner(strings.TrimSpace(p)); fp {
+		case finding.PartnerAWS, finding.PartnerGCP, finding.PartnerPostman:
+			o.partners = append(o.partners, fp)
+		default:
+			fmt.Fprintf(os.Stderr, "bench: -partners: unknown partner %q\n", p)
+			return 2
+		}
+	}
+	if o.latency <= 0 || o.jitter < 0 || o.jitter >= o.latency || o.samples < 1 {
+		fmt.Fprintln(os.Stderr, "bench: want -latency > -jitter >= 0 and -samples >= 1")
+		return 2
+	}
+	if o.root == "" {
+		root, err := samtemplate.FindRoot()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			return 1
+		}
+		o.root = root
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := bench(ctx, o, stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 1
+	}
+	return 0
+}
+
+// setting is one configuration of partner rates and concurrency.
+type setting struct {
+	name string
+	// rates are what the sandbox enforces and what this instance's limiter
+	// is configured to (PARTNER_RATE_PER_SECOND); bursts the limiter's
+	// burst (PARTNER_RATE_BURST), kept below the sandbox's (ClientBurst).
+	rates       map[finding.Partner]float64
+	bursts      map[finding.Partner]int
+	concurrency int
+	about       string
+}
+
+// fastRate is the partner rate of the concurrency-bound setting.
+const fastRate = 250
+
+// settings: one where the partners' published rates bind, one where the
+// partners are fast enough that concurrency ÷ latency binds.
+func settings() []setting {
+	published := setting{name: "rate-bound", rates: map[finding.Partner]float64{}, bursts: map[finding.Partner]int{}, concurrency: BatchSize,
+		about: "the limiter's default rates (throttle.DefaultRate), which the sandbox enforces"}
+	fast := setting{name: "concurrency-bound", rates: map[finding.Partner]float64{}, bursts: map[finding.Partner]int{}, concurrency: BatchSize,
+		about: "a partner rate far above concurrency ÷ latency, which the sandbox enforces"}
+	for _, p := range finding.Partners() {
+		r, b := throttle.DefaultRate(p)
+		published.rates[p], published.bursts[p] = r, ClientBurst(b, SandboxBurst(r))
+		fast.rates[p], fast.bursts[p] = fastRate, ClientBurst(BatchSize, SandboxBurst(fastRate))
+	}
+	return []setting{published, fast}
+}
+
+// row is one partner in one setting.
+type row struct {
+	partner          finding.Partner
+	limit            float64
+	bound            Bound
+	serialLimit      float64
+	serialBound      Bound
+	concurrent       loadResult
+	serial           loadResult
+	dedupe, recheck  *dedupeResult
+	throughput       float64
+	serialThroughput float64
+}
+
+func bench(ctx context.Context, o options, w io.Writer) error {
+	started := time.Now()
+	tmp, err := os.MkdirTemp("", "bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+
+	fmt.Fprintln(w, "# make bench")
+	printMachine(w)
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "building cmd/partner-sandbox and the function bootstraps ...")
+	sandboxBin := filepath.Join(tmp, "partner-sandbox")
+	build := exec.CommandContext(ctx, "go", "build", "-o", sandboxBin, "./cmd/partner-sandbox")
+	build.Dir = o.root
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("build partner-sandbox: %w\n%s", err, out)
+	}
+	var bl builds
+	if !o.skipLambda {
+		if bl, err = buildFunctions(ctx, o.root, filepath.Join(tmp, "build")); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(w, "built in %s\n\n", time.Since(started).Round(100*time.Millisecond))
+	printMethod(w, o)
+
+	var all []settingRows
+	var last *sandboxProc
+	for i, s := range settings() {
+		rates := map[string]float64{}
+		for p, r := range s.rates {
+			rates[string(p)] = r
+		}
+		sb, err := startSandbox(ctx, sandboxBin, o.latency, o.jitter, rates)
+		if err != nil {
+			return err
+		}
+		withDedupe := i == len(settings())-1
+		rows, err := measureSetting(ctx, sb, s, o, withDedupe)
+		if err != nil {
+			sb.stop()
+			return err
+		}
+		all = append(all, settingRows{s, rows})
+		printSetting(w, s, rows, o, sb)
+		if withDedupe {
+			last = sb
+		} else {
+			sb.stop()
+		}
+	}
+	defer last.stop()
+	printDedupe(w, all[len(all)-1].rows)
+
+	var fns []functionFigures
+	if !o.skipLambda {
+		if fns, err = coldStarts(ctx, o.root, bl, last, o.samples, 3); err != nil {
+			return err
+		}
+		printFunctions(w, fns, bl, o)
+	}
+	printTargets(w, all, fns, o)
+	fmt.Fprintf(w, "\ntotal time %s\n", time.Since(started).Round(time.Second))
+	return nil
+}
+
+// settingRows are a setting's measurements.
+type settingRows struct {
+	s    setting
+	rows []row
+}
+
+// measureSetting runs every partner concurrently and serially, and the
+// dedupe runs when asked. Windows are long enough for about 200 (serial:
+// 60) verifications, at most 20s: a slow partner's few verifications per
+// second would otherwise leave a ratio at the mercy of one verification
+// more or less.
+func measureSetting(ctx context.Context, sb *sandboxProc, s setting, o options, withDedupe bool) ([]row, error) {
+	var rows []row
+	for _, p := range o.partners {
+		r := row{partner: p}
+		r.limit, r.bound = Limit(s.rates[p], s.concurrency, o.latency)
+		r.serialLimit, r.serialBound = Limit(s.rates[p], 1, o.latency)
+		lim := throttle.Options{RatePerSecond: s.rates[p], Burst: s.bursts[p]}
+		refill := time.Duration(float64(SandboxBurst(s.rates[p])) / s.rates[p] * float64(time.Second))
+		var err error
+		r.concurrent, err = runLoad(ctx, sb, loadConfig{
+			partner: p, concurrency: s.concurrency, limiter: lim, warm: time.Second,
+			window: Window(r.limit, 200, 4*time.Second, 20*time.Second), quiet: refill,
+		}.sized(o.latency))
+		if err != nil {
+			return nil, err
+		}
+		r.serial, err = runLoad(ctx, sb, loadConfig{
+			partner: p, concurrency: 1, limiter: lim, warm: time.Second,
+			window: Window(r.serialLimit, 60, 4*time.Second, 20*time.Second), quiet: refill,
+		}.sized(o.latency))
+		if err != nil {
+			return nil, err
+		}
+		r.throughput, r.serialThroughput = Throughput(r.concurrent.spans), Throughput(r.serial.spans)
+		if withDedupe {
+			d, err := runDedupe(ctx, sb, p, lim, s.concurrency, 1000, false)
+			if err != nil {
+				return nil, err
+			}
+			rc, err := runDedupe(ctx, sb, p, lim, s.concurrency, 1000, true)
+			if err != nil {
+				return nil, err
+			}
+			r.dedupe, r.recheck = &d, &rc
+		}
+		rows = append(rows, r)
+	}
+	return rows, nil
+}
+
+// sized gives the run a backlog no invocation can exhaust: at most
+// concurrency records finish per fastest partner round trip.
+func (c loadConfig) sized(latency time.Duration) loadConfig {
+	fastest := latency / 2
+	perSecond := float64(max(c.concurrency, BatchSize)) / fastest.Seconds()
+	c.backlog = int(perSecond*(c.warm+c.window).Seconds()) + BatchSize
+	return c
+}

@@ -1,0 +1,247 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"runtime"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/localrun"
+)
+
+// Targets of issue 6, reported (never asserted).
+const (
+	targetRatio     = 0.95
+	targetSpeedUp   = 8.0
+	targetOverhead  = 1.0  // ms, p95
+	targetInitMS    = 50.0 // ms
+	targetPeakBytes = 64 << 20
+)
+
+func printMachine(w io.Writer) {
+	fmt.Fprintf(w, "machine: nproc %d, %s, %s %s/%s, %s\n", runtime.NumCPU(), cpuModel(), runtime.Version(),
+		runtime.GOOS, runtime.GOARCH, time.Now().UTC().Format(time.RFC3339))
+}
+
+// cpuModel is the first "model name" of /proc/cpuinfo.
+func cpuModel() string {
+	f, err := os.Open("/proc/cpuinfo")
+	if err != nil {
+		return "cpu unknown"
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "cpu unknown"
+}
+
+func printMethod(w io.Writer, o options) {
+	fmt.Fprintf(w, `method: one function instance = pipeline.Worker.Handle with verdictcache(throttle(partner verifier)),
+  as pipeline.WorkerFromEnv builds it; invocations one after another, each a batch of %d records of one
+  finding with its own generated token, registered as live in cmd/partner-sandbox (a separate process,
+  -latency %s -jitter %s, -rate per partner as below). Records the handler hands back come back when
+  their visibility delay ends; a backlog keeps a batch ready. The first second of a run is not measured.
+  verif/s = verifications ÷ (last end − first start) of the measured invocations; limit = min(rate,
+  concurrency ÷ %s); serial = the same with Concurrency 1; overhead = handler time − partner time per
+  verification, from the serial run (records one at a time, so each has its own span).
+
+`, BatchSize, o.latency, o.jitter, o.latency)
+}
+
+func printSetting(w io.Writer, s setting, rows []row, o options, sb *sandboxProc) {
+	rates := map[string]float64{}
+	var bursts []string
+	for p, r := range s.rates {
+		rates[string(p)] = r
+	}
+	for _, p := range o.partners {
+		bursts = append(bursts, fmt.Sprintf("%s=%d", p, s.bursts[p]))
+	}
+	fmt.Fprintf(w, "## setting %s: %s\n", s.name, s.about)
+	fmt.Fprintf(w, "sandbox -latency %s -jitter %s -rate %s; limiter bursts %s; concurrency %d\n\n",
+		o.latency, o.jitter, rateFlag(rates), strings.Join(bursts, " "), s.concurrency)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "partner\tlimit/s\tbound\tverif/s\t÷ limit\tserial/s\tserial limit/s\tspeed-up\t429s\t")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%.1f\t%s\t%.1f\t%.3f\t%.2f\t%.1f\t%.2f\t%d\t\n", r.partner, r.limit, r.bound, r.throughput,
+			Ratio(r.throughput, r.limit), r.serialThroughput, r.serialLimit, Ratio(r.throughput, r.serialThroughput),
+			r.concurrent.rateLimited+r.serial.rateLimited)
+	}
+	_ = tw.Flush()
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "partner\toverhead p50 ms\tp95 ms\tn\tpartner p50 ms\tslowest of batch ms\tbatch bound/s\t÷ batch bound\thanded back\tdeliveries/verif\tnot active\t")
+	for _, r := range rows {
+		oh := Summarize(r.serial.overheadMS)
+		note := ""
+		if r.serialBound == BoundRate {
+			note = " (waits for the limiter)"
+		}
+		slowest := mean(r.concurrent.batchMaxMS)
+		batchBound := math.NaN()
+		if slowest > 0 {
+			batchBound = float64(BatchSize) / (slowest / 1000)
+		}
+		bb := "-"
+		if r.bound == BoundConcurrency {
+			bb = fmt.Sprintf("%.3f", Ratio(r.throughput, batchBound))
+		}
+		fmt.Fprintf(tw, "%s\t%.3f\t%.3f%s\t%d\t%.1f\t%.1f\t%.1f\t%s\t%d\t%.2f\t%s\t\n", r.partner, oh.P50, oh.P95, note, oh.N,
+			localrun.Percentile(r.concurrent.partnerMS, 50), slowest, batchBound, bb, r.concurrent.handedBack+r.serial.handedBack,
+			Ratio(float64(r.concurrent.receives+r.serial.receives), float64(r.concurrent.verified+r.serial.verified)),
+			others(r))
+	}
+	_ = tw.Flush()
+	fmt.Fprintln(w)
+}
+
+// others lists results that were not active, or "0".
+func others(r row) string {
+	m := map[finding.Reason]int{}
+	for k, v := range r.concurrent.others {
+		m[k] += v
+	}
+	for k, v := range r.serial.others {
+		m[k] += v
+	}
+	if n := r.concurrent.undelayed + r.serial.undelayed; n > 0 {
+		m["failed-undelayed"] += n
+	}
+	if len(m) == 0 {
+		return "0"
+	}
+	var parts []string
+	for k, v := range m {
+		parts = append(parts, fmt.Sprintf("%s=%d", k, v))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ",")
+}
+
+func mean(v []float64) float64 {
+	if len(v) == 0 {
+		return math.NaN()
+	}
+	s := 0.0
+	for _, x := range v {
+		s += x
+	}
+	return s / float64(len(v))
+}
+
+func printDedupe(w io.Writer, rows []row) {
+	fmt.Fprintln(w, "## partner calls for 1000 findings of one token (batches of 10, concurrency 10, setting concurrency-bound)")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "partner\tcalls\tcached\tshared in flight\tcalls with recheck\tshared in flight\tresults\t")
+	for _, r := range rows {
+		if r.dedupe == nil {
+			continue
+		}
+		d, rc := r.dedupe, r.recheck
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d+%d\t\n", r.partner, d.calls, d.stats.Hits, d.stats.Joined,
+			rc.calls, rc.stats.Joined, d.results, rc.results)
+	}
+	_ = tw.Flush()
+	fmt.Fprintln(w, "recheck bypasses the cache, and rechecks of one token in flight at once share one call: one call per batch.")
+	fmt.Fprintln(w)
+}
+
+func printFunctions(w io.Writer, fns []functionFigures, b builds, o options) {
+	fmt.Fprintf(w, "## functions: bootstraps from the Makefile's build-<LogicalId> targets; %d cold starts each under bin/aws-lambda-rie\n", o.samples)
+	fmt.Fprintf(w, "with template.yaml's environment (local AWS: moto_server; flag on) but PARTNER_CONCURRENCY=%d, PARTNER_RATE_PER_SECOND=%d,\n", BatchSize, fastRate)
+	fmt.Fprintf(w, "PARTNER_RATE_BURST=%d (a whole batch in flight), each followed by 3 invocations of %d records of fresh live tokens;\n", BatchSize, BatchSize)
+	fmt.Fprintln(w, "init = the emulator's INIT REPORT durationMs; peak RSS = the bootstrap's VmHWM after the invocations.")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "function\tlinux/arm64\tlinux/%s\tinit p50 ms\tinit max ms\tpeak RSS max\t\n", b.hostArch)
+	for _, f := range fns {
+		var peak int64
+		for _, r := range f.peakRSS {
+			peak = max(peak, r)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.1f\t%.1f\t%s\t\n", f.id, MiB(f.sizeArm64), MiB(f.sizeHost),
+			localrun.Percentile(f.initMS, 50), maxOf(f.initMS), MiB(peak))
+	}
+	_ = tw.Flush()
+	fmt.Fprintln(w)
+}
+
+// printTargets compares the figures with issue 6's targets.
+func printTargets(w io.Writer, all []settingRows, fns []functionFigures, o options) {
+	fmt.Fprintln(w, "## targets")
+	mark := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "MISSED"
+	}
+	var ratio, speed, overhead, limited []string
+	ratioOK, speedOK, overheadOK := true, true, true
+	var total429 int64
+	for _, sr := range all {
+		for _, r := range sr.rows {
+			name := string(r.partner) + "/" + sr.s.name
+			q := Ratio(r.throughput, r.limit)
+			ratioOK = ratioOK && q >= targetRatio
+			ratio = append(ratio, fmt.Sprintf("%s %.3f", name, q))
+			total429 += r.concurrent.rateLimited + r.serial.rateLimited
+			if r.bound == BoundConcurrency {
+				s := Ratio(r.throughput, r.serialThroughput)
+				speedOK = speedOK && s >= targetSpeedUp
+				speed = append(speed, fmt.Sprintf("%s %.2f", name, s))
+			} else {
+				limited = append(limited, fmt.Sprintf("%s %.2f (≤ %.1f)", name, Ratio(r.throughput, r.serialThroughput), r.limit/r.serialLimit))
+			}
+			oh := Summarize(r.serial.overheadMS)
+			if r.serialBound == BoundRate {
+				continue
+			}
+			overheadOK = overheadOK && oh.P95 < targetOverhead
+			overhead = append(overhead, fmt.Sprintf("%s %.3f", name, oh.P95))
+		}
+	}
+	fmt.Fprintf(w, "throughput ≥ %.2f × limit: %s: %s\n", targetRatio, mark(ratioOK), strings.Join(ratio, ", "))
+	fmt.Fprintf(w, "429s from the sandbox = 0: %s: %d\n", mark(total429 == 0), total429)
+	fmt.Fprintf(w, "speed-up ≥ %.0f at batch %d (concurrency-bound): %s: %s\n", targetSpeedUp, BatchSize, mark(speedOK), strings.Join(speed, ", "))
+	if len(limited) > 0 {
+		fmt.Fprintf(w, "  (rate-bound rows cannot exceed rate ÷ serial limit: %s)\n", strings.Join(limited, ", "))
+	}
+	fmt.Fprintf(w, "overhead p95 < %.0f ms (rows whose serial run does not wait for the limiter): %s: %s\n", targetOverhead, mark(overheadOK), strings.Join(overhead, ", "))
+	for _, sr := range all {
+		for _, r := range sr.rows {
+			if r.dedupe == nil {
+				continue
+			}
+			fmt.Fprintf(w, "1000 findings of one %s token: %d partner call(s) (%s); with recheck %d (one per batch of %d: %s)\n", r.partner,
+				r.dedupe.calls, mark(r.dedupe.calls == 1), r.recheck.calls, BatchSize, mark(r.recheck.calls == int64(r.recheck.findings/BatchSize)))
+		}
+	}
+	if len(fns) == 0 {
+		return
+	}
+	initOK, rssOK := true, true
+	var inits, rss []string
+	for _, f := range fns {
+		p50 := localrun.Percentile(f.initMS, 50)
+		var peak int64
+		for _, r := range f.peakRSS {
+			peak = max(peak, r)
+		}
+		initOK = initOK && p50 < targetInitMS
+		rssOK = rssOK && peak < targetPeakBytes
+		inits = append(inits, fmt.Sprintf("%s %.1f", f.id, p50))
+		rss = append(rss, fmt.Sprintf("%s %s", f.id, MiB(peak)))
+	}
+	fmt.Fprintf(w, "cold init p50 < %.0f ms: %s: %s\n", targetInitMS, mark(initOK), strings.Join(inits, ", "))
+	fmt.Fprintf(w, "peak RSS < %s: %s: %s\n", MiB(targetPeakBytes), mark(rssOK), strings.Join(rss, ", "))
+}
