@@ -9,16 +9,13 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"net/http/httptest"
-	"net/url"
-	"regexp"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	awspartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/aws"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/verify"
 )
 
@@ -39,81 +36,6 @@ func fuzzPick(alphabet string, n int) string {
 	return b.String()
 }
 
-// fuzzResponse is one answer the fuzzed server gives.
-type fuzzResponse struct {
-	status int // 0: close the connection without an answer
-	header http.Header
-	body   []byte
-	// truncate declares a longer Content-Length than the body it sends.
-	truncate bool
-}
-
-var fuzzHeaderName = regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`)
-
-// newFuzzResponse turns the fuzzer's arguments into an answer: mode's low
-// bits choose a normal answer, a dropped connection or a truncated body;
-// a status outside 200..999 is a dropped connection too; header lines
-// "Name: value" are kept when HTTP can carry them; the placeholders
-// {{TOKEN}} and {{SECRET}} become the credentials under test.
-func newFuzzResponse(mode byte, status int, header string, body []byte, token, secret string) fuzzResponse {
-	expand := func(s string) string {
-		return strings.ReplaceAll(strings.ReplaceAll(s, "{{TOKEN}}", token), "{{SECRET}}", secret)
-	}
-	r := fuzzResponse{status: status, header: http.Header{}, body: []byte(expand(string(body)))}
-	if r.status < 200 || r.status > 999 || mode&3 == 1 {
-		r.status = 0
-	}
-	r.truncate = mode&3 == 2
-	for _, line := range strings.Split(header, "\n") {
-		name, value, ok := strings.Cut(line, ":")
-		name, value = strings.TrimSpace(name), strings.TrimSpace(expand(value))
-		switch strings.ToLower(name) {
-		case "content-length", "transfer-encoding", "connection", "trailer", "content-encoding":
-			continue
-		}
-		if ok && fuzzHeaderName.MatchString(name) && !strings.ContainsAny(value, "\r\n\x00") {
-			r.header.Add(name, value)
-		}
-	}
-	return r
-}
-
-// fuzzServer answers every request with the current fuzzResponse.
-type fuzzServer struct {
-	*httptest.Server
-	current atomic.Pointer[fuzzResponse]
-}
-
-func newFuzzServer(tb testing.TB) *fuzzServer {
-	s := &fuzzServer{}
-	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		resp := s.current.Load()
-		if resp.status == 0 || resp.truncate {
-			conn, buf, err := http.NewResponseController(w).Hijack()
-			if err != nil {
-				return
-			}
-			defer conn.Close()
-			if resp.status != 0 {
-				fmt.Fprintf(buf, "HTTP/1.1 %d %s\r\n", resp.status, http.StatusText(resp.status))
-				_ = resp.header.Write(buf)
-				fmt.Fprintf(buf, "Content-Length: %d\r\n\r\n", len(resp.body)+16)
-				_, _ = buf.Write(resp.body)
-				_ = buf.Flush()
-			}
-			return
-		}
-		for k, vs := range resp.header {
-			w.Header()[k] = vs
-		}
-		w.WriteHeader(resp.status)
-		_, _ = w.Write(resp.body)
-	}))
-	tb.Cleanup(s.Close)
-	return s
-}
-
 // FuzzSTSAnswer feeds arbitrary STS answers (status, headers, body, a
 // dropped or truncated connection) to the real verifier and holds its
 // classification to the contract: it never panics; a fault (no answer,
@@ -122,18 +44,14 @@ func newFuzzServer(tb testing.TB) *fuzzServer {
 // ErrorResponse naming InvalidClientTokenId; and neither the key id nor
 // the secret appears in any verdict or fault text.
 func FuzzSTSAnswer(f *testing.F) {
-	srv := newFuzzServer(f)
-	u, err := url.Parse(srv.URL)
-	if err != nil {
-		f.Fatal(err)
-	}
-	v, err := awspartner.New(awspartner.Config{Endpoint: u, Timeout: 5 * time.Second})
+	srv := partnertest.NewFuzzServer(f)
+	v, err := awspartner.New(awspartner.Config{Endpoint: srv.Endpoint(), Timeout: 5 * time.Second})
 	if err != nil {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, mode byte, status int, header string, body []byte) {
-		resp := newFuzzResponse(mode, status, header, body, fuzzKeyID, fuzzSecret)
-		srv.current.Store(&resp)
+		resp := partnertest.NewFuzzAnswer(mode, status, header, body, "{{TOKEN}}", fuzzKeyID, "{{SECRET}}", fuzzSecret)
+		srv.Set(resp)
 		fd := finding.Finding{ID: "f-1", RuleID: "AWS", Token: finding.Secret(fuzzKeyID)}
 		if mode&4 != 0 {
 			fd.Context = map[string]finding.Secret{finding.ContextAWSSecretAccessKey: finding.Secret(fuzzSecret)}
@@ -143,7 +61,7 @@ func FuzzSTSAnswer(f *testing.F) {
 	})
 }
 
-func checkSTSOutcome(t *testing.T, resp fuzzResponse, verdict verify.Verdict, err error) {
+func checkSTSOutcome(t *testing.T, resp partnertest.FuzzAnswer, verdict verify.Verdict, err error) {
 	t.Helper()
 	text := verdict.Message + fmt.Sprint(verdict.Details)
 	if err != nil {
@@ -162,24 +80,24 @@ func checkSTSOutcome(t *testing.T, resp fuzzResponse, verdict verify.Verdict, er
 		if verdict.Reason != "" {
 			t.Fatalf("both a verdict (%s) and a fault", verdict.Reason)
 		}
-		if resp.status == http.StatusTooManyRequests && fault.Kind != verify.RateLimited {
+		if resp.Status == http.StatusTooManyRequests && fault.Kind != verify.RateLimited {
 			t.Fatalf("a 429 is a %s fault, want rate limited", fault.Kind)
 		}
 		return
 	}
 	switch {
-	case resp.status == 0:
+	case resp.Status == 0:
 		t.Fatalf("no answer yielded verdict %s", verdict.Reason)
-	case resp.truncate:
-		t.Fatalf("a truncated answer (http %d) yielded verdict %s", resp.status, verdict.Reason)
-	case resp.status == http.StatusTooManyRequests || resp.status >= 500:
-		t.Fatalf("http %d yielded verdict %s", resp.status, verdict.Reason)
+	case resp.Truncate:
+		t.Fatalf("a truncated answer (http %d) yielded verdict %s", resp.Status, verdict.Reason)
+	case resp.Status == http.StatusTooManyRequests || resp.Status >= 500:
+		t.Fatalf("http %d yielded verdict %s", resp.Status, verdict.Reason)
 	}
 	switch verdict.Reason {
 	case finding.ReasonPartnerConfirmed:
 	case finding.ReasonPartnerRejected:
-		if !isSTSRejection(resp.status, resp.body) {
-			t.Fatalf("partner_rejected from http %d with a body that is not STS's InvalidClientTokenId answer: %q", resp.status, finding.Scrub(string(resp.body), fuzzKeyID, fuzzSecret))
+		if !isSTSRejection(resp.Status, resp.Body) {
+			t.Fatalf("partner_rejected from http %d with a body that is not STS's InvalidClientTokenId answer: %q", resp.Status, finding.Scrub(string(resp.Body), fuzzKeyID, fuzzSecret))
 		}
 	default:
 		t.Fatalf("verdict %q for a well-formed key", verdict.Reason)
@@ -232,8 +150,8 @@ func isSTSRejection(status int, body []byte) bool {
 	return root != nil && root.Name.Local == "ErrorResponse" && nErrors == 1 && code == "InvalidClientTokenId"
 }
 
-// TestFuzzOracle shows the rejection oracle and the response builder do
-// what the fuzz target relies on.
+// TestFuzzOracle shows the rejection oracle tells STS's answer from
+// look-alikes (partnertest tests the response builder).
 func TestFuzzOracle(t *testing.T) {
 	const sts = `<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type><Code>InvalidClientTokenId</Code><Message>The security token included in the request is invalid.</Message></Error><RequestId>0f6c8d0e</RequestId></ErrorResponse>`
 	cases := []struct {
@@ -259,18 +177,5 @@ func TestFuzzOracle(t *testing.T) {
 				t.Fatalf("isSTSRejection = %v, want %v", got, tc.want)
 			}
 		})
-	}
-	r := newFuzzResponse(0, 403, "X-Echo: {{TOKEN}}\nContent-Length: 1\nbad header\n", []byte("{{SECRET}}"), "tok", "sec")
-	if r.header.Get("X-Echo") != "tok" || r.header.Get("Content-Length") != "" || len(r.header) != 1 || string(r.body) != "sec" {
-		t.Fatalf("newFuzzResponse = %+v", r)
-	}
-	if r := newFuzzResponse(1, 200, "", nil, "", ""); r.status != 0 {
-		t.Fatalf("mode 1 is a dropped connection, got status %d", r.status)
-	}
-	if r := newFuzzResponse(2, 200, "", nil, "", ""); !r.truncate {
-		t.Fatal("mode 2 is a truncated body")
-	}
-	if r := newFuzzResponse(0, 99, "", nil, "", ""); r.status != 0 {
-		t.Fatalf("status 99 is a dropped connection, got %d", r.status)
 	}
 }

@@ -12,14 +12,13 @@ import (
 	mrand "math/rand/v2"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
-	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/verify"
 )
 
@@ -118,81 +117,6 @@ func fuzzLeaked(text string, secrets []string) bool {
 	return false
 }
 
-// fuzzResponse is one answer the fuzzed server gives.
-type fuzzResponse struct {
-	status int // 0: close the connection without an answer
-	header http.Header
-	body   []byte
-	// truncate declares a longer Content-Length than the body it sends.
-	truncate bool
-}
-
-var fuzzHeaderName = regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`)
-
-// newFuzzResponse turns the fuzzer's arguments into an answer: mode's low
-// bits choose a normal answer, a dropped connection or a truncated body;
-// a status outside 200..999 is a dropped connection too; header lines
-// "Name: value" are kept when HTTP can carry them; the placeholders
-// {{TOKEN}} and {{SECRET}} become the credentials under test.
-func newFuzzResponse(mode byte, status int, header string, body []byte, token, secret string) fuzzResponse {
-	expand := func(s string) string {
-		return strings.ReplaceAll(strings.ReplaceAll(s, "{{TOKEN}}", token), "{{SECRET}}", secret)
-	}
-	r := fuzzResponse{status: status, header: http.Header{}, body: []byte(expand(string(body)))}
-	if r.status < 200 || r.status > 999 || mode&3 == 1 {
-		r.status = 0
-	}
-	r.truncate = mode&3 == 2
-	for _, line := range strings.Split(header, "\n") {
-		name, value, ok := strings.Cut(line, ":")
-		name, value = strings.TrimSpace(name), strings.TrimSpace(expand(value))
-		switch strings.ToLower(name) {
-		case "content-length", "transfer-encoding", "connection", "trailer", "content-encoding":
-			continue
-		}
-		if ok && fuzzHeaderName.MatchString(name) && !strings.ContainsAny(value, "\r\n\x00") {
-			r.header.Add(name, value)
-		}
-	}
-	return r
-}
-
-// fuzzServer answers every request with the current fuzzResponse.
-type fuzzServer struct {
-	*httptest.Server
-	current atomic.Pointer[fuzzResponse]
-}
-
-func newFuzzServer(tb testing.TB) *fuzzServer {
-	s := &fuzzServer{}
-	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		resp := s.current.Load()
-		if resp.status == 0 || resp.truncate {
-			conn, buf, err := http.NewResponseController(w).Hijack()
-			if err != nil {
-				return
-			}
-			defer conn.Close()
-			if resp.status != 0 {
-				fmt.Fprintf(buf, "HTTP/1.1 %d %s\r\n", resp.status, http.StatusText(resp.status))
-				_ = resp.header.Write(buf)
-				fmt.Fprintf(buf, "Content-Length: %d\r\n\r\n", len(resp.body)+16)
-				_, _ = buf.Write(resp.body)
-				_ = buf.Flush()
-			}
-			return
-		}
-		for k, vs := range resp.header {
-			w.Header()[k] = vs
-		}
-		w.WriteHeader(resp.status)
-		_, _ = w.Write(resp.body)
-	}))
-	tb.Cleanup(s.Close)
-	return s
-}
-
 // FuzzGoogleAnswer feeds arbitrary answers (status, headers, body, a
 // dropped or truncated connection) from the discovery, token and tokeninfo
 // endpoints to the real verifier, for each of the four GCP token types,
@@ -203,7 +127,7 @@ func newFuzzServer(tb testing.TB) *fuzzServer {
 // or fault; and the canary named in the service-account key's token_uri
 // never sees a request.
 func FuzzGoogleAnswer(f *testing.F) {
-	srv := newFuzzServer(f)
+	srv := partnertest.NewFuzzServer(f)
 	var canaryHits atomic.Int64
 	canary := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		canaryHits.Add(1)
@@ -211,19 +135,16 @@ func FuzzGoogleAnswer(f *testing.F) {
 	}))
 	f.Cleanup(canary.Close)
 	creds := newFuzzCreds(f, canary.URL+"/token")
-	u, err := url.Parse(srv.URL)
-	if err != nil {
-		f.Fatal(err)
-	}
+	u := srv.Endpoint()
 	v, err := New(Config{Discovery: u, OAuth: u, Timeout: 5 * time.Second})
 	if err != nil {
 		f.Fatal(err)
 	}
-	verifyWith := func(mode byte, status int, header string, body []byte) (finding.TokenType, fuzzResponse, verify.Verdict, error) {
+	verifyWith := func(mode byte, status int, header string, body []byte) (finding.TokenType, partnertest.FuzzAnswer, verify.Verdict, error) {
 		tt := fuzzTokenTypes[int(mode>>2)%len(fuzzTokenTypes)]
 		fd, token, secret := creds.finding(tt)
-		resp := newFuzzResponse(mode, status, header, body, token, secret)
-		srv.current.Store(&resp)
+		resp := partnertest.NewFuzzAnswer(mode, status, header, body, "{{TOKEN}}", token, "{{SECRET}}", secret)
+		srv.Set(resp)
 		verdict, err := v.Verify(context.Background(), tt, fd)
 		return tt, resp, verdict, err
 	}
@@ -258,24 +179,24 @@ func FuzzGoogleAnswer(f *testing.F) {
 				t.Fatalf("%s: error %q is not a *verify.Fault", tt, err)
 			case verdict.Reason != "":
 				t.Fatalf("%s: both a verdict (%s) and a fault", tt, verdict.Reason)
-			case resp.status == http.StatusTooManyRequests && !resp.truncate && fault.Kind != verify.RateLimited:
+			case resp.Status == http.StatusTooManyRequests && !resp.Truncate && fault.Kind != verify.RateLimited:
 				t.Fatalf("%s: a 429 is a %s fault, want rate limited", tt, fault.Kind)
 			}
 			return
 		}
 		switch {
-		case resp.status == 0:
+		case resp.Status == 0:
 			t.Fatalf("%s: no answer yielded verdict %s", tt, verdict.Reason)
-		case resp.truncate:
-			t.Fatalf("%s: a truncated answer (http %d) yielded verdict %s", tt, resp.status, verdict.Reason)
-		case resp.status == http.StatusTooManyRequests || resp.status >= 500:
-			t.Fatalf("%s: http %d yielded verdict %s", tt, resp.status, verdict.Reason)
+		case resp.Truncate:
+			t.Fatalf("%s: a truncated answer (http %d) yielded verdict %s", tt, resp.Status, verdict.Reason)
+		case resp.Status == http.StatusTooManyRequests || resp.Status >= 500:
+			t.Fatalf("%s: http %d yielded verdict %s", tt, resp.Status, verdict.Reason)
 		}
 		switch verdict.Reason {
 		case finding.ReasonPartnerConfirmed:
 		case finding.ReasonPartnerRejected:
-			if !isGoogleRejection(tt, resp.status, resp.body) {
-				t.Fatalf("%s: partner_rejected from http %d with a body that is not Google's rejection: %q", tt, resp.status, finding.Scrub(string(resp.body), creds.secrets()...))
+			if !isGoogleRejection(tt, resp.Status, resp.Body) {
+				t.Fatalf("%s: partner_rejected from http %d with a body that is not Google's rejection: %q", tt, resp.Status, finding.Scrub(string(resp.Body), creds.secrets()...))
 			}
 		default:
 			t.Fatalf("%s: verdict %q for a well-formed credential", tt, verdict.Reason)

@@ -4,19 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
-	"net/http/httptest"
-	"net/url"
-	"regexp"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	postmanpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/postman"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/verify"
 )
 
@@ -37,81 +33,6 @@ var fuzzKey = func() string {
 	return b.String()
 }()
 
-// fuzzResponse is one answer the fuzzed server gives.
-type fuzzResponse struct {
-	status int // 0: close the connection without an answer
-	header http.Header
-	body   []byte
-	// truncate declares a longer Content-Length than the body it sends.
-	truncate bool
-}
-
-var fuzzHeaderName = regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`)
-
-// newFuzzResponse turns the fuzzer's arguments into an answer: mode's low
-// bits choose a normal answer, a dropped connection or a truncated body;
-// a status outside 200..999 is a dropped connection too; header lines
-// "Name: value" are kept when HTTP can carry them; the placeholders
-// {{TOKEN}} and {{SECRET}} become the credentials under test.
-func newFuzzResponse(mode byte, status int, header string, body []byte, token, secret string) fuzzResponse {
-	expand := func(s string) string {
-		return strings.ReplaceAll(strings.ReplaceAll(s, "{{TOKEN}}", token), "{{SECRET}}", secret)
-	}
-	r := fuzzResponse{status: status, header: http.Header{}, body: []byte(expand(string(body)))}
-	if r.status < 200 || r.status > 999 || mode&3 == 1 {
-		r.status = 0
-	}
-	r.truncate = mode&3 == 2
-	for _, line := range strings.Split(header, "\n") {
-		name, value, ok := strings.Cut(line, ":")
-		name, value = strings.TrimSpace(name), strings.TrimSpace(expand(value))
-		switch strings.ToLower(name) {
-		case "content-length", "transfer-encoding", "connection", "trailer", "content-encoding":
-			continue
-		}
-		if ok && fuzzHeaderName.MatchString(name) && !strings.ContainsAny(value, "\r\n\x00") {
-			r.header.Add(name, value)
-		}
-	}
-	return r
-}
-
-// fuzzServer answers every request with the current fuzzResponse.
-type fuzzServer struct {
-	*httptest.Server
-	current atomic.Pointer[fuzzResponse]
-}
-
-func newFuzzServer(tb testing.TB) *fuzzServer {
-	s := &fuzzServer{}
-	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		resp := s.current.Load()
-		if resp.status == 0 || resp.truncate {
-			conn, buf, err := http.NewResponseController(w).Hijack()
-			if err != nil {
-				return
-			}
-			defer conn.Close()
-			if resp.status != 0 {
-				fmt.Fprintf(buf, "HTTP/1.1 %d %s\r\n", resp.status, http.StatusText(resp.status))
-				_ = resp.header.Write(buf)
-				fmt.Fprintf(buf, "Content-Length: %d\r\n\r\n", len(resp.body)+16)
-				_, _ = buf.Write(resp.body)
-				_ = buf.Flush()
-			}
-			return
-		}
-		for k, vs := range resp.header {
-			w.Header()[k] = vs
-		}
-		w.WriteHeader(resp.status)
-		_, _ = w.Write(resp.body)
-	}))
-	tb.Cleanup(s.Close)
-	return s
-}
-
 // FuzzPostmanAnswer feeds arbitrary answers to GET /me (status, headers,
 // body, a dropped or truncated connection) to the real verifier and holds
 // its classification to the contract: it never panics; a fault (no answer,
@@ -119,18 +40,14 @@ func newFuzzServer(tb testing.TB) *fuzzServer {
 // partner_rejected comes only from a 401 whose body is Postman's own
 // AuthenticationError document; and the key appears in no verdict or fault.
 func FuzzPostmanAnswer(f *testing.F) {
-	srv := newFuzzServer(f)
-	u, err := url.Parse(srv.URL)
-	if err != nil {
-		f.Fatal(err)
-	}
-	v, err := postmanpartner.New(postmanpartner.Config{Endpoint: u, Timeout: 5 * time.Second})
+	srv := partnertest.NewFuzzServer(f)
+	v, err := postmanpartner.New(postmanpartner.Config{Endpoint: srv.Endpoint(), Timeout: 5 * time.Second})
 	if err != nil {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, mode byte, status int, header string, body []byte) {
-		resp := newFuzzResponse(mode, status, header, body, fuzzKey, "")
-		srv.current.Store(&resp)
+		resp := partnertest.NewFuzzAnswer(mode, status, header, body, "{{TOKEN}}", fuzzKey, "{{SECRET}}", "")
+		srv.Set(resp)
 		fd := finding.Finding{ID: "f-1", RuleID: rule, Token: finding.Secret(fuzzKey)}
 		verdict, err := v.Verify(context.Background(), finding.TokenPostmanAPIKey, fd)
 
@@ -148,27 +65,27 @@ func FuzzPostmanAnswer(f *testing.F) {
 				t.Fatalf("error %q is not a *verify.Fault", err)
 			case verdict.Reason != "":
 				t.Fatalf("both a verdict (%s) and a fault", verdict.Reason)
-			case resp.status == http.StatusTooManyRequests && !resp.truncate && fault.Kind != verify.RateLimited:
+			case resp.Status == http.StatusTooManyRequests && !resp.Truncate && fault.Kind != verify.RateLimited:
 				t.Fatalf("a 429 is a %s fault, want rate limited", fault.Kind)
 			}
 			return
 		}
 		switch {
-		case resp.status == 0:
+		case resp.Status == 0:
 			t.Fatalf("no answer yielded verdict %s", verdict.Reason)
-		case resp.truncate:
-			t.Fatalf("a truncated answer (http %d) yielded verdict %s", resp.status, verdict.Reason)
-		case resp.status == http.StatusTooManyRequests || resp.status >= 500:
-			t.Fatalf("http %d yielded verdict %s", resp.status, verdict.Reason)
+		case resp.Truncate:
+			t.Fatalf("a truncated answer (http %d) yielded verdict %s", resp.Status, verdict.Reason)
+		case resp.Status == http.StatusTooManyRequests || resp.Status >= 500:
+			t.Fatalf("http %d yielded verdict %s", resp.Status, verdict.Reason)
 		}
 		switch verdict.Reason {
 		case finding.ReasonPartnerConfirmed:
-			if resp.status != http.StatusOK {
-				t.Fatalf("partner_confirmed from http %d", resp.status)
+			if resp.Status != http.StatusOK {
+				t.Fatalf("partner_confirmed from http %d", resp.Status)
 			}
 		case finding.ReasonPartnerRejected:
-			if !isPostmanRejection(resp.status, resp.body) {
-				t.Fatalf("partner_rejected from http %d with a body that is not Postman's AuthenticationError: %q", resp.status, finding.Scrub(string(resp.body), fuzzKey))
+			if !isPostmanRejection(resp.Status, resp.Body) {
+				t.Fatalf("partner_rejected from http %d with a body that is not Postman's AuthenticationError: %q", resp.Status, finding.Scrub(string(resp.Body), fuzzKey))
 			}
 		default:
 			t.Fatalf("verdict %q for a well-formed key", verdict.Reason)
