@@ -81,7 +81,7 @@ func printSetting(w io.Writer, s setting, rows []row, o options, sb *sandboxProc
 	_ = tw.Flush()
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "partner\toverhead p50 ms\tp95 ms\tn\tpartner p50 ms\tslowest of batch ms\tbatch bound/s\t÷ batch bound\thanded back\tdeliveries/verif\tnot active\t")
+	fmt.Fprintln(tw, "partner\toverhead p50 ms\tp95 ms\tn\tpartner p50 ms\tslowest of batch ms\tbatch bound/s\t÷ batch bound\tslowest call ms\terrors (network)\thanded back\tdeliveries/verif\tnot active\t")
 	for _, r := range rows {
 		oh := Summarize(r.serial.overheadMS)
 		note := ""
@@ -97,8 +97,9 @@ func printSetting(w io.Writer, s setting, rows []row, o options, sb *sandboxProc
 		if r.bound == BoundConcurrency {
 			bb = fmt.Sprintf("%.3f", Ratio(r.throughput, batchBound))
 		}
-		fmt.Fprintf(tw, "%s\t%.3f\t%.3f%s\t%d\t%.1f\t%.1f\t%.1f\t%s\t%d\t%.2f\t%s\t\n", r.partner, oh.P50, oh.P95, note, oh.N,
-			localrun.Percentile(r.concurrent.partnerMS, 50), slowest, batchBound, bb, r.concurrent.handedBack+r.serial.handedBack,
+		fmt.Fprintf(tw, "%s\t%.3f\t%.3f%s\t%d\t%.1f\t%.1f\t%.1f\t%s\t%.1f\t%d (%d)\t%d\t%.2f\t%s\t\n", r.partner, oh.P50, oh.P95, note, oh.N,
+			localrun.Percentile(r.concurrent.partnerMS, 50), slowest, batchBound, bb, max(r.concurrent.slowestMS, r.serial.slowestMS),
+			r.concurrent.errors+r.serial.errors, r.concurrent.networkErrors+r.serial.networkErrors, r.concurrent.handedBack+r.serial.handedBack,
 			Ratio(float64(r.concurrent.receives+r.serial.receives), float64(r.concurrent.verified+r.serial.verified)),
 			others(r))
 	}

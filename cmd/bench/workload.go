@@ -168,6 +168,9 @@ type invocation struct {
 	partnerMS []float64
 	failures  int
 	undelayed int
+	// errors and networkErrors are the invocation's PartnerAPIErrors and
+	// PartnerAPINetworkErrors.
+	errors, networkErrors int
 }
 
 // invoke receives one batch and runs the handler on it, as the event source
@@ -194,7 +197,8 @@ func (in *instance) invoke(ctx context.Context, until time.Time) (invocation, bo
 	for _, line := range strings.Split(in.metrics.String(), "\n") {
 		emf.Line(line)
 	}
-	inv.partnerMS = emf.Partners()[string(in.partner)].LatencyMS
+	figs := emf.Partners()[string(in.partner)]
+	inv.partnerMS, inv.errors, inv.networkErrors = figs.LatencyMS, int(figs.Errors), int(figs.NetworkErrors)
 	for _, r := range inv.results {
 		if r.status == finding.StatusActive {
 			inv.span.Verifications++
@@ -240,6 +244,10 @@ type loadResult struct {
 	receives, handedBack, undelayed, verified int
 	// requests and rateLimited are the sandbox's counts for the whole run.
 	requests, rateLimited int64
+	// errors and networkErrors are the handler's partner-error metrics for the whole run.
+	errors, networkErrors int
+	// slowestMS is the slowest partner call of the whole run.
+	slowestMS float64
 }
 
 // runLoad feeds a backlog of distinct live tokens to one instance, one
@@ -284,6 +292,11 @@ func runLoad(ctx context.Context, sb *sandboxProc, c loadConfig) (loadResult, er
 		}
 		res.undelayed += inv.undelayed
 		res.verified += inv.span.Verifications
+		res.errors += inv.errors
+		res.networkErrors += inv.networkErrors
+		if len(inv.partnerMS) > 0 {
+			res.slowestMS = max(res.slowestMS, maxOf(inv.partnerMS))
+		}
 		if inv.span.Start.Before(measureFrom) {
 			continue
 		}
