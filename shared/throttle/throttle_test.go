@@ -121,7 +121,7 @@ func heldBack(t *testing.T, err error) time.Duration {
 
 func TestBurstThenHeldBackAndCounted(t *testing.T) {
 	inner := &fakeInner{}
-	v, clock, slept := newTest(t, inner, Options{RatePerSecond: 2, Burst: 2})
+	v, clock, slept := newTest(t, inner, Options{RatePerSecond: 2, Burst: 2, MaxWait: 250 * time.Millisecond})
 	rec := metrics.New()
 	ctx := metrics.NewContext(context.Background(), rec)
 
@@ -479,4 +479,24 @@ func BenchmarkLimiterAllow(b *testing.B) {
 			}
 		}
 	})
+}
+
+// With the default MaxWait a batch keeps its steady pace inside the
+// invocation: a call waits for its token instead of going back to SQS,
+// where every hand-back would spend one of the record's attempts.
+func TestDefaultMaxWaitKeepsABatchInTheInvocation(t *testing.T) {
+	inner := &fakeInner{}
+	v, _, slept := newTest(t, inner, Options{RatePerSecond: 1.5, Burst: 1})
+	ctx := metrics.NewContext(context.Background(), metrics.New())
+	for i := range 10 {
+		if err := call(t, v, ctx); err != nil {
+			t.Fatalf("call %d of a batch of 10 at 1.5/s: %v", i, err)
+		}
+	}
+	if n := inner.calls.Load(); n != 10 {
+		t.Fatalf("inner called %d times, want 10", n)
+	}
+	if len(*slept) != 9 {
+		t.Fatalf("slept %d times, want 9 waits for tokens", len(*slept))
+	}
 }
