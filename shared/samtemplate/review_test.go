@@ -99,6 +99,7 @@ func expectedEnv() map[string]map[string]envWant {
 			"PARTNER_ENDPOINT_POSTMAN": {envLiteral, "https://api.getpostman.com"},
 			"PARTNER_TIMEOUT":          {envParam, "PartnerTimeout"},
 			"PARTNER_RATE_PER_SECOND":  {envParam, "PostmanRatePerSecond"},
+			"PARTNER_RATE_BURST":       {envLiteral, "1"},
 			"PARTNER_CONCURRENCY":      {envLiteral, ""},
 		}),
 		// It reads FEATURE_FLAG_PARAMETER, ENVIRONMENT, LOG_LEVEL and STACK_NAME; Globals give it
