@@ -20,10 +20,7 @@ import (
 	awspartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/aws"
 	gcppartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/gcp"
 	postmanpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/postman"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnertest/googledouble"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnertest/postmandouble"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnertest/sandbox"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnertest/stsdouble"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/pipeline"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/sqsbatch"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/throttle"
@@ -47,31 +44,9 @@ var findingSeq int
 // newFindings generates n findings for partner p, each with its own random
 // token, and the credentials that make every one of them live in the sandbox.
 func newFindings(p finding.Partner, n int) ([]finding.Finding, sandbox.Credentials, error) {
-	var creds sandbox.Credentials
-	out := make([]finding.Finding, n)
-	for i := range out {
-		findingSeq++
-		f := finding.Finding{ID: "f-" + strconv.Itoa(findingSeq)}
-		switch p {
-		case finding.PartnerAWS:
-			id, secret := stsdouble.NewKeyPair()
-			f.RuleID, f.Token = "AWS", finding.Secret(id)
-			f.Context = map[string]finding.Secret{finding.ContextAWSSecretAccessKey: finding.Secret(secret)}
-			creds.AWS = append(creds.AWS, sandbox.AWSKey{AccessKeyID: id, SecretAccessKey: secret})
-		case finding.PartnerGCP:
-			key := googledouble.NewAPIKey()
-			f.RuleID, f.Token = "GCP API key", finding.Secret(key)
-			creds.GCPAPIKeys = append(creds.GCPAPIKeys, key)
-		case finding.PartnerPostman:
-			key := postmandouble.NewAPIKey()
-			f.RuleID, f.Token = "Postman API token", finding.Secret(key)
-			creds.PostmanAPIKeys = append(creds.PostmanAPIKeys, key)
-		default:
-			return nil, creds, fmt.Errorf("generate findings: unknown partner %q", p)
-		}
-		out[i] = f
-	}
-	return out, creds, nil
+	fs, creds, err := sandbox.LiveFindings(p, n, findingSeq+1)
+	findingSeq += n
+	return fs, creds, err
 }
 
 // body is the partner-queue message of one finding, as the dispatcher sends it.

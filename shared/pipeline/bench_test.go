@@ -18,10 +18,7 @@ import (
 	awspartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/aws"
 	gcppartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/gcp"
 	postmanpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/postman"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnertest/googledouble"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnertest/postmandouble"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnertest/sandbox"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnertest/stsdouble"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/pipeline"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/throttle"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/verdictcache"
@@ -106,26 +103,9 @@ func newBenchWorker(b *testing.B, p finding.Partner, concurrency int) *benchWork
 // findings returns n findings of live generated tokens, registered in the doubles.
 func (bw *benchWorker) findings(b *testing.B, n int) []finding.Finding {
 	b.Helper()
-	var creds sandbox.Credentials
-	out := make([]finding.Finding, n)
-	for i := range out {
-		f := finding.Finding{ID: "f-" + strconv.Itoa(i)}
-		switch bw.partner {
-		case finding.PartnerAWS:
-			id, secret := stsdouble.NewKeyPair()
-			f.RuleID, f.Token = "AWS", finding.Secret(id)
-			f.Context = map[string]finding.Secret{finding.ContextAWSSecretAccessKey: finding.Secret(secret)}
-			creds.AWS = append(creds.AWS, sandbox.AWSKey{AccessKeyID: id, SecretAccessKey: secret})
-		case finding.PartnerGCP:
-			key := googledouble.NewAPIKey()
-			f.RuleID, f.Token = "GCP API key", finding.Secret(key)
-			creds.GCPAPIKeys = append(creds.GCPAPIKeys, key)
-		case finding.PartnerPostman:
-			key := postmandouble.NewAPIKey()
-			f.RuleID, f.Token = "Postman API token", finding.Secret(key)
-			creds.PostmanAPIKeys = append(creds.PostmanAPIKeys, key)
-		}
-		out[i] = f
+	out, creds, err := sandbox.LiveFindings(bw.partner, n, 0)
+	if err != nil {
+		b.Fatal(err)
 	}
 	if err := bw.sb.Register(creds); err != nil {
 		b.Fatal(err)

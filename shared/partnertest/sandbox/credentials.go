@@ -3,8 +3,12 @@ package sandbox
 import (
 	"errors"
 	"fmt"
+	"strconv"
 
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnertest/googledouble"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnertest/postmandouble"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnertest/stsdouble"
 )
 
 // AWSKey is one access key pair to register as live.
@@ -62,4 +66,35 @@ func (s *Sandbox) Register(c Credentials) error {
 		s.Postman.AddKey(k, SamplePostmanUserID)
 	}
 	return nil
+}
+
+// LiveFindings generates n findings for partner p, each with its own random
+// token (an AWS key pair, a GCP API key, a Postman API key), ids from
+// firstID on, and the Credentials that make every one of them live once
+// registered. Benchmarks use it to make distinct, successful verifications.
+func LiveFindings(p finding.Partner, n, firstID int) ([]finding.Finding, Credentials, error) {
+	var creds Credentials
+	out := make([]finding.Finding, n)
+	for i := range out {
+		f := finding.Finding{ID: "f-" + strconv.Itoa(firstID+i)}
+		switch p {
+		case finding.PartnerAWS:
+			id, secret := stsdouble.NewKeyPair()
+			f.RuleID, f.Token = "AWS", finding.Secret(id)
+			f.Context = map[string]finding.Secret{finding.ContextAWSSecretAccessKey: finding.Secret(secret)}
+			creds.AWS = append(creds.AWS, AWSKey{AccessKeyID: id, SecretAccessKey: secret})
+		case finding.PartnerGCP:
+			key := googledouble.NewAPIKey()
+			f.RuleID, f.Token = "GCP API key", finding.Secret(key)
+			creds.GCPAPIKeys = append(creds.GCPAPIKeys, key)
+		case finding.PartnerPostman:
+			key := postmandouble.NewAPIKey()
+			f.RuleID, f.Token = "Postman API token", finding.Secret(key)
+			creds.PostmanAPIKeys = append(creds.PostmanAPIKeys, key)
+		default:
+			return nil, creds, fmt.Errorf("sandbox: live findings: unknown partner %q", p)
+		}
+		out[i] = f
+	}
+	return out, creds, nil
 }

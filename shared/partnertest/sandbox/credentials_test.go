@@ -2,14 +2,10 @@ package sandbox
 
 import (
 	"context"
-	"net/url"
 	"strings"
 	"testing"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
-	awspartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/aws"
-	gcppartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/gcp"
-	postmanpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/postman"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnertest/googledouble"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnertest/postmandouble"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnertest/stsdouble"
@@ -25,26 +21,7 @@ func TestRegister(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	env := s.Env()
-	must := func(raw string) *url.URL {
-		u, err := url.Parse(raw)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return u
-	}
-	awsV, err := awspartner.New(awspartner.Config{Endpoint: must(env["PARTNER_ENDPOINT_AWS_STS"])})
-	if err != nil {
-		t.Fatal(err)
-	}
-	gcpV, err := gcppartner.New(gcppartner.Config{Discovery: must(env["PARTNER_ENDPOINT_GCP_DISCOVERY"]), OAuth: must(env["PARTNER_ENDPOINT_GCP_OAUTH"])})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pmV, err := postmanpartner.New(postmanpartner.Config{Endpoint: must(env["PARTNER_ENDPOINT_POSTMAN"])})
-	if err != nil {
-		t.Fatal(err)
-	}
+	awsV, gcpV, pmV := newVerifiers(t, s)
 
 	awsID, awsSecret := stsdouble.NewKeyPair()
 	gcpKey := googledouble.NewAPIKey()

@@ -29,26 +29,7 @@ func TestEventsAgreeWithSamples(t *testing.T) {
 	if err := s.RegisterSamples(); err != nil {
 		t.Fatal(err)
 	}
-	env := s.Env()
-	must := func(raw string) *url.URL {
-		u, err := url.Parse(raw)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return u
-	}
-	awsV, err := awspartner.New(awspartner.Config{Endpoint: must(env["PARTNER_ENDPOINT_AWS_STS"])})
-	if err != nil {
-		t.Fatal(err)
-	}
-	gcpV, err := gcppartner.New(gcppartner.Config{Discovery: must(env["PARTNER_ENDPOINT_GCP_DISCOVERY"]), OAuth: must(env["PARTNER_ENDPOINT_GCP_OAUTH"])})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pmV, err := postmanpartner.New(postmanpartner.Config{Endpoint: must(env["PARTNER_ENDPOINT_POSTMAN"])})
-	if err != nil {
-		t.Fatal(err)
-	}
+	awsV, gcpV, pmV := newVerifiers(t, s)
 	verifiers := map[finding.Partner]verify.Verifier{finding.PartnerAWS: awsV, finding.PartnerGCP: gcpV, finding.PartnerPostman: pmV}
 
 	files, err := filepath.Glob(filepath.Join("..", "..", "..", "events", "*.json"))
@@ -104,4 +85,30 @@ func TestEventsAgreeWithSamples(t *testing.T) {
 			t.Errorf("events/ has %d active/inactive samples of %s, want both", checked[tt], tt)
 		}
 	}
+}
+
+// newVerifiers returns the real verifiers of the three partners, pointed at s.
+func newVerifiers(t *testing.T, s *Sandbox) (awsV, gcpV, pmV verify.Verifier) {
+	t.Helper()
+	env := s.Env()
+	must := func(raw string) *url.URL {
+		u, err := url.Parse(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u
+	}
+	a, err := awspartner.New(awspartner.Config{Endpoint: must(env["PARTNER_ENDPOINT_AWS_STS"])})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := gcppartner.New(gcppartner.Config{Discovery: must(env["PARTNER_ENDPOINT_GCP_DISCOVERY"]), OAuth: must(env["PARTNER_ENDPOINT_GCP_OAUTH"])})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := postmanpartner.New(postmanpartner.Config{Endpoint: must(env["PARTNER_ENDPOINT_POSTMAN"])})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, g, p
 }
