@@ -79,34 +79,52 @@ var optionCommands = map[string][]string{
 	"dry-run":              {"set", "delete"},
 }
 
-// parseArgs reads a chat-ops style command line: options may appear
-// anywhere, before or after the positional arguments.
-func parseArgs(args []string) (invocation, error) {
-	inv := invocation{seen: map[string]bool{}}
-	var positional []string
+// argOption is one option of a chat-ops style command line.
+type argOption struct {
+	name, value string
+	hasValue    bool
+}
+
+// splitArgs separates a chat-ops style command line, where options may come
+// before or after the positional arguments, into both. An option named in
+// valueOpts takes the next argument as its value when written without "=";
+// given last, it has no value, which the caller reports. help is true for
+// -h, --help, or "help" after at most helpAt positional arguments.
+func splitArgs(args, valueOpts []string, helpAt int) (positional []string, opts []argOption, help bool) {
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		if a == "--" {
 			positional = append(positional, args[i+1:]...)
 			break
 		}
-		if a == "-h" || a == "--help" || a == "help" && len(positional) == 0 {
-			inv.command = "help"
-			return inv, nil
+		if a == "-h" || a == "--help" || a == "help" && len(positional) <= helpAt {
+			return positional, opts, true
 		}
 		if !strings.HasPrefix(a, "-") || a == "-" {
 			positional = append(positional, a)
 			continue
 		}
 		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		if slices.Contains(valueOptions, name) && !hasValue {
-			if i+1 >= len(args) {
-				return inv, usagef("--%s needs a value", name)
-			}
+		if slices.Contains(valueOpts, name) && !hasValue && i+1 < len(args) {
 			i++
 			value, hasValue = args[i], true
 		}
-		if err := inv.option(name, value, hasValue); err != nil {
+		opts = append(opts, argOption{name, value, hasValue})
+	}
+	return positional, opts, false
+}
+
+// parseArgs reads a chat-ops style command line: options may appear
+// anywhere, before or after the positional arguments.
+func parseArgs(args []string) (invocation, error) {
+	inv := invocation{seen: map[string]bool{}}
+	positional, opts, help := splitArgs(args, valueOptions, 0)
+	if help {
+		inv.command = "help"
+		return inv, nil
+	}
+	for _, o := range opts {
+		if err := inv.option(o.name, o.value, o.hasValue); err != nil {
 			return inv, err
 		}
 	}

@@ -100,22 +100,14 @@ type rolloutInvocation struct {
 
 func parseRolloutArgs(args []string) (rolloutInvocation, error) {
 	inv := rolloutInvocation{seen: map[string]bool{}}
-	var positional []string
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if a == "--" {
-			positional = append(positional, args[i+1:]...)
-			break
-		}
-		if a == "-h" || a == "--help" || a == "help" && len(positional) <= 1 {
-			inv.command = "help"
-			return inv, nil
-		}
-		if !strings.HasPrefix(a, "-") || a == "-" {
-			positional = append(positional, a)
-			continue
-		}
-		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+	// positional[0] is "rollout": help may follow it.
+	positional, opts, help := splitArgs(args, rolloutValueOptions, 1)
+	if help {
+		inv.command = "help"
+		return inv, nil
+	}
+	for _, o := range opts {
+		name, value, hasValue := o.name, o.value, o.hasValue
 		isValue := slices.Contains(rolloutValueOptions, name)
 		switch {
 		case name == local || slices.Contains(namedEnvironments, name):
@@ -123,11 +115,7 @@ func parseRolloutArgs(args []string) (rolloutInvocation, error) {
 		case !isValue && !slices.Contains([]string{"force", "dry-run", "json"}, name):
 			return inv, usagef("unknown option --%s", name)
 		case isValue && !hasValue:
-			if i+1 >= len(args) {
-				return inv, usagef("--%s needs a value", name)
-			}
-			i++
-			value, hasValue = args[i], true
+			return inv, usagef("--%s needs a value", name)
 		case !isValue && hasValue:
 			return inv, usagef("--%s takes no value", name)
 		}
