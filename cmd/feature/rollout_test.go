@@ -19,7 +19,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
-	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/awstest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/featureflag"
@@ -144,19 +143,16 @@ func (r *rolloutRig) value(env string) *featureflag.Value {
 	r.t.Helper()
 	cfg := retrying(r.moto.Config())
 	cfg.Region = regionOf(env)
-	out, err := ssm.NewFromConfig(cfg).GetParameter(context.Background(), &ssm.GetParameterInput{Name: aws.String(featureflag.DefaultParameter(ff))})
-	var nf *ssmtypes.ParameterNotFound
-	if errors.As(err, &nf) {
+	st, err := featureflag.NewStore(ssm.NewFromConfig(cfg), time.Now).Get(context.Background(), ff, featureflag.DefaultParameter(ff))
+	switch {
+	case err != nil:
+		r.t.Fatal(err)
+	case st.Invalid != "":
+		r.t.Fatalf("stored flag value is invalid: %s", st.Invalid)
+	case !st.Found:
 		return nil
 	}
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	v, err := featureflag.Decode(ff, []byte(aws.ToString(out.Parameter.Value)))
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	return &v
+	return &st.Value
 }
 
 // rollout runs `feature rollout ...` in process, at the rig's clock, in

@@ -17,7 +17,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
-	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
 	featureflags "gitlab.com/gitlab-org/secret-detection/partner-token-verification/config/feature_flags"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/awstest"
@@ -186,22 +185,20 @@ func (r *motoRig) latestChange(env, name string) time.Time {
 	return aws.ToTime(out.MetricAlarms[0].StateUpdatedTimestamp)
 }
 
-// value is the flag's parameter in an environment: nil when absent.
+// value is the flag's parameter in an environment, read through
+// featureflag.Store: nil when absent; an invalid stored value fails the test.
 func (r *motoRig) value(env string) *featureflag.Value {
 	r.t.Helper()
-	out, err := r.runner.Envs[env].SSM.GetParameter(context.Background(), &ssm.GetParameterInput{Name: aws.String(featureflag.DefaultParameter(flag))})
-	var nf *ssmtypes.ParameterNotFound
-	if errors.As(err, &nf) {
+	st, err := featureflag.NewStore(r.runner.Envs[env].SSM, time.Now).Get(context.Background(), flag, featureflag.DefaultParameter(flag))
+	switch {
+	case err != nil:
+		r.t.Fatal(err)
+	case st.Invalid != "":
+		r.t.Fatalf("stored flag value is invalid: %s", st.Invalid)
+	case !st.Found:
 		return nil
 	}
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	v, err := featureflag.Decode(flag, []byte(aws.ToString(out.Parameter.Value)))
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	return &v
+	return &st.Value
 }
 
 func (r *motoRig) advance(o AdvanceOptions) *AdvanceResult {
