@@ -29,6 +29,9 @@ import (
 
 var featureBin string
 
+// testClockEnv pins the built command's clock (see clockEnv).
+const testClockEnv = "FEATURE_TEST_NOW"
+
 func TestMain(m *testing.M) {
 	code := func() int {
 		dir, err := os.MkdirTemp("", "feature-bin-")
@@ -38,7 +41,7 @@ func TestMain(m *testing.M) {
 		}
 		defer os.RemoveAll(dir)
 		featureBin = filepath.Join(dir, "feature")
-		if out, err := exec.Command("go", "build", "-o", featureBin, ".").CombinedOutput(); err != nil {
+		if out, err := exec.Command("go", "build", "-ldflags=-X main.clockEnv="+testClockEnv, "-o", featureBin, ".").CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
 			return 1
 		}

@@ -37,7 +37,7 @@ func main() {
 // run is the whole command, with its surroundings passed in for tests.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string, cwd string) int {
 	if isRollout(args) {
-		return runRollout(ctx, args, stdout, stderr, getenv, cwd, time.Now)
+		return runRollout(ctx, args, stdout, stderr, getenv, cwd, clock(getenv))
 	}
 	inv, err := parseArgs(args)
 	if err == nil && inv.command == "help" {
@@ -82,6 +82,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return exitEnvFailed
 	}
 	return exitOK
+}
+
+// clockEnv names the variable that holds the command's "now" (RFC 3339).
+// It is empty in every build but the tests' (go build -ldflags
+// "-X main.clockEnv=…"), so no variable can move a released binary's clock:
+// the rollout's date checks of the built command are tested at pinned
+// dates, not at whatever day the tests run.
+var clockEnv string
+
+// clock is time.Now, or the instant the test build's clockEnv pins.
+func clock(getenv func(string) string) func() time.Time {
+	if clockEnv == "" || getenv(clockEnv) == "" {
+		return time.Now
+	}
+	t, err := time.Parse(time.RFC3339, getenv(clockEnv))
+	if err != nil {
+		panic(fmt.Sprintf("%s=%q: %v", clockEnv, getenv(clockEnv), err))
+	}
+	return func() time.Time { return t }
 }
 
 // prepare checks what the parser cannot: that the flag is defined and who

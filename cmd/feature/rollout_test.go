@@ -432,63 +432,112 @@ func TestIsRollout(t *testing.T) {
 	}
 }
 
-// TestRolloutBinaryOnMoto runs the built command on a plan dated around
-// today: options before "rollout", an advance refused while a watched
-// alarm of the next stage is in ALARM, then allowed, then the rollback.
+// TestRolloutBinaryOnMoto runs the built command on the repository's plan
+// with its clock pinned at dates around the plan (never the day the test
+// runs): options before "rollout"; before the plan every advance is held by
+// its date; from mid-plan on, stage 1 applies, an advance is refused while
+// a watched alarm of the next stage is in ALARM and allowed once it clears,
+// and stage 3 is then held (by its date mid-plan, by stage 2's soak later);
+// the rollback turns everything off at every date.
 func TestRolloutBinaryOnMoto(t *testing.T) {
-	today := time.Now().UTC()
-	plan := strings.NewReplacer("2026-11-19", today.AddDate(0, 0, -2).Format("2006-01-02"), "2026-11-20", today.AddDate(0, 0, -1).Format("2006-01-02")).
-		Replace(repositoryPlan(t))
-	r := newRolloutRig(t, plan, allEnvs...)
-	runBin := func(args ...string) (string, string, int) {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, featureBin, append(args, "--endpoint-url="+r.moto.Endpoint)...)
-		for k, v := range r.env {
-			cmd.Env = append(cmd.Env, k+"="+v)
-		}
-		cmd.Dir = filepath.Join(r.repo, "shared") // the repository is found upwards, by samconfig.toml
-		var out, errOut bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errOut
-		err := cmd.Run()
-		var ee *exec.ExitError
-		if err != nil && !errors.As(err, &ee) {
-			t.Fatalf("run feature: %v", err)
-		}
-		return out.String(), errOut.String(), cmd.ProcessState.ExitCode()
-	}
-	if out, errOut, code := runBin("rollout", "status", ff); code != 0 || !strings.Contains(out, "Next: stage 1 (non-production). May advance: yes") {
-		t.Fatalf("status: exit %d\n%s\n%s", code, out, errOut)
-	}
-	if out, errOut, code := runBin("--by", "ci", "rollout", "advance", ff); code != 0 || strings.Count(out, "by ci: rollout stage 1/5 non-production)") != 4 {
-		t.Fatalf("advance: exit %d\n%s\n%s", code, out, errOut)
-	}
 	alarm := "SecretDetectionPartnerAPIHighLatency-partner-token-verification-production-gcp"
-	setState := func(state cwtypes.StateValue) {
-		if _, err := r.cloudWatch("production").SetAlarmState(context.Background(), &cloudwatch.SetAlarmStateInput{
-			AlarmName: aws.String(alarm), StateValue: state, StateReason: aws.String("test")}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	setState(cwtypes.StateValueAlarm)
-	out, errOut, code := runBin("rollout", "advance", ff)
-	if code != exitHeld || !strings.Contains(out, "[held] alarms now: in ALARM now: production "+alarm) || !strings.Contains(errOut, "held back by: alarms now") {
-		t.Fatalf("advance during an alarm: exit %d\n%s\n%s", code, out, errOut)
-	}
-	if v := r.value("production"); v != nil {
-		t.Fatalf("a held advance wrote production: %+v", v)
-	}
-	setState(cwtypes.StateValueOk)
-	if out, errOut, code := runBin("rollout", "advance", ff); code != 0 || !strings.Contains(out, "on for groups gitlab-org, gitlab-com") {
-		t.Fatalf("advance after the alarm: exit %d\n%s\n%s", code, out, errOut)
-	}
-	if out, errOut, code := runBin("rollout", "rollback", ff, "--reason=test over"); code != 0 || strings.Count(out, "after:  version 2, off") != 5 {
-		t.Fatalf("rollback: exit %d\n%s\n%s", code, out, errOut)
-	}
-	for _, env := range allEnvs {
-		if v := r.value(env); v == nil || !v.Off() {
-			t.Errorf("%s after rollback: %+v", env, v)
-		}
+	for _, tc := range []struct {
+		name, now string
+		started   bool   // the plan's first two dates have come
+		held3     string // what holds stage 3 back
+	}{
+		{name: "before the plan", now: "2026-11-01T10:00:00Z"},
+		{name: "mid-plan", now: "2026-11-21T10:00:00Z", started: true, held3: "earliest date, soak"},
+		{name: "after the removal date", now: "2027-02-01T10:00:00Z", started: true, held3: "soak"},
+		{name: "2030", now: "2030-06-15T10:00:00Z", started: true, held3: "soak"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRolloutRig(t, repositoryPlan(t), allEnvs...)
+			runBin := func(args ...string) (string, string, int) {
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+				defer cancel()
+				cmd := exec.CommandContext(ctx, featureBin, append(args, "--endpoint-url="+r.moto.Endpoint)...)
+				cmd.Env = []string{testClockEnv + "=" + tc.now}
+				for k, v := range r.env {
+					cmd.Env = append(cmd.Env, k+"="+v)
+				}
+				cmd.Dir = filepath.Join(r.repo, "shared") // the repository is found upwards, by samconfig.toml
+				var out, errOut bytes.Buffer
+				cmd.Stdout, cmd.Stderr = &out, &errOut
+				err := cmd.Run()
+				var ee *exec.ExitError
+				if err != nil && !errors.As(err, &ee) {
+					t.Fatalf("run feature: %v", err)
+				}
+				return out.String(), errOut.String(), cmd.ProcessState.ExitCode()
+			}
+			if !tc.started {
+				if out, errOut, code := runBin("rollout", "status", ff); code != 0 || !strings.Contains(out, "Next: stage 1 (non-production). May advance: no") ||
+					!strings.Contains(out, "[held] earliest date: earliest date 2026-11-19 has not come: 17d 14h to go") {
+					t.Fatalf("status: exit %d\n%s\n%s", code, out, errOut)
+				}
+				if out, errOut, code := runBin("--by", "ci", "rollout", "advance", ff); code != exitHeld || !strings.Contains(errOut, "held back by: earliest date") {
+					t.Fatalf("advance before the plan: exit %d\n%s\n%s", code, out, errOut)
+				}
+				for _, env := range allEnvs {
+					if v := r.value(env); v != nil {
+						t.Fatalf("a held advance wrote %s: %+v", env, v)
+					}
+				}
+			} else {
+				if out, errOut, code := runBin("rollout", "status", ff); code != 0 || !strings.Contains(out, "Next: stage 1 (non-production). May advance: yes") {
+					t.Fatalf("status: exit %d\n%s\n%s", code, out, errOut)
+				}
+				if out, errOut, code := runBin("--by", "ci", "rollout", "advance", ff); code != 0 || strings.Count(out, "by ci: rollout stage 1/5 non-production)") != 4 {
+					t.Fatalf("advance: exit %d\n%s\n%s", code, out, errOut)
+				}
+				setState := func(state cwtypes.StateValue) {
+					if _, err := r.cloudWatch("production").SetAlarmState(context.Background(), &cloudwatch.SetAlarmStateInput{
+						AlarmName: aws.String(alarm), StateValue: state, StateReason: aws.String("test")}); err != nil {
+						t.Fatal(err)
+					}
+				}
+				setState(cwtypes.StateValueAlarm)
+				out, errOut, code := runBin("rollout", "advance", ff)
+				if code != exitHeld || !strings.Contains(out, "[held] alarms now: in ALARM now: production "+alarm) || !strings.Contains(errOut, "held back by: alarms now") {
+					t.Fatalf("advance during an alarm: exit %d\n%s\n%s", code, out, errOut)
+				}
+				if v := r.value("production"); v != nil {
+					t.Fatalf("a held advance wrote production: %+v", v)
+				}
+				setState(cwtypes.StateValueOk)
+				if out, errOut, code := runBin("rollout", "advance", ff); code != 0 || !strings.Contains(out, "on for groups gitlab-org, gitlab-com") {
+					t.Fatalf("advance after the alarm: exit %d\n%s\n%s", code, out, errOut)
+				}
+				// Whether moto's alarm stamps (the real time) fall within
+				// the pinned soak depends on the day the test runs, so
+				// only the checks that follow from the pinned date are
+				// asserted.
+				out, errOut, code = runBin("rollout", "advance", ff)
+				if code != exitHeld {
+					t.Fatalf("advance to stage 3: exit %d, want held\n%s\n%s", code, out, errOut)
+				}
+				for _, check := range []string{"earliest date", "soak"} {
+					if held := strings.Contains(out, "[held] "+check+":"); held != strings.Contains(tc.held3, check) {
+						t.Errorf("advance to stage 3: held by %s = %v, want it only for %q\n%s", check, held, tc.held3, out)
+					}
+				}
+			}
+			// The rollback writes "off" where the flag was set and
+			// nothing where it is absent (off by its definition).
+			want := "after:  unchanged, nothing written"
+			if tc.started {
+				want = "off (updated"
+			}
+			if out, errOut, code := runBin("rollout", "rollback", ff, "--reason=test over"); code != 0 || strings.Count(out, want) != 5 {
+				t.Fatalf("rollback: exit %d, want %q 5 times\n%s\n%s", code, want, out, errOut)
+			}
+			for _, env := range allEnvs {
+				if v := r.value(env); (v == nil) == tc.started || (v != nil && !v.Off()) {
+					t.Errorf("%s after rollback: %+v", env, v)
+				}
+			}
+		})
 	}
 }
 
