@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/localrun"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/localrun"
 )
 
 // Bound names the side of min(rate, concurrency ÷ latency) that limits a run.

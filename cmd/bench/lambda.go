@@ -16,13 +16,13 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/awstest"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/awstest"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/lambdalocal"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/localrun"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/samtemplate"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/featureflag"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/lambdalocal"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/localrun"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/pipeline"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/samtemplate"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/throttle"
 )
 

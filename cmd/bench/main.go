@@ -32,8 +32,8 @@ import (
 	"syscall"
 	"time"
 
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/samtemplate"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/samtemplate"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/throttle"
 )
 

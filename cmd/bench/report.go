@@ -12,8 +12,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/localrun"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/localrun"
 )
 
 // Targets of issue 6, reported (never asserted).

@@ -15,7 +15,7 @@ import (
 	"syscall"
 	"time"
 
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnertest/sandbox"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/sandbox"
 )
 
 // sandboxProc is cmd/partner-sandbox running as a separate process, as the

@@ -14,13 +14,13 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/localrun"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/sandbox"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/localrun"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/logging"
 	awspartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/aws"
 	gcppartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/gcp"
 	postmanpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/postman"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnertest/sandbox"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/pipeline"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/sqsbatch"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/throttle"

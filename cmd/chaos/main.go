@@ -1,5 +1,5 @@
 // Command chaos is `make chaos`: the fault-injection suite of issue 7. It
-// starts moto_server, runs every scenario of shared/chaos on the whole
+// starts moto_server, runs every scenario of internal/dev/chaos on the whole
 // local system (real bootstraps under the Lambda emulator, emulated event
 // source mappings, the partner doubles), prints the scenario × invariant
 // table and exits 1 if any cell failed.
@@ -18,9 +18,9 @@ import (
 	"syscall"
 	"time"
 
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/awstest"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/chaos"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/samtemplate"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/awstest"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/chaos"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/samtemplate"
 )
 
 func main() {

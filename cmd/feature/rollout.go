@@ -16,8 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/cmd/feature/rollout"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/featureflag"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/rollout"
 )
 
 const rolloutUsage = `usage:

@@ -20,10 +20,10 @@ import (
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/awstest"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/cmd/feature/rollout"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/awstest"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/samtemplate"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/featureflag"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/rollout"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/samtemplate"
 )
 
 // rolloutRegions are the regions of testdata/rollout/samconfig.toml.

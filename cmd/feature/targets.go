@@ -21,7 +21,7 @@ var namedEnvironments = []string{"dev", "pre", "staging", "staging-ref", "produc
 // local is the environment of `make run`: the local AWS at AWS_ENDPOINT_URL.
 const local = "local"
 
-// localRegion and the static credentials match the local stack (shared/awstest).
+// localRegion and the static credentials match the local stack (internal/dev/awstest).
 const localRegion = "us-east-1"
 
 // endpointEnvVars are the SDK's variables that redirect every request.

@@ -25,10 +25,10 @@ import (
 	"syscall"
 	"time"
 
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/awstest"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/lambdalocal"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/localrun"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/samtemplate"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/awstest"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/lambdalocal"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/localrun"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/samtemplate"
 )
 
 func main() {

@@ -31,11 +31,11 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/awstest"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/awstest"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/localrun"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/sandbox"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/samtemplate"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/localrun"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnertest/sandbox"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/samtemplate"
 )
 
 const flagName = "secret_detection_partner_token_verification"

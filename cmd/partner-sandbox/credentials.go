@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnertest/sandbox"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/sandbox"
 )
 
 // maxCredentialsBody bounds a POST /credentials body (about 100 bytes per credential).

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnertest/postmandouble"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnertest/sandbox"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/postmandouble"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/sandbox"
 )
 
 // TestRegisterCredentials posts credentials to the admin handler: a good

@@ -28,8 +28,8 @@ import (
 	"syscall"
 	"time"
 
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnertest"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnertest/sandbox"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/sandbox"
 )
 
 func main() {

@@ -20,10 +20,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	featureflags "gitlab.com/gitlab-org/secret-detection/partner-token-verification/config/feature_flags"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/awstest"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/awstest"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/samtemplate"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/featureflag"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/samtemplate"
 )
 
 func TestMain(m *testing.M) { awstest.Main(m) }

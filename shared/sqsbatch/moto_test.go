@@ -17,7 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/awstest"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/awstest"
 )
 
 func TestMain(m *testing.M) { awstest.Main(m) }

@@ -14,11 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/stsdouble"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/metrics"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnertest"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnertest/stsdouble"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/verify"
 )
 

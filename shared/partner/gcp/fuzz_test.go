@@ -17,8 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/verify"
 )
 

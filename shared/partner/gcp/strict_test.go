@@ -9,9 +9,9 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/googledouble"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/metrics"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnertest/googledouble"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/verify"
 )
 

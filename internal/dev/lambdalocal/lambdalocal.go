@@ -1,0 +1,238 @@
+// Package lambdalocal runs a function's real bootstrap binary the way Lambda
+// does, under the AWS Lambda Runtime Interface Emulator (aws-lambda-rie),
+// for machines without Docker or the SAM CLI: `make invoke` posts one event
+// to it, `make run` feeds it from the local event source mappings.
+package lambdalocal
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/awstest"
+)
+
+// Function is one running emulator with one function instance behind it.
+type Function struct {
+	// Name is the function's logical id.
+	Name    string
+	addr    string
+	cmd     *exec.Cmd
+	done    chan struct{}
+	mu      sync.Mutex // one invocation at a time, as one Lambda instance
+	timeout time.Duration
+}
+
+// Options describe how to start a function.
+type Options struct {
+	// Name is the logical id (also AWS_LAMBDA_FUNCTION_NAME).
+	Name string
+	// RIE is the emulator binary (aws-lambda-rie).
+	RIE string
+	// Bootstrap is the function's binary, built for this machine.
+	Bootstrap string
+	// Env is the function's environment (the template's plus overrides).
+	Env map[string]string
+	// Timeout and MemoryMB are the template's Timeout and MemorySize.
+	Timeout  time.Duration
+	MemoryMB int
+	// Output receives every line the emulator and the function print
+	// (function logs on stderr, EMF records on stdout); nil discards them.
+	Output func(line string)
+}
+
+// Start launches the emulator on a free loopback port and waits until it accepts connections.
+func Start(ctx context.Context, o Options) (*Function, error) {
+	if o.Timeout <= 0 {
+		o.Timeout = 30 * time.Second
+	}
+	if o.MemoryMB <= 0 {
+		o.MemoryMB = 128
+	}
+	if _, err := os.Stat(o.Bootstrap); err != nil {
+		return nil, fmt.Errorf("lambdalocal: %s: bootstrap: %w", o.Name, err)
+	}
+	// The emulator runs in the bootstrap's directory, as Lambda runs it in
+	// /var/task: relative paths must not depend on ours.
+	for _, p := range []*string{&o.Bootstrap, &o.RIE} {
+		if strings.ContainsRune(*p, filepath.Separator) {
+			abs, err := filepath.Abs(*p)
+			if err != nil {
+				return nil, fmt.Errorf("lambdalocal: %s: %w", o.Name, err)
+			}
+			*p = abs
+		}
+	}
+	port, err := awstest.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	// The Runtime API the bootstrap polls defaults to 127.0.0.1:9001; each
+	// emulator gets its own port so several functions can run side by side.
+	apiPort, err := awstest.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(o.RIE, "--runtime-interface-emulator-address", addr,
+		"--runtime-api-address", fmt.Sprintf("127.0.0.1:%d", apiPort), o.Bootstrap)
+	cmd.Dir = filepath.Dir(o.Bootstrap)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.Env = environ(o)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("lambdalocal: start %s: %w", o.RIE, err)
+	}
+	f := &Function{Name: o.Name, addr: addr, cmd: cmd, done: make(chan struct{}), timeout: o.Timeout}
+	go func() {
+		sc := bufio.NewScanner(out)
+		sc.Buffer(make([]byte, 64*1024), 1024*1024)
+		for sc.Scan() {
+			if o.Output != nil {
+				o.Output(sc.Text())
+			}
+		}
+		_ = cmd.Wait()
+		close(f.done)
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return f, nil
+		}
+		select {
+		case <-f.done:
+			return nil, fmt.Errorf("lambdalocal: %s: emulator exited during start-up", o.Name)
+		case <-ctx.Done():
+			f.Stop()
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			f.Stop()
+			return nil, fmt.Errorf("lambdalocal: %s: emulator not listening after 10s", o.Name)
+		}
+	}
+}
+
+// environ is what Lambda gives a function: its variables plus the runtime's
+// own (timeout, memory, name, region) and the caller's PATH and credentials.
+func environ(o Options) []string {
+	env := map[string]string{
+		"AWS_LAMBDA_FUNCTION_NAME":        o.Name,
+		"AWS_LAMBDA_FUNCTION_TIMEOUT":     fmt.Sprint(int(o.Timeout.Seconds())),
+		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": fmt.Sprint(o.MemoryMB),
+		"AWS_LAMBDA_FUNCTION_VERSION":     "$LATEST",
+		"AWS_REGION":                      awstest.Region,
+		"AWS_DEFAULT_REGION":              awstest.Region,
+	}
+	for _, k := range []string{"PATH", "HOME", "TMPDIR", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env[k] = v
+		}
+	}
+	for k, v := range o.Env {
+		env[k] = v
+	}
+	keys := make([]string, 0, len(env))
+	for k := range env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	out := make([]string, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, k+"="+env[k])
+	}
+	return out
+}
+
+// Invoke posts one event and returns the function's response payload. A
+// function error (the handler returned an error or crashed) is an error
+// whose text is the runtime's error payload.
+func (f *Function) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, f.timeout+5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+f.addr+"/2015-03-31/functions/function/invocations", bytes.NewReader(payload))
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("lambdalocal: invoke %s: %w", f.Name, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 6*1024*1024))
+	if err != nil {
+		return nil, fmt.Errorf("lambdalocal: invoke %s: read response: %w", f.Name, err)
+	}
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Amz-Function-Error") != "" || isErrorPayload(body) {
+		return body, &FunctionError{Function: f.Name, Payload: strings.TrimSpace(string(body))}
+	}
+	return body, nil
+}
+
+// FunctionError is a failed invocation: the handler returned an error,
+// panicked, or the runtime timed out.
+type FunctionError struct {
+	Function string
+	Payload  string
+}
+
+func (e *FunctionError) Error() string { return "function " + e.Function + " failed: " + e.Payload }
+
+// isErrorPayload recognises the runtime's error shape, which the emulator
+// returns with status 200.
+func isErrorPayload(b []byte) bool {
+	b = bytes.TrimSpace(b)
+	return bytes.HasPrefix(b, []byte(`{"errorMessage"`)) || bytes.HasPrefix(b, []byte(`{"errorType"`))
+}
+
+// Stop ends the emulator and the function process.
+func (f *Function) Stop() {
+	if f == nil || f.cmd.Process == nil {
+		return
+	}
+	_ = syscall.Kill(-f.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-f.done:
+	case <-time.After(3 * time.Second):
+		_ = syscall.Kill(-f.cmd.Process.Pid, syscall.SIGKILL)
+		<-f.done
+	}
+}
+
+// ErrNoRIE means the emulator binary is missing.
+var ErrNoRIE = errors.New("aws-lambda-rie not found: run `make tools` (go install github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie)")
+
+// FindRIE returns the emulator: bin/aws-lambda-rie under root, then PATH.
+func FindRIE(root string) (string, error) {
+	p := filepath.Join(root, "bin", "aws-lambda-rie")
+	if _, err := os.Stat(p); err == nil {
+		return p, nil
+	}
+	if p, err := exec.LookPath("aws-lambda-rie"); err == nil {
+		return p, nil
+	}
+	return "", ErrNoRIE
+}

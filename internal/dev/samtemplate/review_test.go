@@ -1,0 +1,1087 @@
+package samtemplate_test
+
+// The template review of issues 4, 5 and 7: each check returns the
+// problems it finds in a template, TestTemplateReview requires none in
+// template.yaml, and TestReviewCatchesDefects breaks the template one way
+// at a time and requires the matching check to object, so no check here
+// can pass whatever the template says.
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/samtemplate"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/metrics"
+)
+
+// Contract §4 and §6 values the template must carry.
+const (
+	flagParameterName = "/secret-detection/feature-flags/secret_detection_partner_token_verification"
+	dlqRetention      = 1209600 // 14 days
+)
+
+// partnerIDs are the logical-id stems of the partners: AwsQueue, AwsFunction, AwsMaxConcurrency...
+var partnerIDs = map[finding.Partner]string{
+	finding.PartnerAWS: "Aws", finding.PartnerGCP: "Gcp", finding.PartnerPostman: "Postman",
+}
+
+// envKind says what an environment variable must point at.
+type envKind int
+
+const (
+	envQueueURL envKind = iota // !Ref <queue>
+	envParam                   // !Ref <template parameter>
+	envResource                // !Ref <resource>
+	envLiteral                 // a fixed value
+	envPseudo                  // !Ref <pseudo parameter>
+)
+
+func (k envKind) String() string {
+	return [...]string{"queue URL of", "parameter", "resource", "literal", "pseudo parameter"}[k]
+}
+
+type envWant struct {
+	kind envKind
+	name string // queue, parameter or resource logical id; the literal value
+}
+
+// expectedEnv is every variable each function's code reads (contract §6,
+// plus LOG_LEVEL read by shared/logging), and where it must point.
+func expectedEnv() map[string]map[string]envWant {
+	common := func(ownDLQ string) map[string]envWant {
+		return map[string]envWant{
+			"RESULTS_QUEUE_URL":      {envQueueURL, "ResultsQueue"},
+			"FEATURE_FLAG_PARAMETER": {envResource, "FeatureFlagParameter"},
+			"FEATURE_FLAG_CACHE_TTL": {envParam, "FeatureFlagCacheTtl"},
+			"MAX_ATTEMPTS":           {envParam, "MaxAttempts"},
+			"DEAD_LETTER_QUEUE_URL":  {envQueueURL, ownDLQ},
+			"ENVIRONMENT":            {envParam, "Environment"},
+			"LOG_LEVEL":              {envParam, "LogLevel"},
+		}
+	}
+	autoRollback := common("")
+	delete(autoRollback, "DEAD_LETTER_QUEUE_URL")
+	with := func(m map[string]envWant, extra map[string]envWant) map[string]envWant {
+		for k, v := range extra {
+			m[k] = v
+		}
+		return m
+	}
+	return map[string]map[string]envWant{
+		"DispatcherFunction": with(common("IngressDeadLetterQueue"), map[string]envWant{
+			"PARTNER_QUEUE_URL_AWS":     {envQueueURL, "AwsQueue"},
+			"PARTNER_QUEUE_URL_GCP":     {envQueueURL, "GcpQueue"},
+			"PARTNER_QUEUE_URL_POSTMAN": {envQueueURL, "PostmanQueue"},
+		}),
+		"AwsFunction": with(common("AwsDeadLetterQueue"), map[string]envWant{
+			"PARTNER_ENDPOINT_AWS_STS": {envLiteral, "https://sts.amazonaws.com"},
+			"PARTNER_TIMEOUT":          {envParam, "PartnerTimeout"},
+			"PARTNER_RATE_PER_SECOND":  {envParam, "AwsRatePerSecond"},
+			"PARTNER_CONCURRENCY":      {envLiteral, ""},
+		}),
+		"GcpFunction": with(common("GcpDeadLetterQueue"), map[string]envWant{
+			"PARTNER_ENDPOINT_GCP_DISCOVERY": {envLiteral, "https://www.googleapis.com"},
+			"PARTNER_ENDPOINT_GCP_OAUTH":     {envLiteral, "https://oauth2.googleapis.com"},
+			"PARTNER_TIMEOUT":                {envParam, "PartnerTimeout"},
+			"PARTNER_RATE_PER_SECOND":        {envParam, "GcpRatePerSecond"},
+			"PARTNER_CONCURRENCY":            {envLiteral, ""},
+		}),
+		"PostmanFunction": with(common("PostmanDeadLetterQueue"), map[string]envWant{
+			"PARTNER_ENDPOINT_POSTMAN": {envLiteral, "https://api.getpostman.com"},
+			"PARTNER_TIMEOUT":          {envParam, "PartnerTimeout"},
+			"PARTNER_RATE_PER_SECOND":  {envParam, "PostmanRatePerSecond"},
+			"PARTNER_RATE_BURST":       {envLiteral, "1"},
+			"PARTNER_CONCURRENCY":      {envLiteral, ""},
+		}),
+		// It reads FEATURE_FLAG_PARAMETER, ENVIRONMENT, LOG_LEVEL and STACK_NAME; Globals give it
+		// the others too, and it has no source queue of its own.
+		"AutoRollbackFunction": with(autoRollback, map[string]envWant{
+			"STACK_NAME": {envPseudo, "AWS::StackName"},
+		}),
+	}
+}
+
+// functionSources maps each function to the queue it consumes and the
+// parameter that caps its concurrency.
+var functionSources = map[string]struct{ queue, maxConcurrency string }{
+	"DispatcherFunction": {"IngressQueue", "DispatcherMaxConcurrency"},
+	"AwsFunction":        {"AwsQueue", "AwsMaxConcurrency"},
+	"GcpFunction":        {"GcpQueue", "GcpMaxConcurrency"},
+	"PostmanFunction":    {"PostmanQueue", "PostmanMaxConcurrency"},
+}
+
+// snsFunctions are the functions the on-call topic triggers instead of a
+// queue, with the condition they are deployed under (off by default).
+var snsFunctions = map[string]string{"AutoRollbackFunction": "AutoRollbackOn"}
+
+var queueStems = []string{"Ingress", "Aws", "Gcp", "Postman", "Results"}
+
+var consumeActions = []string{"sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:ReceiveMessage"}
+
+// expectedReach is, per function, every queue its role may touch and how:
+// each function consumes only its own queue and sends only where the
+// pipeline needs it; no function reaches another partner's queue.
+func expectedReach() map[string]map[string][]string {
+	send := []string{"sqs:SendMessage"}
+	reach := map[string]map[string][]string{
+		"DispatcherFunction": {
+			"IngressQueue": consumeActions, "IngressDeadLetterQueue": send, "ResultsQueue": send,
+			"AwsQueue": send, "GcpQueue": send, "PostmanQueue": send,
+		},
+		"AutoRollbackFunction": {},
+	}
+	for _, stem := range partnerIDs {
+		reach[stem+"Function"] = map[string][]string{
+			stem + "Queue": consumeActions, stem + "DeadLetterQueue": send, "ResultsQueue": send,
+		}
+	}
+	return reach
+}
+
+// reportServices are the services a function may use besides logs, xray,
+// sqs and ssm: the auto-rollback reports to the on-call topic.
+var reportServices = map[string][]string{"AutoRollbackFunction": {"sns", "kms"}}
+
+// flagActions are the ssm actions a function may use on the flag's
+// parameter: only the auto-rollback writes it (a partner's kill switch).
+func flagActions(fid string) []string {
+	if fid == "AutoRollbackFunction" {
+		return []string{"ssm:GetParameter", "ssm:PutParameter"}
+	}
+	return []string{"ssm:GetParameter"}
+}
+
+type check struct {
+	name string
+	fn   func(*samtemplate.Template) []string
+}
+
+var reviewChecks = []check{
+	{"parameters", checkParameters},
+	{"queues", checkQueues},
+	{"functions", checkFunctions},
+	{"environment", checkEnvironment},
+	{"iam", checkIAM},
+	{"flag parameter", checkFlagParameter},
+	{"on-call topic", checkOnCall},
+	{"partner alarms", checkPartnerAlarms},
+	{"queue alarms", checkQueueAlarms},
+	{"dashboard", checkDashboard},
+	{"outputs", checkOutputs},
+}
+
+func repoTemplate(t testing.TB) (*samtemplate.Template, []byte) {
+	t.Helper()
+	root, err := samtemplate.FindRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(root, samtemplate.FileName)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tpl, err := samtemplate.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tpl, data
+}
+
+func TestTemplateReview(t *testing.T) {
+	tpl, _ := repoTemplate(t)
+	for _, c := range reviewChecks {
+		t.Run(c.name, func(t *testing.T) {
+			for _, p := range c.fn(tpl) {
+				t.Error(p)
+			}
+		})
+	}
+}
+
+func TestReviewCatchesDefects(t *testing.T) {
+	_, data := repoTemplate(t)
+	src := string(data)
+	tests := []struct {
+		name, old, new string
+		check          string
+	}{
+		{"queue without SSE", "SqsManagedSseEnabled: true\n      VisibilityTimeout: 180", "SqsManagedSseEnabled: false\n      VisibilityTimeout: 180", "queues"},
+		{"DLQ kept 4 days", "MessageRetentionPeriod: 1209600", "MessageRetentionPeriod: 345600", "queues"},
+		{"redrive before the last attempt", "maxReceiveCount: 8", "maxReceiveCount: 5", "queues"},
+		{"visibility below 6 x timeout", "VisibilityTimeout: 90", "VisibilityTimeout: 60", "queues"},
+		{"x86 function", "Architectures: [arm64]", "Architectures: [x86_64]", "functions"},
+		{"tracing off", "Tracing: Active", "Tracing: PassThrough", "functions"},
+		{"no partial batch failures", "FunctionResponseTypes: [ReportBatchItemFailures]", "FunctionResponseTypes: []", "functions"},
+		{"log group kept forever", "RetentionInDays: !Ref LogRetentionDays\n", "\n", "functions"},
+		{"postman above its global rate", "Default: 1.5", "Default: 3", "functions"},
+		{"missing env var", "          PARTNER_QUEUE_URL_GCP: !Ref GcpQueue\n", "", "environment"},
+		{"env var pointing at the wrong queue", "DEAD_LETTER_QUEUE_URL: !Ref AwsDeadLetterQueue", "DEAD_LETTER_QUEUE_URL: !Ref GcpDeadLetterQueue", "environment"},
+		{"unexpected env var", "LOG_LEVEL: !Ref LogLevel", "LOG_LEVEL: !Ref LogLevel\n        DEBUG_TOKENS: 'true'", "environment"},
+		{"wrong partner endpoint", "PARTNER_ENDPOINT_POSTMAN: https://api.getpostman.com", "PARTNER_ENDPOINT_POSTMAN: https://example.com", "environment"},
+		{"wildcard action", "Action: [logs:CreateLogStream, logs:PutLogEvents]", "Action: ['logs:*']", "iam"},
+		{"wildcard resource", "Resource: !GetAtt IngressQueue.Arn\n", "Resource: '*'\n", "iam"},
+		{"function reaches another partner's queue", "Resource: !GetAtt AwsQueue.Arn\n", "Resource: !GetAtt GcpQueue.Arn\n", "iam"},
+		{"SAM generated role", "      Role: !GetAtt PostmanFunctionRole.Arn\n", "", "iam"},
+		{"flag on by default", `'{"enabled":false,`, `'{"enabled":true,`, "flag parameter"},
+		{"topic on the AWS managed key", "KmsMasterKeyId: !Ref OnCallTopicKey", "KmsMasterKeyId: alias/aws/sns", "on-call topic"},
+		{"error rate threshold", "Threshold: 10\n", "Threshold: 20\n", "partner alarms"},
+		{"latency p99", "ExtendedStatistic: p95", "ExtendedStatistic: p99", "partner alarms"},
+		{"alarm without OK action", "OKActions: [!Ref OnCallTopic]", "OKActions: []", "partner alarms"},
+		{"alarm treating missing data as breaching", "TreatMissingData: notBreaching", "TreatMissingData: breaching", "partner alarms"},
+		{"alarm name without partner", "SecretDetectionPartnerAPINetworkErrors-${AWS::StackName}-gcp", "SecretDetectionPartnerAPINetworkErrors-${AWS::StackName}", "partner alarms"},
+		{"backlog threshold", "Threshold: 50000", "Threshold: 500000", "queue alarms"},
+		{"dashboard without a partner's latency", `"PartnerAPILatency", "Partner", "gcp", {"stat": "p99", "label": "gcp p99"}`, `"PartnerAPILatency", "Partner", "gcp", {"stat": "p90", "label": "gcp p90"}`, "dashboard"},
+		{"output missing", "  GcpDeadLetterQueueUrl:\n", "  GcpDeadLetterQueueLink:\n", "outputs"},
+		{"auto-rollback may delete the flag", "Action: [ssm:GetParameter, ssm:PutParameter]", "Action: [ssm:GetParameter, ssm:PutParameter, ssm:DeleteParameter]", "iam"},
+		{"auto-rollback publishes anywhere", "Action: sns:Publish\n                Resource: !Ref OnCallTopic", "Action: sns:Publish\n                Resource: '*'", "iam"},
+		{"auto-rollback uses any key", "Resource: !GetAtt OnCallTopicKey.Arn", "Resource: '*'", "iam"},
+		{"auto-rollback on by default", "Default: 'false'", "Default: 'true'", "functions"},
+		{"auto-rollback without its condition", "    Condition: AutoRollbackOn\n    Metadata:", "    Metadata:", "functions"},
+		{"auto-rollback on another topic", "Topic: !Ref OnCallTopic", "Topic: !Ref IngressQueue", "functions"},
+		{"auto-rollback without its stack name", "          STACK_NAME: !Ref AWS::StackName\n", "          STACK_NAME: partner-token-verification\n", "environment"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if !strings.Contains(src, tc.old) {
+				t.Fatalf("template.yaml no longer contains %q: update this case", tc.old)
+			}
+			broken, err := samtemplate.Parse([]byte(strings.Replace(src, tc.old, tc.new, 1)))
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			idx := slices.IndexFunc(reviewChecks, func(c check) bool { return c.name == tc.check })
+			if idx < 0 {
+				t.Fatalf("no check %q", tc.check)
+			}
+			problems := reviewChecks[idx].fn(broken)
+			if len(problems) == 0 {
+				t.Errorf("check %q found nothing wrong", tc.check)
+			}
+			t.Logf("%s: %v", tc.check, problems)
+		})
+	}
+}
+
+func checkParameters(tpl *samtemplate.Template) []string {
+	var p []string
+	want := map[string]string{
+		"FeatureFlagCacheTtl": "30s", "FeatureFlagParameterName": flagParameterName, "MaxAttempts": "5",
+		"AutoRollback": "false", "LogRetentionDays": "30", "OnCallEndpoint": "", "OnCallProtocol": "https",
+	}
+	for _, name := range []string{"Environment", "AwsRatePerSecond", "AwsMaxConcurrency", "GcpRatePerSecond",
+		"GcpMaxConcurrency", "PostmanRatePerSecond", "PostmanMaxConcurrency"} {
+		want[name] = "" // present, any default
+	}
+	for name, def := range want {
+		par, ok := tpl.Parameters[name]
+		switch {
+		case !ok:
+			p = append(p, "parameter "+name+" is missing")
+		case !par.HasDefault:
+			p = append(p, "parameter "+name+" has no default")
+		case def != "" && par.Default != def:
+			p = append(p, fmt.Sprintf("parameter %s defaults to %q, want %q", name, par.Default, def))
+		}
+	}
+	for _, par := range tpl.Parameters {
+		if par.HasDefault {
+			if err := par.Validate(par.Default); err != nil {
+				p = append(p, "default breaks its own constraints: "+err.Error())
+			}
+		}
+	}
+	if env := tpl.Parameters["Environment"]; env != nil {
+		got := slices.Sorted(slices.Values(env.AllowedValues))
+		if want := []string{"dev", "local", "pre", "production", "staging", "staging-ref"}; !slices.Equal(got, want) {
+			p = append(p, fmt.Sprintf("Environment allows %v, want %v", got, want))
+		}
+	}
+	if proto := tpl.Parameters["OnCallProtocol"]; proto != nil && !slices.Equal(slices.Sorted(slices.Values(proto.AllowedValues)), []string{"email", "https"}) {
+		p = append(p, fmt.Sprintf("OnCallProtocol allows %v, want email and https", proto.AllowedValues))
+	}
+	if ttl := tpl.Parameters["FeatureFlagCacheTtl"]; ttl != nil {
+		if _, err := time.ParseDuration(ttl.Default); err != nil {
+			p = append(p, "FeatureFlagCacheTtl default is not a Go duration: "+err.Error())
+		}
+	}
+	return p
+}
+
+func intParam(tpl *samtemplate.Template, name string) (float64, error) {
+	par, ok := tpl.Parameters[name]
+	if !ok {
+		return 0, fmt.Errorf("parameter %s is missing", name)
+	}
+	v, err := tpl.ParameterValue(name)
+	if err != nil {
+		return 0, err
+	}
+	var f float64
+	if _, err := fmt.Sscan(v, &f); err != nil {
+		return 0, fmt.Errorf("parameter %s = %q is not a number", par.Name, v)
+	}
+	return f, nil
+}
+
+func checkQueues(tpl *samtemplate.Template) []string {
+	var p []string
+	var want []string
+	for _, s := range queueStems {
+		want = append(want, s+"Queue", s+"DeadLetterQueue")
+	}
+	sort.Strings(want)
+	if got := tpl.ResourcesOfType(samtemplate.TypeQueue); !slices.Equal(got, want) {
+		p = append(p, fmt.Sprintf("queues = %v, want %v", got, want))
+	}
+	maxAttempts, err := intParam(tpl, "MaxAttempts")
+	if err != nil {
+		return append(p, err.Error())
+	}
+	maxAttemptsCap := maxAttempts
+	if par := tpl.Parameters["MaxAttempts"]; par != nil && par.MaxValue != nil {
+		maxAttemptsCap = *par.MaxValue
+	} else {
+		p = append(p, "MaxAttempts has no MaxValue: a deploy could set it at or above maxReceiveCount")
+	}
+	for id, q := range tpl.Queues {
+		if !q.SqsManagedSSE {
+			p = append(p, id+": SqsManagedSseEnabled is not true")
+		}
+		if strings.HasSuffix(id, "DeadLetterQueue") {
+			if q.MessageRetentionPeriod != dlqRetention {
+				p = append(p, fmt.Sprintf("%s: retention %d s, want %d (14 days)", id, q.MessageRetentionPeriod, dlqRetention))
+			}
+			if q.DeadLetterTarget.IsSet() {
+				p = append(p, id+": a dead-letter queue must not redrive further")
+			}
+			continue
+		}
+		wantDLQ := strings.TrimSuffix(id, "Queue") + "DeadLetterQueue"
+		if q.DeadLetterQueue != wantDLQ {
+			p = append(p, fmt.Sprintf("%s: redrives to %q, want its own %s", id, q.DeadLetterQueue, wantDLQ))
+			continue
+		}
+		if float64(q.MaxReceiveCount) <= maxAttemptsCap || float64(q.MaxReceiveCount) <= maxAttempts {
+			p = append(p, fmt.Sprintf("%s: maxReceiveCount %d is not above MaxAttempts (default %v, at most %v): SQS would redrive before the terminal result", id, q.MaxReceiveCount, maxAttempts, maxAttemptsCap))
+		}
+		if dlq := tpl.Queues[wantDLQ]; dlq != nil && dlq.MessageRetentionPeriod < q.MessageRetentionPeriod {
+			p = append(p, fmt.Sprintf("%s: keeps messages %d s, longer than its DLQ (%d s); a redriven message would expire early", id, q.MessageRetentionPeriod, dlq.MessageRetentionPeriod))
+		}
+	}
+	for fid, f := range tpl.Functions {
+		for _, e := range f.SQSEvents {
+			q := tpl.Queues[e.Queue]
+			if q == nil {
+				p = append(p, fmt.Sprintf("%s: event %s reads unknown queue %s", fid, e.Name, e.Queue))
+				continue
+			}
+			if q.VisibilityTimeout < 6*f.Timeout {
+				p = append(p, fmt.Sprintf("%s: visibility timeout %d s is below 6 x %s timeout (%d s)", e.Queue, q.VisibilityTimeout, fid, f.Timeout))
+			}
+		}
+	}
+	return p
+}
+
+func makefileFunctions() (string, error) {
+	root, err := samtemplate.FindRoot()
+	if err != nil {
+		return "", err
+	}
+	mk, err := os.ReadFile(filepath.Join(root, "Makefile"))
+	if err != nil {
+		return "", err
+	}
+	m := regexp.MustCompile(`(?m)^FUNCTIONS\s*:=(.*)$`).FindSubmatch(mk)
+	if m == nil {
+		return "", fmt.Errorf("the Makefile has no FUNCTIONS := line")
+	}
+	return string(m[1]), nil
+}
+
+func checkFunctions(tpl *samtemplate.Template) []string {
+	var p []string
+	want := slices.Sorted(func(yield func(string) bool) {
+		for id := range functionSources {
+			if !yield(id) {
+				return
+			}
+		}
+		for id := range snsFunctions {
+			if !yield(id) {
+				return
+			}
+		}
+	})
+	if got := tpl.ResourcesOfType(samtemplate.TypeFunction); !slices.Equal(got, want) {
+		p = append(p, fmt.Sprintf("functions = %v, want %v", got, want))
+	}
+	mkFunctions, err := makefileFunctions()
+	if err != nil {
+		p = append(p, err.Error())
+	}
+	for id, f := range tpl.Functions {
+		if f.Runtime != "provided.al2023" {
+			p = append(p, id+": runtime "+f.Runtime)
+		}
+		if !slices.Equal(f.Architectures, []string{"arm64"}) {
+			p = append(p, fmt.Sprintf("%s: architectures %v, want [arm64]", id, f.Architectures))
+		}
+		if f.Handler != "bootstrap" {
+			p = append(p, id+": handler "+f.Handler)
+		}
+		if f.CodeURI != "." || f.BuildMethod != "makefile" {
+			p = append(p, fmt.Sprintf("%s: CodeUri %q BuildMethod %q, want . and makefile", id, f.CodeURI, f.BuildMethod))
+		}
+		if mkFunctions != "" && !strings.Contains(mkFunctions, " "+id+":") && !strings.HasPrefix(strings.TrimSpace(mkFunctions), id+":") {
+			p = append(p, id+": the Makefile's FUNCTIONS has no build-"+id+" target")
+		}
+		if f.Tracing != "Active" {
+			p = append(p, id+": Tracing is "+f.Tracing)
+		}
+		if f.Timeout < 1 || f.Timeout > 60 {
+			p = append(p, fmt.Sprintf("%s: timeout %d s", id, f.Timeout))
+		}
+		if f.MemorySize != 128 && f.MemorySize != 256 {
+			p = append(p, fmt.Sprintf("%s: memory %d MB, want 128 or 256", id, f.MemorySize))
+		}
+		lg := tpl.LogGroups[f.LogGroup]
+		if lg == nil {
+			p = append(p, id+": no log group of its own")
+		} else if retention, err := intParam(tpl, "LogRetentionDays"); err != nil || lg.RetentionInDays != int(retention) || lg.RetentionInDays == 0 {
+			p = append(p, fmt.Sprintf("%s: log group %s keeps logs %d days, want LogRetentionDays", id, f.LogGroup, lg.RetentionInDays))
+		}
+		if cond, ok := snsFunctions[id]; ok {
+			p = append(p, checkSNSFunction(tpl, id, cond)...)
+			continue
+		}
+		if len(f.OtherEvents) > 0 {
+			p = append(p, fmt.Sprintf("%s: unexpected events %v", id, f.OtherEvents))
+		}
+		src := functionSources[id]
+		if len(f.SQSEvents) != 1 {
+			p = append(p, fmt.Sprintf("%s: %d SQS events, want 1", id, len(f.SQSEvents)))
+			continue
+		}
+		e := f.SQSEvents[0]
+		if e.Queue != src.queue {
+			p = append(p, fmt.Sprintf("%s: reads %s, want %s", id, e.Queue, src.queue))
+		}
+		if !slices.Equal(e.FunctionResponseTypes, []string{"ReportBatchItemFailures"}) {
+			p = append(p, fmt.Sprintf("%s: FunctionResponseTypes %v", id, e.FunctionResponseTypes))
+		}
+		if e.BatchSize != 10 || e.MaximumBatchingWindow < 0 || e.MaximumBatchingWindow > 5 || !e.Enabled {
+			p = append(p, fmt.Sprintf("%s: batch size %d, window %d s, enabled %v", id, e.BatchSize, e.MaximumBatchingWindow, e.Enabled))
+		}
+		if mc, err := intParam(tpl, src.maxConcurrency); err != nil || e.MaximumConcurrency != int(mc) || e.MaximumConcurrency < 2 {
+			p = append(p, fmt.Sprintf("%s: MaximumConcurrency %d, want parameter %s (at least 2)", id, e.MaximumConcurrency, src.maxConcurrency))
+		}
+	}
+	// The global partner rate is MaximumConcurrency x per-instance rate;
+	// Postman allows about 3 requests per second in all.
+	rate, err1 := intParam(tpl, "PostmanRatePerSecond")
+	conc, err2 := intParam(tpl, "PostmanMaxConcurrency")
+	if err1 != nil || err2 != nil || rate*conc > 3 {
+		p = append(p, fmt.Sprintf("Postman global rate %v x %v exceeds 3 req/s (%v %v)", conc, rate, err1, err2))
+	}
+	return p
+}
+
+// checkSNSFunction: subscribed to the on-call topic only, and deployed only
+// under its condition, which is false with the template's defaults.
+func checkSNSFunction(tpl *samtemplate.Template, id, cond string) []string {
+	var p []string
+	f := tpl.Functions[id]
+	events, _ := tpl.Resources[id].Properties["Events"].(map[string]any)
+	if len(f.SQSEvents) > 0 || len(f.OtherEvents) != 1 || len(events) != 1 {
+		p = append(p, fmt.Sprintf("%s: events %v %v, want one SNS event", id, f.SQSEvents, f.OtherEvents))
+	}
+	for name, ev := range events {
+		m, _ := ev.(map[string]any)
+		props, _ := m["Properties"].(map[string]any)
+		if m["Type"] != "SNS" || (samtemplate.Value{Expr: props["Topic"]}).Target() != (samtemplate.Target{Kind: samtemplate.TargetResource, Name: "OnCallTopic"}) {
+			p = append(p, fmt.Sprintf("%s: event %s is not the SNS subscription to !Ref OnCallTopic", id, name))
+		}
+	}
+	if got := tpl.Resources[id].Condition; got != cond {
+		p = append(p, fmt.Sprintf("%s: condition %q, want %s", id, got, cond))
+	} else if on, err := tpl.Condition(cond); err != nil || on {
+		p = append(p, fmt.Sprintf("%s: condition %s is %v (%v) with the defaults, want false", id, cond, on, err))
+	}
+	return p
+}
+
+func checkEnvironment(tpl *samtemplate.Template) []string {
+	var p []string
+	for fid, want := range expectedEnv() {
+		f := tpl.Functions[fid]
+		if f == nil {
+			p = append(p, "no function "+fid)
+			continue
+		}
+		for name := range f.Environment {
+			if _, ok := want[name]; !ok {
+				p = append(p, fmt.Sprintf("%s: unexpected variable %s (no code reads it)", fid, name))
+			}
+		}
+		for name, w := range want {
+			v, ok := f.Environment[name]
+			if !ok {
+				p = append(p, fmt.Sprintf("%s: %s is not set", fid, name))
+				continue
+			}
+			tg := v.Target()
+			var good bool
+			switch w.kind {
+			case envQueueURL:
+				good = tg.Kind == samtemplate.TargetResource && tg.Name == w.name && (tg.Attribute == "" || tg.Attribute == "QueueUrl") && tpl.Queues[w.name] != nil
+			case envParam:
+				good = tg.Kind == samtemplate.TargetParameter && tg.Name == w.name
+			case envResource:
+				good = tg.Kind == samtemplate.TargetResource && tg.Name == w.name && tg.Attribute == ""
+			case envLiteral:
+				good = tg.Kind == samtemplate.TargetLiteral && (w.name == "" && tg.Literal != "" || tg.Literal == w.name)
+			case envPseudo:
+				good = tg.Kind == samtemplate.TargetPseudo && tg.Name == w.name
+			}
+			if !good {
+				p = append(p, fmt.Sprintf("%s: %s = %v, want %v %q", fid, name, v.Expr, w.kind, w.name))
+			}
+		}
+		if v, ok := f.Environment["PARTNER_CONCURRENCY"]; ok {
+			if n, err := v.Int(); err != nil || n < 1 {
+				p = append(p, fmt.Sprintf("%s: PARTNER_CONCURRENCY %v is not a positive integer", fid, v.Expr))
+			}
+		}
+	}
+	return p
+}
+
+// testScope resolves references the way a deployed stack would, with the
+// SSM parameter resolving to its name, so IAM resources can be compared
+// as ARNs.
+func testScope(tpl *samtemplate.Template) samtemplate.Scope {
+	s := samtemplate.SymbolicScope("teststack", "us-east-1", "123456789012")
+	symbolic := s.Resource
+	s.Resource = func(id, attr string) (string, error) {
+		if par := tpl.SSMParameters[id]; par != nil && attr == "" {
+			return par.Name.Text()
+		}
+		return symbolic(id, attr)
+	}
+	return s
+}
+
+func checkIAM(tpl *samtemplate.Template) []string {
+	var p []string
+	scope := testScope(tpl)
+	for fid, wantReach := range expectedReach() {
+		f := tpl.Functions[fid]
+		if f == nil {
+			p = append(p, "no function "+fid)
+			continue
+		}
+		if f.Role == "" {
+			p = append(p, fid+": no role of its own; SAM's generated role carries AWSLambdaSQSQueueExecutionRole (sqs on every queue)")
+			continue
+		}
+		if got := tpl.Roles[f.Role].TrustedServices; !slices.Equal(got, []string{"lambda.amazonaws.com"}) {
+			p = append(p, fmt.Sprintf("%s: role trusts %v", fid, got))
+		}
+		if len(f.ManagedPolicies) > 0 || len(f.PolicyTemplates) > 0 {
+			p = append(p, fmt.Sprintf("%s: managed policies %v / policy templates %v cannot be reviewed here", fid, f.ManagedPolicies, f.PolicyTemplates))
+		}
+		reach := map[string][]string{}
+		for i, st := range f.Statements {
+			where := fmt.Sprintf("%s statement %d (%s)", fid, i, st.Sid)
+			if st.Effect != "Allow" || st.NotAction || st.NotResource {
+				p = append(p, where+": only plain Allow statements are expected")
+			}
+			xray := len(st.Actions) > 0
+			for _, a := range st.Actions {
+				if strings.Contains(a, "*") {
+					p = append(p, where+": wildcard action "+a)
+				}
+				if !strings.HasPrefix(a, "xray:") {
+					xray = false
+				}
+				if svc, _, _ := strings.Cut(a, ":"); !slices.Contains(slices.Concat([]string{"logs", "xray", "sqs", "ssm"}, reportServices[fid]), svc) {
+					p = append(p, where+": action outside logs, xray, sqs, ssm: "+a)
+				}
+			}
+			for _, r := range st.Resources {
+				tg := r.Target()
+				if tg.Kind == samtemplate.TargetLiteral {
+					// X-Ray's trace APIs have no resource-level permissions: AWS requires "*".
+					if !(xray && tg.Literal == "*") {
+						p = append(p, where+": literal resource "+tg.Literal)
+					}
+					continue
+				}
+				arn, err := r.Resolve(scope)
+				if err != nil {
+					p = append(p, where+": resource: "+err.Error())
+				} else if strings.Contains(arn, "*") {
+					p = append(p, where+": wildcard resource "+arn)
+				}
+				if tg.Kind == samtemplate.TargetResource {
+					if tpl.Queues[tg.Name] != nil {
+						if tg.Attribute != "Arn" {
+							p = append(p, where+": queue "+tg.Name+" not named by its ARN")
+						}
+						reach[tg.Name] = append(reach[tg.Name], st.Actions...)
+					} else if lg := tpl.LogGroups[tg.Name]; lg != nil && tg.Name != f.LogGroup {
+						p = append(p, where+": another function's log group "+tg.Name)
+					}
+				}
+			}
+			for _, a := range st.Actions {
+				switch {
+				case strings.HasPrefix(a, "ssm:"):
+					want := "arn:aws:ssm:us-east-1:123456789012:parameter" + flagParameterName
+					if !slices.Contains(flagActions(fid), a) || len(st.Resources) != 1 {
+						p = append(p, fmt.Sprintf("%s: ssm access beyond %v on the flag: %s", where, flagActions(fid), a))
+					} else if got, _ := st.Resources[0].Resolve(scope); got != want {
+						p = append(p, fmt.Sprintf("%s: %s on %s, want %s", where, a, got, want))
+					}
+				case strings.HasPrefix(a, "sns:"), strings.HasPrefix(a, "kms:"):
+					// Only to report to on-call: publish to its topic, with its key.
+					want := map[string]samtemplate.Target{
+						"sns:Publish":         {Kind: samtemplate.TargetResource, Name: "OnCallTopic"},
+						"kms:GenerateDataKey": {Kind: samtemplate.TargetResource, Name: "OnCallTopicKey", Attribute: "Arn"},
+						"kms:Decrypt":         {Kind: samtemplate.TargetResource, Name: "OnCallTopicKey", Attribute: "Arn"},
+					}
+					tg, ok := want[a]
+					if !ok || len(st.Resources) != 1 || st.Resources[0].Target() != tg {
+						p = append(p, fmt.Sprintf("%s: %s beyond publishing to OnCallTopic: %v", where, a, st.Resources))
+					}
+				case strings.HasPrefix(a, "sqs:"):
+					for _, r := range st.Resources {
+						if tg := r.Target(); tg.Kind != samtemplate.TargetResource || tpl.Queues[tg.Name] == nil {
+							p = append(p, fmt.Sprintf("%s: %s on something that is not one of the template's queues: %v", where, a, r.Expr))
+						}
+					}
+				case strings.HasPrefix(a, "logs:"):
+					for _, r := range st.Resources {
+						if tg := r.Target(); tg.Name != f.LogGroup || tg.Attribute != "Arn" {
+							p = append(p, fmt.Sprintf("%s: %s beyond its own log group: %v", where, a, r.Expr))
+						}
+					}
+				}
+			}
+		}
+		for q := range reach {
+			slices.Sort(reach[q])
+			reach[q] = slices.Compact(reach[q])
+		}
+		for q, acts := range reach {
+			if _, ok := wantReach[q]; !ok {
+				p = append(p, fmt.Sprintf("%s can reach %s (%v), which it must not", fid, q, acts))
+			}
+		}
+		for q, acts := range wantReach {
+			if got := reach[q]; !slices.Equal(got, acts) {
+				p = append(p, fmt.Sprintf("%s: on %s has %v, want %v", fid, q, got, acts))
+			}
+		}
+		for other, stem := range partnerIDs {
+			if fid == stem+"Function" || fid == "DispatcherFunction" {
+				continue
+			}
+			for _, q := range []string{stem + "Queue", stem + "DeadLetterQueue"} {
+				if _, ok := reach[q]; ok {
+					p = append(p, fmt.Sprintf("%s reaches %s, a queue of partner %s", fid, q, other))
+				}
+			}
+		}
+	}
+	for id, k := range tpl.KMSKeys {
+		if !k.EnableKeyRotation {
+			p = append(p, id+": key rotation off")
+		}
+		for i, st := range k.Statements {
+			for _, a := range st.Actions {
+				if strings.Contains(a, "*") {
+					p = append(p, fmt.Sprintf("%s statement %d: wildcard action %s", id, i, a))
+				}
+			}
+			// A key policy's Resource "*" means the key itself: AWS requires it there.
+			for _, r := range st.Resources {
+				if tg := r.Target(); tg.Kind != samtemplate.TargetLiteral || tg.Literal != "*" {
+					p = append(p, fmt.Sprintf("%s statement %d: key policy resource %v", id, i, r.Expr))
+				}
+			}
+		}
+	}
+	return p
+}
+
+func checkFlagParameter(tpl *samtemplate.Template) []string {
+	var p []string
+	if len(tpl.SSMParameters) != 1 || tpl.SSMParameters["FeatureFlagParameter"] == nil {
+		return []string{fmt.Sprintf("want exactly FeatureFlagParameter, have %d SSM parameters", len(tpl.SSMParameters))}
+	}
+	par := tpl.SSMParameters["FeatureFlagParameter"]
+	if tg := par.Name.Target(); tg.Kind != samtemplate.TargetParameter || tg.Name != "FeatureFlagParameterName" {
+		p = append(p, fmt.Sprintf("FeatureFlagParameter name is %v, want !Ref FeatureFlagParameterName", par.Name.Expr))
+	}
+	if name, err := par.Name.Text(); err != nil || name != flagParameterName {
+		p = append(p, fmt.Sprintf("FeatureFlagParameter name %q (%v), want %s", name, err, flagParameterName))
+	}
+	if par.Type != "String" {
+		p = append(p, "FeatureFlagParameter type "+par.Type)
+	}
+	value, err := par.Value.Text()
+	if err != nil {
+		return append(p, "FeatureFlagParameter value: "+err.Error())
+	}
+	var flag struct {
+		Enabled    *bool           `json:"enabled"`
+		Groups     []string        `json:"groups"`
+		Projects   []int64         `json:"projects"`
+		Percentage *float64        `json:"percentage_of_actors"`
+		Partners   map[string]bool `json:"partners"`
+	}
+	dec := json.NewDecoder(strings.NewReader(value))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&flag); err != nil {
+		return append(p, "FeatureFlagParameter value is not the contract's flag JSON: "+err.Error())
+	}
+	if flag.Enabled == nil || *flag.Enabled || len(flag.Groups) > 0 || len(flag.Projects) > 0 || flag.Percentage == nil || *flag.Percentage != 0 {
+		p = append(p, "FeatureFlagParameter must start with everything off: "+value)
+	}
+	for partner, on := range flag.Partners {
+		if on {
+			p = append(p, "FeatureFlagParameter switches partner "+partner+" on explicitly")
+		}
+	}
+	return p
+}
+
+func checkOnCall(tpl *samtemplate.Template) []string {
+	var p []string
+	topic := tpl.Topics["OnCallTopic"]
+	if topic == nil {
+		return []string{"no OnCallTopic"}
+	}
+	// CloudWatch alarms cannot publish to a topic on the AWS managed key alias/aws/sns.
+	tg := topic.KMSKey.Target()
+	if tg.Kind != samtemplate.TargetResource || tpl.KMSKeys[tg.Name] == nil {
+		p = append(p, fmt.Sprintf("OnCallTopic key %v: want a customer managed key of this template", topic.KMSKey.Expr))
+	} else {
+		granted := false
+		for _, st := range tpl.KMSKeys[tg.Name].Statements {
+			pm, _ := st.Principal.Expr.(map[string]any)
+			if pm["Service"] == "cloudwatch.amazonaws.com" && slices.Contains(st.Actions, "kms:GenerateDataKey") && slices.Contains(st.Actions, "kms:Decrypt") {
+				granted = true
+			}
+		}
+		if !granted {
+			p = append(p, "OnCallTopic key does not let cloudwatch.amazonaws.com GenerateDataKey and Decrypt: alarms could not publish")
+		}
+	}
+	var subs []*samtemplate.Subscription
+	for _, s := range tpl.Subscriptions {
+		if s.Topic == "OnCallTopic" {
+			subs = append(subs, s)
+		}
+	}
+	if len(subs) != 1 {
+		return append(p, fmt.Sprintf("OnCallTopic has %d subscriptions, want 1", len(subs)))
+	}
+	s := subs[0]
+	if tg := s.Endpoint.Target(); tg.Kind != samtemplate.TargetParameter || tg.Name != "OnCallEndpoint" {
+		p = append(p, "subscription endpoint is not !Ref OnCallEndpoint")
+	}
+	if tg := s.Protocol.Target(); tg.Kind != samtemplate.TargetParameter || tg.Name != "OnCallProtocol" {
+		p = append(p, "subscription protocol is not !Ref OnCallProtocol")
+	}
+	if s.Condition == "" {
+		return append(p, "subscription has no condition: an empty OnCallEndpoint would fail the deploy")
+	}
+	if on, err := tpl.Condition(s.Condition); err != nil || on {
+		if ep, _ := tpl.ParameterValue("OnCallEndpoint"); ep == "" {
+			p = append(p, fmt.Sprintf("subscription condition %s is %v (%v) with an empty endpoint", s.Condition, on, err))
+		}
+	}
+	return p
+}
+
+// alertSpec is one alert of contract §5, as the alarm must implement it.
+type alertSpec struct {
+	name      string
+	metric    string
+	threshold float64
+	// expression is the metric math; empty for the p95 statistic alarm.
+	expression string
+}
+
+var alerts = []alertSpec{
+	{"SecretDetectionPartnerAPIHighErrorRate", metrics.Errors, 10, "IF(requests > 0, errors / requests * 100, 0)"},
+	{"SecretDetectionPartnerAPIHighLatency", metrics.Latency, 5000, ""},
+	{"SecretDetectionPartnerAPIRateLimitHit", metrics.RateLimitHits, 0.1, "hits / PERIOD(hits)"},
+	{"SecretDetectionPartnerAPINetworkErrors", metrics.NetworkErrors, 0.5, "hits / PERIOD(hits)"},
+}
+
+func alarmNames(tpl *samtemplate.Template) (map[string]*samtemplate.Alarm, []string) {
+	byName := map[string]*samtemplate.Alarm{}
+	var p []string
+	scope := samtemplate.SymbolicScope("teststack", "us-east-1", "123456789012")
+	for id, a := range tpl.Alarms {
+		n, err := a.NameIn(scope)
+		if err != nil {
+			p = append(p, id+": "+err.Error())
+			continue
+		}
+		byName[n] = a
+	}
+	return byName, p
+}
+
+func dimsAre(m samtemplate.Metric, want map[string]string) bool {
+	if len(m.Dimensions) != len(want) {
+		return false
+	}
+	for _, d := range m.Dimensions {
+		v, err := d.Value.Text()
+		if err != nil || want[d.Name] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func checkActions(a *samtemplate.Alarm) []string {
+	var p []string
+	onCall := func(vs []samtemplate.Value) bool {
+		return len(vs) == 1 && vs[0].Target() == samtemplate.Target{Kind: samtemplate.TargetResource, Name: "OnCallTopic"}
+	}
+	if !onCall(a.AlarmActions) || !onCall(a.OKActions) {
+		p = append(p, a.LogicalID+": AlarmActions and OKActions must be [!Ref OnCallTopic]")
+	}
+	if a.TreatMissingData != "notBreaching" {
+		p = append(p, a.LogicalID+": TreatMissingData "+a.TreatMissingData)
+	}
+	return p
+}
+
+func checkPartnerAlarms(tpl *samtemplate.Template) []string {
+	byName, p := alarmNames(tpl)
+	count := 0
+	for name := range byName {
+		if strings.HasPrefix(name, "SecretDetectionPartnerAPI") {
+			count++
+		}
+	}
+	if count != len(alerts)*len(finding.Partners()) {
+		p = append(p, fmt.Sprintf("%d partner API alarms, want %d (4 alerts x 3 partners)", count, len(alerts)*len(finding.Partners())))
+	}
+	for _, al := range alerts {
+		for _, partner := range finding.Partners() {
+			var a *samtemplate.Alarm
+			for name, x := range byName {
+				if strings.HasPrefix(name, al.name+"-") && strings.HasSuffix(name, "-"+string(partner)) {
+					if a != nil {
+						p = append(p, fmt.Sprintf("two alarms for %s / %s", al.name, partner))
+					}
+					a = x
+				}
+			}
+			where := al.name + " " + string(partner)
+			if a == nil {
+				p = append(p, "no alarm named "+al.name+"-...-"+string(partner))
+				continue
+			}
+			p = append(p, checkActions(a)...)
+			if a.ComparisonOperator != "GreaterThanThreshold" || a.Threshold != al.threshold {
+				p = append(p, fmt.Sprintf("%s: %s %v, want GreaterThanThreshold %v", where, a.ComparisonOperator, a.Threshold, al.threshold))
+			}
+			// "for 5 consecutive minutes": five one-minute periods, all breaching.
+			if a.EvaluationPeriodSeconds() != 60 || a.EvaluationPeriods != 5 || a.DatapointsToAlarm != 5 {
+				p = append(p, fmt.Sprintf("%s: %d of %d periods of %d s, want 5 of 5 of 60 s", where, a.DatapointsToAlarm, a.EvaluationPeriods, a.EvaluationPeriodSeconds()))
+			}
+			dims := map[string]string{metrics.DimPartner: string(partner)}
+			if al.expression == "" {
+				if a.Metric == nil || a.Metric.Namespace != metrics.Namespace || a.Metric.MetricName != al.metric || !dimsAre(*a.Metric, dims) || a.ExtendedStatistic != "p95" || a.Statistic != "" {
+					p = append(p, fmt.Sprintf("%s: want %s p95 of %s with Partner=%s", where, metrics.Namespace, al.metric, partner))
+				}
+				continue
+			}
+			var returned []samtemplate.MetricQuery
+			ids := map[string]samtemplate.MetricQuery{}
+			for _, q := range a.Metrics {
+				ids[q.ID] = q
+				if q.ReturnData {
+					returned = append(returned, q)
+				}
+			}
+			if len(returned) != 1 || returned[0].Expression != al.expression {
+				p = append(p, fmt.Sprintf("%s: want one returned expression %q", where, al.expression))
+			}
+			inputs := map[string]string{"hits": al.metric}
+			if al.metric == metrics.Errors {
+				inputs = map[string]string{"errors": metrics.Errors, "requests": metrics.Requests}
+			}
+			for id, name := range inputs {
+				q, ok := ids[id]
+				if !ok || q.Metric == nil || q.ReturnData || q.Metric.Namespace != metrics.Namespace || q.Metric.MetricName != name || q.Stat != "Sum" || q.Period != 60 || !dimsAre(*q.Metric, dims) {
+					p = append(p, fmt.Sprintf("%s: %s must be the hidden Sum of %s with Partner=%s over 60 s", where, id, name, partner))
+				}
+			}
+			if len(ids) != len(inputs)+1 {
+				p = append(p, fmt.Sprintf("%s: %d queries, want %d", where, len(ids), len(inputs)+1))
+			}
+		}
+	}
+	return p
+}
+
+func checkQueueAlarms(tpl *samtemplate.Template) []string {
+	byName, p := alarmNames(tpl)
+	type want struct {
+		queue, metric string
+		threshold     float64
+	}
+	wants := map[string]want{}
+	for _, s := range queueStems {
+		wants["SecretDetectionDeadLetterQueueNotEmpty-teststack-"+strings.ToLower(s)] = want{s + "DeadLetterQueue", "ApproximateNumberOfMessagesVisible", 0}
+	}
+	for partner, stem := range partnerIDs {
+		wants["SecretDetectionPartnerQueueBacklog-teststack-"+string(partner)] = want{stem + "Queue", "ApproximateNumberOfMessagesVisible", 50000}
+	}
+	wants["SecretDetectionIngressMessageAge-teststack-ingress"] = want{"IngressQueue", "ApproximateAgeOfOldestMessage", 900}
+	for name, w := range wants {
+		a := byName[name]
+		if a == nil {
+			p = append(p, "no alarm "+name)
+			continue
+		}
+		p = append(p, checkActions(a)...)
+		ok := a.Metric != nil && a.Metric.Namespace == "AWS/SQS" && a.Metric.MetricName == w.metric &&
+			a.Statistic == "Maximum" && a.ComparisonOperator == "GreaterThanThreshold" && a.Threshold == w.threshold
+		if ok {
+			ok = len(a.Metric.Dimensions) == 1 && a.Metric.Dimensions[0].Name == "QueueName" &&
+				a.Metric.Dimensions[0].Value.Target() == samtemplate.Target{Kind: samtemplate.TargetResource, Name: w.queue, Attribute: "QueueName"}
+		}
+		if !ok {
+			p = append(p, fmt.Sprintf("%s: want Maximum of AWS/SQS %s of %s > %v", name, w.metric, w.queue, w.threshold))
+		}
+	}
+	if len(byName) != len(wants)+len(alerts)*len(finding.Partners()) {
+		p = append(p, fmt.Sprintf("%d alarms, want %d", len(byName), len(wants)+len(alerts)*len(finding.Partners())))
+	}
+	return p
+}
+
+// exprIdent finds the metric ids an expression uses (lowercase words; the
+// math functions are upper case).
+var exprIdent = regexp.MustCompile(`\b[a-z][a-z0-9_]*\b`)
+
+func checkDashboard(tpl *samtemplate.Template) []string {
+	var p []string
+	d := tpl.Dashboards["Dashboard"]
+	if d == nil || len(tpl.Dashboards) != 1 {
+		return []string{"want one dashboard, logical id Dashboard"}
+	}
+	widgets, err := d.Widgets(samtemplate.SymbolicScope("teststack", "us-east-1", "123456789012"))
+	if err != nil {
+		return []string{err.Error()}
+	}
+	type key struct{ metric, partner, status, stat string }
+	have := map[key]bool{}
+	queues := map[string]bool{}
+	var alarms []string
+	for _, w := range widgets {
+		alarms = append(alarms, w.Alarms...)
+		ids := map[string]bool{}
+		for _, m := range w.Metrics {
+			if m.ID != "" {
+				ids[m.ID] = true
+			}
+		}
+		for _, m := range w.Metrics {
+			if m.Expression != "" {
+				for _, id := range exprIdent.FindAllString(m.Expression, -1) {
+					if !ids[id] {
+						p = append(p, fmt.Sprintf("widget %q: expression %q uses unknown id %s", w.Title, m.Expression, id))
+					}
+				}
+				continue
+			}
+			switch m.Namespace {
+			case metrics.Namespace:
+				have[key{m.MetricName, m.Dimensions[metrics.DimPartner], m.Dimensions[metrics.DimStatus], m.Stat}] = true
+				have[key{m.MetricName, m.Dimensions[metrics.DimPartner], m.Dimensions[metrics.DimStatus], ""}] = true
+			case "AWS/SQS":
+				queues[m.Dimensions["QueueName"]] = true
+			default:
+				p = append(p, fmt.Sprintf("widget %q: unexpected namespace %s", w.Title, m.Namespace))
+			}
+		}
+	}
+	for _, partner := range finding.Partners() {
+		pn := string(partner)
+		for _, name := range []string{metrics.Requests, metrics.Errors, metrics.NetworkErrors, metrics.RateLimitHits} {
+			if !have[key{name, pn, "", ""}] {
+				p = append(p, fmt.Sprintf("dashboard has no %s for %s", name, pn))
+			}
+		}
+		for _, stat := range []string{"p50", "p95", "p99"} {
+			if !have[key{metrics.Latency, pn, "", stat}] {
+				p = append(p, fmt.Sprintf("dashboard has no %s latency for %s", stat, pn))
+			}
+		}
+	}
+	for _, pn := range []string{"aws", "gcp", "postman", metrics.UnroutedPartner} {
+		for _, st := range []finding.Status{finding.StatusActive, finding.StatusInactive, finding.StatusUnknown} {
+			if !have[key{metrics.Verifications, pn, string(st), ""}] {
+				p = append(p, fmt.Sprintf("dashboard has no Verifications for %s / %s", pn, st))
+			}
+		}
+	}
+	for id := range tpl.Queues {
+		if !queues["${"+id+".QueueName}"] {
+			p = append(p, "dashboard has no depth of "+id)
+		}
+	}
+	for id := range tpl.Alarms {
+		if !slices.Contains(alarms, "${"+id+".Arn}") {
+			p = append(p, "alarm status widget does not list "+id)
+		}
+	}
+	return p
+}
+
+func checkOutputs(tpl *samtemplate.Template) []string {
+	var p []string
+	want := map[string]samtemplate.Target{
+		"OnCallTopicArn":           {Kind: samtemplate.TargetResource, Name: "OnCallTopic"},
+		"FeatureFlagParameterName": {Kind: samtemplate.TargetResource, Name: "FeatureFlagParameter"},
+	}
+	for id := range tpl.Queues {
+		want[id+"Url"] = samtemplate.Target{Kind: samtemplate.TargetResource, Name: id}
+		want[id+"Arn"] = samtemplate.Target{Kind: samtemplate.TargetResource, Name: id, Attribute: "Arn"}
+	}
+	for id := range tpl.Functions {
+		want[strings.TrimSuffix(id, "Function")+"FunctionName"] = samtemplate.Target{Kind: samtemplate.TargetResource, Name: id}
+	}
+	for name, tg := range want {
+		o := tpl.Outputs[name]
+		if o == nil {
+			p = append(p, "no output "+name)
+		} else if got := o.Value.Target(); got != tg {
+			p = append(p, fmt.Sprintf("output %s = %v, want %+v", name, o.Value.Expr, tg))
+		}
+	}
+	return p
+}
