@@ -13,7 +13,7 @@ RIE := $(BIN)/aws-lambda-rie
 # Deployed functions are arm64; local runs build for this machine.
 LAMBDA_GOARCH ?= arm64
 # Functions by their logical id in template.yaml -> their main package.
-FUNCTIONS := DispatcherFunction:dispatcher AwsFunction:aws GcpFunction:gcp PostmanFunction:postman AutoRollbackFunction:autorollback
+FUNCTIONS := DispatcherFunction:dispatcher AwsFunction:partner GcpFunction:partner PostmanFunction:partner AutoRollbackFunction:autorollback
 LAMBDA_GOFLAGS := -trimpath -tags lambda.norpc -ldflags='-s -w'
 TEST_TIMEOUT ?= 8m
 

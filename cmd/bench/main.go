@@ -23,6 +23,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/registry"
 	"io"
 	"os"
 	"os/exec"
@@ -111,11 +112,11 @@ const fastRate = 250
 // partners are fast enough that concurrency ÷ latency binds.
 func settings() []setting {
 	published := setting{name: "rate-bound", rates: map[finding.Partner]float64{}, bursts: map[finding.Partner]int{}, concurrency: BatchSize,
-		about: "the limiter's default rates (throttle.DefaultRate), which the sandbox enforces"}
+		about: "the partners' default rates (partner.Definition.Rate), which the sandbox enforces"}
 	fast := setting{name: "concurrency-bound", rates: map[finding.Partner]float64{}, bursts: map[finding.Partner]int{}, concurrency: BatchSize,
 		about: "a partner rate far above concurrency ÷ latency, which the sandbox enforces"}
-	for _, p := range finding.Partners() {
-		r, b := throttle.DefaultRate(p)
+	for _, d := range registry.All() {
+		p, r, b := d.Name, d.Rate.PerSecond, d.Rate.Burst
 		published.rates[p], published.bursts[p] = r, ClientBurst(b, SandboxBurst(r))
 		fast.rates[p], fast.bursts[p] = fastRate, ClientBurst(BatchSize, SandboxBurst(fastRate))
 	}

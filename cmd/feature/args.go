@@ -3,12 +3,12 @@ package main
 import (
 	"errors"
 	"fmt"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/registry"
 	"slices"
 	"strconv"
 	"strings"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/featureflag"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 )
 
 const usage = `usage:
@@ -230,11 +230,11 @@ func (inv *invocation) option(name, value string, hasValue bool) error {
 		inv.change.SetPercentage, inv.change.Percentage = true, pct
 	case "partner":
 		for _, p := range splitList(value) {
-			partner, ok := finding.ParsePartner(p)
+			def, ok := registry.Lookup(p)
 			if !ok {
-				return usagef("--partner: unknown partner %q (want aws, gcp or postman)", p)
+				return usagef("--partner: unknown partner %q (want one of %s)", p, partnerList())
 			}
-			inv.change.Partners = append(inv.change.Partners, partner)
+			inv.change.Partners = append(inv.change.Partners, def.Name)
 		}
 	}
 	return nil
@@ -252,3 +252,12 @@ func splitList(s string) []string {
 
 // errNoUser means --by was not given and the OS user is unknown.
 var errNoUser = errors.New("cannot tell who is making the change: pass --by=NAME")
+
+// partnerList names every partner of the registry, for usage errors.
+func partnerList() string {
+	names := make([]string, 0, len(registry.Names()))
+	for _, p := range registry.Names() {
+		names = append(names, string(p))
+	}
+	return strings.Join(names, ", ")
+}

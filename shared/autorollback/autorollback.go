@@ -180,13 +180,13 @@ func (h *Handler) ignore(ctx context.Context, a Action, why string) Action {
 }
 
 // match finds the partner of one of the stack's alarms the handler acts on;
-// the names are the template's: <alert>-${AWS::StackName}-<partner>.
+// the names are the template's: <alert>-<stack>-<partner>. The partner is
+// read from the name, not looked up in a list, so that this function needs
+// no partner code and acts on a partner added after it was deployed.
 func (h *Handler) match(name string) (finding.Partner, string, bool) {
 	for _, alert := range Alerts {
-		for _, p := range finding.Partners() {
-			if name == alert+"-"+h.Stack+"-"+string(p) {
-				return p, alert, true
-			}
+		if p, ok := strings.CutPrefix(name, alert+"-"+h.Stack+"-"); ok && featureflag.ValidPartnerName(p) {
+			return finding.Partner(p), alert, true
 		}
 	}
 	return "", "", false

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/registry"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -89,7 +90,7 @@ func TestNotificationAlarmsAreTheTemplates(t *testing.T) {
 	}
 	h := &Handler{Stack: stack}
 	for _, alert := range Alerts {
-		for _, p := range finding.Partners() {
+		for _, p := range registry.Names() {
 			if _, _, ok := h.match(alert + "-" + stack + "-" + string(p)); !ok || !names[alert+"-"+stack+"-"+string(p)] {
 				t.Errorf("%s for %s: acted on %v, in template %v", alert, p, ok, names[alert+"-"+stack+"-"+string(p)])
 			}
@@ -240,7 +241,7 @@ func TestHandlerOnMoto(t *testing.T) {
 		if v != version {
 			t.Errorf("%s: parameter version %d, want %d", s.name, v, version)
 		}
-		for _, p := range finding.Partners() {
+		for _, p := range registry.Names() {
 			wantOff := false
 			for _, o := range s.off {
 				wantOff = wantOff || o == p

@@ -145,8 +145,8 @@ func (v Value) Validate() error {
 		}
 	}
 	for p := range v.Partners {
-		if _, ok := finding.ParsePartner(string(p)); !ok {
-			problems = append(problems, fmt.Sprintf("partners: unknown partner %q (want one of %s)", printable(string(p)), partnerNames()))
+		if !ValidPartnerName(string(p)) {
+			problems = append(problems, fmt.Sprintf("partners: %q is not a partner name (lower-case letters and digits)", printable(string(p))))
 		}
 	}
 	if err := checkText("updated_by", v.UpdatedBy, maxUpdatedBy); err != nil {
@@ -187,12 +187,28 @@ func printable(s string) string {
 	}, s)
 }
 
-func partnerNames() string {
-	names := make([]string, 0, 3)
-	for _, p := range finding.Partners() {
-		names = append(names, string(p))
+// partnerName is the form of a partner name. The flag checks the form
+// only, not the list of partners this build knows: a value that switches
+// off a partner added by a newer deployment must not make an older
+// function's flag invalid. The feature command checks names against the
+// registry before it writes.
+var partnerName = regexp.MustCompile(`^[a-z][a-z0-9]{0,31}$`)
+
+// ValidPartnerName reports whether s has the form of a partner name.
+func ValidPartnerName(s string) bool { return partnerName.MatchString(s) }
+
+// partnersIn lists the partners either value names, sorted.
+func partnersIn(vs ...Value) []finding.Partner {
+	var out []finding.Partner
+	for _, v := range vs {
+		for p := range v.Partners {
+			if !slices.Contains(out, p) {
+				out = append(out, p)
+			}
+		}
 	}
-	return strings.Join(names, ", ")
+	slices.Sort(out)
+	return out
 }
 
 // EnabledFor says whether the flag is on for a project and partner. The
@@ -256,7 +272,7 @@ func (v Value) SameGates(o Value) bool {
 	if !sameSet(lowerAll(v.Groups), lowerAll(o.Groups)) || !sameSet(v.Projects, o.Projects) {
 		return false
 	}
-	for _, p := range finding.Partners() {
+	for _, p := range partnersIn(v, o) {
 		if v.PartnerEnabled(p) != o.PartnerEnabled(p) {
 			return false
 		}
@@ -306,7 +322,7 @@ func (v Value) Describe() string {
 		s = "on for " + strings.Join(parts, "; ")
 	}
 	var killed []string
-	for _, p := range finding.Partners() {
+	for _, p := range partnersIn(v) {
 		if !v.PartnerEnabled(p) {
 			killed = append(killed, string(p))
 		}
@@ -344,8 +360,8 @@ func (c Change) Validate() error {
 		}
 	}
 	for _, p := range c.Partners {
-		if _, ok := finding.ParsePartner(string(p)); !ok {
-			return fmt.Errorf("unknown partner %q (want one of %s)", printable(string(p)), partnerNames())
+		if !ValidPartnerName(string(p)) {
+			return fmt.Errorf("%q is not a partner name (lower-case letters and digits)", printable(string(p)))
 		}
 	}
 	if c.SetPercentage {

@@ -114,7 +114,7 @@ func Parse(body []byte) (Batch, error) {
 	}
 	var raw rawBatch
 	if err := json.Unmarshal(body, &raw); err != nil {
-		return Batch{}, &BodyError{Msg: "not a JSON object of the finding-batch schema: " + describeJSONError(err)}
+		return Batch{}, &BodyError{Msg: "not a JSON object of the finding-batch schema: " + DescribeJSONError(err)}
 	}
 	var b Batch
 	switch {
@@ -135,7 +135,7 @@ func Parse(body []byte) (Batch, error) {
 		return Batch{}, &BodyError{Field: "project", Msg: "missing"}
 	}
 	if err := json.Unmarshal(*raw.Project, &b.Project); err != nil {
-		return Batch{}, &BodyError{Field: "project", Msg: describeJSONError(err)}
+		return Batch{}, &BodyError{Field: "project", Msg: DescribeJSONError(err)}
 	}
 	if b.Project.ID <= 0 {
 		return Batch{}, &BodyError{Field: "project.id", Msg: "missing or not a positive integer"}
@@ -172,7 +172,7 @@ func parseFinding(i int, raw json.RawMessage) (Finding, error) {
 		ID any `json:"id"`
 	}
 	if err := json.Unmarshal(raw, &idOnly); err != nil {
-		return Finding{}, &BodyError{Field: fmt.Sprintf("findings[%d]", i), Msg: describeJSONError(err)}
+		return Finding{}, &BodyError{Field: fmt.Sprintf("findings[%d]", i), Msg: DescribeJSONError(err)}
 	}
 	id, ok := idOnly.ID.(string)
 	switch {
@@ -197,7 +197,7 @@ func parseFinding(i int, raw json.RawMessage) (Finding, error) {
 		if utf8.RuneCountInString(rule) > MaxRuleIDLength {
 			rule = "" // it would be copied into the result
 		}
-		return Finding{ID: id, RuleID: rule, Problem: &FieldError{Field: fmt.Sprintf("findings[%d]", i), Msg: describeJSONError(err)}}, nil
+		return Finding{ID: id, RuleID: rule, Problem: &FieldError{Field: fmt.Sprintf("findings[%d]", i), Msg: DescribeJSONError(err)}}, nil
 	}
 	f.Problem = validateFinding(i, f)
 	if utf8.RuneCountInString(f.RuleID) > MaxRuleIDLength {
@@ -258,12 +258,12 @@ func safeName(k string) string {
 	return "<key>"
 }
 
-// describeJSONError names what went wrong without quoting input: the json
+// DescribeJSONError names what went wrong without quoting input: the json
 // package's syntax errors never include the input, and type errors name a
 // field path and a JSON kind, both safe. The kind is cut to its first word:
 // for a number that does not fit (1e999, 1.5 for an id) the json package
 // appends the literal itself, which could be the whole body.
-func describeJSONError(err error) string {
+func DescribeJSONError(err error) string {
 	var se *json.SyntaxError
 	var te *json.UnmarshalTypeError
 	switch {

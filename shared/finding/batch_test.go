@@ -220,9 +220,6 @@ func TestParseIdentifiedButBroken(t *testing.T) {
 			if fe.Field != tc.wantField || !strings.Contains(fe.Msg, tc.wantMsg) {
 				t.Errorf("Problem = %q, want field %q and message containing %q", f.Problem, tc.wantField, tc.wantMsg)
 			}
-			if reason, _ := Check(f); reason != ReasonMalformedToken {
-				t.Errorf("Check reason = %q, want malformed_token", reason)
-			}
 		})
 	}
 }
@@ -355,5 +352,20 @@ func TestEncodeRoundTrip(t *testing.T) {
 	got := out.Findings[0]
 	if got.Token.Reveal() != tok || got.ContextValue(ContextGCPClientID) != "1-a.apps.googleusercontent.com" || !got.Recheck || got.ID != "f-1" {
 		t.Errorf("round trip changed the finding: %v", got)
+	}
+}
+
+func TestFieldErrorText(t *testing.T) {
+	err := error(&FieldError{Field: "findings[3].token", Msg: "empty"})
+	if err.Error() != "findings[3].token: empty" {
+		t.Errorf("FieldError = %q", err)
+	}
+	var be error = &BodyError{Msg: "body is not valid UTF-8"}
+	if be.Error() != "finding batch: body is not valid UTF-8" {
+		t.Errorf("BodyError without field = %q", be)
+	}
+	var target *BodyError
+	if !errors.As(be, &target) {
+		t.Error("errors.As does not find *BodyError")
 	}
 }

@@ -3,6 +3,7 @@ package finding_test
 import (
 	"encoding/json"
 	"errors"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/registry"
 	"math/rand/v2"
 	"regexp"
 	"strings"
@@ -143,13 +144,13 @@ func FuzzParse(f *testing.F) {
 					t.Fatalf("finding %d problem %q is outside the fixed vocabulary", i, fd.Problem)
 				}
 			}
-			reason, msg := finding.Check(fd)
+			rt, reason, msg := registry.Check(fd)
 			if fd.Problem != nil && reason != finding.ReasonMalformedToken {
 				t.Fatalf("finding %d has a problem but Check says %q", i, reason)
 			}
 			// A message may name the rule_id (a scanner name, not a secret).
 			leaks("Check message", msg, fd.RuleID)
-			result := finding.NewResult(b, fd, reasonOr(reason), now)
+			result := finding.NewResult(b, fd, rt, reasonOr(reason), now)
 			result.Message = msg
 			rb, err := json.Marshal(result)
 			if err != nil {
@@ -203,7 +204,7 @@ func forwardRoundTrip(t *testing.T, i int, b finding.Batch, fd finding.Finding) 
 			t.Fatalf("finding %d: a context value changed on the way to its partner queue", i)
 		}
 	}
-	if r, _ := finding.Check(g); r != "" {
+	if _, r, _ := registry.Check(g); r != "" {
 		t.Fatalf("finding %d passes Check before forwarding and fails it after (%s)", i, r)
 	}
 }

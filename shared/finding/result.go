@@ -62,9 +62,9 @@ type Result struct {
 	Message string `json:"message,omitempty"`
 }
 
-// NewResult starts the result of finding f from batch b, with the route
-// filled in when the rule_id has one.
-func NewResult(b Batch, f Finding, reason Reason, now time.Time) Result {
+// NewResult starts the result of finding f from batch b on its route (the
+// zero Route when no partner verifies its rule_id).
+func NewResult(b Batch, f Finding, rt Route, reason Reason, now time.Time) Result {
 	r := Result{
 		Version:     1,
 		ScanID:      b.ScanID,
@@ -75,9 +75,8 @@ func NewResult(b Batch, f Finding, reason Reason, now time.Time) Result {
 		Reason:      reason,
 		Fingerprint: f.Fingerprint(),
 		CheckedAt:   now.UTC().Truncate(time.Second),
-	}
-	if rt, ok := RouteFor(f.RuleID); ok {
-		r.Partner, r.TokenType = rt.Partner, rt.TokenType
+		Partner:     rt.Partner,
+		TokenType:   rt.TokenType,
 	}
 	return r
 }

@@ -36,13 +36,14 @@ func TestResultJSON(t *testing.T) {
 		name     string
 		f        Finding
 		reason   Reason
+		rt       Route
 		mut      func(*Result)
 		wantKeys []string
 		want     map[string]any
 	}{
 		{
-			name:   "contract example",
-			f:      Finding{ID: "f-1", RuleID: "AWS", Token: "test"},
+			name: "contract example",
+			f:    Finding{ID: "f-1", RuleID: "AWS", Token: "test"}, rt: Route{PartnerAWS, TokenAWSAccessKey},
 			reason: ReasonPartnerConfirmed,
 			mut:    func(r *Result) { r.Details = map[string]string{"aws_account_id": "123456789012"} },
 			wantKeys: []string{"cached", "checked_at", "details", "finding_id", "fingerprint", "partner",
@@ -65,8 +66,8 @@ func TestResultJSON(t *testing.T) {
 			want: map[string]any{"status": "unknown", "reason": "unsupported_token_type", "message": "no partner verifies rule_id"},
 		},
 		{
-			name:   "cached inactive",
-			f:      Finding{ID: "f-3", RuleID: "Postman API token", Token: "test"},
+			name: "cached inactive",
+			f:    Finding{ID: "f-3", RuleID: "Postman API token", Token: "test"}, rt: Route{PartnerPostman, TokenPostmanAPIKey},
 			reason: ReasonPartnerRejected,
 			mut:    func(r *Result) { r.Cached = true },
 			wantKeys: []string{"cached", "checked_at", "finding_id", "fingerprint", "partner",
@@ -76,7 +77,7 @@ func TestResultJSON(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			r := NewResult(b, tc.f, tc.reason, now)
+			r := NewResult(b, tc.f, tc.rt, tc.reason, now)
 			if tc.mut != nil {
 				tc.mut(&r)
 			}
@@ -115,7 +116,7 @@ func TestResultJSON(t *testing.T) {
 }
 
 func TestResultJSONRoundTrip(t *testing.T) {
-	r := NewResult(Batch{ScanID: "s", Project: Project{ID: 5}}, Finding{ID: "f", RuleID: "GCP API key", Token: "t0ken"}, ReasonRateLimited, time.Unix(1_800_000_000, 0))
+	r := NewResult(Batch{ScanID: "s", Project: Project{ID: 5}}, Finding{ID: "f", RuleID: "GCP API key", Token: "t0ken"}, Route{PartnerGCP, TokenGCPAPIKey}, ReasonRateLimited, time.Unix(1_800_000_000, 0))
 	raw, err := json.Marshal(r)
 	if err != nil {
 		t.Fatal(err)

@@ -1,21 +1,20 @@
 package finding
 
-import "sort"
-
 // Partner names a partner API and its function, queue and metric dimension.
+// The partners themselves are listed once, in shared/partner/registry.
 type Partner string
 
-// The partners of contract §2.
+// The first partners' names, used by their packages and tests.
 const (
 	PartnerAWS     Partner = "aws"
 	PartnerGCP     Partner = "gcp"
 	PartnerPostman Partner = "postman"
 )
 
-// TokenType is the kind of credential a rule_id detects (contract §2).
+// TokenType is the kind of credential a finding holds (contract §7).
 type TokenType string
 
-// The token types of contract §2.
+// The first partners' token types, used by their packages and tests.
 const (
 	TokenAWSAccessKey         TokenType = "aws_access_key"
 	TokenGCPAPIKey            TokenType = "gcp_api_key"
@@ -25,47 +24,9 @@ const (
 	TokenPostmanAPIKey        TokenType = "postman_api_key"
 )
 
-// Route says which partner verifies a rule_id and as what token type.
+// Route says which partner verifies a finding and as what token type; the
+// zero Route is a finding no partner verifies.
 type Route struct {
 	Partner   Partner
 	TokenType TokenType
-}
-
-// routes is the routing table of contract §2, keyed by the scanner's rule_id.
-var routes = map[string]Route{
-	"AWS":                          {PartnerAWS, TokenAWSAccessKey},
-	"GCP API key":                  {PartnerGCP, TokenGCPAPIKey},
-	"Google (GCP) Service-account": {PartnerGCP, TokenGCPServiceAccountKey},
-	"GCP OAuth client secret":      {PartnerGCP, TokenGCPOAuthClientSecret},
-	"GCP OAuth access token":       {PartnerGCP, TokenGCPAccessToken},
-	"Postman API token":            {PartnerPostman, TokenPostmanAPIKey},
-}
-
-// RouteFor returns the route of a rule_id; false means no partner verifies it.
-func RouteFor(ruleID string) (Route, bool) {
-	r, ok := routes[ruleID]
-	return r, ok
-}
-
-// RuleIDs lists every routable rule_id, sorted, for tests and documentation.
-func RuleIDs() []string {
-	ids := make([]string, 0, len(routes))
-	for id := range routes {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	return ids
-}
-
-// Partners lists every partner in a stable order.
-func Partners() []Partner { return []Partner{PartnerAWS, PartnerGCP, PartnerPostman} }
-
-// ParsePartner checks a partner name given by a person or a configuration.
-func ParsePartner(s string) (Partner, bool) {
-	for _, p := range Partners() {
-		if string(p) == s {
-			return p, true
-		}
-	}
-	return "", false
 }

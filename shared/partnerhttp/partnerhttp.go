@@ -184,11 +184,17 @@ func (t *transport) isAllowed(u *url.URL) bool {
 // Endpoint reads a partner base URL from env var name, or def when unset,
 // and checks that it is an absolute http(s) URL.
 func Endpoint(name, def string) (*url.URL, error) {
-	v := os.Getenv(name)
-	if v == "" {
-		v = def
+	return ParseEndpoint(name, os.Getenv(name), def)
+}
+
+// ParseEndpoint checks a partner base URL given as value of the variable
+// name (def when value is empty): an absolute http(s) URL, trailing slash
+// dropped so that paths join onto it.
+func ParseEndpoint(name, value, def string) (*url.URL, error) {
+	if value == "" {
+		value = def
 	}
-	u, err := url.Parse(strings.TrimRight(v, "/"))
+	u, err := url.Parse(strings.TrimRight(value, "/"))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("config: %s: not an absolute http(s) URL", name)
 	}

@@ -3,6 +3,7 @@ package pipeline_test
 import (
 	"context"
 	"encoding/json"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/registry"
 	"io"
 	"log/slog"
 	"net/url"
@@ -157,7 +158,7 @@ func (bw *benchWorker) runBatches(b *testing.B, evs []events.SQSEvent, records i
 }
 
 func benchPartners(b *testing.B, run func(b *testing.B, p finding.Partner)) {
-	for _, p := range finding.Partners() {
+	for _, p := range registry.Names() {
 		b.Run(string(p), func(b *testing.B) { run(b, p) })
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/metrics"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/registry"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/sqsbatch"
 )
 
@@ -27,7 +28,7 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 	if cfg.Results == nil || cfg.Gate == nil {
 		return nil, errors.New("pipeline: dispatcher: results and gate are required")
 	}
-	for _, p := range finding.Partners() {
+	for _, p := range registry.Names() {
 		if cfg.PartnerQueues[p] == nil {
 			return nil, errors.New("pipeline: dispatcher: no queue for partner " + string(p))
 		}
@@ -59,12 +60,12 @@ func (d *Dispatcher) processRecord(ctx context.Context, rec events.SQSMessage) e
 	forwards := map[finding.Partner][][]byte{}
 	forwarded := 0
 	for _, f := range b.Findings {
-		if r, done := precheck(b, f, d.cfg.Now()); done {
+		rt, r, done := precheck(b, f, d.cfg.Now())
+		if done {
 			outs = append(outs, outcome{result: r})
 			continue
 		}
-		rt, _ := finding.RouteFor(f.RuleID)
-		r, off, err := d.cfg.gated(ctx, b, f, rt.Partner)
+		r, off, err := d.cfg.gated(ctx, b, f, rt)
 		if err != nil {
 			return err
 		}
@@ -80,7 +81,7 @@ func (d *Dispatcher) processRecord(ctx context.Context, rec events.SQSMessage) e
 		forwards[rt.Partner] = append(forwards[rt.Partner], body)
 		forwarded++
 	}
-	for _, p := range finding.Partners() {
+	for _, p := range registry.Names() {
 		if len(forwards[p]) == 0 {
 			continue
 		}

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -15,65 +16,129 @@ import (
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/featureflag"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/logging"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/registry"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/sqsbatch"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/throttle"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/tracing"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/verdictcache"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/verify"
 )
 
 // Environment variables read here besides those of contract §6.
 const (
+	// EnvPartner names the partner a partner function verifies for: every
+	// partner function runs the same binary.
+	EnvPartner = "PARTNER"
 	// EnvConcurrency bounds the records processed at once in one invocation.
 	EnvConcurrency = "PARTNER_CONCURRENCY"
 	// EnvResultsQueue is the results queue (contract §6).
 	EnvResultsQueue = "RESULTS_QUEUE_URL"
 	// EnvPartnerQueuePrefix + upper-case partner is a partner queue (dispatcher only).
 	EnvPartnerQueuePrefix = "PARTNER_QUEUE_URL_"
-	// EnvBackoffBase overrides the retry backoff's base (a Go duration);
-	// local runs and end-to-end tests shorten it.
+	// EnvBackoffBase overrides the retry backoff's base; local runs and
+	// end-to-end tests shorten it.
 	EnvBackoffBase = "RETRY_BACKOFF_BASE"
-	// EnvPartnerTimeout bounds one partner HTTP request (a Go duration);
-	// unset means partnerhttp.DefaultTimeout. A request is measured for
-	// PartnerAPILatency only up to it, so the latency alarm can see a slow
-	// partner only when it is above that alarm's threshold.
+	// EnvPartnerTimeout bounds one partner HTTP request. A request is
+	// measured for PartnerAPILatency only up to it, so the latency alarm can
+	// see a slow partner only when it is above that alarm's threshold.
 	EnvPartnerTimeout = "PARTNER_TIMEOUT"
+	// EnvRatePerSecond and EnvRateBurst override the partner's default
+	// per-instance rate (partner.Definition.Rate).
+	EnvRatePerSecond = "PARTNER_RATE_PER_SECOND"
+	EnvRateBurst     = "PARTNER_RATE_BURST"
 )
 
-// PartnerTimeout reads PARTNER_TIMEOUT for a partner verifier's Config:
-// 0, the partner client's default, when unset.
-func PartnerTimeout() (time.Duration, error) {
-	v := strings.TrimSpace(os.Getenv(EnvPartnerTimeout))
-	if v == "" {
-		return 0, nil
+// env reads a function's configuration with one syntax per kind of value
+// and one error style ("config: NAME=value: want …"); the first error is
+// kept and every later read is skipped, so a loader reads straight through
+// and checks once.
+type env struct {
+	getenv func(string) string
+	err    error
+}
+
+func (e *env) get(name string) (string, bool) {
+	if e.err != nil {
+		return "", false
+	}
+	v := strings.TrimSpace(e.getenv(name))
+	return v, v != ""
+}
+
+func (e *env) fail(name, value, want string) {
+	if len(value) > 64 {
+		value = value[:64] + "…"
+	}
+	e.err = fmt.Errorf("config: %s=%s: want %s", name, strconv.Quote(value), want)
+}
+
+// required is a variable that must be set.
+func (e *env) required(name string) string {
+	v, ok := e.get(name)
+	if !ok && e.err == nil {
+		e.err = fmt.Errorf("config: %s is not set", name)
+	}
+	return v
+}
+
+// duration is a Go duration (10s, 1m30s, 250ms), positive.
+func (e *env) duration(name string, def time.Duration) time.Duration {
+	v, ok := e.get(name)
+	if !ok {
+		return def
 	}
 	d, err := time.ParseDuration(v)
 	if err != nil || d <= 0 {
-		return 0, fmt.Errorf("config: %s: want a positive duration such as 10s", EnvPartnerTimeout)
+		e.fail(name, v, "a positive Go duration such as 10s")
+		return def
 	}
-	return d, nil
+	return d
+}
+
+// positiveInt is a whole number of at least 1.
+func (e *env) positiveInt(name string, def int) int {
+	v, ok := e.get(name)
+	if !ok {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		e.fail(name, v, "a positive whole number")
+		return def
+	}
+	return n
+}
+
+// positiveFloat is a finite number above 0.
+func (e *env) positiveFloat(name string, def float64) float64 {
+	v, ok := e.get(name)
+	if !ok {
+		return def
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f <= 0 || math.IsNaN(f) || math.IsInf(f, 0) {
+		e.fail(name, v, "a positive number")
+		return def
+	}
+	return f
 }
 
 // commonFromEnv builds what both kinds of function need from the Lambda
 // environment: SDK clients (X-Ray instrumented; AWS_ENDPOINT_URL honoured
 // by the SDK for local runs), the results sender, the flag reader, the
 // dead-letterer and the JSON logger.
-func commonFromEnv(ctx context.Context) (Common, *sqs.Client, error) {
+func commonFromEnv(ctx context.Context, e *env) (Common, *sqs.Client, error) {
+	results := e.required(EnvResultsQueue)
+	conc := e.positiveInt(EnvConcurrency, sqsbatch.DefaultConcurrency)
+	if e.err != nil {
+		return Common{}, nil, e.err
+	}
 	cfg, err := config.LoadDefaultConfig(ctx)
 	if err != nil {
 		return Common{}, nil, fmt.Errorf("load AWS config: %w", err)
 	}
 	tracing.InstrumentAWS(&cfg)
 	client := sqs.NewFromConfig(cfg)
-	results, err := required(EnvResultsQueue)
-	if err != nil {
-		return Common{}, nil, err
-	}
 	flag, err := featureflag.ReaderFromEnv(cfg)
-	if err != nil {
-		return Common{}, nil, err
-	}
-	conc, err := positiveInt(EnvConcurrency, sqsbatch.DefaultConcurrency)
 	if err != nil {
 		return Common{}, nil, err
 	}
@@ -88,36 +153,62 @@ func commonFromEnv(ctx context.Context) (Common, *sqs.Client, error) {
 	}, client, nil
 }
 
-// DispatcherFromEnv builds the dispatcher from the Lambda environment.
+// DispatcherFromEnv builds the dispatcher from the Lambda environment: one
+// queue per partner of the registry.
 func DispatcherFromEnv(ctx context.Context) (*Dispatcher, error) {
-	common, client, err := commonFromEnv(ctx)
+	e := &env{getenv: os.Getenv}
+	queues := map[finding.Partner]string{}
+	for _, p := range registry.Names() {
+		queues[p] = e.required(EnvPartnerQueuePrefix + strings.ToUpper(string(p)))
+	}
+	common, client, err := commonFromEnv(ctx, e)
 	if err != nil {
 		return nil, err
 	}
-	queues := map[finding.Partner]Sink{}
-	for _, p := range finding.Partners() {
-		url, err := required(EnvPartnerQueuePrefix + strings.ToUpper(string(p)))
-		if err != nil {
-			return nil, err
-		}
-		queues[p] = sqsbatch.NewSender(client, url)
+	sinks := map[finding.Partner]Sink{}
+	for p, url := range queues {
+		sinks[p] = sqsbatch.NewSender(client, url)
 	}
-	return NewDispatcher(DispatcherConfig{Common: common, PartnerQueues: queues})
+	return NewDispatcher(DispatcherConfig{Common: common, PartnerQueues: sinks})
 }
 
-// WorkerFromEnv builds a partner function around its partner's verifier,
-// adding the verdict cache (outermost: a cache hit spends no rate) and the
-// per-instance rate limiter.
-func WorkerFromEnv(ctx context.Context, partner finding.Partner, v verify.Verifier) (*Worker, error) {
-	common, client, err := commonFromEnv(ctx)
+// PartnerWorkerFromEnv builds the partner function named by PARTNER: its
+// verifier from the registry (endpoints from PARTNER_ENDPOINT_…, the
+// request timeout), wrapped in the per-instance rate limiter and, outermost
+// so that a cache hit spends no rate, the verdict cache.
+func PartnerWorkerFromEnv(ctx context.Context) (*Worker, error) {
+	e := &env{getenv: os.Getenv}
+	name := e.required(EnvPartner)
+	if e.err != nil {
+		return nil, e.err
+	}
+	def, ok := registry.Lookup(name)
+	if !ok {
+		e.fail(EnvPartner, name, fmt.Sprintf("one of %v", registry.Names()))
+		return nil, e.err
+	}
+	opts, err := registry.Options(def, os.Getenv)
 	if err != nil {
 		return nil, err
 	}
-	limited, err := throttle.FromEnv(v, partner)
+	opts.Timeout = e.duration(EnvPartnerTimeout, 0)
+	rate := throttle.Options{
+		RatePerSecond: e.positiveFloat(EnvRatePerSecond, def.Rate.PerSecond),
+		Burst:         e.positiveInt(EnvRateBurst, def.Rate.Burst),
+	}
+	backoff := sqsbatch.Backoff
+	if base := e.duration(EnvBackoffBase, 0); base > 0 {
+		backoff = sqsbatch.BackoffFrom(base)
+	}
+	common, client, err := commonFromEnv(ctx, e)
 	if err != nil {
 		return nil, err
 	}
-	cached, err := verdictcache.FromEnv(limited, partner)
+	v, err := def.New(opts)
+	if err != nil {
+		return nil, fmt.Errorf("%s: new verifier: %w", def.Name, err)
+	}
+	cached, err := verdictcache.FromEnv(throttle.New(v, def.Name, rate), def.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -125,17 +216,9 @@ func WorkerFromEnv(ctx context.Context, partner finding.Partner, v verify.Verifi
 	if err != nil {
 		return nil, err
 	}
-	backoff := sqsbatch.Backoff
-	if v := strings.TrimSpace(os.Getenv(EnvBackoffBase)); v != "" {
-		base, err := time.ParseDuration(v)
-		if err != nil || base <= 0 {
-			return nil, fmt.Errorf("config: %s: want a positive duration such as 10s", EnvBackoffBase)
-		}
-		backoff = sqsbatch.BackoffFrom(base)
-	}
 	return NewWorker(WorkerConfig{
 		Common:      common,
-		Partner:     partner,
+		Partner:     def.Name,
 		Verifier:    cached,
 		Requeue:     QueueDelayer{sqsbatch.NewQueueURLResolver(client)},
 		MaxAttempts: maxAttempts,
@@ -149,24 +232,4 @@ type QueueDelayer struct{ Queues *sqsbatch.QueueURLResolver }
 // Delay implements Requeuer with ChangeMessageVisibility.
 func (q QueueDelayer) Delay(ctx context.Context, rec events.SQSMessage, d time.Duration) error {
 	return sqsbatch.Delay(ctx, q.Queues, rec, d)
-}
-
-func required(name string) (string, error) {
-	v := strings.TrimSpace(os.Getenv(name))
-	if v == "" {
-		return "", fmt.Errorf("config: %s is not set", name)
-	}
-	return v, nil
-}
-
-func positiveInt(name string, def int) (int, error) {
-	v := strings.TrimSpace(os.Getenv(name))
-	if v == "" {
-		return def, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 {
-		return 0, fmt.Errorf("config: %s: want a positive integer", name)
-	}
-	return n, nil
 }

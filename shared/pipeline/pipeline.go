@@ -18,6 +18,7 @@ import (
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/metrics"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/registry"
 )
 
 // Gate says whether the feature flag lets a project's finding reach a
@@ -144,21 +145,22 @@ func (c *Common) flush(ctx context.Context, rec *metrics.Recorder) {
 	}
 }
 
-// precheck returns the terminal reason for a finding that must not reach a
-// partner (schema, format, routing), or "" when it may.
-func precheck(b finding.Batch, f finding.Finding, now time.Time) (finding.Result, bool) {
-	reason, msg := finding.Check(f)
+// precheck routes a finding and returns its terminal result when it must
+// not reach a partner (schema, format, routing); done is false when it may.
+func precheck(b finding.Batch, f finding.Finding, now time.Time) (rt finding.Route, r finding.Result, done bool) {
+	rt, reason, msg := registry.Check(f)
 	if reason == "" {
-		return finding.Result{}, false
+		return rt, finding.Result{}, false
 	}
-	r := finding.NewResult(b, f, reason, now)
+	r = finding.NewResult(b, f, rt, reason, now)
 	r.Message = msg
-	return r, true
+	return rt, r, true
 }
 
 // gated returns the feature_disabled result when the flag is off for the
 // finding's project or partner.
-func (c *Common) gated(ctx context.Context, b finding.Batch, f finding.Finding, p finding.Partner) (finding.Result, bool, error) {
+func (c *Common) gated(ctx context.Context, b finding.Batch, f finding.Finding, rt finding.Route) (finding.Result, bool, error) {
+	p := rt.Partner
 	on, err := c.Gate(ctx, b.Project, p)
 	if err != nil {
 		return finding.Result{}, false, &recordError{"feature flag", err}
@@ -166,7 +168,7 @@ func (c *Common) gated(ctx context.Context, b finding.Batch, f finding.Finding, 
 	if on {
 		return finding.Result{}, false, nil
 	}
-	r := finding.NewResult(b, f, finding.ReasonFeatureDisabled, c.Now())
+	r := finding.NewResult(b, f, rt, finding.ReasonFeatureDisabled, c.Now())
 	r.Message = fmt.Sprintf("feature flag is off for this project or for partner %s", p)
 	return r, true, nil
 }

@@ -134,16 +134,16 @@ func (w *Worker) processRecord(ctx context.Context, rec events.SQSMessage) error
 // one decides one finding: a terminal outcome, or a fault to retry on.
 func (w *Worker) one(ctx context.Context, b finding.Batch, f finding.Finding, final bool) (outcome, *verify.Fault, error) {
 	start := time.Now()
-	if r, done := precheck(b, f, w.cfg.Now()); done {
+	rt, r, done := precheck(b, f, w.cfg.Now())
+	if done {
 		return outcome{result: r}, nil, nil
 	}
-	rt, _ := finding.RouteFor(f.RuleID)
 	if rt.Partner != w.cfg.Partner {
-		r := finding.NewResult(b, f, finding.ReasonUnsupportedTokenType, w.cfg.Now())
+		r := finding.NewResult(b, f, rt, finding.ReasonUnsupportedTokenType, w.cfg.Now())
 		r.Message = fmt.Sprintf("the %s function does not verify %s tokens (partner %s)", w.cfg.Partner, rt.TokenType, rt.Partner)
 		return outcome{result: r}, nil, nil
 	}
-	if r, off, err := w.cfg.gated(ctx, b, f, rt.Partner); err != nil || off {
+	if r, off, err := w.cfg.gated(ctx, b, f, rt); err != nil || off {
 		return outcome{result: r}, nil, err
 	}
 	var verdict verify.Verdict
@@ -167,11 +167,11 @@ func (w *Worker) one(ctx context.Context, b finding.Batch, f finding.Finding, fi
 		if !final {
 			return outcome{}, fault, nil
 		}
-		r := finding.NewResult(b, f, fault.Kind.Reason(), w.cfg.Now())
+		r := finding.NewResult(b, f, rt, fault.Kind.Reason(), w.cfg.Now())
 		r.Message = "retries spent: " + fault.Error()
 		return outcome{result: r, latency: time.Since(start)}, nil, nil
 	}
-	r := finding.NewResult(b, f, verdict.Reason, w.cfg.Now())
+	r = finding.NewResult(b, f, rt, verdict.Reason, w.cfg.Now())
 	r.Details, r.Message, r.Cached = verdict.Details, verdict.Message, verdict.Cached
 	return outcome{result: r, latency: time.Since(start)}, nil, nil
 }

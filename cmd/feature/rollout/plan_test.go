@@ -1,6 +1,7 @@
 package rollout
 
 import (
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/registry"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -10,7 +11,6 @@ import (
 	featureflags "gitlab.com/gitlab-org/secret-detection/partner-token-verification/config/feature_flags"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/samtemplate"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/featureflag"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 )
 
 func repoRoot(t *testing.T) string {
@@ -97,7 +97,7 @@ func TestPlanAlarmsExistInTemplate(t *testing.T) {
 	}
 	for _, s := range p.Stages {
 		for _, alert := range s.Alarms {
-			for _, partner := range finding.Partners() {
+			for _, partner := range registry.Names() {
 				if n := AlarmName(alert, "partner-token-verification-production", partner); !names[n] {
 					t.Errorf("stage %s watches %s, which template.yaml does not define", s.Name, n)
 				}

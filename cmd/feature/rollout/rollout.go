@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/registry"
 	"slices"
 	"strings"
 	"time"
@@ -15,7 +16,6 @@ import (
 	"github.com/aws/smithy-go"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/featureflag"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 )
 
 // CloudFormationAPI is the part of the CloudFormation client the rollout
@@ -245,7 +245,7 @@ func (r *Runner) Status(ctx context.Context) (*Status, error) {
 		st.Next = last + 2
 	}
 	for _, e := range st.Environments {
-		for _, p := range finding.Partners() {
+		for _, p := range registry.Names() {
 			if e.Error == "" && !e.Value.PartnerEnabled(p) {
 				st.Warnings = append(st.Warnings, fmt.Sprintf("%s: partner %s is switched off (updated by %s)", e.Environment, p, orUnknown(e.Value.UpdatedBy)))
 			}
@@ -448,7 +448,7 @@ func (r *Runner) decide(ctx context.Context, st *Status) {
 		}
 		var names []string
 		for _, a := range alerts {
-			for _, p := range finding.Partners() {
+			for _, p := range registry.Names() {
 				names = append(names, AlarmName(a, e.Stack, p))
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/registry"
 	"net/url"
 	"strings"
 	"time"
@@ -244,7 +245,7 @@ func rateLimitBurst() Scenario {
 			}
 		}
 		var v []string
-		for _, p := range finding.Partners() {
+		for _, p := range registry.Names() {
 			if !through[p] {
 				v = append(v, fmt.Sprintf("no %s finding reached its verdict after the burst", p))
 			}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/registry"
 	"os"
 	"path/filepath"
 	"strings"
@@ -194,7 +195,7 @@ func TestEndToEnd(t *testing.T) {
 		before := h.sandbox.Requests()
 		got := h.run(t, "IngressQueue", eventBodies(t, "ingress-scan.json")...)
 		for id, r := range got {
-			if _, routable := finding.RouteFor(r.RuleID); routable && r.Reason != finding.ReasonFeatureDisabled &&
+			if _, routable := registry.Route(r.RuleID); routable && r.Reason != finding.ReasonFeatureDisabled &&
 				r.Reason != finding.ReasonMalformedToken && r.Reason != finding.ReasonMissingContext && r.Reason != finding.ReasonUnsupportedTokenType {
 				t.Errorf("%s: %s with the flag off", id, r.Reason)
 			}

@@ -9,6 +9,7 @@ package samtemplate_test
 import (
 	"encoding/json"
 	"fmt"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/registry"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -883,11 +884,11 @@ func checkPartnerAlarms(tpl *samtemplate.Template) []string {
 			count++
 		}
 	}
-	if count != len(alerts)*len(finding.Partners()) {
-		p = append(p, fmt.Sprintf("%d partner API alarms, want %d (4 alerts x 3 partners)", count, len(alerts)*len(finding.Partners())))
+	if count != len(alerts)*len(registry.Names()) {
+		p = append(p, fmt.Sprintf("%d partner API alarms, want %d (4 alerts x 3 partners)", count, len(alerts)*len(registry.Names())))
 	}
 	for _, al := range alerts {
-		for _, partner := range finding.Partners() {
+		for _, partner := range registry.Names() {
 			var a *samtemplate.Alarm
 			for name, x := range byName {
 				if strings.HasPrefix(name, al.name+"-") && strings.HasSuffix(name, "-"+string(partner)) {
@@ -977,8 +978,8 @@ func checkQueueAlarms(tpl *samtemplate.Template) []string {
 			p = append(p, fmt.Sprintf("%s: want Maximum of AWS/SQS %s of %s > %v", name, w.metric, w.queue, w.threshold))
 		}
 	}
-	if len(byName) != len(wants)+len(alerts)*len(finding.Partners()) {
-		p = append(p, fmt.Sprintf("%d alarms, want %d", len(byName), len(wants)+len(alerts)*len(finding.Partners())))
+	if len(byName) != len(wants)+len(alerts)*len(registry.Names()) {
+		p = append(p, fmt.Sprintf("%d alarms, want %d", len(byName), len(wants)+len(alerts)*len(registry.Names())))
 	}
 	return p
 }
@@ -1029,7 +1030,7 @@ func checkDashboard(tpl *samtemplate.Template) []string {
 			}
 		}
 	}
-	for _, partner := range finding.Partners() {
+	for _, partner := range registry.Names() {
 		pn := string(partner)
 		for _, name := range []string{metrics.Requests, metrics.Errors, metrics.NetworkErrors, metrics.RateLimitHits} {
 			if !have[key{name, pn, "", ""}] {

@@ -126,11 +126,7 @@ func (v *Verifier) Verify(ctx context.Context, tokenType finding.TokenType, f fi
 		return verify.Verdict{Reason: finding.ReasonUnsupportedTokenType,
 			Message: "the aws verifier does not verify token type " + boundedText(string(tokenType))}, nil
 	}
-	if rt, ok := finding.RouteFor(f.RuleID); ok && rt.TokenType != finding.TokenAWSAccessKey {
-		return verify.Verdict{Reason: finding.ReasonUnsupportedTokenType,
-			Message: "rule_id is routed to " + string(rt.TokenType) + ", not " + string(tokenType)}, nil
-	}
-	if reason, msg := finding.Check(f); reason != "" {
+	if _, reason, msg := check(tokenType, f); reason != "" {
 		return verify.Verdict{Reason: reason, Message: msg}, nil
 	}
 	keyID := f.Token.Reveal()

@@ -147,11 +147,6 @@ func verifyRows() []verifyRow {
 		}, want: finding.ReasonMalformedToken},
 		{name: "token type not aws", tokenType: finding.TokenPostmanAPIKey, arrange: liveWithSecret,
 			want: finding.ReasonUnsupportedTokenType},
-		{name: "rule routed elsewhere", arrange: func(_ *testing.T, d *stsdouble.Server) finding.Finding {
-			f := awsFinding(liveKey(d))
-			f.RuleID = "GCP API key"
-			return f
-		}, want: finding.ReasonUnsupportedTokenType},
 		{name: "400 Throttling", arrange: func(_ *testing.T, d *stsdouble.Server) finding.Finding {
 			d.PushThrottling(1)
 			return awsFinding(liveKey(d))

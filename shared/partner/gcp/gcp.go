@@ -131,14 +131,8 @@ func checkBase(u *url.URL) error {
 // Verify asks Google whether the finding's credential is live. Findings
 // that fail finding.Check get their verdict without a call.
 func (v *Verifier) Verify(ctx context.Context, tokenType finding.TokenType, f finding.Finding) (verify.Verdict, error) {
-	if reason, msg := finding.Check(f); reason != "" {
+	if _, reason, msg := check(tokenType, f); reason != "" {
 		return verify.Verdict{Reason: reason, Message: msg}, nil
-	}
-	if rt, _ := finding.RouteFor(f.RuleID); rt.Partner != finding.PartnerGCP || rt.TokenType != tokenType {
-		return verify.Verdict{
-			Reason:  finding.ReasonUnsupportedTokenType,
-			Message: "gcp verifier: rule_id " + string(rt.Partner) + "/" + string(rt.TokenType) + " does not match the requested token type",
-		}, nil
 	}
 	switch tokenType {
 	case finding.TokenGCPAPIKey:

@@ -91,11 +91,8 @@ func (v *Verifier) Verify(ctx context.Context, tokenType finding.TokenType, f fi
 	if tokenType != finding.TokenPostmanAPIKey {
 		return verify.Verdict{Reason: finding.ReasonUnsupportedTokenType, Message: "postman verifies postman_api_key only, not " + string(tokenType)}, nil
 	}
-	if reason, msg := finding.Check(f); reason != "" {
+	if _, reason, msg := Definition.Check(tokenType, f); reason != "" {
 		return verify.Verdict{Reason: reason, Message: msg}, nil
-	}
-	if rt, _ := finding.RouteFor(f.RuleID); rt.TokenType != tokenType {
-		return verify.Verdict{Reason: finding.ReasonUnsupportedTokenType, Message: "rule_id does not route to postman_api_key"}, nil
 	}
 	key := f.Token.Reveal()
 

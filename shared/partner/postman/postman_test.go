@@ -166,22 +166,10 @@ func TestVerifyAgainstDouble(t *testing.T) {
 		{name: "upper-case key: no call", setup: func(t *testing.T, key string) finding.Finding {
 			return postmanFinding(strings.ToUpper(key))
 		}, want: want{reason: finding.ReasonMalformedToken}},
-		{name: "finding with a problem: no call", setup: func(t *testing.T, key string) finding.Finding {
-			srv.AddKey(key, 1)
-			f := postmanFinding(key)
-			f.Problem = &finding.FieldError{Field: "findings[0].recheck", Msg: "wrong type string"}
-			return f
-		}, want: want{reason: finding.ReasonMalformedToken, msg: "findings[0].recheck"}},
 		{name: "other partner's token type: no call", tokenType: finding.TokenGCPAPIKey, setup: func(t *testing.T, key string) finding.Finding {
 			srv.AddKey(key, 1)
 			return postmanFinding(key)
 		}, want: want{reason: finding.ReasonUnsupportedTokenType, msg: "postman_api_key"}},
-		{name: "rule routed elsewhere: no call", setup: func(t *testing.T, key string) finding.Finding {
-			srv.AddKey(key, 1)
-			f := postmanFinding(key)
-			f.RuleID = "Slack token"
-			return f
-		}, want: want{reason: finding.ReasonUnsupportedTokenType}},
 		{name: "500", setup: fault(srv, partnertest.Fault500), want: want{kind: verify.PartnerError, httpStatus: 500, msg: "http 500", metrics: errored, calls: 1}},
 		{name: "502 HTML", setup: fault(srv, partnertest.Fault502), want: want{kind: verify.PartnerError, httpStatus: 502, metrics: errored, calls: 1}},
 		{name: "503", setup: fault(srv, partnertest.Fault503), want: want{kind: verify.PartnerError, httpStatus: 503, metrics: errored, calls: 1}},

@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/registry"
 	"io"
 	"net/http"
 	"net/url"
@@ -488,7 +489,7 @@ func TestGeneratedCredentialsPassTheFormatCheck(t *testing.T) {
 		{ID: "4", RuleID: "GCP OAuth access token", Token: finding.Secret(NewAccessToken())},
 	}
 	for _, f := range cases {
-		if reason, msg := finding.Check(f); reason != "" {
+		if _, reason, msg := registry.Check(f); reason != "" {
 			t.Errorf("%s: %s: %s", f.RuleID, reason, msg)
 		}
 	}

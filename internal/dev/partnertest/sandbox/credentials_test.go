@@ -21,7 +21,8 @@ func TestRegister(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	awsV, gcpV, pmV := newVerifiers(t, s)
+	vs := newVerifiers(t, s)
+	awsV, gcpV, pmV := vs[finding.PartnerAWS], vs[finding.PartnerGCP], vs[finding.PartnerPostman]
 
 	awsID, awsSecret := stsdouble.NewKeyPair()
 	gcpKey := googledouble.NewAPIKey()

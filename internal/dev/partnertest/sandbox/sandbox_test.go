@@ -3,16 +3,13 @@ package sandbox
 import (
 	"context"
 	"encoding/json"
-	"net/url"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/registry"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
-	awspartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/aws"
-	gcppartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/gcp"
-	postmanpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/postman"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/verify"
 )
 
@@ -29,8 +26,7 @@ func TestEventsAgreeWithSamples(t *testing.T) {
 	if err := s.RegisterSamples(); err != nil {
 		t.Fatal(err)
 	}
-	awsV, gcpV, pmV := newVerifiers(t, s)
-	verifiers := map[finding.Partner]verify.Verifier{finding.PartnerAWS: awsV, finding.PartnerGCP: gcpV, finding.PartnerPostman: pmV}
+	verifiers := newVerifiers(t, s)
 
 	files, err := filepath.Glob(filepath.Join("..", "..", "..", "..", "events", "*.json"))
 	if err != nil || len(files) == 0 {
@@ -63,9 +59,14 @@ func TestEventsAgreeWithSamples(t *testing.T) {
 				case !strings.Contains(f.ID, "active"):
 					continue // samples of other outcomes (malformed, unsupported, ...)
 				}
-				rt, ok := finding.RouteFor(f.RuleID)
+				rt, ok := registry.Route(f.RuleID)
 				if !ok {
 					t.Fatalf("%s: %s: no route", file, f.ID)
+				}
+				rt, reason, msg := registry.Check(f)
+				if reason != "" {
+					t.Errorf("%s: %s: %s: %s", filepath.Base(file), f.ID, reason, msg)
+					continue
 				}
 				v, err := verifiers[rt.Partner].Verify(context.Background(), rt.TokenType, f)
 				if err != nil {
@@ -79,36 +80,66 @@ func TestEventsAgreeWithSamples(t *testing.T) {
 			}
 		}
 	}
-	for _, tt := range []finding.TokenType{finding.TokenAWSAccessKey, finding.TokenGCPAPIKey, finding.TokenGCPServiceAccountKey,
-		finding.TokenGCPOAuthClientSecret, finding.TokenGCPAccessToken, finding.TokenPostmanAPIKey} {
-		if checked[tt] < 2 {
-			t.Errorf("events/ has %d active/inactive samples of %s, want both", checked[tt], tt)
+	for _, d := range registry.All() {
+		for _, tt := range d.TokenTypes {
+			if checked[tt] < 2 {
+				t.Errorf("events/ has %d active/inactive samples of %s (%s), want both", checked[tt], tt, d.Name)
+			}
 		}
 	}
 }
 
-// newVerifiers returns the real verifiers of the three partners, pointed at s.
-func newVerifiers(t *testing.T, s *Sandbox) (awsV, gcpV, pmV verify.Verifier) {
+// newVerifiers returns the real verifier of every partner of the
+// registry, pointed at s: a partner without a double in the sandbox has no
+// endpoint in s.Env() and fails here.
+func newVerifiers(t *testing.T, s *Sandbox) map[finding.Partner]verify.Verifier {
 	t.Helper()
 	env := s.Env()
-	must := func(raw string) *url.URL {
-		u, err := url.Parse(raw)
+	out := map[finding.Partner]verify.Verifier{}
+	for _, d := range registry.All() {
+		for _, e := range d.Endpoints {
+			if env[e.Env] == "" {
+				t.Fatalf("the sandbox has no double for %s (%s)", d.Name, e.Env)
+			}
+		}
+		o, err := registry.Options(d, func(k string) string { return env[k] })
 		if err != nil {
 			t.Fatal(err)
 		}
-		return u
+		if out[d.Name], err = d.New(o); err != nil {
+			t.Fatal(err)
+		}
 	}
-	a, err := awspartner.New(awspartner.Config{Endpoint: must(env["PARTNER_ENDPOINT_AWS_STS"])})
+	return out
+}
+
+// TestEnvJSONNamesEveryEndpoint: the shipped env.json (make invoke's
+// fallback, pointing at bin/partner-sandbox's fixed ports) names every
+// endpoint variable of every partner, and the sandbox's controls cover
+// every partner.
+func TestEnvJSONNamesEveryEndpoint(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "..", "..", "..", "env.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := gcppartner.New(gcppartner.Config{Discovery: must(env["PARTNER_ENDPOINT_GCP_DISCOVERY"]), OAuth: must(env["PARTNER_ENDPOINT_GCP_OAUTH"])})
+	var doc struct{ Parameters map[string]string }
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Start(Addrs{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := postmanpartner.New(postmanpartner.Config{Endpoint: must(env["PARTNER_ENDPOINT_POSTMAN"])})
-	if err != nil {
-		t.Fatal(err)
+	defer s.Close()
+	controls := s.Controls()
+	for _, d := range registry.All() {
+		for _, e := range d.Endpoints {
+			if doc.Parameters[e.Env] == "" {
+				t.Errorf("env.json lacks %s (%s)", e.Env, d.Name)
+			}
+		}
+		if len(controls[string(d.Name)]) == 0 {
+			t.Errorf("the sandbox has no fault controls for %s", d.Name)
+		}
 	}
-	return a, g, p
 }

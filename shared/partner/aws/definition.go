@@ -1,0 +1,54 @@
+package awspartner
+
+import (
+	"regexp"
+
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
+	partnerdef "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/verify"
+)
+
+// Definition is AWS in the partner registry.
+var Definition = partnerdef.Definition{
+	Name:  finding.PartnerAWS,
+	Title: "AWS",
+	Rules: []partnerdef.Rule{
+		{ID: "AWS", Scanner: partnerdef.GitLab, TokenType: finding.TokenAWSAccessKey},
+		{ID: "aws-access-token", Scanner: partnerdef.Gitleaks, TokenType: finding.TokenAWSAccessKey},
+	},
+	TokenTypes: []finding.TokenType{finding.TokenAWSAccessKey},
+	Check:      check,
+	Endpoints:  []partnerdef.Endpoint{{Env: EndpointEnv, Default: DefaultEndpoint}},
+	// STS GetCallerIdentity needs no permission and is charged to the
+	// leaked key's account; STS's request quota is hundreds of requests per
+	// second per account and region ("IAM and AWS STS quotas", AWS IAM User
+	// Guide), so 50/s per instance stays far below it.
+	Rate: partnerdef.Rate{PerSecond: 50, Burst: 10, Source: "https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html"},
+	New: func(o partnerhttp.Options) (verify.Verifier, error) {
+		return New(Config{Endpoint: o.Endpoints[0], Timeout: o.Timeout, Transport: o.Transport})
+	},
+}
+
+var (
+	keyID     = regexp.MustCompile(`^AKIA[0-9A-Z]{16}$`)
+	anyKeyID  = regexp.MustCompile(`^[A-Z0-9]{4}[0-9A-Z]{16}$`)
+	secretKey = regexp.MustCompile(`^[A-Za-z0-9/+=]{40}$`)
+)
+
+// check admits long-term AKIA key ids, with a well-formed secret key in
+// the context when there is one.
+func check(t finding.TokenType, f finding.Finding) (finding.TokenType, finding.Reason, string) {
+	tok := f.Token.Reveal()
+	if !keyID.MatchString(tok) {
+		if anyKeyID.MatchString(tok) {
+			// The prefix is one of AWS's published unique-id prefixes, not secret.
+			return partnerdef.Unsupported(t, "only long-term AKIA access key ids are verified, not "+tok[:4])
+		}
+		return partnerdef.Malformed(t, "token is not an AWS access key id (20 upper-case letters and digits)")
+	}
+	if sk := f.ContextValue(finding.ContextAWSSecretAccessKey); sk != "" && !secretKey.MatchString(sk) {
+		return partnerdef.Malformed(t, "context.aws_secret_access_key is not 40 base64 characters")
+	}
+	return partnerdef.Pass(t)
+}

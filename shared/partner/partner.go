@@ -1,0 +1,98 @@
+// Package partner says what makes a partner, in one value per partner: its
+// name, the scanner rule ids it verifies (GitLab's and gitleaks'), its token
+// types and their format checks, its endpoints, its default rate with the
+// source of that figure, and its verifier. Each partner is a subpackage
+// exporting one Definition; package registry lists them, and the
+// dispatcher's routing, the partner function, the feature command, the
+// local stack, the doubles and the documentation all follow from that list.
+package partner
+
+import (
+	"fmt"
+	"regexp"
+
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/verify"
+)
+
+// Definition is everything the rest of the system needs to know of one partner.
+type Definition struct {
+	// Name is the partner's name: function, queue, metric dimension and
+	// flag key (PARTNER_QUEUE_URL_<NAME>, partners.<name>).
+	Name finding.Partner
+	// Title is the partner's name as people write it.
+	Title string
+	// Rules are the scanner rule ids this partner verifies.
+	Rules []Rule
+	// TokenTypes are every token type Check can return, for documentation
+	// and for the tests that walk every type.
+	TokenTypes []finding.TokenType
+	// Check is the format gate: given the finding and its rule's token
+	// type, it returns the token type to verify it as (a partner may type
+	// tokens by prefix whatever the rule), or a terminal reason
+	// (malformed_token, unsupported_token_type, missing_context) and a
+	// message that names the problem without quoting the token.
+	Check func(rule finding.TokenType, f finding.Finding) (finding.TokenType, finding.Reason, string)
+	// Endpoints are the partner's base URLs, in the order its verifier
+	// expects them in partnerhttp.Options.Endpoints.
+	Endpoints []Endpoint
+	// Rate is the default per-instance rate limit.
+	Rate Rate
+	// New builds the verifier; o.Endpoints follow Endpoints' order.
+	New func(o partnerhttp.Options) (verify.Verifier, error)
+}
+
+// Scanner names the family of a rule id.
+type Scanner string
+
+// The scanners whose rule ids are routed.
+const (
+	GitLab   Scanner = "gitlab"
+	Gitleaks Scanner = "gitleaks"
+)
+
+// Rule maps one scanner rule id to the token type it detects.
+type Rule struct {
+	ID        string
+	Scanner   Scanner
+	TokenType finding.TokenType
+}
+
+// Endpoint is one configurable base URL: env names the variable
+// (PARTNER_ENDPOINT_…), Default the real partner's URL.
+type Endpoint struct {
+	Env     string
+	Default string
+}
+
+// Rate is a per-instance request rate; the partner's global rate is the
+// function's MaximumConcurrency times it, which must stay within the
+// partner's published limit (Source says where that limit is published).
+type Rate struct {
+	PerSecond float64
+	Burst     int
+	Source    string
+}
+
+// Pass is what Check returns for a finding that may be sent to the partner.
+func Pass(t finding.TokenType) (finding.TokenType, finding.Reason, string) { return t, "", "" }
+
+// Malformed is what Check returns for a token that fails its format.
+func Malformed(t finding.TokenType, msg string) (finding.TokenType, finding.Reason, string) {
+	return t, finding.ReasonMalformedToken, msg
+}
+
+// Unsupported is what Check returns for a token form no call can judge.
+func Unsupported(t finding.TokenType, msg string) (finding.TokenType, finding.Reason, string) {
+	return t, finding.ReasonUnsupportedTokenType, msg
+}
+
+// MatchFormat checks a token against its format; the message names the
+// expected form, never the token.
+func MatchFormat(t finding.TokenType, re *regexp.Regexp, tok, form string) (finding.TokenType, finding.Reason, string) {
+	if !re.MatchString(tok) {
+		return Malformed(t, fmt.Sprintf("token is not %s", form))
+	}
+	return Pass(t)
+}
