@@ -89,9 +89,6 @@ func NewSender(client SQSAPI, queueURL string) *Sender {
 	}
 }
 
-// QueueURL is the queue this Sender writes to.
-func (s *Sender) QueueURL() string { return s.queueURL }
-
 // SendError reports the messages that could not be sent. It never carries a
 // message body: only positions, counts and SQS error codes.
 type SendError struct {
@@ -121,24 +118,6 @@ func (e *SendError) Error() string {
 
 // Unwrap gives the last whole-call error, so errors.Is sees a deadline.
 func (e *SendError) Unwrap() error { return e.Err }
-
-// FailedIndexes returns the positions of the messages a Send error says were
-// not sent; nil when err is nil, and every position when err is not a
-// *SendError.
-func FailedIndexes(err error, total int) []int {
-	if err == nil {
-		return nil
-	}
-	var se *SendError
-	if errors.As(err, &se) {
-		return se.Failed
-	}
-	all := make([]int, total)
-	for i := range all {
-		all[i] = i
-	}
-	return all
-}
 
 // Send sends each body as one message. It returns a *SendError naming how
 // many could not be sent, after retries.
