@@ -222,7 +222,7 @@ func (s *Sender) sendBatch(ctx context.Context, msgs []Message, batch []int) bat
 		entries[k] = e
 	}
 	res := batchResult{retry: make(map[int]string), permanent: make(map[int]string)}
-	out, err := s.client.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: aws.String(s.queueURL), Entries: entries})
+	out, err := s.client.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: aws.String(s.queueURL), Entries: entries}, noSDKRetries)
 	if err != nil {
 		res.err = err
 		dest := res.permanent
@@ -270,6 +270,13 @@ func (s *Sender) sendBatch(ctx context.Context, msgs []Message, batch []int) bat
 	}
 	return res
 }
+
+// noSDKRetries turns the SDK's own retries off for one call. The Sender
+// retries exactly the entries that failed, with its own backoff and within
+// the invocation's deadline; SDK retries underneath would multiply the
+// attempts (each of the Sender's attempts becoming up to three calls, with
+// the SDK's backoff between them).
+func noSDKRetries(o *sqs.Options) { o.Retryer = aws.NopRetryer{} }
 
 // sleep waits before retry number n (1-based) and reports whether there is
 // still time to retry: it never sleeps past the context's deadline.
