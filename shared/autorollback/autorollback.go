@@ -1,5 +1,5 @@
-// Package autorollback is the automatic per-partner rollback of issue 8:
-// the AutoRollbackFunction, subscribed to the on-call topic, reads each
+// Package autorollback is the automatic per-partner rollback: the
+// AutoRollbackFunction, subscribed to the on-call topic, reads each
 // CloudWatch alarm notification and, when a partner's error-rate or latency
 // alarm of its own stack enters ALARM, switches only that partner off in the
 // feature flag (partners.<name>: false), records who did it, and tells
