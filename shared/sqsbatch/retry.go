@@ -118,6 +118,14 @@ func (r *QueueURLResolver) QueueURL(ctx context.Context, queueARN string) (strin
 		return "", err
 	}
 	v, err, _ := r.group.Do(queueARN, func() (any, error) {
+		// A call that missed the cache above may start after another one
+		// for the same ARN has finished and filled it.
+		r.mu.Lock()
+		url, ok := r.urls[queueARN]
+		r.mu.Unlock()
+		if ok {
+			return url, nil
+		}
 		out, err := r.client.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{
 			QueueName:              aws.String(a.Resource),
 			QueueOwnerAWSAccountId: aws.String(a.AccountID),
@@ -125,7 +133,7 @@ func (r *QueueURLResolver) QueueURL(ctx context.Context, queueARN string) (strin
 		if err != nil {
 			return "", fmt.Errorf("sqs get queue url of %s: %w", queueARN, err)
 		}
-		url := aws.ToString(out.QueueUrl)
+		url = aws.ToString(out.QueueUrl)
 		if url == "" {
 			return "", fmt.Errorf("sqs get queue url of %s: empty answer", queueARN)
 		}
