@@ -16,7 +16,7 @@ import (
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 )
 
-// Targets of issue 6, reported (never asserted).
+// Performance targets (docs/benchmarks.md), reported, never asserted.
 const (
 	targetRatio     = 0.95
 	targetSpeedUp   = 8.0
@@ -177,7 +177,6 @@ func printFunctions(w io.Writer, fns []functionFigures, b builds, o options) {
 	fmt.Fprintln(w)
 }
 
-// printTargets compares the figures with issue 6's targets.
 // orNone joins parts, or says none.
 func orNone(parts []string) string {
 	if len(parts) == 0 {
@@ -186,6 +185,7 @@ func orNone(parts []string) string {
 	return strings.Join(parts, ", ")
 }
 
+// printTargets compares the figures with the performance targets.
 func printTargets(w io.Writer, all []settingRows, fns []functionFigures, o options) {
 	fmt.Fprintln(w, "## targets")
 	mark := func(ok bool) string {

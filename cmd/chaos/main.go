@@ -1,4 +1,4 @@
-// Command chaos is `make chaos`: the fault-injection suite of issue 7. It
+// Command chaos is `make chaos`: the fault-injection suite. It
 // starts moto_server, runs every scenario of internal/dev/chaos on the whole
 // local system (real bootstraps under the Lambda emulator, emulated event
 // source mappings, the partner doubles), prints the scenario × invariant

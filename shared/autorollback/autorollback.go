@@ -1,5 +1,5 @@
-// Package autorollback is the automatic per-partner rollback of issue 8:
-// the AutoRollbackFunction, subscribed to the on-call topic, reads each
+// Package autorollback is the automatic per-partner rollback: the
+// AutoRollbackFunction, subscribed to the on-call topic, reads each
 // CloudWatch alarm notification and, when a partner's error-rate or latency
 // alarm of its own stack enters ALARM, switches only that partner off in the
 // feature flag (partners.<name>: false), records who did it, and tells
@@ -16,7 +16,6 @@ import (
 	"os"
 	"strings"
 	"unicode"
-	"unicode/utf8"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -29,6 +28,7 @@ import (
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/logging"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/metrics"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/textfit"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/tracing"
 )
 
@@ -142,8 +142,8 @@ func (h *Handler) HandleRecord(ctx context.Context, rec events.SNSEventRecord) (
 		}
 	}
 	meta := featureflag.Meta{
-		By: fit("auto-rollback "+n.AlarmName, maxUpdatedBy),
-		Reason: fit(fmt.Sprintf("%s went from %s to ALARM at %s: %s", alert, printable(n.OldStateValue, 32),
+		By: textfit.Fit("auto-rollback "+n.AlarmName, maxUpdatedBy),
+		Reason: textfit.Fit(fmt.Sprintf("%s went from %s to ALARM at %s: %s", alert, printable(n.OldStateValue, 32),
 			printable(n.StateChangeTime, 40), printable(n.NewStateReason, maxReason)), maxReason),
 	}
 	u, err := h.Store.Set(ctx, h.Flag, h.Parameter, featureflag.Change{Enable: false, Partners: []finding.Partner{partner}}, meta, false)
@@ -162,7 +162,7 @@ func (h *Handler) HandleRecord(ctx context.Context, rec events.SNSEventRecord) (
 	// it there, and this function ignores it, as it is not an alarm.
 	_, err = h.SNS.Publish(ctx, &sns.PublishInput{
 		TopicArn: aws.String(rec.SNS.TopicArn),
-		Subject:  aws.String(fit(fmt.Sprintf("Auto-rollback: partner %s switched off in %s", partner, h.where()), maxSubject)),
+		Subject:  aws.String(textfit.Fit(fmt.Sprintf("Auto-rollback: partner %s switched off in %s", partner, h.where()), maxSubject)),
 		Message:  aws.String(h.report(n, partner, u)),
 	})
 	if err != nil {
@@ -248,17 +248,5 @@ func printable(s string, n int) string {
 		}
 		return r
 	}, s)
-	return fit(s, n)
-}
-
-// fit cuts s to at most n bytes on a rune boundary, marking the cut.
-func fit(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := n - 3
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "..."
+	return textfit.Fit(s, n)
 }

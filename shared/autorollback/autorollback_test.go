@@ -338,21 +338,9 @@ func TestHandlerFailuresAreRetried(t *testing.T) {
 	}
 }
 
-func TestFit(t *testing.T) {
-	tests := []struct {
-		in   string
-		n    int
-		want string
-	}{
-		{"short", 10, "short"},
-		{"exactly-10", 10, "exactly-10"},
-		{"eleven-char", 10, "eleven-..."},
-		{"ééééé", 8, "éé..."},
-	}
-	for _, tt := range tests {
-		if got := fit(tt.in, tt.n); got != tt.want || len(got) > tt.n {
-			t.Errorf("fit(%q, %d) = %q, want %q", tt.in, tt.n, got, tt.want)
-		}
+func TestPrintable(t *testing.T) {
+	if got := printable("ééééé\n", 8); got != "éé..." {
+		t.Errorf("printable = %q, want it cut to 8 bytes on a rune boundary", got)
 	}
 	if got := printable("a\nb\tc", 10); got != "a b c" {
 		t.Errorf("printable = %q", got)

@@ -20,7 +20,11 @@ type DispatcherConfig struct {
 }
 
 // Dispatcher is the handler of the dispatcher function.
-type Dispatcher struct{ cfg DispatcherConfig }
+type Dispatcher struct {
+	cfg DispatcherConfig
+	// completed is this handler's record of completed message ids.
+	completed *sqsbatch.Completed
+}
 
 // NewDispatcher returns the dispatcher handler.
 func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
@@ -33,7 +37,7 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 			return nil, errors.New("pipeline: dispatcher: no queue for partner " + string(p))
 		}
 	}
-	return &Dispatcher{cfg}, nil
+	return &Dispatcher{cfg: cfg, completed: sqsbatch.NewCompleted(sqsbatch.DefaultCompletedSize)}, nil
 }
 
 // Handle is the Lambda handler: one invocation of a batch of ingress records.
@@ -41,8 +45,7 @@ func (d *Dispatcher) Handle(ctx context.Context, ev events.SQSEvent) (events.SQS
 	rec := metrics.New()
 	ctx = metrics.NewContext(ctx, rec)
 	defer d.cfg.flush(ctx, rec)
-	opts := sqsbatch.Options{Concurrency: d.cfg.Concurrency, DeadlineMargin: d.cfg.DeadlineMargin, Logger: d.cfg.Logger}
-	return sqsbatch.Run(ctx, ev, opts, d.processRecord), nil
+	return sqsbatch.Run(ctx, ev, d.cfg.runOptions(d.completed), d.processRecord), nil
 }
 
 // processRecord validates one ingress message and, per finding, either

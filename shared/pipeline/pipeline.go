@@ -19,6 +19,7 @@ import (
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/metrics"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/registry"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/sqsbatch"
 )
 
 // Gate says whether the feature flag lets a project's finding reach a
@@ -71,6 +72,13 @@ func (c *Common) defaults() {
 	if c.Concurrency <= 0 {
 		c.Concurrency = 10
 	}
+}
+
+// runOptions are the sqsbatch options of one invocation of a handler that
+// owns the record of completed message ids given: handlers never share one,
+// so a message one of them completed is still processed by another.
+func (c *Common) runOptions(completed *sqsbatch.Completed) sqsbatch.Options {
+	return sqsbatch.Options{Concurrency: c.Concurrency, DeadlineMargin: c.DeadlineMargin, Completed: completed, Logger: c.Logger}
 }
 
 // recordError marks a record left for SQS to redeliver or redrive.

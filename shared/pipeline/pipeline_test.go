@@ -129,8 +129,8 @@ func record(t *testing.T, id string, receive int, b any) events.SQSMessage {
 		}
 		body = string(raw)
 	}
-	// Message ids are unique per test: sqsbatch skips ids that already
-	// completed in this process, as it must for SQS redeliveries.
+	// Each handler skips the ids it already completed; naming them by test
+	// keeps the logs readable.
 	id = t.Name() + "/" + id
 	return events.SQSMessage{MessageId: id, Body: body, EventSourceARN: "arn:aws:sqs:us-east-1:123456789012:q",
 		Attributes: map[string]string{"ApproximateReceiveCount": fmt.Sprint(receive)}}
@@ -521,5 +521,30 @@ func TestDuplicateDeliveryWritesOneResult(t *testing.T) {
 	}
 	if n := len(results.results(t)); n != 1 || v.calls != 1 {
 		t.Fatalf("results %d, partner calls %d after a duplicate delivery; want 1, 1", n, v.calls)
+	}
+}
+
+func TestHandlersDoNotShareCompletedIDs(t *testing.T) {
+	tk := newTokens()
+	var logs bytes.Buffer
+	v1, v2 := &scriptedVerifier{}, &scriptedVerifier{}
+	w1, results1, _ := newWorker(t, v1, gateAll(true), &logs)
+	w2, results2, _ := newWorker(t, v2, gateAll(true), &logs)
+	d, dresults, queues, _ := newDispatcher(t, gateAll(true), &logs)
+	rec := record(t, "same-id", 1, postmanScan(tk, "f1"))
+	ev := events.SQSEvent{Records: []events.SQSMessage{rec}}
+	for _, h := range []func(context.Context, events.SQSEvent) (events.SQSEventResponse, error){w1.Handle, d.Handle, w2.Handle, w1.Handle} {
+		if resp, _ := h(context.Background(), ev); len(resp.BatchItemFailures) != 0 {
+			t.Fatalf("failures = %v", resp.BatchItemFailures)
+		}
+	}
+	if n := len(results1.results(t)); n != 1 || v1.calls != 1 {
+		t.Errorf("first worker: results %d, partner calls %d; want 1, 1 (its own redelivery skipped)", n, v1.calls)
+	}
+	if n := len(results2.results(t)); n != 1 || v2.calls != 1 {
+		t.Errorf("second worker: results %d, partner calls %d; want 1, 1 (not skipped for the first worker's success)", n, v2.calls)
+	}
+	if n := len(queues[finding.PartnerPostman].batches(t)); n != 1 || len(dresults.results(t)) != 0 {
+		t.Errorf("dispatcher forwarded %d batches; want 1 (not skipped for a worker's success)", n)
 	}
 }

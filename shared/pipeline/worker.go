@@ -43,7 +43,11 @@ type WorkerConfig struct {
 }
 
 // Worker is the handler of a partner function.
-type Worker struct{ cfg WorkerConfig }
+type Worker struct {
+	cfg WorkerConfig
+	// completed is this handler's record of completed message ids.
+	completed *sqsbatch.Completed
+}
 
 // NewWorker returns a partner-function handler.
 func NewWorker(cfg WorkerConfig) (*Worker, error) {
@@ -63,7 +67,7 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 	if cfg.NetworkRetries == 0 {
 		cfg.NetworkRetries = 1
 	}
-	return &Worker{cfg}, nil
+	return &Worker{cfg: cfg, completed: sqsbatch.NewCompleted(sqsbatch.DefaultCompletedSize)}, nil
 }
 
 // Handle is the Lambda handler: one invocation of a batch of partner-queue records.
@@ -71,8 +75,7 @@ func (w *Worker) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEven
 	rec := metrics.New()
 	ctx = metrics.NewContext(ctx, rec)
 	defer w.cfg.flush(ctx, rec)
-	opts := sqsbatch.Options{Concurrency: w.cfg.Concurrency, DeadlineMargin: w.cfg.DeadlineMargin, Logger: w.cfg.Logger}
-	return sqsbatch.Run(ctx, ev, opts, w.processRecord), nil
+	return sqsbatch.Run(ctx, ev, w.cfg.runOptions(w.completed), w.processRecord), nil
 }
 
 // retryError is a record handed back to SQS because a partner fault left a

@@ -60,16 +60,8 @@ func DeadLettererFromEnv(client SQSAPI, logger *slog.Logger) *DeadLetterer {
 	return NewDeadLetterer(client, strings.TrimSpace(os.Getenv(DeadLetterQueueEnv)), logger)
 }
 
-// Enabled reports whether records can be moved to a dead-letter queue.
-func (d *DeadLetterer) Enabled() bool { return d != nil && d.sender != nil }
-
-// Sender is the sender used for the dead-letter queue, nil when disabled.
-func (d *DeadLetterer) Sender() *Sender {
-	if d == nil {
-		return nil
-	}
-	return d.sender
-}
+// enabled reports whether records can be moved to a dead-letter queue.
+func (d *DeadLetterer) enabled() bool { return d != nil && d.sender != nil }
 
 // DeadLetter sends the record's original body to the dead-letter queue with
 // the reason and the original message id as attributes. It returns nil when
@@ -86,7 +78,7 @@ func (d *DeadLetterer) DeadLetter(ctx context.Context, rec events.SQSMessage, re
 	if d != nil {
 		logger = d.logger
 	}
-	if !d.Enabled() {
+	if !d.enabled() {
 		logger.WarnContext(ctx, "sqsbatch: unparseable record left to the redrive policy",
 			"message_id", rec.MessageId, "reason", why, "cause", ErrNoDeadLetterQueue.Error())
 		return fmt.Errorf("dead-letter message %s (%s): %w", rec.MessageId, why, ErrNoDeadLetterQueue)
@@ -104,7 +96,7 @@ func (d *DeadLetterer) DeadLetter(ctx context.Context, rec events.SQSMessage, re
 		return fmt.Errorf("dead-letter message %s (%s): %w", rec.MessageId, why, err)
 	}
 	logger.WarnContext(ctx, "sqsbatch: moved an unparseable record to the dead-letter queue",
-		"message_id", rec.MessageId, "reason", why, "dead_letter_queue", queueName(d.sender.QueueURL()))
+		"message_id", rec.MessageId, "reason", why, "dead_letter_queue", queueName(d.sender.queueURL))
 	return nil
 }
 

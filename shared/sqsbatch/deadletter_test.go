@@ -74,12 +74,12 @@ func TestDeadLetter(t *testing.T) {
 
 func TestDeadLettererFromEnvAndNil(t *testing.T) {
 	t.Setenv(DeadLetterQueueEnv, "")
-	if DeadLettererFromEnv(&fakeSQS{}, nil).Enabled() {
+	if DeadLettererFromEnv(&fakeSQS{}, nil).enabled() {
 		t.Error("enabled without DEAD_LETTER_QUEUE_URL")
 	}
 	t.Setenv(DeadLetterQueueEnv, " https://q/dlq ")
 	d := DeadLettererFromEnv(&fakeSQS{}, nil)
-	if !d.Enabled() || d.Sender().QueueURL() != "https://q/dlq" {
+	if !d.enabled() || d.sender.queueURL != "https://q/dlq" {
 		t.Error("DEAD_LETTER_QUEUE_URL not used")
 	}
 	log, _ := testLogger()
@@ -87,7 +87,7 @@ func TestDeadLettererFromEnvAndNil(t *testing.T) {
 	slog.SetDefault(log)
 	defer slog.SetDefault(prev)
 	var none *DeadLetterer
-	if none.Enabled() || none.Sender() != nil {
+	if none.enabled() {
 		t.Error("nil DeadLetterer claims to be enabled")
 	}
 	if err := none.DeadLetter(context.Background(), events.SQSMessage{MessageId: "x"}, nil); !errors.Is(err, ErrNoDeadLetterQueue) {

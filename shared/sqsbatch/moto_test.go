@@ -170,8 +170,8 @@ func TestMotoDelayChangesVisibility(t *testing.T) {
 		t.Fatalf("after Delay(0): %+v, want the same message with receive count 2", second)
 	}
 	// A postponement keeps it hidden.
-	if _, err := Postpone(context.Background(), r, second[0], 0); err != nil {
-		t.Fatalf("Postpone: %v", err)
+	if err := Delay(context.Background(), r, second[0], Backoff(ReceiveCount(second[0]), 0)); err != nil {
+		t.Fatalf("Delay: %v", err)
 	}
 	out, err := c.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: aws.String(url), MaxNumberOfMessages: 10})
 	if err != nil || len(out.Messages) != 0 {

@@ -18,7 +18,7 @@ import (
 	"golang.org/x/sync/singleflight"
 )
 
-// Retry policy of a record that failed transiently (issue 4 item 3).
+// Retry policy of a record that failed transiently.
 const (
 	// BackoffBase is the ceiling of the first retry's delay; it doubles with
 	// every further receive.
@@ -89,12 +89,6 @@ func MaxAttempts() (int, error) {
 	return n, nil
 }
 
-// Exhausted reports whether the record has used its attempts, so that a
-// transient failure must now end in a terminal result.
-func Exhausted(rec events.SQSMessage, maxAttempts int) bool {
-	return ReceiveCount(rec) >= maxAttempts
-}
-
 // QueueURLResolver finds a queue's URL from its ARN with GetQueueUrl, once
 // per ARN, so that the URL always comes from the service (moto and AWS
 // format them differently). Safe for concurrent use.
@@ -110,9 +104,6 @@ func NewQueueURLResolver(client SQSAPI) *QueueURLResolver {
 	return &QueueURLResolver{client: client, urls: make(map[string]string)}
 }
 
-// Client is the SQS client the resolver uses.
-func (r *QueueURLResolver) Client() SQSAPI { return r.client }
-
 // QueueURL returns the URL of the queue named by queueARN
 // (arn:aws:sqs:region:account:name). Failures are not cached.
 func (r *QueueURLResolver) QueueURL(ctx context.Context, queueARN string) (string, error) {
@@ -127,6 +118,14 @@ func (r *QueueURLResolver) QueueURL(ctx context.Context, queueARN string) (strin
 		return "", err
 	}
 	v, err, _ := r.group.Do(queueARN, func() (any, error) {
+		// A call that missed the cache above may start after another one
+		// for the same ARN has finished and filled it.
+		r.mu.Lock()
+		url, ok := r.urls[queueARN]
+		r.mu.Unlock()
+		if ok {
+			return url, nil
+		}
 		out, err := r.client.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{
 			QueueName:              aws.String(a.Resource),
 			QueueOwnerAWSAccountId: aws.String(a.AccountID),
@@ -134,7 +133,7 @@ func (r *QueueURLResolver) QueueURL(ctx context.Context, queueARN string) (strin
 		if err != nil {
 			return "", fmt.Errorf("sqs get queue url of %s: %w", queueARN, err)
 		}
-		url := aws.ToString(out.QueueUrl)
+		url = aws.ToString(out.QueueUrl)
 		if url == "" {
 			return "", fmt.Errorf("sqs get queue url of %s: empty answer", queueARN)
 		}
@@ -174,13 +173,6 @@ func Delay(ctx context.Context, queues *QueueURLResolver, rec events.SQSMessage,
 		return fmt.Errorf("sqs delay message %s: change visibility: %w", rec.MessageId, err)
 	}
 	return nil
-}
-
-// Postpone delays the record by Backoff of its receive count and the
-// partner's retryAfter, and returns the delay chosen.
-func Postpone(ctx context.Context, queues *QueueURLResolver, rec events.SQSMessage, retryAfter time.Duration) (time.Duration, error) {
-	d := Backoff(ReceiveCount(rec), retryAfter)
-	return d, Delay(ctx, queues, rec, d)
 }
 
 // visibilitySeconds rounds d up to whole seconds within [0, MaxVisibility].

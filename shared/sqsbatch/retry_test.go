@@ -20,12 +20,10 @@ func recWithCount(count string) events.SQSMessage {
 	return rec
 }
 
-func TestReceiveCountAndExhausted(t *testing.T) {
+func TestReceiveCount(t *testing.T) {
 	tests := []struct {
-		attr          string
-		want          int
-		exhaustedAt5  bool
-		exhaustedAt10 bool
+		attr string
+		want int
 	}{
 		{attr: "-", want: 1},
 		{attr: "", want: 1},
@@ -34,19 +32,11 @@ func TestReceiveCountAndExhausted(t *testing.T) {
 		{attr: "-3", want: 1},
 		{attr: "1", want: 1},
 		{attr: "4", want: 4},
-		{attr: "5", want: 5, exhaustedAt5: true},
-		{attr: "12", want: 12, exhaustedAt5: true, exhaustedAt10: true},
+		{attr: "12", want: 12},
 	}
 	for _, tc := range tests {
-		rec := recWithCount(tc.attr)
-		if got := ReceiveCount(rec); got != tc.want {
+		if got := ReceiveCount(recWithCount(tc.attr)); got != tc.want {
 			t.Errorf("ReceiveCount(%q) = %d, want %d", tc.attr, got, tc.want)
-		}
-		if got := Exhausted(rec, 5); got != tc.exhaustedAt5 {
-			t.Errorf("Exhausted(%q, 5) = %v", tc.attr, got)
-		}
-		if got := Exhausted(rec, 10); got != tc.exhaustedAt10 {
-			t.Errorf("Exhausted(%q, 10) = %v", tc.attr, got)
 		}
 	}
 }
@@ -177,7 +167,7 @@ func TestQueueURLResolver(t *testing.T) {
 	}
 }
 
-func TestDelayAndPostpone(t *testing.T) {
+func TestDelay(t *testing.T) {
 	f := &fakeSQS{urls: map[string]string{"111122223333/q": "https://queue/q"}}
 	r := NewQueueURLResolver(f)
 	rec := events.SQSMessage{
@@ -187,9 +177,12 @@ func TestDelayAndPostpone(t *testing.T) {
 	if err := Delay(context.Background(), r, rec, 2500*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
-	d, err := Postpone(context.Background(), r, rec, 90*time.Second)
-	if err != nil || d < 90*time.Second || d > 108*time.Second {
-		t.Fatalf("Postpone = %v, %v; want 90s to 108s (retry-after above the 20s ceiling, spread by up to a fifth)", d, err)
+	d := Backoff(ReceiveCount(rec), 90*time.Second)
+	if d < 90*time.Second || d > 108*time.Second {
+		t.Fatalf("Backoff = %v; want 90s to 108s (retry-after above the 20s ceiling, spread by up to a fifth)", d)
+	}
+	if err := Delay(context.Background(), r, rec, d); err != nil {
+		t.Fatal(err)
 	}
 	if len(f.visibility) != 2 {
 		t.Fatalf("ChangeMessageVisibility calls = %d", len(f.visibility))

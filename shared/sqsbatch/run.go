@@ -2,7 +2,7 @@
 // records of an SQS event concurrently and reports partial batch failures,
 // sends messages in batches retrying only what failed, postpones records
 // that failed transiently, and moves unparseable bodies to a dead-letter
-// queue (contract §2, §3, §6; issue 4).
+// queue (contract §2, §3, §6).
 package sqsbatch
 
 import (
@@ -20,12 +20,16 @@ import (
 
 // Defaults of Options.
 const (
-	DefaultConcurrency    = 10
+	// DefaultConcurrency is Options.Concurrency when unset.
+	DefaultConcurrency = 10
+	// DefaultDeadlineMargin is Options.DeadlineMargin when unset.
 	DefaultDeadlineMargin = 2 * time.Second
-	DefaultCancelMargin   = 500 * time.Millisecond
-	// DefaultCompletedSize bounds the per-instance record of completed
-	// message ids: a few thousand ids cost well under a megabyte.
+	// DefaultCompletedSize bounds a handler's record of completed message
+	// ids: a few thousand ids cost well under a megabyte.
 	DefaultCompletedSize = 4096
+	// defaultCancelMargin: the context given to process ends this long
+	// before the invocation's deadline, leaving time to report.
+	defaultCancelMargin = 500 * time.Millisecond
 )
 
 // Options tunes Run. The zero value uses the defaults.
@@ -36,20 +40,17 @@ type Options struct {
 	// before the invocation's deadline; it is reported as failed so that SQS
 	// redelivers it (default 2s).
 	DeadlineMargin time.Duration
-	// CancelMargin: the context given to process ends this long before the
-	// invocation's deadline, leaving time to report (default 500ms; kept
-	// below DeadlineMargin).
-	CancelMargin time.Duration
-	// Completed is the record of completed message ids used to skip
-	// redeliveries; nil means the instance-wide DefaultCompleted.
+	// Completed is the calling handler's record of completed message ids:
+	// a record whose id is in it is skipped as a success, and a record that
+	// succeeds is added to it. Each handler owns its own (NewCompleted);
+	// nil turns the skipping off.
 	Completed *Completed
-	// AllowDuplicates turns the skipping of completed message ids off.
-	AllowDuplicates bool
-	// OnDuplicate, when set, is called for each record skipped because its
-	// message id already completed in this instance (for a metric or log).
-	OnDuplicate func(ctx context.Context, rec events.SQSMessage)
 	// Logger receives the package's log lines; nil means slog.Default().
 	Logger *slog.Logger
+
+	// cancelMargin: the context given to process ends this long before the
+	// invocation's deadline (default 500ms; kept below DeadlineMargin).
+	cancelMargin time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -59,16 +60,13 @@ func (o Options) withDefaults() Options {
 	if o.DeadlineMargin <= 0 {
 		o.DeadlineMargin = DefaultDeadlineMargin
 	}
-	if o.CancelMargin <= 0 {
-		o.CancelMargin = DefaultCancelMargin
+	if o.cancelMargin <= 0 {
+		o.cancelMargin = defaultCancelMargin
 	}
-	if o.CancelMargin >= o.DeadlineMargin {
+	if o.cancelMargin >= o.DeadlineMargin {
 		// Otherwise a record started just inside the margin would get an
 		// already expired context.
-		o.CancelMargin = o.DeadlineMargin / 4
-	}
-	if o.Completed == nil {
-		o.Completed = DefaultCompleted
+		o.cancelMargin = o.DeadlineMargin / 4
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -76,8 +74,8 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// Completed remembers the message ids that were processed successfully in
-// this instance, bounded by least-recent use. SQS delivers at least once:
+// Completed remembers the message ids that one handler processed
+// successfully in this instance, bounded by least-recent use. SQS delivers at least once:
 // a message whose success was not deleted (the invocation timed out after
 // it, or its visibility ran out) comes back, and must not be done twice.
 // Safe for concurrent use.
@@ -95,27 +93,18 @@ func NewCompleted(size int) *Completed {
 	return &Completed{cache: c}
 }
 
-// DefaultCompleted is the instance-wide record Run uses unless told otherwise.
-var DefaultCompleted = NewCompleted(DefaultCompletedSize)
-
-// Add records that a message id completed. Callers that finish a message
-// outside Run use it so that Run skips its redelivery.
-func (c *Completed) Add(messageID string) {
-	if messageID != "" {
+// add records that a message id completed.
+func (c *Completed) add(messageID string) {
+	if c != nil && messageID != "" {
 		c.cache.Add(messageID, struct{}{})
 	}
 }
 
-// Contains reports whether a message id completed in this instance.
-func (c *Completed) Contains(messageID string) bool {
-	return messageID != "" && c.cache.Contains(messageID)
+// contains reports whether a message id completed in this record; a nil
+// record contains nothing.
+func (c *Completed) contains(messageID string) bool {
+	return c != nil && messageID != "" && c.cache.Contains(messageID)
 }
-
-// Remove forgets a message id, so that its next delivery is processed again.
-func (c *Completed) Remove(messageID string) { c.cache.Remove(messageID) }
-
-// Len is how many ids are remembered.
-func (c *Completed) Len() int { return c.cache.Len() }
 
 // PanicError is how a panic in process is reported: the panic value is not
 // kept, since it could carry data; only its type and where it happened.
@@ -145,8 +134,8 @@ const (
 // Run processes the event's records, at most opts.Concurrency at once, and
 // returns the records that failed (process returned an error or panicked, or
 // the record was not started for lack of time) as batch item failures, so
-// that SQS redelivers exactly those. A record whose message id already
-// completed in this instance is skipped as a success.
+// that SQS redelivers exactly those. A record whose message id is in
+// opts.Completed is skipped as a success.
 func Run(ctx context.Context, ev events.SQSEvent, opts Options, process func(ctx context.Context, rec events.SQSMessage) error) events.SQSEventResponse {
 	o := opts.withDefaults()
 	recs := ev.Records
@@ -160,7 +149,7 @@ func Run(ctx context.Context, ev events.SQSEvent, opts Options, process func(ctx
 	workCtx := ctx
 	if hasDeadline {
 		var cancel context.CancelFunc
-		workCtx, cancel = context.WithDeadline(ctx, deadline.Add(-o.CancelMargin))
+		workCtx, cancel = context.WithDeadline(ctx, deadline.Add(-o.cancelMargin))
 		defer cancel()
 	}
 
@@ -174,12 +163,9 @@ func Run(ctx context.Context, ev events.SQSEvent, opts Options, process func(ctx
 			continue
 		}
 		first[rec.MessageId] = i
-		if !o.AllowDuplicates && o.Completed.Contains(rec.MessageId) {
+		if o.Completed.contains(rec.MessageId) {
 			state[i] = skipped
 			o.Logger.InfoContext(ctx, "sqsbatch: skipped a message that already completed in this instance", "message_id", rec.MessageId)
-			if o.OnDuplicate != nil {
-				o.OnDuplicate(ctx, rec)
-			}
 			continue
 		}
 		if !stopped {
@@ -213,9 +199,7 @@ func Run(ctx context.Context, ev events.SQSEvent, opts Options, process func(ctx
 				return
 			}
 			state[i] = succeeded
-			if !o.AllowDuplicates {
-				o.Completed.Add(rec.MessageId)
-			}
+			o.Completed.add(rec.MessageId)
 		}()
 	}
 	wg.Wait()

@@ -31,7 +31,7 @@ func failureIDs(resp events.SQSEventResponse) []string {
 	return ids
 }
 
-// freshOptions isolates a test from the instance-wide record of completed ids.
+// freshOptions gives a test its own record of completed ids.
 func freshOptions() Options {
 	log, _ := testLogger()
 	return Options{Completed: NewCompleted(100), Logger: log}
@@ -242,7 +242,7 @@ func TestRunDeadline(t *testing.T) {
 		defer cancel()
 		lambdaDeadline, _ := ctx.Deadline()
 		opts := freshOptions()
-		opts.CancelMargin = 700 * time.Millisecond
+		opts.cancelMargin = 700 * time.Millisecond
 		var got time.Time
 		Run(ctx, eventOf("a"), opts, func(ctx context.Context, rec events.SQSMessage) error {
 			got, _ = ctx.Deadline()
@@ -253,9 +253,9 @@ func TestRunDeadline(t *testing.T) {
 		}
 	})
 	t.Run("a cancel margin above the deadline margin is reduced", func(t *testing.T) {
-		o := Options{DeadlineMargin: time.Second, CancelMargin: 3 * time.Second}.withDefaults()
-		if o.CancelMargin >= o.DeadlineMargin {
-			t.Errorf("CancelMargin %v not below DeadlineMargin %v", o.CancelMargin, o.DeadlineMargin)
+		o := Options{DeadlineMargin: time.Second, cancelMargin: 3 * time.Second}.withDefaults()
+		if o.cancelMargin >= o.DeadlineMargin {
+			t.Errorf("cancelMargin %v not below DeadlineMargin %v", o.cancelMargin, o.DeadlineMargin)
 		}
 	})
 }
@@ -263,10 +263,7 @@ func TestRunDeadline(t *testing.T) {
 func TestRunSkipsCompletedMessages(t *testing.T) {
 	log, buf := testLogger()
 	completed := NewCompleted(10)
-	var dupes []string
-	opts := Options{Completed: completed, Logger: log, OnDuplicate: func(_ context.Context, rec events.SQSMessage) {
-		dupes = append(dupes, rec.MessageId)
-	}}
+	opts := Options{Completed: completed, Logger: log}
 	var mu sync.Mutex
 	processed := map[string]int{}
 	process := func(_ context.Context, rec events.SQSMessage) error {
@@ -287,48 +284,43 @@ func TestRunSkipsCompletedMessages(t *testing.T) {
 	if !reflect.DeepEqual(processed, want) {
 		t.Errorf("processed %v, want %v (a redelivered success skipped, the failure retried)", processed, want)
 	}
-	if !reflect.DeepEqual(dupes, []string{"a"}) {
-		t.Errorf("OnDuplicate saw %v, want [a]", dupes)
-	}
 	if !strings.Contains(buf.String(), `"message_id":"a"`) {
 		t.Errorf("skip not logged: %s", buf.String())
 	}
+	if !completed.contains("c") || completed.contains("bad") || completed.contains("") {
+		t.Error("the record does not track exactly the successes")
+	}
 
-	opts.AllowDuplicates = true
+	opts.Completed = nil
 	Run(context.Background(), eventOf("a"), opts, process)
 	if processed["a"] != 2 {
-		t.Errorf("with AllowDuplicates a was processed %d times, want 2", processed["a"])
-	}
-	completed.Remove("b")
-	if completed.Contains("b") || !completed.Contains("c") || completed.Contains("") {
-		t.Error("Remove/Contains do not track ids")
+		t.Errorf("without a record a was processed %d times, want 2", processed["a"])
 	}
 }
 
 func TestCompletedIsBounded(t *testing.T) {
 	c := NewCompleted(3)
 	for _, id := range []string{"a", "b", "c", "d"} {
-		c.Add(id)
+		c.add(id)
 	}
-	if c.Len() != 3 || c.Contains("a") || !c.Contains("d") {
-		t.Errorf("len %d, a=%v d=%v: want the oldest evicted", c.Len(), c.Contains("a"), c.Contains("d"))
+	if c.cache.Len() != 3 || c.contains("a") || !c.contains("d") {
+		t.Errorf("len %d, a=%v d=%v: want the oldest evicted", c.cache.Len(), c.contains("a"), c.contains("d"))
 	}
 	if NewCompleted(0).cache == nil {
 		t.Error("size 0 gave no cache")
 	}
 }
 
-func TestRunUsesDefaultCompletedWhenUnset(t *testing.T) {
-	id := randomToken()
+func TestRunRecordsAreNotShared(t *testing.T) {
+	log, _ := testLogger()
+	a := Options{Completed: NewCompleted(10), Logger: log}
+	b := Options{Completed: NewCompleted(10), Logger: log}
 	calls := 0
-	for range 2 {
-		Run(context.Background(), eventOf(id), Options{Logger: freshOptions().Logger}, func(context.Context, events.SQSMessage) error {
-			calls++
-			return nil
-		})
+	process := func(context.Context, events.SQSMessage) error { calls++; return nil }
+	Run(context.Background(), eventOf("m"), a, process)
+	Run(context.Background(), eventOf("m"), b, process)
+	Run(context.Background(), eventOf("m"), a, process)
+	if calls != 2 {
+		t.Errorf("calls = %d, want 2: each record skips only its own completed ids", calls)
 	}
-	if calls != 1 || !DefaultCompleted.Contains(id) {
-		t.Errorf("calls = %d, want the redelivery skipped through DefaultCompleted", calls)
-	}
-	DefaultCompleted.Remove(id)
 }

@@ -89,9 +89,6 @@ func NewSender(client SQSAPI, queueURL string) *Sender {
 	}
 }
 
-// QueueURL is the queue this Sender writes to.
-func (s *Sender) QueueURL() string { return s.queueURL }
-
 // SendError reports the messages that could not be sent. It never carries a
 // message body: only positions, counts and SQS error codes.
 type SendError struct {
@@ -121,24 +118,6 @@ func (e *SendError) Error() string {
 
 // Unwrap gives the last whole-call error, so errors.Is sees a deadline.
 func (e *SendError) Unwrap() error { return e.Err }
-
-// FailedIndexes returns the positions of the messages a Send error says were
-// not sent; nil when err is nil, and every position when err is not a
-// *SendError.
-func FailedIndexes(err error, total int) []int {
-	if err == nil {
-		return nil
-	}
-	var se *SendError
-	if errors.As(err, &se) {
-		return se.Failed
-	}
-	all := make([]int, total)
-	for i := range all {
-		all[i] = i
-	}
-	return all
-}
 
 // Send sends each body as one message. It returns a *SendError naming how
 // many could not be sent, after retries.
@@ -243,7 +222,7 @@ func (s *Sender) sendBatch(ctx context.Context, msgs []Message, batch []int) bat
 		entries[k] = e
 	}
 	res := batchResult{retry: make(map[int]string), permanent: make(map[int]string)}
-	out, err := s.client.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: aws.String(s.queueURL), Entries: entries})
+	out, err := s.client.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: aws.String(s.queueURL), Entries: entries}, noSDKRetries)
 	if err != nil {
 		res.err = err
 		dest := res.permanent
@@ -291,6 +270,13 @@ func (s *Sender) sendBatch(ctx context.Context, msgs []Message, batch []int) bat
 	}
 	return res
 }
+
+// noSDKRetries turns the SDK's own retries off for one call. The Sender
+// retries exactly the entries that failed, with its own backoff and within
+// the invocation's deadline; SDK retries underneath would multiply the
+// attempts (each of the Sender's attempts becoming up to three calls, with
+// the SDK's backoff between them).
+func noSDKRetries(o *sqs.Options) { o.Retryer = aws.NopRetryer{} }
 
 // sleep waits before retry number n (1-based) and reports whether there is
 // still time to retry: it never sleeps past the context's deadline.

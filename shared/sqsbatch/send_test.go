@@ -206,7 +206,7 @@ func TestSendOutcomes(t *testing.T) {
 			if !errors.As(err, &se) {
 				t.Fatalf("Send error = %v, want a *SendError", err)
 			}
-			if !reflect.DeepEqual(se.Failed, tc.wantFailed) || !reflect.DeepEqual(FailedIndexes(err, len(bodies)), tc.wantFailed) {
+			if !reflect.DeepEqual(se.Failed, tc.wantFailed) {
 				t.Errorf("Failed = %v, want %v", se.Failed, tc.wantFailed)
 			}
 			msg := err.Error()
@@ -293,8 +293,9 @@ func TestSendStopsAtDeadline(t *testing.T) {
 	if calls := len(f.calls()); calls < 2 || calls >= 100 {
 		t.Errorf("calls = %d, want a few retries cut short by the deadline", calls)
 	}
-	if got := FailedIndexes(err, 3); !reflect.DeepEqual(got, []int{0, 1, 2}) {
-		t.Errorf("failed = %v (err %v), want all three", got, err)
+	var se *SendError
+	if !errors.As(err, &se) || !reflect.DeepEqual(se.Failed, []int{0, 1, 2}) {
+		t.Errorf("err %v, want all three failed", err)
 	}
 }
 
@@ -311,15 +312,6 @@ func TestSendParallelBatchesAllArrive(t *testing.T) {
 	slices.Sort(sent)
 	if len(sent) != 95 || len(slices.Compact(sent)) != 95 {
 		t.Errorf("sent %d bodies, want 95 distinct", len(sent))
-	}
-}
-
-func TestFailedIndexesOfOtherErrors(t *testing.T) {
-	if got := FailedIndexes(nil, 3); got != nil {
-		t.Errorf("nil error: %v", got)
-	}
-	if got := FailedIndexes(errors.New("x"), 3); !reflect.DeepEqual(got, []int{0, 1, 2}) {
-		t.Errorf("plain error: %v", got)
 	}
 }
 

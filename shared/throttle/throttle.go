@@ -14,13 +14,24 @@
 // and both must be set together, per partner, to stay under the partner's
 // published limit.
 //
+// # Deployed rates
+//
+// template.yaml sets PARTNER_RATE_PER_SECOND (and, for postman,
+// PARTNER_RATE_BURST) per function from its parameters. For postman the
+// defaults are PostmanRatePerSecond 1.5 req/s with burst 1 and
+// PostmanMaxConcurrency 2: Postman allows about 3 requests per second in
+// all, and 2 × 1.5 = 3; a burst of 1 keeps at most two requests reaching
+// Postman at once, since a burst as large as the partner's own draws 429s
+// (docs/template.md, docs/benchmarks.md).
+//
 // # Defaults (DefaultRate)
 //
-//   - postman: 3 req/s, burst 3. The Postman API allows 300 requests per
-//     minute per API key and answers 429 once several clients share a public
-//     IP; 3/s per instance leaves headroom under 5/s at the minimum
-//     MaximumConcurrency of 2 only when instances leave through different
-//     addresses, so lower the rate when they share a NAT gateway.
+// When the variables are unset (tests, the benchmark harness), DefaultRate
+// applies:
+//
+//   - postman: 3 req/s, burst 3: Postman's whole budget for one instance,
+//     the rate the benchmark's sandbox enforces. Deployed instances run at
+//     the template's 1.5 req/s, burst 1, instead.
 //   - aws: 50 req/s, burst 10. STS GetCallerIdentity needs no permission and
 //     is charged to the leaked key's account; STS's request quota is hundreds
 //     of requests per second per account and region, so 50/s per instance

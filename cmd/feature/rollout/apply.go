@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/featureflag"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/textfit"
 )
 
 // maxReason is featureflag's limit on a value's reason, in bytes.
@@ -174,25 +174,10 @@ func (r *Runner) reason(number int, s Stage, given string, forced []Check) strin
 	}
 	given = strings.TrimSpace(given)
 	if given == "" {
-		return fit(head+tail, maxReason)
+		return textfit.Fit(head+tail, maxReason)
 	}
 	room := maxReason - len(head) - len(tail) - len(": ")
-	return fit(head+": "+fit(given, room)+tail, maxReason)
-}
-
-// fit cuts s to at most n bytes on a rune boundary, marking the cut.
-func fit(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	if n <= 3 {
-		return ""
-	}
-	cut := n - 3
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "..."
+	return textfit.Fit(head+": "+textfit.Fit(given, room)+tail, maxReason)
 }
 
 // Rollback turns the flag off (every gate: global, groups, projects,
@@ -206,7 +191,7 @@ func (r *Runner) Rollback(ctx context.Context, by, reason string, dryRun bool) (
 	}
 	text := "rollout rollback"
 	if reason = strings.TrimSpace(reason); reason != "" {
-		text = fit(text+": "+reason, maxReason)
+		text = textfit.Fit(text+": "+reason, maxReason)
 	}
 	code, err := ReadCode(r.Root, r.Plan.Flag)
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"unicode"
 
 	featureflags "gitlab.com/gitlab-org/secret-detection/partner-token-verification/config/feature_flags"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/textfit"
 )
 
 // DefinitionDir holds the flag definition files, relative to the repository root.
@@ -202,16 +203,5 @@ func References(root, flag string) ([]Reference, error) {
 	return refs, nil
 }
 
-func clip(line string) string {
-	line = strings.TrimSpace(line)
-	if len(line) > maxRefText {
-		cut := maxRefText
-		for cut > 0 && !isRuneStart(line[cut]) {
-			cut--
-		}
-		line = line[:cut] + "..."
-	}
-	return line
-}
-
-func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }
+// clip trims a referencing line and fits it to maxRefText bytes.
+func clip(line string) string { return textfit.Fit(strings.TrimSpace(line), maxRefText) }

@@ -1,5 +1,5 @@
-// Package chaos is the fault-injection suite of issue 7 (`make chaos`, and
-// its short form in `make test`): each scenario brings the whole system up
+// Package chaos is the fault-injection suite (`make chaos`, and its short
+// form in `make test`): each scenario brings the whole system up
 // on the local AWS (localrun: real bootstraps under the Lambda emulator,
 // emulated event source mappings, the partner doubles), hurts it one way
 // — partner faults, a dead or failing SSM, a results queue refusing sends,
