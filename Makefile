@@ -12,8 +12,11 @@ RIE_VERSION := v0.0.0-20261030222936-bef5c4ba774d
 RIE := $(BIN)/aws-lambda-rie
 # Deployed functions are arm64; local runs build for this machine.
 LAMBDA_GOARCH ?= arm64
-# Functions by their logical id in template.yaml -> their main package.
-FUNCTIONS := DispatcherFunction:dispatcher AwsFunction:aws GcpFunction:gcp PostmanFunction:postman AutoRollbackFunction:autorollback
+# SAM build targets (build-<LogicalId>) -> their main package. `Function` is the one function of
+# partner-stack.yaml: every partner's nested stack runs the same binary (PARTNER picks the
+# partner), so sam build and the local tooling build it once. The per-partner targets remain
+# for the per-partner mains that are still in functions/.
+FUNCTIONS := DispatcherFunction:dispatcher Function:partner AutoRollbackFunction:autorollback AwsFunction:aws GcpFunction:gcp PostmanFunction:postman
 LAMBDA_GOFLAGS := -trimpath -tags lambda.norpc -ldflags='-s -w'
 TEST_TIMEOUT ?= 8m
 
