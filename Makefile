@@ -12,12 +12,14 @@ RIE_VERSION := v0.0.0-20261030222936-bef5c4ba774d
 RIE := $(BIN)/aws-lambda-rie
 # Deployed functions are arm64; local runs build for this machine.
 LAMBDA_GOARCH ?= arm64
-# Functions by their logical id in template.yaml -> their main package.
-FUNCTIONS := DispatcherFunction:dispatcher AwsFunction:partner GcpFunction:partner PostmanFunction:partner AutoRollbackFunction:autorollback
+# SAM build targets (build-<LogicalId>) -> their main package. `Function` is the one function of
+# partner-stack.yaml: every partner's nested stack runs the same binary (PARTNER picks the
+# partner), so sam build and the local tooling build it once.
+FUNCTIONS := DispatcherFunction:dispatcher Function:partner AutoRollbackFunction:autorollback
 LAMBDA_GOFLAGS := -trimpath -tags lambda.norpc -ldflags='-s -w'
 TEST_TIMEOUT ?= 8m
 
-.PHONY: all build test lint run invoke tools tools-check fmt vet staticcheck cfn-lint install clean fuzz chaos bench
+.PHONY: all build test lint run invoke tools tools-check fmt vet staticcheck cfn-lint sam-translate install clean fuzz chaos bench
 
 all: build
 
@@ -86,8 +88,11 @@ bench: tools-check $(RIE)
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=200x ./shared/pipeline/
 	$(GO) run ./cmd/bench $(ARGS)
 
-## lint: gofmt, go vet, staticcheck (pinned) and cfn-lint on template.yaml
-lint: fmt vet staticcheck cfn-lint
+# The SAM templates: the root stack and the nested stack every partner is.
+TEMPLATES := template.yaml partner-stack.yaml
+
+## lint: gofmt, go vet, staticcheck (pinned), cfn-lint and the SAM translator on the templates
+lint: fmt vet staticcheck cfn-lint sam-translate
 
 fmt:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -111,7 +116,13 @@ staticcheck: $(STATICCHECK)
 	$(STATICCHECK) ./...
 
 cfn-lint: tools-check
-	@if [ -f template.yaml ]; then cfn-lint template.yaml; else echo "cfn-lint: no template.yaml yet"; fi
+	cfn-lint $(TEMPLATES)
+
+## sam-translate: the `sam validate` of this machine: aws-sam-translator (pip install aws-sam-translator)
+## turns each template into CloudFormation and fails on what SAM would reject
+sam-translate:
+	@python3 -c 'import samtranslator' 2>/dev/null || { echo 'samtranslator not found: pip install aws-sam-translator' >&2; exit 1; }
+	@python3 internal/dev/samtranslate/translate.py $(TEMPLATES) 2> >(grep -v 'unpublished metrics' >&2)
 
 clean:
 	rm -rf build bin .aws-sam

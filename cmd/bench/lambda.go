@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -19,6 +18,7 @@ import (
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/awstest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/lambdalocal"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/localrun"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/localstack"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/samtemplate"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/featureflag"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
@@ -53,22 +53,20 @@ type builds struct {
 // localrun.Build, and for linux/arm64.
 func buildFunctions(ctx context.Context, root, dir string) (builds, error) {
 	b := builds{hostArch: runtime.GOARCH, host: filepath.Join(dir, "host"), arm64: filepath.Join(dir, "arm64")}
+	tpl, err := samtemplate.Load(filepath.Join(root, samtemplate.FileName))
+	if err != nil {
+		return b, err
+	}
 	ids := make([]string, len(functionIDs))
 	for i, f := range functionIDs {
 		ids[i] = f.id
 	}
-	if err := localrun.Build(ctx, root, b.host, ids...); err != nil {
+	fns := localrun.Functions(tpl, ids...)
+	if err := localrun.Build(ctx, root, b.host, fns...); err != nil {
 		return b, err
 	}
-	for _, id := range ids {
-		out := filepath.Join(b.arm64, id)
-		if err := os.MkdirAll(out, 0o755); err != nil {
-			return b, err
-		}
-		cmd := exec.CommandContext(ctx, "make", "-s", "-C", root, "build-"+id, "ARTIFACTS_DIR="+out, "LAMBDA_GOARCH=arm64")
-		if o, err := cmd.CombinedOutput(); err != nil {
-			return b, fmt.Errorf("build %s for arm64: %w\n%s", id, err, o)
-		}
+	if err := localrun.BuildFor(ctx, root, b.arm64, "arm64", fns...); err != nil {
+		return b, err
 	}
 	return b, nil
 }
@@ -107,7 +105,7 @@ func coldStarts(ctx context.Context, root string, b builds, sb *sandboxProc, sam
 		return nil, err
 	}
 	cfg := awstest.Config(moto.Endpoint)
-	local, err := tpl.ApplyLocal(ctx, cfg, "bench-")
+	local, err := localstack.Apply(ctx, tpl, cfg, "bench-")
 	if err != nil {
 		return nil, err
 	}
@@ -126,19 +124,22 @@ func coldStarts(ctx context.Context, root string, b builds, sb *sandboxProc, sam
 	var out []functionFigures
 	for _, fn := range functionIDs {
 		ff := functionFigures{id: fn.id}
-		if ff.sizeHost, err = fileSize(filepath.Join(b.host, fn.id, "bootstrap")); err != nil {
+		def := tpl.Functions[fn.id]
+		if def == nil {
+			return nil, fmt.Errorf("no function %s in the template", fn.id)
+		}
+		if ff.sizeHost, err = fileSize(localrun.Bootstrap(b.host, def)); err != nil {
 			return nil, err
 		}
-		if ff.sizeArm64, err = fileSize(filepath.Join(b.arm64, fn.id, "bootstrap")); err != nil {
+		if ff.sizeArm64, err = fileSize(localrun.Bootstrap(b.arm64, def)); err != nil {
 			return nil, err
 		}
-		env, err := tpl.FunctionEnv(fn.id, local, overrides)
+		env, err := local.FunctionEnv(fn.id, overrides)
 		if err != nil {
 			return nil, err
 		}
-		def := tpl.Functions[fn.id]
 		for range samples {
-			initMS, rss, err := coldStart(ctx, rie, filepath.Join(b.host, fn.id, "bootstrap"), fn.id, fn.partner, env, def, sb, batches)
+			initMS, rss, err := coldStart(ctx, rie, localrun.Bootstrap(b.host, def), fn.id, fn.partner, env, def, sb, batches)
 			if err != nil {
 				return nil, err
 			}

@@ -89,7 +89,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	buildDir := filepath.Join(root, ".local", "invoke")
-	if err := localrun.Build(ctx, root, buildDir, *fn); err != nil {
+	if err := localrun.Build(ctx, root, buildDir, f); err != nil {
 		return fail(1, "%v", err)
 	}
 	rie, err := lambdalocal.FindRIE(root)
@@ -97,7 +97,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return fail(1, "%v", err)
 	}
 	function, err := lambdalocal.Start(ctx, lambdalocal.Options{
-		Name: *fn, RIE: rie, Bootstrap: filepath.Join(buildDir, *fn, "bootstrap"), Env: env,
+		Name: *fn, RIE: rie, Bootstrap: localrun.Bootstrap(buildDir, f), Env: env,
 		Timeout: time.Duration(f.Timeout) * time.Second, MemoryMB: f.MemorySize,
 		Output: func(line string) { fmt.Fprintln(stderr, line) },
 	})

@@ -33,7 +33,8 @@ func TestEnvironmentFromTemplate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if env["PARTNER_ENDPOINT_POSTMAN"] != "https://api.getpostman.com" || env["MAX_ATTEMPTS"] != "5" {
+	// PostmanFunction comes from its nested partner stack: PARTNER and the burst are its parameters.
+	if env["PARTNER"] != "postman" || env["PARTNER_RATE_BURST"] != "1" || env["MAX_ATTEMPTS"] != "5" {
 		t.Errorf("literal and parameter values not resolved: %v", env)
 	}
 	if !strings.Contains(strings.Join(unset, ","), "RESULTS_QUEUE_URL") {

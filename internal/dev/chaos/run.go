@@ -178,7 +178,7 @@ func Run(ctx context.Context, cfg Config, scenarios []Scenario) (*Report, error)
 	}
 	sort.Strings(ids)
 	cfg.Progress("building " + strings.Join(ids, ", "))
-	if err := localrun.Build(ctx, cfg.Root, cfg.BuildDir, ids...); err != nil {
+	if err := localrun.Build(ctx, cfg.Root, cfg.BuildDir, localrun.Functions(tpl, ids...)...); err != nil {
 		return nil, err
 	}
 	rep := &Report{Invariants: Invariants}

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/awstest"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/localstack"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 )
@@ -523,7 +524,7 @@ func motoRestart() Scenario {
 			if err := e.probe(creds, "while its queues do not exist"); err != nil {
 				return err
 			}
-			local, err := e.Stack.Template.ApplyLocal(e.Ctx, awstest.Config(e.Endpoint), e.Stack.Local.Prefix)
+			local, err := localstack.Apply(e.Ctx, e.Stack.Template, awstest.Config(e.Endpoint), e.Stack.Local.Prefix)
 			if err != nil {
 				return err
 			}

@@ -31,6 +31,7 @@ import (
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/awstest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/esm"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/lambdalocal"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/localstack"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/samtemplate"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 )
@@ -68,7 +69,7 @@ type Options struct {
 // Stack is a running local deployment.
 type Stack struct {
 	Template  *samtemplate.Template
-	Local     *samtemplate.LocalStack
+	Local     *localstack.Stack
 	SQS       *sqs.Client
 	Functions map[string]*lambdalocal.Function
 	Mappings  []*esm.Mapping
@@ -105,7 +106,7 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		}
 	}
 	cfg := awstest.Config(o.Endpoint)
-	local, err := tpl.ApplyLocal(ctx, cfg, o.Prefix)
+	local, err := localstack.Apply(ctx, tpl, cfg, o.Prefix)
 	if err != nil {
 		return nil, err
 	}
@@ -120,7 +121,7 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	}
 	sort.Strings(ids)
 	if !o.Prebuilt {
-		if err := Build(ctx, o.Root, o.BuildDir, ids...); err != nil {
+		if err := Build(ctx, o.Root, o.BuildDir, Functions(tpl, ids...)...); err != nil {
 			return nil, err
 		}
 	}
@@ -140,7 +141,7 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		for k, v := range o.FunctionEnv[id] {
 			overrides[k] = v
 		}
-		env, err := tpl.FunctionEnv(id, local, overrides)
+		env, err := local.FunctionEnv(id, overrides)
 		if err != nil {
 			s.Stop()
 			return nil, err
@@ -153,7 +154,7 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 			}
 		}
 		f, err := lambdalocal.Start(ctx, lambdalocal.Options{
-			Name: id, RIE: rie, Bootstrap: filepath.Join(o.BuildDir, id, "bootstrap"), Env: env,
+			Name: id, RIE: rie, Bootstrap: Bootstrap(o.BuildDir, fn), Env: env,
 			Timeout: time.Duration(fn.Timeout) * time.Second, MemoryMB: fn.MemorySize, Output: output,
 		})
 		if err != nil {
@@ -201,21 +202,60 @@ func invoker(f *lambdalocal.Function) esm.InvokeFunc {
 	}
 }
 
-// Build runs the Makefile's build-<LogicalId> target for each function,
-// for this machine's architecture, into dir/<LogicalId>/bootstrap: the
-// same target `sam build` runs (for arm64) before a deployment.
-func Build(ctx context.Context, root, dir string, ids ...string) error {
-	for _, id := range ids {
-		out := filepath.Join(dir, id)
+// Build runs the Makefile target `sam build` runs for each function (its
+// BuildTarget: build-<LogicalId>, or build-Function for every partner
+// stack's function), for this machine's architecture, into
+// Bootstrap(dir, f). Each distinct target is built once, so the partners'
+// one binary is built once however many partners there are.
+func Build(ctx context.Context, root, dir string, fns ...*samtemplate.Function) error {
+	return BuildFor(ctx, root, dir, runtime.GOARCH, fns...)
+}
+
+// BuildFor is Build for another architecture (arm64, as deployed).
+func BuildFor(ctx context.Context, root, dir, goarch string, fns ...*samtemplate.Function) error {
+	done := map[string]bool{}
+	for _, f := range fns {
+		if f.BuildTarget == "" {
+			return fmt.Errorf("localrun: build %s: no Makefile build target (BuildMethod %q)", f.LogicalID, f.BuildMethod)
+		}
+		if done[f.BuildTarget] {
+			continue
+		}
+		done[f.BuildTarget] = true
+		out := filepath.Dir(Bootstrap(dir, f))
 		if err := os.MkdirAll(out, 0o755); err != nil {
 			return err
 		}
-		cmd := exec.CommandContext(ctx, "make", "-s", "-C", root, "build-"+id, "ARTIFACTS_DIR="+out, "LAMBDA_GOARCH="+runtime.GOARCH)
+		cmd := exec.CommandContext(ctx, "make", "-s", "-C", root, f.BuildTarget, "ARTIFACTS_DIR="+out, "LAMBDA_GOARCH="+goarch)
 		if b, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("localrun: build %s: %w\n%s", id, err, b)
+			return fmt.Errorf("localrun: build %s (%s): %w\n%s", f.LogicalID, f.BuildTarget, err, b)
 		}
 	}
 	return nil
+}
+
+// Bootstrap is where Build puts a function's binary: dir/<target>/bootstrap,
+// shared by every function built by the same target.
+func Bootstrap(dir string, f *samtemplate.Function) string {
+	return filepath.Join(dir, strings.TrimPrefix(f.BuildTarget, "build-"), "bootstrap")
+}
+
+// Functions returns the template's functions with the given logical ids
+// (every function when none is given), sorted by id.
+func Functions(tpl *samtemplate.Template, ids ...string) []*samtemplate.Function {
+	if len(ids) == 0 {
+		for id := range tpl.Functions {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	out := make([]*samtemplate.Function, 0, len(ids))
+	for _, id := range ids {
+		if f, ok := tpl.Functions[id]; ok {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // Stop ends the mappings (letting running invocations finish) and the functions.
@@ -230,7 +270,7 @@ func (s *Stack) Stop() {
 }
 
 // Queue returns a local queue by logical id.
-func (s *Stack) Queue(id string) (samtemplate.LocalQueue, error) {
+func (s *Stack) Queue(id string) (localstack.Queue, error) {
 	q, ok := s.Local.Queues[id]
 	if !ok {
 		return q, fmt.Errorf("localrun: no queue %s", id)

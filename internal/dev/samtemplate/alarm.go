@@ -9,6 +9,9 @@ import (
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 )
 
+// LocalAccountID is the account id a local AWS (moto) reports.
+const LocalAccountID = "123456789012"
+
 // Pseudo returns the pseudo parameters of a stack, for Scope.Pseudo.
 func Pseudo(stackName, region, accountID string) map[string]string {
 	partition, suffix := "aws", "amazonaws.com"

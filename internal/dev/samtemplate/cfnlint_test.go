@@ -24,10 +24,10 @@ func TestCfnLint(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "--", filepath.Join(root, samtemplate.FileName))
+	cmd := exec.CommandContext(ctx, bin, "--", filepath.Join(root, samtemplate.FileName), filepath.Join(root, partnerStackFile))
 	cmd.Dir = root
 	out, err := cmd.CombinedOutput()
 	if err != nil || strings.TrimSpace(string(out)) != "" {
-		t.Fatalf("cfn-lint %s: %v\n%s", samtemplate.FileName, err, out)
+		t.Fatalf("cfn-lint %s %s: %v\n%s", samtemplate.FileName, partnerStackFile, err, out)
 	}
 }

@@ -13,6 +13,8 @@ type Widget struct {
 	Metrics []WidgetMetric
 	// Alarms are the alarm ARNs of an alarm widget, as resolved in the scope.
 	Alarms []string
+	// Markdown is the text of a text widget.
+	Markdown string
 }
 
 // WidgetMetric is one line of a metric widget: a metric or an expression.
@@ -40,10 +42,11 @@ func (d *Dashboard) Widgets(s Scope) ([]Widget, error) {
 		Widgets []struct {
 			Type       string `json:"type"`
 			Properties struct {
-				Title   string            `json:"title"`
-				Stat    string            `json:"stat"`
-				Metrics []json.RawMessage `json:"metrics"`
-				Alarms  []string          `json:"alarms"`
+				Title    string            `json:"title"`
+				Markdown string            `json:"markdown"`
+				Stat     string            `json:"stat"`
+				Metrics  []json.RawMessage `json:"metrics"`
+				Alarms   []string          `json:"alarms"`
 			} `json:"properties"`
 		} `json:"widgets"`
 	}
@@ -52,7 +55,7 @@ func (d *Dashboard) Widgets(s Scope) ([]Widget, error) {
 	}
 	out := make([]Widget, 0, len(doc.Widgets))
 	for i, w := range doc.Widgets {
-		wd := Widget{Type: w.Type, Title: w.Properties.Title, Alarms: w.Properties.Alarms}
+		wd := Widget{Type: w.Type, Title: w.Properties.Title, Alarms: w.Properties.Alarms, Markdown: w.Properties.Markdown}
 		var prev []string
 		for j, raw := range w.Properties.Metrics {
 			m, cur, err := parseWidgetMetric(raw, prev, w.Properties.Stat)

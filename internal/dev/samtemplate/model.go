@@ -38,9 +38,6 @@ type Queue struct {
 	MaxReceiveCount  int
 }
 
-// Encrypted reports whether messages are encrypted at rest (SQS-managed or KMS).
-func (q *Queue) Encrypted() bool { return q.SqsManagedSSE || q.KMSKey.IsSet() }
-
 // Function is an AWS::Serverless::Function with Globals merged.
 type Function struct {
 	LogicalID string
@@ -50,8 +47,15 @@ type Function struct {
 	CodeURI       string
 	Tracing       string
 	Architectures []string
-	// BuildMethod is Metadata.BuildMethod (makefile: sam build runs build-<LogicalId>).
+	// BuildMethod is Metadata.BuildMethod (makefile: sam build runs
+	// build-<LogicalId>, the id in the function's own template).
 	BuildMethod string
+	// BuildTarget is that Makefile target: build-Function for every
+	// partner stack's function, so one build serves them all.
+	BuildTarget string
+	// Application is the nested application the function comes from, empty
+	// for the template's own functions.
+	Application string
 	// Timeout in seconds (SAM default 3) and MemorySize in MB (default 128).
 	Timeout    int
 	MemorySize int
@@ -225,6 +229,9 @@ func (t *Template) build() error {
 	t.Alarms = map[string]*Alarm{}
 	t.Dashboards = map[string]*Dashboard{}
 	t.KMSKeys = map[string]*KMSKey{}
+	if err := t.validateBindings(); err != nil {
+		return err
+	}
 	// Roles first: functions copy their statements.
 	for _, id := range t.ResourcesOfType(TypeRole) {
 		role, err := t.buildRole(t.Resources[id])
@@ -491,7 +498,13 @@ func (t *Template) buildFunction(r *Resource) (*Function, error) {
 	f := &Function{
 		LogicalID: r.LogicalID, Runtime: literal(p["Runtime"]), Handler: literal(p["Handler"]),
 		CodeURI: literal(p["CodeUri"]), Tracing: literal(p["Tracing"]), BuildMethod: literal(r.Metadata["BuildMethod"]),
-		Environment: map[string]Value{},
+		Environment: map[string]Value{}, Application: r.Application,
+	}
+	if f.BuildMethod == "makefile" {
+		f.BuildTarget = "build-" + r.LogicalID
+		if r.ChildID != "" {
+			f.BuildTarget = "build-" + r.ChildID
+		}
 	}
 	if a, ok := p["Architectures"].([]any); ok {
 		for _, x := range a {
@@ -511,7 +524,13 @@ func (t *Template) buildFunction(r *Resource) (*Function, error) {
 	if env, ok := p["Environment"].(map[string]any); ok {
 		vars, _ := env["Variables"].(map[string]any)
 		for k, v := range vars {
-			f.Environment[k] = Value{Expr: v, t: t}
+			expr, keep, err := t.chooseIf(v)
+			if err != nil {
+				return nil, fmt.Errorf("%s: environment %s: %w", where, k, err)
+			}
+			if keep {
+				f.Environment[k] = Value{Expr: expr, t: t}
+			}
 		}
 	}
 	if err := t.functionEvents(r, f); err != nil {
@@ -537,6 +556,34 @@ func (t *Template) buildFunction(r *Resource) (*Function, error) {
 		return nil, fmt.Errorf("%s: Role must be !GetAtt <role in this template>.Arn", where)
 	}
 	return f, nil
+}
+
+// chooseIf resolves a top-level Fn::If with the current parameter values
+// (conditions need nothing else), so a variable set only under a condition
+// reads as its chosen value; keep is false when that is AWS::NoValue.
+func (t *Template) chooseIf(expr any) (any, bool, error) {
+	for {
+		m, ok := expr.(map[string]any)
+		if !ok || len(m) != 1 {
+			return expr, true, nil
+		}
+		if ref, isRef := m["Ref"].(string); isRef && ref == "AWS::NoValue" {
+			return nil, false, nil
+		}
+		list, isIf := m["Fn::If"].([]any)
+		if !isIf || len(list) != 3 {
+			return expr, true, nil
+		}
+		c, err := t.Condition(literal(list[0]))
+		if err != nil {
+			return nil, false, err
+		}
+		if c {
+			expr = list[1]
+		} else {
+			expr = list[2]
+		}
+	}
 }
 
 func (t *Template) functionEvents(r *Resource, f *Function) error {

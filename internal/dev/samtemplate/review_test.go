@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/registry"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -83,25 +84,26 @@ func expectedEnv() map[string]map[string]envWant {
 			"PARTNER_QUEUE_URL_GCP":     {envQueueURL, "GcpQueue"},
 			"PARTNER_QUEUE_URL_POSTMAN": {envQueueURL, "PostmanQueue"},
 		}),
+		// Partner functions run one binary: PARTNER picks the partner. Endpoints are the
+		// contract's defaults in code; PARTNER_ENDPOINT_* exist for local doubles only.
 		"AwsFunction": with(common("AwsDeadLetterQueue"), map[string]envWant{
-			"PARTNER_ENDPOINT_AWS_STS": {envLiteral, "https://sts.amazonaws.com"},
-			"PARTNER_TIMEOUT":          {envParam, "PartnerTimeout"},
-			"PARTNER_RATE_PER_SECOND":  {envParam, "AwsRatePerSecond"},
-			"PARTNER_CONCURRENCY":      {envLiteral, ""},
+			"PARTNER":                 {envLiteral, "aws"},
+			"PARTNER_TIMEOUT":         {envParam, "PartnerTimeout"},
+			"PARTNER_RATE_PER_SECOND": {envParam, "AwsRatePerSecond"},
+			"PARTNER_CONCURRENCY":     {envLiteral, ""},
 		}),
 		"GcpFunction": with(common("GcpDeadLetterQueue"), map[string]envWant{
-			"PARTNER_ENDPOINT_GCP_DISCOVERY": {envLiteral, "https://www.googleapis.com"},
-			"PARTNER_ENDPOINT_GCP_OAUTH":     {envLiteral, "https://oauth2.googleapis.com"},
-			"PARTNER_TIMEOUT":                {envParam, "PartnerTimeout"},
-			"PARTNER_RATE_PER_SECOND":        {envParam, "GcpRatePerSecond"},
-			"PARTNER_CONCURRENCY":            {envLiteral, ""},
+			"PARTNER":                 {envLiteral, "gcp"},
+			"PARTNER_TIMEOUT":         {envParam, "PartnerTimeout"},
+			"PARTNER_RATE_PER_SECOND": {envParam, "GcpRatePerSecond"},
+			"PARTNER_CONCURRENCY":     {envLiteral, ""},
 		}),
 		"PostmanFunction": with(common("PostmanDeadLetterQueue"), map[string]envWant{
-			"PARTNER_ENDPOINT_POSTMAN": {envLiteral, "https://api.getpostman.com"},
-			"PARTNER_TIMEOUT":          {envParam, "PartnerTimeout"},
-			"PARTNER_RATE_PER_SECOND":  {envParam, "PostmanRatePerSecond"},
-			"PARTNER_RATE_BURST":       {envLiteral, "1"},
-			"PARTNER_CONCURRENCY":      {envLiteral, ""},
+			"PARTNER":                 {envLiteral, "postman"},
+			"PARTNER_TIMEOUT":         {envParam, "PartnerTimeout"},
+			"PARTNER_RATE_PER_SECOND": {envParam, "PostmanRatePerSecond"},
+			"PARTNER_RATE_BURST":      {envLiteral, "1"},
+			"PARTNER_CONCURRENCY":     {envLiteral, ""},
 		}),
 		// It reads FEATURE_FLAG_PARAMETER, ENVIRONMENT, LOG_LEVEL and STACK_NAME; Globals give it
 		// the others too, and it has no source queue of its own.
@@ -180,22 +182,41 @@ var reviewChecks = []check{
 	{"outputs", checkOutputs},
 }
 
-func repoTemplate(t testing.TB) (*samtemplate.Template, []byte) {
+// partnerStackFile is the nested template every partner application uses.
+const partnerStackFile = "partner-stack.yaml"
+
+// repoTemplate loads template.yaml and returns it with the text of both
+// template sources, by file name.
+func repoTemplate(t testing.TB) (*samtemplate.Template, map[string]string) {
 	t.Helper()
 	root, err := samtemplate.FindRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(root, samtemplate.FileName)
-	data, err := os.ReadFile(path)
+	srcs := map[string]string{}
+	for _, name := range []string{samtemplate.FileName, partnerStackFile} {
+		data, err := os.ReadFile(filepath.Join(root, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		srcs[name] = string(data)
+	}
+	tpl, err := samtemplate.Load(filepath.Join(root, samtemplate.FileName))
 	if err != nil {
 		t.Fatal(err)
 	}
-	tpl, err := samtemplate.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tpl, data
+	return tpl, srcs
+}
+
+// parseSources parses template.yaml's text with its nested templates taken from srcs.
+func parseSources(srcs map[string]string) (*samtemplate.Template, error) {
+	return samtemplate.ParseFiles([]byte(srcs[samtemplate.FileName]), func(name string) ([]byte, error) {
+		s, ok := srcs[name]
+		if !ok {
+			return nil, fmt.Errorf("no template %s", name)
+		}
+		return []byte(s), nil
+	})
 }
 
 func TestTemplateReview(t *testing.T) {
@@ -210,53 +231,76 @@ func TestTemplateReview(t *testing.T) {
 }
 
 func TestReviewCatchesDefects(t *testing.T) {
-	_, data := repoTemplate(t)
-	src := string(data)
+	_, srcs := repoTemplate(t)
+	const root, child = samtemplate.FileName, partnerStackFile
 	tests := []struct {
-		name, old, new string
-		check          string
+		name, file, old, new string
+		check                string
 	}{
-		{"queue without SSE", "SqsManagedSseEnabled: true\n      VisibilityTimeout: 180", "SqsManagedSseEnabled: false\n      VisibilityTimeout: 180", "queues"},
-		{"DLQ kept 4 days", "MessageRetentionPeriod: 1209600", "MessageRetentionPeriod: 345600", "queues"},
-		{"redrive before the last attempt", "maxReceiveCount: 8", "maxReceiveCount: 5", "queues"},
-		{"visibility below 6 x timeout", "VisibilityTimeout: 90", "VisibilityTimeout: 60", "queues"},
-		{"x86 function", "Architectures: [arm64]", "Architectures: [x86_64]", "functions"},
-		{"tracing off", "Tracing: Active", "Tracing: PassThrough", "functions"},
-		{"no partial batch failures", "FunctionResponseTypes: [ReportBatchItemFailures]", "FunctionResponseTypes: []", "functions"},
-		{"log group kept forever", "RetentionInDays: !Ref LogRetentionDays\n", "\n", "functions"},
-		{"postman above its global rate", "Default: 1.5", "Default: 3", "functions"},
-		{"missing env var", "          PARTNER_QUEUE_URL_GCP: !Ref GcpQueue\n", "", "environment"},
-		{"env var pointing at the wrong queue", "DEAD_LETTER_QUEUE_URL: !Ref AwsDeadLetterQueue", "DEAD_LETTER_QUEUE_URL: !Ref GcpDeadLetterQueue", "environment"},
-		{"unexpected env var", "LOG_LEVEL: !Ref LogLevel", "LOG_LEVEL: !Ref LogLevel\n        DEBUG_TOKENS: 'true'", "environment"},
-		{"wrong partner endpoint", "PARTNER_ENDPOINT_POSTMAN: https://api.getpostman.com", "PARTNER_ENDPOINT_POSTMAN: https://example.com", "environment"},
-		{"wildcard action", "Action: [logs:CreateLogStream, logs:PutLogEvents]", "Action: ['logs:*']", "iam"},
-		{"wildcard resource", "Resource: !GetAtt IngressQueue.Arn\n", "Resource: '*'\n", "iam"},
-		{"function reaches another partner's queue", "Resource: !GetAtt AwsQueue.Arn\n", "Resource: !GetAtt GcpQueue.Arn\n", "iam"},
-		{"SAM generated role", "      Role: !GetAtt PostmanFunctionRole.Arn\n", "", "iam"},
-		{"flag on by default", `'{"enabled":false,`, `'{"enabled":true,`, "flag parameter"},
-		{"topic on the AWS managed key", "KmsMasterKeyId: !Ref OnCallTopicKey", "KmsMasterKeyId: alias/aws/sns", "on-call topic"},
-		{"error rate threshold", "Threshold: 10\n", "Threshold: 20\n", "partner alarms"},
-		{"latency p99", "ExtendedStatistic: p95", "ExtendedStatistic: p99", "partner alarms"},
-		{"alarm without OK action", "OKActions: [!Ref OnCallTopic]", "OKActions: []", "partner alarms"},
-		{"alarm treating missing data as breaching", "TreatMissingData: notBreaching", "TreatMissingData: breaching", "partner alarms"},
-		{"alarm name without partner", "SecretDetectionPartnerAPINetworkErrors-${AWS::StackName}-gcp", "SecretDetectionPartnerAPINetworkErrors-${AWS::StackName}", "partner alarms"},
-		{"backlog threshold", "Threshold: 50000", "Threshold: 500000", "queue alarms"},
-		{"dashboard without a partner's latency", `"PartnerAPILatency", "Partner", "gcp", {"stat": "p99", "label": "gcp p99"}`, `"PartnerAPILatency", "Partner", "gcp", {"stat": "p90", "label": "gcp p90"}`, "dashboard"},
-		{"output missing", "  GcpDeadLetterQueueUrl:\n", "  GcpDeadLetterQueueLink:\n", "outputs"},
-		{"auto-rollback may delete the flag", "Action: [ssm:GetParameter, ssm:PutParameter]", "Action: [ssm:GetParameter, ssm:PutParameter, ssm:DeleteParameter]", "iam"},
-		{"auto-rollback publishes anywhere", "Action: sns:Publish\n                Resource: !Ref OnCallTopic", "Action: sns:Publish\n                Resource: '*'", "iam"},
-		{"auto-rollback uses any key", "Resource: !GetAtt OnCallTopicKey.Arn", "Resource: '*'", "iam"},
-		{"auto-rollback on by default", "Default: 'false'", "Default: 'true'", "functions"},
-		{"auto-rollback without its condition", "    Condition: AutoRollbackOn\n    Metadata:", "    Metadata:", "functions"},
-		{"auto-rollback on another topic", "Topic: !Ref OnCallTopic", "Topic: !Ref IngressQueue", "functions"},
-		{"auto-rollback without its stack name", "          STACK_NAME: !Ref AWS::StackName\n", "          STACK_NAME: partner-token-verification\n", "environment"},
+		{"queue without SSE", root, "SqsManagedSseEnabled: true\n      VisibilityTimeout: 180", "SqsManagedSseEnabled: false\n      VisibilityTimeout: 180", "queues"},
+		{"partner queue without SSE", child, "SqsManagedSseEnabled: true\n      VisibilityTimeout: 180", "SqsManagedSseEnabled: false\n      VisibilityTimeout: 180", "queues"},
+		{"DLQ kept 4 days", root, "MessageRetentionPeriod: 1209600", "MessageRetentionPeriod: 345600", "queues"},
+		{"partner DLQ kept 4 days", child, "MessageRetentionPeriod: 1209600", "MessageRetentionPeriod: 345600", "queues"},
+		{"redrive before the last attempt", root, "maxReceiveCount: 8", "maxReceiveCount: 5", "queues"},
+		{"partner redrive before the last attempt", child, "maxReceiveCount: 8", "maxReceiveCount: 5", "queues"},
+		{"visibility below 6 x timeout", root, "VisibilityTimeout: 90", "VisibilityTimeout: 60", "queues"},
+		{"partner visibility below 6 x timeout", child, "VisibilityTimeout: 180", "VisibilityTimeout: 120", "queues"},
+		{"x86 function", root, "Architectures: [arm64]", "Architectures: [x86_64]", "functions"},
+		{"x86 partner function", child, "Architectures: [arm64]", "Architectures: [x86_64]", "functions"},
+		{"tracing off", root, "Tracing: Active", "Tracing: PassThrough", "functions"},
+		{"partner tracing off", child, "Tracing: Active", "Tracing: PassThrough", "functions"},
+		{"partner built from elsewhere", child, "    CodeUri: .\n", "    CodeUri: functions/partner\n", "functions"},
+		{"no partial batch failures", root, "FunctionResponseTypes: [ReportBatchItemFailures]", "FunctionResponseTypes: []", "functions"},
+		{"partner without partial batch failures", child, "FunctionResponseTypes: [ReportBatchItemFailures]", "FunctionResponseTypes: []", "functions"},
+		{"log group kept forever", root, "RetentionInDays: !Ref LogRetentionDays\n", "\n", "functions"},
+		{"partner log group kept forever", child, "RetentionInDays: !Ref LogRetentionDays\n", "\n", "functions"},
+		{"partner concurrency not passed on", root, "MaximumConcurrency: !Ref GcpMaxConcurrency", "MaximumConcurrency: !Ref PostmanMaxConcurrency", "functions"},
+		{"postman above its global rate", root, "Default: 1.5", "Default: 3", "functions"},
+		{"missing env var", root, "          PARTNER_QUEUE_URL_GCP: !GetAtt Gcp.Outputs.QueueUrl\n", "", "environment"},
+		{"env var pointing at the wrong queue", child, "DEAD_LETTER_QUEUE_URL: !Ref DeadLetterQueue", "DEAD_LETTER_QUEUE_URL: !Ref Queue", "environment"},
+		{"dispatcher sending gcp findings to aws", root, "PARTNER_QUEUE_URL_GCP: !GetAtt Gcp.Outputs.QueueUrl", "PARTNER_QUEUE_URL_GCP: !GetAtt Aws.Outputs.QueueUrl", "environment"},
+		{"unexpected env var", root, "LOG_LEVEL: !Ref LogLevel", "LOG_LEVEL: !Ref LogLevel\n        DEBUG_TOKENS: 'true'", "environment"},
+		{"unexpected partner env var", child, "LOG_LEVEL: !Ref LogLevel", "LOG_LEVEL: !Ref LogLevel\n          DEBUG_TOKENS: 'true'", "environment"},
+		{"wrong partner name", child, "PARTNER: !Ref Partner", "PARTNER: aws", "environment"},
+		{"postman burst dropped", root, "        RateBurst: 1\n", "", "environment"},
+		{"wildcard action", root, "Action: [logs:CreateLogStream, logs:PutLogEvents]", "Action: ['logs:*']", "iam"},
+		{"partner wildcard action", child, "Action: [logs:CreateLogStream, logs:PutLogEvents]", "Action: ['logs:*']", "iam"},
+		{"wildcard resource", root, "Resource: !GetAtt IngressQueue.Arn\n", "Resource: '*'\n", "iam"},
+		{"partner wildcard resource", child, "Resource: !GetAtt Queue.Arn\n", "Resource: '*'\n", "iam"},
+		{"function reaches another partner's queue", root, "ResultsQueueArn: !GetAtt ResultsQueue.Arn", "ResultsQueueArn: !GetAtt Gcp.Outputs.QueueArn", "iam"},
+		{"partner reads another parameter", root, "FeatureFlagParameterArn: !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${FeatureFlagParameter}", "FeatureFlagParameterArn: !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/*", "iam"},
+		{"SAM generated role", child, "      Role: !GetAtt FunctionRole.Arn\n", "", "iam"},
+		{"flag on by default", root, `'{"enabled":false,`, `'{"enabled":true,`, "flag parameter"},
+		{"topic on the AWS managed key", root, "KmsMasterKeyId: !Ref OnCallTopicKey", "KmsMasterKeyId: alias/aws/sns", "on-call topic"},
+		{"error rate threshold", child, "Threshold: 10\n", "Threshold: 20\n", "partner alarms"},
+		{"latency p99", child, "ExtendedStatistic: p95", "ExtendedStatistic: p99", "partner alarms"},
+		{"alarm without OK action", child, "OKActions: [!Ref OnCallTopicArn]", "OKActions: []", "partner alarms"},
+		{"partner alarms paging elsewhere", root, "OnCallTopicArn: !Ref OnCallTopic", "OnCallTopicArn: !GetAtt IngressQueue.Arn", "partner alarms"},
+		{"alarm treating missing data as breaching", child, "TreatMissingData: notBreaching", "TreatMissingData: breaching", "partner alarms"},
+		{"alarm name without partner", child, "SecretDetectionPartnerAPINetworkErrors-${StackName}-${Partner}", "SecretDetectionPartnerAPINetworkErrors-${StackName}", "partner alarms"},
+		{"alarm name with a nested stack's name", root, "StackName: !Ref AWS::StackName", "StackName: !Sub ${AWS::StackName}-Aws", "partner alarms"},
+		{"backlog threshold", child, "Threshold: 50000", "Threshold: 500000", "queue alarms"},
+		{"shared queue alarm without OK action", root, "OKActions: [!Ref OnCallTopic]", "OKActions: []", "queue alarms"},
+		{"dashboard without a latency percentile", root, "'p99', 60)", "'p90', 60)", "dashboard"},
+		{"dashboard listing a partner by hand", root, `["AWS/SQS", "ApproximateAgeOfOldestMessage"`, `["SecretDetection/PartnerTokenVerification", "PartnerAPIRequests", "Partner", "aws"], ["AWS/SQS", "ApproximateAgeOfOldestMessage"`, "dashboard"},
+		{"dashboard without dead-letter queues", root, `\" DeadLetterQueue'`, `\" ResultsDeadLetterQueue'`, "dashboard"},
+		{"output missing", root, "  GcpDeadLetterQueueUrl:", "  GcpDeadLetterQueueLink:", "outputs"},
+		{"auto-rollback may delete the flag", root, "Action: [ssm:GetParameter, ssm:PutParameter]", "Action: [ssm:GetParameter, ssm:PutParameter, ssm:DeleteParameter]", "iam"},
+		{"auto-rollback publishes anywhere", root, "Action: sns:Publish\n                Resource: !Ref OnCallTopic", "Action: sns:Publish\n                Resource: '*'", "iam"},
+		{"auto-rollback uses any key", root, "Resource: !GetAtt OnCallTopicKey.Arn", "Resource: '*'", "iam"},
+		{"auto-rollback on by default", root, "Default: 'false'", "Default: 'true'", "functions"},
+		{"auto-rollback without its condition", root, "    Condition: AutoRollbackOn\n    Metadata:", "    Metadata:", "functions"},
+		{"auto-rollback on another topic", root, "Topic: !Ref OnCallTopic", "Topic: !Ref IngressQueue", "functions"},
+		{"auto-rollback without its stack name", root, "          STACK_NAME: !Ref AWS::StackName\n", "          STACK_NAME: partner-token-verification\n", "environment"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if !strings.Contains(src, tc.old) {
-				t.Fatalf("template.yaml no longer contains %q: update this case", tc.old)
+			if !strings.Contains(srcs[tc.file], tc.old) {
+				t.Fatalf("%s no longer contains %q: update this case", tc.file, tc.old)
 			}
-			broken, err := samtemplate.Parse([]byte(strings.Replace(src, tc.old, tc.new, 1)))
+			broken := maps.Clone(srcs)
+			broken[tc.file] = strings.Replace(srcs[tc.file], tc.old, tc.new, 1)
+			tpl, err := parseSources(broken)
 			if err != nil {
 				t.Fatalf("Parse: %v", err)
 			}
@@ -264,12 +308,92 @@ func TestReviewCatchesDefects(t *testing.T) {
 			if idx < 0 {
 				t.Fatalf("no check %q", tc.check)
 			}
-			problems := reviewChecks[idx].fn(broken)
+			problems := reviewChecks[idx].fn(tpl)
 			if len(problems) == 0 {
 				t.Errorf("check %q found nothing wrong", tc.check)
 			}
 			t.Logf("%s: %v", tc.check, problems)
 		})
+	}
+}
+
+// TestPartnerStackRejectsItsOwnStackName: names built from a nested stack's
+// own AWS::StackName would not carry the root stack's name, so the model
+// refuses such a child outright.
+func TestPartnerStackRejectsItsOwnStackName(t *testing.T) {
+	_, srcs := repoTemplate(t)
+	broken := maps.Clone(srcs)
+	broken[partnerStackFile] = strings.Replace(srcs[partnerStackFile], "/aws/lambda/${StackName}-", "/aws/lambda/${AWS::StackName}-", 1)
+	if _, err := parseSources(broken); err == nil || !strings.Contains(err.Error(), "AWS::StackName") {
+		t.Fatalf("Parse error = %v, want one naming AWS::StackName", err)
+	}
+}
+
+// knownPartners is the partner list the code knows; the one place to switch
+// (shared/partner/registry).
+func knownPartners() []string {
+	var out []string
+	for _, p := range registry.Names() {
+		out = append(out, string(p))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestPartnerApplicationsMatchTheCode: every partner the code routes to has
+// exactly one nested application (logical id: its name TitleCased, Partner:
+// its name, Location: the partner stack), and there is no other.
+func TestPartnerApplicationsMatchTheCode(t *testing.T) {
+	tpl, _ := repoTemplate(t)
+	var got []string
+	for id, app := range tpl.Applications {
+		if app.Location != partnerStackFile {
+			t.Errorf("application %s: Location %s, want %s", id, app.Location, partnerStackFile)
+		}
+		name, err := app.Parameters["Partner"].Text()
+		if err != nil {
+			t.Errorf("application %s: Partner: %v", id, err)
+			continue
+		}
+		if want := strings.ToUpper(name[:1]) + name[1:]; id != want {
+			t.Errorf("application for partner %s has logical id %s, want %s", name, id, want)
+		}
+		got = append(got, name)
+	}
+	slices.Sort(got)
+	if want := knownPartners(); !slices.Equal(got, want) {
+		t.Errorf("partner applications %v, partners the code knows %v", got, want)
+	}
+}
+
+// TestEachAlarmWrittenOnce: every alarm of contract §5 (and the queue
+// alarms) is defined in exactly one place across template.yaml and
+// partner-stack.yaml, however many partners there are.
+func TestEachAlarmWrittenOnce(t *testing.T) {
+	_, srcs := repoTemplate(t)
+	alarmName := regexp.MustCompile(`AlarmName: !Sub (SecretDetection[A-Za-z]+)-\$\{[A-Za-z:]+\}-([^\s]+)`)
+	count := map[string]int{}
+	for file, src := range srcs {
+		for _, m := range alarmName.FindAllStringSubmatch(src, -1) {
+			count[m[1]+" "+m[2]]++
+			if file == samtemplate.FileName && strings.HasPrefix(m[1], "SecretDetectionPartner") {
+				t.Errorf("%s defines partner alarm %s: it belongs in %s", file, m[1], partnerStackFile)
+			}
+		}
+	}
+	for _, al := range alerts {
+		if n := count[al.name+" ${Partner}"]; n != 1 {
+			t.Errorf("%s is defined %d times, want once", al.name, n)
+		}
+	}
+	for _, name := range []string{"SecretDetectionDeadLetterQueueNotEmpty ${Partner}", "SecretDetectionPartnerQueueBacklog ${Partner}",
+		"SecretDetectionDeadLetterQueueNotEmpty ingress", "SecretDetectionDeadLetterQueueNotEmpty results", "SecretDetectionIngressMessageAge ingress"} {
+		if n := count[name]; n != 1 {
+			t.Errorf("%s is defined %d times, want once", name, n)
+		}
+	}
+	if len(count) != len(alerts)+5 {
+		t.Errorf("alarm definitions %v, want the %d alerts of the contract and 5 queue alarms", count, len(alerts))
 	}
 }
 
@@ -444,8 +568,12 @@ func checkFunctions(tpl *samtemplate.Template) []string {
 		if f.CodeURI != "." || f.BuildMethod != "makefile" {
 			p = append(p, fmt.Sprintf("%s: CodeUri %q BuildMethod %q, want . and makefile", id, f.CodeURI, f.BuildMethod))
 		}
-		if mkFunctions != "" && !strings.Contains(mkFunctions, " "+id+":") && !strings.HasPrefix(strings.TrimSpace(mkFunctions), id+":") {
-			p = append(p, id+": the Makefile's FUNCTIONS has no build-"+id+" target")
+		target := strings.TrimPrefix(f.BuildTarget, "build-")
+		if mkFunctions != "" && !strings.Contains(mkFunctions, " "+target+":") && !strings.HasPrefix(strings.TrimSpace(mkFunctions), target+":") {
+			p = append(p, id+": the Makefile's FUNCTIONS has no "+f.BuildTarget+" target")
+		}
+		if f.Application != "" && (f.BuildTarget != "build-Function" || f.MemorySize < 128) {
+			p = append(p, fmt.Sprintf("%s: partner function built by %s, want the shared build-Function", id, f.BuildTarget))
 		}
 		if f.Tracing != "Active" {
 			p = append(p, id+": Tracing is "+f.Tracing)
@@ -896,6 +1024,10 @@ func checkPartnerAlarms(tpl *samtemplate.Template) []string {
 						p = append(p, fmt.Sprintf("two alarms for %s / %s", al.name, partner))
 					}
 					a = x
+					// <alert>-<root stack>-<partner>: a nested stack's own name must not leak in.
+					if want := al.name + "-teststack-" + string(partner); name != want {
+						p = append(p, fmt.Sprintf("alarm %s, want %s", name, want))
+					}
 				}
 			}
 			where := al.name + " " + string(partner)
@@ -985,9 +1117,18 @@ func checkQueueAlarms(tpl *samtemplate.Template) []string {
 }
 
 // exprIdent finds the metric ids an expression uses (lowercase words; the
-// math functions are upper case).
-var exprIdent = regexp.MustCompile(`\b[a-z][a-z0-9_]*\b`)
+// math functions are upper case); quoted text (SEARCH terms) is left out.
+var (
+	exprIdent  = regexp.MustCompile(`\b[a-z][a-z0-9_]*\b`)
+	exprQuoted = regexp.MustCompile(`'[^']*'|"[^"]*"`)
+	// searchExpr is a SEARCH over one schema for one metric name, with its statistic.
+	searchExpr = regexp.MustCompile(`^SEARCH\('\{([^}]*)\} MetricName="([A-Za-z]+)"([^']*)', '([A-Za-z0-9]+)', 60\)$`)
+)
 
+// checkDashboard: every partner metric is found by SEARCH over the Partner
+// dimension (no partner is listed by hand, so a new partner shows up by
+// itself), the queue depths by the stack's name, and the alarm widgets
+// cover the root's alarms and link to every alarm of the stack.
 func checkDashboard(tpl *samtemplate.Template) []string {
 	var p []string
 	d := tpl.Dashboards["Dashboard"]
@@ -998,12 +1139,14 @@ func checkDashboard(tpl *samtemplate.Template) []string {
 	if err != nil {
 		return []string{err.Error()}
 	}
-	type key struct{ metric, partner, status, stat string }
+	type key struct{ schema, metric, stat string }
 	have := map[key]bool{}
-	queues := map[string]bool{}
+	var queueSearches []string
 	var alarms []string
+	var markdown string
 	for _, w := range widgets {
 		alarms = append(alarms, w.Alarms...)
+		markdown += w.Markdown
 		ids := map[string]bool{}
 		for _, m := range w.Metrics {
 			if m.ID != "" {
@@ -1011,54 +1154,56 @@ func checkDashboard(tpl *samtemplate.Template) []string {
 			}
 		}
 		for _, m := range w.Metrics {
-			if m.Expression != "" {
-				for _, id := range exprIdent.FindAllString(m.Expression, -1) {
-					if !ids[id] {
-						p = append(p, fmt.Sprintf("widget %q: expression %q uses unknown id %s", w.Title, m.Expression, id))
-					}
+			if m.Expression == "" {
+				if m.Namespace == metrics.Namespace || (m.Namespace == "AWS/SQS" && m.MetricName != "ApproximateAgeOfOldestMessage") {
+					p = append(p, fmt.Sprintf("widget %q lists %s %s %v by hand: use SEARCH", w.Title, m.Namespace, m.MetricName, m.Dimensions))
 				}
 				continue
 			}
-			switch m.Namespace {
-			case metrics.Namespace:
-				have[key{m.MetricName, m.Dimensions[metrics.DimPartner], m.Dimensions[metrics.DimStatus], m.Stat}] = true
-				have[key{m.MetricName, m.Dimensions[metrics.DimPartner], m.Dimensions[metrics.DimStatus], ""}] = true
-			case "AWS/SQS":
-				queues[m.Dimensions["QueueName"]] = true
-			default:
-				p = append(p, fmt.Sprintf("widget %q: unexpected namespace %s", w.Title, m.Namespace))
+			if sm := searchExpr.FindStringSubmatch(m.Expression); sm != nil {
+				have[key{sm[1], sm[2], sm[4]}] = true
+				if strings.HasPrefix(sm[1], "AWS/SQS,") {
+					queueSearches = append(queueSearches, strings.TrimSpace(sm[3]))
+				}
+				continue
+			}
+			if strings.Contains(m.Expression, "SEARCH(") {
+				p = append(p, fmt.Sprintf("widget %q: unexpected search %q", w.Title, m.Expression))
+				continue
+			}
+			for _, id := range exprIdent.FindAllString(exprQuoted.ReplaceAllString(m.Expression, ""), -1) {
+				if !ids[id] {
+					p = append(p, fmt.Sprintf("widget %q: expression %q uses unknown id %s", w.Title, m.Expression, id))
+				}
 			}
 		}
 	}
-	for _, partner := range registry.Names() {
-		pn := string(partner)
-		for _, name := range []string{metrics.Requests, metrics.Errors, metrics.NetworkErrors, metrics.RateLimitHits} {
-			if !have[key{name, pn, "", ""}] {
-				p = append(p, fmt.Sprintf("dashboard has no %s for %s", name, pn))
-			}
-		}
-		for _, stat := range []string{"p50", "p95", "p99"} {
-			if !have[key{metrics.Latency, pn, "", stat}] {
-				p = append(p, fmt.Sprintf("dashboard has no %s latency for %s", stat, pn))
-			}
+	byPartner := metrics.Namespace + "," + metrics.DimPartner
+	for _, name := range []string{metrics.Requests, metrics.Errors, metrics.NetworkErrors, metrics.RateLimitHits} {
+		if !have[key{byPartner, name, "Sum"}] {
+			p = append(p, fmt.Sprintf("dashboard has no SEARCH for the Sum of %s by partner", name))
 		}
 	}
-	for _, pn := range []string{"aws", "gcp", "postman", metrics.UnroutedPartner} {
-		for _, st := range []finding.Status{finding.StatusActive, finding.StatusInactive, finding.StatusUnknown} {
-			if !have[key{metrics.Verifications, pn, string(st), ""}] {
-				p = append(p, fmt.Sprintf("dashboard has no Verifications for %s / %s", pn, st))
-			}
+	for _, stat := range []string{"p50", "p95", "p99"} {
+		if !have[key{byPartner, metrics.Latency, stat}] {
+			p = append(p, fmt.Sprintf("dashboard has no SEARCH for the %s latency by partner", stat))
 		}
 	}
-	for id := range tpl.Queues {
-		if !queues["${"+id+".QueueName}"] {
-			p = append(p, "dashboard has no depth of "+id)
+	if !have[key{byPartner + "," + metrics.DimStatus, metrics.Verifications, "Sum"}] {
+		p = append(p, "dashboard has no SEARCH for Verifications by partner and status")
+	}
+	for _, want := range []string{`"teststack" NOT DeadLetterQueue`, `"teststack" DeadLetterQueue`} {
+		if !slices.Contains(queueSearches, want) {
+			p = append(p, fmt.Sprintf("dashboard has no queue depth SEARCH %s (has %q)", want, queueSearches))
 		}
 	}
 	for id := range tpl.Alarms {
-		if !slices.Contains(alarms, "${"+id+".Arn}") {
+		if tpl.Resources[id].Application == "" && !slices.Contains(alarms, "${"+id+".Arn}") {
 			p = append(p, "alarm status widget does not list "+id)
 		}
+	}
+	if !strings.Contains(markdown, "#alarmsV2:?search=teststack)") {
+		p = append(p, "no link to every alarm of the stack (the partner stacks' alarms are not listed by hand)")
 	}
 	return p
 }

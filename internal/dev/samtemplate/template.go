@@ -55,6 +55,9 @@ type Template struct {
 	Resources map[string]*Resource
 	// Outputs by name.
 	Outputs map[string]*Output
+	// Applications are the nested applications with a local template, by
+	// logical id; their resources are flattened into Resources.
+	Applications map[string]*Application
 
 	// Queues, Functions, ... are the typed views of Resources, by logical id.
 	Queues        map[string]*Queue
@@ -99,7 +102,12 @@ type Resource struct {
 	Metadata  map[string]any
 	// Properties as written, with Globals merged into serverless resources.
 	Properties map[string]any
-	t          *Template
+	// Application is the nested application the resource was flattened
+	// from, ChildID its logical id in the child template; both empty for
+	// the template's own resources.
+	Application string
+	ChildID     string
+	t           *Template
 }
 
 // Prop returns a property's value (IsSet false when absent).
@@ -135,13 +143,14 @@ func FindRoot() (string, error) {
 	}
 }
 
-// Load reads and parses the template at path.
+// Load reads and parses the template at path; nested applications' local
+// templates are read relative to its directory.
 func Load(path string) (*Template, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("load template: %w", err)
 	}
-	t, err := Parse(data)
+	t, err := ParseFiles(data, DirReader(filepath.Dir(path)))
 	if err != nil {
 		return nil, fmt.Errorf("load template %s: %w", path, err)
 	}
@@ -149,14 +158,31 @@ func Load(path string) (*Template, error) {
 	return t, nil
 }
 
-// Parse parses a template from its YAML (or JSON) text.
+// DirReader reads the files a template names relative to dir.
+func DirReader(dir string) FileReader {
+	return func(name string) ([]byte, error) {
+		if filepath.IsAbs(name) || !filepath.IsLocal(name) {
+			return nil, fmt.Errorf("read %s: only paths inside the template's directory", name)
+		}
+		return os.ReadFile(filepath.Join(dir, name))
+	}
+}
+
+// Parse parses a template from its YAML (or JSON) text. A template with a
+// nested application on a local file needs ParseFiles (or Load).
 func Parse(data []byte) (*Template, error) {
+	return ParseFiles(data, nil)
+}
+
+// ParseFiles parses a template whose nested applications' local templates
+// read returns.
+func ParseFiles(data []byte, read FileReader) (*Template, error) {
 	raw, err := decodeYAML(data)
 	if err != nil {
 		return nil, err
 	}
 	t := &Template{raw: raw, overrides: map[string]string{}}
-	if err := t.parseSections(); err != nil {
+	if err := t.parseSections(read); err != nil {
 		return nil, err
 	}
 	if err := t.build(); err != nil {
@@ -165,7 +191,7 @@ func Parse(data []byte) (*Template, error) {
 	return t, nil
 }
 
-func (t *Template) parseSections() error {
+func (t *Template) parseSections(read FileReader) error {
 	t.Description, _ = t.raw["Description"].(string)
 	switch tr := t.raw["Transform"].(type) {
 	case string:
@@ -204,7 +230,36 @@ func (t *Template) parseSections() error {
 		return err
 	}
 	t.Resources = map[string]*Resource{}
+	t.Applications = map[string]*Application{}
+	for _, id := range slices.Sorted(maps.Keys(resources)) {
+		m, _ := resources[id].(map[string]any)
+		props, _ := m["Properties"].(map[string]any)
+		loc, isStr := props["Location"].(string)
+		if literal(m["Type"]) != TypeApplication || !isStr || strings.Contains(loc, "://") {
+			continue
+		}
+		flat, app, err := t.flatten(id, m, read)
+		if err != nil {
+			return fmt.Errorf("parse template: %w", err)
+		}
+		t.Applications[id] = app
+		for _, f := range flat {
+			if _, dup := resources[f.id]; dup || t.Resources[f.id] != nil {
+				return fmt.Errorf("parse template: nested application %s: resource %s exists twice", id, f.id)
+			}
+			r, err := t.parseResource(f.id, f.def, f.globals)
+			if err != nil {
+				return err
+			}
+			r.Application, r.ChildID = f.app, f.child
+			t.Resources[f.id] = r
+		}
+	}
 	for id, def := range resources {
+		def, err := rewriteOutputs(def, t.Applications)
+		if err != nil {
+			return fmt.Errorf("parse template: resource %s: %w", id, err)
+		}
 		r, err := t.parseResource(id, def, globals)
 		if err != nil {
 			return err
@@ -221,7 +276,11 @@ func (t *Template) parseSections() error {
 		if !ok {
 			return fmt.Errorf("parse template: output %s is not a mapping", name)
 		}
-		o := &Output{Name: name, Value: Value{Expr: m["Value"], t: t}}
+		v, err := rewriteOutputs(m["Value"], t.Applications)
+		if err != nil {
+			return fmt.Errorf("parse template: output %s: %w", name, err)
+		}
+		o := &Output{Name: name, Value: Value{Expr: v, t: t}}
 		o.Description, _ = m["Description"].(string)
 		o.Condition, _ = m["Condition"].(string)
 		t.Outputs[name] = o

@@ -1,4 +1,8 @@
-package samtemplate
+// Package localstack creates a SAM template's queues and SSM parameters in
+// a local AWS (moto) and resolves the template's references to them: the
+// side effects of `make run` and the tests, kept out of the template model
+// (samtemplate), which only reads.
+package localstack
 
 import (
 	"context"
@@ -16,38 +20,39 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
+
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/samtemplate"
 )
 
-// LocalAccountID is the account id a local AWS (moto) reports.
-const LocalAccountID = "123456789012"
-
-// LocalQueue is a queue created by ApplyLocal.
-type LocalQueue struct {
+// Queue is a queue created by Apply.
+type Queue struct {
 	LogicalID string
 	Name      string
 	URL       string
 	ARN       string
 }
 
-// LocalStack is what ApplyLocal created: the local stand-in for a deployed
-// stack, able to resolve the template's references to local resources.
-type LocalStack struct {
+// Stack is what Apply created: the local stand-in for a deployed stack,
+// able to resolve the template's references to local resources.
+type Stack struct {
+	// Template is the template the stack was created from.
+	Template *samtemplate.Template
 	// Prefix starts every local queue name; StackName is the value of
 	// AWS::StackName locally (the prefix without trailing separators).
 	Prefix    string
 	StackName string
 	Region    string
 	// Queues by logical id.
-	Queues map[string]LocalQueue
+	Queues map[string]Queue
 	// Parameters maps SSM parameter logical ids to their names.
 	Parameters map[string]string
 	ssmValues  map[string]string
 }
 
 // Scope resolves template references to the local resources.
-func (s *LocalStack) Scope() Scope {
-	return Scope{
-		Pseudo: Pseudo(s.StackName, s.Region, LocalAccountID),
+func (s *Stack) Scope() samtemplate.Scope {
+	return samtemplate.Scope{
+		Pseudo: samtemplate.Pseudo(s.StackName, s.Region, samtemplate.LocalAccountID),
 		Resource: func(id, attr string) (string, error) {
 			if q, ok := s.Queues[id]; ok {
 				switch attr {
@@ -58,7 +63,7 @@ func (s *LocalStack) Scope() Scope {
 				case "QueueName":
 					return q.Name, nil
 				}
-				return "", fmt.Errorf("queue attribute %s: %w", attr, ErrUnresolvable)
+				return "", fmt.Errorf("queue attribute %s: %w", attr, samtemplate.ErrUnresolvable)
 			}
 			if name, ok := s.Parameters[id]; ok {
 				switch attr {
@@ -67,9 +72,9 @@ func (s *LocalStack) Scope() Scope {
 				case "Value":
 					return s.ssmValues[id], nil
 				}
-				return "", fmt.Errorf("parameter attribute %s: %w", attr, ErrUnresolvable)
+				return "", fmt.Errorf("parameter attribute %s: %w", attr, samtemplate.ErrUnresolvable)
 			}
-			return "", fmt.Errorf("not created locally: %w", ErrUnresolvable)
+			return "", fmt.Errorf("not created locally: %w", samtemplate.ErrUnresolvable)
 		},
 	}
 }
@@ -77,7 +82,7 @@ func (s *LocalStack) Scope() Scope {
 // localPrefix keeps queue names within what SQS accepts.
 var localPrefix = regexp.MustCompile(`^[A-Za-z0-9_-]*$`)
 
-// queueProperties are the AWS::SQS::Queue properties ApplyLocal
+// queueProperties are the AWS::SQS::Queue properties Apply
 // reproduces; any other one is an error, so the local stack never
 // silently differs from the template. Tags are left out on purpose: they
 // change no behaviour.
@@ -87,14 +92,14 @@ var queueProperties = []string{
 	"FifoQueue", "ContentBasedDeduplication", "RedrivePolicy", "Tags",
 }
 
-// ApplyLocal creates the template's queues (dead-letter queues first, with
+// Apply creates the template's queues (dead-letter queues first, with
 // redrive policies, visibility timeouts, retention and encryption setting
 // as attributes) and its SSM parameters in the AWS that cfg points at
 // (moto for tests and `make run`). Queue names are prefix + logical id.
 // It is idempotent: existing queues get their attributes set again, and an
 // existing parameter keeps its value, as a deployed one keeps what the
 // `feature` command wrote.
-func (t *Template) ApplyLocal(ctx context.Context, cfg aws.Config, prefix string) (*LocalStack, error) {
+func Apply(ctx context.Context, t *samtemplate.Template, cfg aws.Config, prefix string) (*Stack, error) {
 	if !localPrefix.MatchString(prefix) {
 		return nil, fmt.Errorf("apply local: prefix %q: only letters, digits, - and _", prefix)
 	}
@@ -102,27 +107,27 @@ func (t *Template) ApplyLocal(ctx context.Context, cfg aws.Config, prefix string
 	if stackName == "" {
 		stackName = "local"
 	}
-	ls := &LocalStack{Prefix: prefix, StackName: stackName, Region: cfg.Region,
-		Queues: map[string]LocalQueue{}, Parameters: map[string]string{}, ssmValues: map[string]string{}}
-	order, err := t.queueOrder()
+	ls := &Stack{Template: t, Prefix: prefix, StackName: stackName, Region: cfg.Region,
+		Queues: map[string]Queue{}, Parameters: map[string]string{}, ssmValues: map[string]string{}}
+	order, err := queueOrder(t)
 	if err != nil {
 		return nil, fmt.Errorf("apply local: %w", err)
 	}
 	sqsc := sqs.NewFromConfig(cfg)
 	for _, id := range order {
-		if err := t.createQueue(ctx, sqsc, ls, id); err != nil {
+		if err := createQueue(ctx, t, sqsc, ls, id); err != nil {
 			return nil, fmt.Errorf("apply local: queue %s: %w", id, err)
 		}
 	}
 	ssmc := ssm.NewFromConfig(cfg)
-	for _, id := range t.ResourcesOfType(TypeSSMParameter) {
-		if ok, err := t.exists(id); err != nil || !ok {
+	for _, id := range t.ResourcesOfType(samtemplate.TypeSSMParameter) {
+		if ok, err := exists(t, id); err != nil || !ok {
 			if err != nil {
 				return nil, fmt.Errorf("apply local: parameter %s: %w", id, err)
 			}
 			continue
 		}
-		if err := t.putParameter(ctx, ssmc, ls, id); err != nil {
+		if err := putParameter(ctx, t, ssmc, ls, id); err != nil {
 			return nil, fmt.Errorf("apply local: parameter %s: %w", id, err)
 		}
 	}
@@ -130,7 +135,7 @@ func (t *Template) ApplyLocal(ctx context.Context, cfg aws.Config, prefix string
 }
 
 // exists evaluates a resource's Condition.
-func (t *Template) exists(id string) (bool, error) {
+func exists(t *samtemplate.Template, id string) (bool, error) {
 	r := t.Resources[id]
 	if r.Condition == "" {
 		return true, nil
@@ -140,10 +145,10 @@ func (t *Template) exists(id string) (bool, error) {
 
 // queueOrder lists the queues to create so every dead-letter queue comes
 // before the queues that redrive to it.
-func (t *Template) queueOrder() ([]string, error) {
+func queueOrder(t *samtemplate.Template) ([]string, error) {
 	var ids []string
-	for _, id := range t.ResourcesOfType(TypeQueue) {
-		ok, err := t.exists(id)
+	for _, id := range t.ResourcesOfType(samtemplate.TypeQueue) {
+		ok, err := exists(t, id)
 		if err != nil {
 			return nil, fmt.Errorf("queue %s: %w", id, err)
 		}
@@ -182,7 +187,7 @@ func (t *Template) queueOrder() ([]string, error) {
 	return order, nil
 }
 
-func (t *Template) queueAttributes(q *Queue, ls *LocalStack) (map[string]string, error) {
+func queueAttributes(t *samtemplate.Template, q *samtemplate.Queue, ls *Stack) (map[string]string, error) {
 	for name := range t.Resources[q.LogicalID].Properties {
 		if !slices.Contains(queueProperties, name) {
 			return nil, fmt.Errorf("property %s has no local translation", name)
@@ -214,9 +219,9 @@ func (t *Template) queueAttributes(q *Queue, ls *LocalStack) (map[string]string,
 	return attrs, nil
 }
 
-func (t *Template) createQueue(ctx context.Context, c *sqs.Client, ls *LocalStack, id string) error {
+func createQueue(ctx context.Context, t *samtemplate.Template, c *sqs.Client, ls *Stack, id string) error {
 	q := t.Queues[id]
-	attrs, err := t.queueAttributes(q, ls)
+	attrs, err := queueAttributes(t, q, ls)
 	if err != nil {
 		return err
 	}
@@ -258,7 +263,7 @@ func (t *Template) createQueue(ctx context.Context, c *sqs.Client, ls *LocalStac
 	if arn == "" {
 		return errors.New("get arn: no QueueArn attribute")
 	}
-	ls.Queues[id] = LocalQueue{LogicalID: id, Name: name, URL: url, ARN: arn}
+	ls.Queues[id] = Queue{LogicalID: id, Name: name, URL: url, ARN: arn}
 	return nil
 }
 
@@ -271,7 +276,7 @@ func isQueueExists(err error) bool {
 	return strings.Contains(err.Error(), "QueueAlreadyExists")
 }
 
-func (t *Template) putParameter(ctx context.Context, c *ssm.Client, ls *LocalStack, id string) error {
+func putParameter(ctx context.Context, t *samtemplate.Template, c *ssm.Client, ls *Stack, id string) error {
 	p := t.SSMParameters[id]
 	scope := ls.Scope()
 	name, err := p.Name.Resolve(scope)
@@ -300,33 +305,23 @@ func (t *Template) putParameter(ctx context.Context, c *ssm.Client, ls *LocalSta
 	return nil
 }
 
-// FunctionEnv resolves a function's environment variables against a local
-// stack (queue URLs, the parameter's name, parameter values), then applies
-// overrides, which replace or add variables (AWS_ENDPOINT_URL, partner
-// endpoints pointing at the doubles, a short cache TTL for a test).
-func (t *Template) FunctionEnv(logicalID string, stack *LocalStack, overrides map[string]string) (map[string]string, error) {
-	f, ok := t.Functions[logicalID]
+// FunctionEnv resolves a function's environment variables against the
+// local stack (queue URLs, the parameter's name, parameter values), then
+// applies overrides, which replace or add variables (AWS_ENDPOINT_URL,
+// partner endpoints pointing at the doubles, a short cache TTL for a test).
+func (s *Stack) FunctionEnv(logicalID string, overrides map[string]string) (map[string]string, error) {
+	f, ok := s.Template.Functions[logicalID]
 	if !ok {
 		return nil, fmt.Errorf("function env: no function %s in the template", logicalID)
 	}
-	if stack == nil {
-		return nil, fmt.Errorf("function env %s: no local stack", logicalID)
-	}
-	scope := stack.Scope()
+	scope := s.Scope()
 	env := make(map[string]string, len(f.Environment)+len(overrides))
 	for _, name := range slices.Sorted(maps.Keys(f.Environment)) {
-		v, err := t.Eval(f.Environment[name].Expr, scope)
+		v, err := f.Environment[name].Resolve(scope)
 		if err != nil {
 			return nil, fmt.Errorf("function env %s: %s: %w", logicalID, name, err)
 		}
-		switch x := v.(type) {
-		case noValue:
-			continue
-		case string:
-			env[name] = x
-		default:
-			return nil, fmt.Errorf("function env %s: %s: %T is not text", logicalID, name, v)
-		}
+		env[name] = v
 	}
 	maps.Copy(env, overrides)
 	return env, nil

@@ -1,8 +1,10 @@
-package samtemplate_test
+package localstack_test
 
 import (
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,16 +16,31 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/awstest"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/localstack"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/samtemplate"
 )
 
 func TestMain(m *testing.M) { awstest.Main(m) }
 
+// repoTemplate loads the repository's template.yaml (nested partner stacks included).
+func repoTemplate(t *testing.T) *samtemplate.Template {
+	t.Helper()
+	root, err := samtemplate.FindRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tpl, err := samtemplate.Load(filepath.Join(root, samtemplate.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tpl
+}
+
 // localTemplate loads template.yaml with a flag parameter name of its own,
 // so tests sharing one moto do not see each other's flag.
 func localTemplate(t *testing.T, name string) *samtemplate.Template {
 	t.Helper()
-	tpl, _ := repoTemplate(t)
+	tpl := repoTemplate(t)
 	if err := tpl.SetParameter("FeatureFlagParameterName", "/samtemplate-test/"+name+"/flag"); err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +53,7 @@ func TestApplyLocalCreatesQueuesFromTheTemplate(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	tpl := localTemplate(t, "queues")
-	stack, err := tpl.ApplyLocal(ctx, cfg, "queues-")
+	stack, err := localstack.Apply(ctx, tpl, cfg, "queues-")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +107,7 @@ func TestApplyLocalRedrivesAfterMaxReceiveCount(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	tpl := localTemplate(t, "redrive")
-	stack, err := tpl.ApplyLocal(ctx, cfg, "redrive-")
+	stack, err := localstack.Apply(ctx, tpl, cfg, "redrive-")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +151,7 @@ func TestApplyLocalIsIdempotentAndKeepsTheFlag(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	tpl := localTemplate(t, "idempotent")
-	first, err := tpl.ApplyLocal(ctx, cfg, "idem-")
+	first, err := localstack.Apply(ctx, tpl, cfg, "idem-")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +180,7 @@ func TestApplyLocalIsIdempotentAndKeepsTheFlag(t *testing.T) {
 		Attributes: map[string]string{"VisibilityTimeout": "5"}}); err != nil {
 		t.Fatal(err)
 	}
-	second, err := tpl.ApplyLocal(ctx, cfg, "idem-")
+	second, err := localstack.Apply(ctx, tpl, cfg, "idem-")
 	if err != nil {
 		t.Fatalf("second ApplyLocal: %v", err)
 	}
@@ -199,16 +216,23 @@ func TestApplyLocalRejects(t *testing.T) {
 		{"name too long", strings.Repeat("p", 70), "", "longer than SQS's 80"},
 		{"untranslated property", "untranslated-", "KmsMasterKeyId: alias/aws/sqs\n      ", "KmsMasterKeyId has no local translation"},
 	}
-	_, data := repoTemplate(t)
+	root, err := samtemplate.FindRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(root, samtemplate.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			src := strings.Replace(string(data), "SqsManagedSseEnabled: true\n      VisibilityTimeout: 90", tc.extra+"SqsManagedSseEnabled: true\n      VisibilityTimeout: 90", 1)
-			tpl, err := samtemplate.Parse([]byte(src))
+			tpl, err := samtemplate.ParseFiles([]byte(src), samtemplate.DirReader(root))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := tpl.ApplyLocal(ctx, moto.Config(), tc.prefix); err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("ApplyLocal error = %v, want it to mention %q", err, tc.want)
+			if _, err := localstack.Apply(ctx, tpl, moto.Config(), tc.prefix); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Apply error = %v, want it to mention %q", err, tc.want)
 			}
 		})
 	}
@@ -222,41 +246,41 @@ func TestFunctionEnv(t *testing.T) {
 	if err := tpl.SetParameter("Environment", "local"); err != nil {
 		t.Fatal(err)
 	}
-	stack, err := tpl.ApplyLocal(ctx, moto.Config(), "env-")
+	stack, err := localstack.Apply(ctx, tpl, moto.Config(), "env-")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for fid, want := range expectedEnv() {
+	for fid, f := range tpl.Functions {
 		t.Run(fid, func(t *testing.T) {
-			env, err := tpl.FunctionEnv(fid, stack, map[string]string{"AWS_ENDPOINT_URL": moto.Endpoint, "FEATURE_FLAG_CACHE_TTL": "1s"})
+			env, err := stack.FunctionEnv(fid, map[string]string{"AWS_ENDPOINT_URL": moto.Endpoint, "FEATURE_FLAG_CACHE_TTL": "1s"})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(env) != len(want)+1 {
-				t.Errorf("%d variables, want %d: %v", len(env), len(want)+1, env)
+			if len(env) != len(f.Environment)+1 {
+				t.Errorf("%d variables, want %d: %v", len(env), len(f.Environment)+1, env)
 			}
-			for name, w := range want {
-				got := env[name]
+			for name, v := range f.Environment {
+				got, tg := env[name], v.Target()
 				switch {
 				case name == "FEATURE_FLAG_CACHE_TTL":
 					if got != "1s" {
 						t.Errorf("override of %s = %q", name, got)
 					}
-				case w.kind == envQueueURL:
-					if got != stack.Queues[w.name].URL {
-						t.Errorf("%s = %q, want %s's local URL %q", name, got, w.name, stack.Queues[w.name].URL)
+				case tg.Kind == samtemplate.TargetResource && tpl.Queues[tg.Name] != nil:
+					if got != stack.Queues[tg.Name].URL {
+						t.Errorf("%s = %q, want %s's local URL %q", name, got, tg.Name, stack.Queues[tg.Name].URL)
 					}
-				case w.kind == envParam:
-					if v, _ := tpl.ParameterValue(w.name); got != v {
-						t.Errorf("%s = %q, want parameter %s = %q", name, got, w.name, v)
+				case tg.Kind == samtemplate.TargetResource:
+					if got != stack.Parameters[tg.Name] {
+						t.Errorf("%s = %q, want %q", name, got, stack.Parameters[tg.Name])
 					}
-				case w.kind == envResource:
-					if got != stack.Parameters[w.name] {
-						t.Errorf("%s = %q, want %q", name, got, stack.Parameters[w.name])
+				case tg.Kind == samtemplate.TargetParameter:
+					if want, _ := tpl.ParameterValue(tg.Name); got != want {
+						t.Errorf("%s = %q, want parameter %s = %q", name, got, tg.Name, want)
 					}
-				case w.kind == envLiteral:
-					if got == "" || (w.name != "" && got != w.name) {
-						t.Errorf("%s = %q, want %q", name, got, w.name)
+				case tg.Kind == samtemplate.TargetLiteral:
+					if got != tg.Literal {
+						t.Errorf("%s = %q, want %q", name, got, tg.Literal)
 					}
 				}
 			}
@@ -265,10 +289,20 @@ func TestFunctionEnv(t *testing.T) {
 			}
 		})
 	}
-	if _, err := tpl.FunctionEnv("NoSuchFunction", stack, nil); err == nil {
+	if env := must(stack.FunctionEnv("PostmanFunction", nil)); env["PARTNER"] != "postman" || env["PARTNER_RATE_BURST"] != "1" || env["RESULTS_QUEUE_URL"] != stack.Queues["ResultsQueue"].URL {
+		t.Errorf("PostmanFunction from its nested stack: %v", env)
+	}
+	if env := must(stack.FunctionEnv("AwsFunction", nil)); env["PARTNER"] != "aws" || env["PARTNER_RATE_BURST"] != "" {
+		t.Errorf("AwsFunction from its nested stack: %v", env)
+	}
+	if _, err := stack.FunctionEnv("NoSuchFunction", nil); err == nil {
 		t.Error("FunctionEnv of an unknown function succeeded")
 	}
-	if _, err := tpl.FunctionEnv("AwsFunction", nil, nil); err == nil {
-		t.Error("FunctionEnv without a stack succeeded")
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
 	}
+	return v
 }
