@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"net/url"
 
 	"github.com/aws/aws-lambda-go/lambda"
 
@@ -23,7 +24,7 @@ func main() {
 	if err != nil {
 		logging.Exit("aws: config", err)
 	}
-	v, err := awspartner.New(awspartner.Config{Endpoint: endpoint, Timeout: timeout})
+	v, err := awspartner.New(partnerhttp.Options{Endpoints: []*url.URL{endpoint}, Timeout: timeout, NetworkRetries: pipeline.NetworkRetries})
 	if err != nil {
 		logging.Exit("aws: init verifier", err)
 	}

@@ -4,24 +4,31 @@ package main
 
 import (
 	"context"
+	"net/url"
 
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/logging"
 	gcppartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/gcp"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/pipeline"
 )
 
 func main() {
-	cfg, err := gcppartner.FromEnv()
+	disc, err := partnerhttp.Endpoint(gcppartner.EnvDiscovery, gcppartner.DefaultDiscovery)
 	if err != nil {
 		logging.Exit("gcp: config", err)
 	}
-	if cfg.Timeout, err = pipeline.PartnerTimeout(); err != nil {
+	oauth, err := partnerhttp.Endpoint(gcppartner.EnvOAuth, gcppartner.DefaultOAuth)
+	if err != nil {
 		logging.Exit("gcp: config", err)
 	}
-	v, err := gcppartner.New(cfg)
+	timeout, err := pipeline.PartnerTimeout()
+	if err != nil {
+		logging.Exit("gcp: config", err)
+	}
+	v, err := gcppartner.New(partnerhttp.Options{Endpoints: []*url.URL{disc, oauth}, Timeout: timeout, NetworkRetries: pipeline.NetworkRetries})
 	if err != nil {
 		logging.Exit("gcp: init verifier", err)
 	}

@@ -4,24 +4,27 @@ package main
 
 import (
 	"context"
+	"net/url"
 
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/logging"
 	postmanpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/postman"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/pipeline"
 )
 
 func main() {
-	cfg, err := postmanpartner.FromEnv()
+	endpoint, err := partnerhttp.Endpoint(postmanpartner.EnvEndpoint, postmanpartner.DefaultEndpoint)
 	if err != nil {
 		logging.Exit("postman: config", err)
 	}
-	if cfg.Timeout, err = pipeline.PartnerTimeout(); err != nil {
+	timeout, err := pipeline.PartnerTimeout()
+	if err != nil {
 		logging.Exit("postman: config", err)
 	}
-	v, err := postmanpartner.New(cfg)
+	v, err := postmanpartner.New(partnerhttp.Options{Endpoints: []*url.URL{endpoint}, Timeout: timeout, NetworkRetries: pipeline.NetworkRetries})
 	if err != nil {
 		logging.Exit("postman: init verifier", err)
 	}

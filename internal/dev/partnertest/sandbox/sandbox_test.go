@@ -13,6 +13,7 @@ import (
 	awspartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/aws"
 	gcppartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/gcp"
 	postmanpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/postman"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/verify"
 )
 
@@ -98,15 +99,15 @@ func newVerifiers(t *testing.T, s *Sandbox) (awsV, gcpV, pmV verify.Verifier) {
 		}
 		return u
 	}
-	a, err := awspartner.New(awspartner.Config{Endpoint: must(env["PARTNER_ENDPOINT_AWS_STS"])})
+	a, err := awspartner.New(partnerhttp.Options{Endpoints: []*url.URL{must(env["PARTNER_ENDPOINT_AWS_STS"])}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := gcppartner.New(gcppartner.Config{Discovery: must(env["PARTNER_ENDPOINT_GCP_DISCOVERY"]), OAuth: must(env["PARTNER_ENDPOINT_GCP_OAUTH"])})
+	g, err := gcppartner.New(partnerhttp.Options{Endpoints: []*url.URL{must(env["PARTNER_ENDPOINT_GCP_DISCOVERY"]), must(env["PARTNER_ENDPOINT_GCP_OAUTH"])}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := postmanpartner.New(postmanpartner.Config{Endpoint: must(env["PARTNER_ENDPOINT_POSTMAN"])})
+	p, err := postmanpartner.New(partnerhttp.Options{Endpoints: []*url.URL{must(env["PARTNER_ENDPOINT_POSTMAN"])}})
 	if err != nil {
 		t.Fatal(err)
 	}
