@@ -268,18 +268,22 @@ type Exchange struct {
 // HTTPClient sends every request with the exchange's context.
 func (e *Exchange) HTTPClient() *http.Client {
 	return &http.Client{
-		Transport:     bindContext{ctx: e.ctx, hc: e.c.hc},
+		Transport:     bindContext{ex: e},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 }
 
-type bindContext struct {
-	ctx context.Context
-	hc  *http.Client
-}
+// bindContext sends through the partner client with the exchange's
+// context, and keeps the client's own error (which, unlike the transport's,
+// says when the client's timeout fired) before a library flattens it.
+type bindContext struct{ ex *Exchange }
 
 func (b bindContext) RoundTrip(r *http.Request) (*http.Response, error) {
-	return b.hc.Do(r.WithContext(b.ctx))
+	resp, err := b.ex.c.hc.Do(r.WithContext(b.ex.ctx))
+	if err != nil && b.ex.status == 0 {
+		b.ex.err = err
+	}
+	return resp, err
 }
 
 type exchangeKey struct{}
