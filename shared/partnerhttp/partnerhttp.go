@@ -152,9 +152,6 @@ func NewTransport(timeout time.Duration) *http.Transport {
 // retries and recording as Do. Pair it with Exchange and Classify.
 func (c *Client) HTTPClient() *http.Client { return c.hc }
 
-// Partner is the partner this client's faults and metrics name.
-func (c *Client) Partner() finding.Partner { return c.o.Partner }
-
 // Request is one call a verifier asks for. Credentials go only in Header
 // (or Form where the partner documents a form body), never in Path or Query.
 type Request struct {
@@ -179,9 +176,9 @@ type Request struct {
 // Answer is a partner response that no generic rule classified as a fault:
 // the verifier maps it to a verdict, or to Unusable.
 type Answer struct {
-	Status int
-	Header http.Header
-	Body   []byte
+	Status int         // the HTTP status
+	Header http.Header // the response headers
+	Body   []byte      // the whole body, at most Options.MaxBody bytes
 }
 
 // Do sends r and returns the answer for the verifier to judge, or a
