@@ -21,6 +21,7 @@ import (
 	awspartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/aws"
 	gcppartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/gcp"
 	postmanpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/postman"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/pipeline"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/sqsbatch"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/throttle"
@@ -74,7 +75,7 @@ func partnerVerifier(p finding.Partner, env map[string]string) (verify.Verifier,
 		if err != nil {
 			return nil, err
 		}
-		return awspartner.New(awspartner.Config{Endpoint: e})
+		return awspartner.New(partnerhttp.Options{Endpoints: []*url.URL{e}})
 	case finding.PartnerGCP:
 		d, err := u(gcppartner.EnvDiscovery)
 		if err != nil {
@@ -84,13 +85,13 @@ func partnerVerifier(p finding.Partner, env map[string]string) (verify.Verifier,
 		if err != nil {
 			return nil, err
 		}
-		return gcppartner.New(gcppartner.Config{Discovery: d, OAuth: o})
+		return gcppartner.New(partnerhttp.Options{Endpoints: []*url.URL{d, o}})
 	case finding.PartnerPostman:
 		e, err := u(postmanpartner.EnvEndpoint)
 		if err != nil {
 			return nil, err
 		}
-		return postmanpartner.New(postmanpartner.Config{Endpoint: e})
+		return postmanpartner.New(partnerhttp.Options{Endpoints: []*url.URL{e}})
 	}
 	return nil, fmt.Errorf("partner verifier: unknown partner %q", p)
 }

@@ -96,3 +96,24 @@ func MatchFormat(t finding.TokenType, re *regexp.Regexp, tok, form string) (find
 	}
 	return Pass(t)
 }
+
+// Examine is the gate a finding passes before this partner is asked: its
+// rule must be one of the partner's, it must have no schema problem, and it
+// must pass Check. It returns the finding's route and, when the finding must
+// not be sent, the terminal reason and a message without the token.
+// registry.Check calls it for the partner a rule routes to.
+func (d Definition) Examine(f finding.Finding) (finding.Route, finding.Reason, string) {
+	for _, r := range d.Rules {
+		if r.ID != f.RuleID {
+			continue
+		}
+		rt := finding.Route{Partner: d.Name, TokenType: r.TokenType}
+		if f.Problem != nil {
+			return rt, finding.ReasonMalformedToken, f.Problem.Error()
+		}
+		tt, reason, msg := d.Check(r.TokenType, f)
+		rt.TokenType = tt
+		return rt, reason, msg
+	}
+	return finding.Route{}, finding.ReasonUnsupportedTokenType, fmt.Sprintf("%s does not verify rule_id %s", d.Name, finding.QuoteRule(f.RuleID))
+}

@@ -13,10 +13,13 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/metrics"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/verify"
 )
 
 func TestRetryAfter(t *testing.T) {
@@ -70,40 +73,63 @@ type failingReader struct{}
 
 func (failingReader) Read([]byte) (int, error) { return 0, io.ErrUnexpectedEOF }
 
-func TestReadBody(t *testing.T) {
+func TestBoundedBody(t *testing.T) {
 	tests := []struct {
 		name    string
 		body    io.Reader
 		limit   int64
 		wantLen int
-		wantErr string
+		wantMsg string // "" for an answer, else a substring of the fault
 	}{
 		{"under the limit", strings.NewReader(strings.Repeat("a", 10)), 16, 10, ""},
 		{"at the limit", strings.NewReader(strings.Repeat("a", 16)), 16, 16, ""},
-		{"over the limit", strings.NewReader(strings.Repeat("a", 17)), 16, 0, "longer than 16 bytes"},
+		{"over the limit", strings.NewReader(strings.Repeat("a", 17)), 16, 0, "read body: response body too long"},
 		{"empty", strings.NewReader(""), 16, 0, ""},
 		{"default limit fits", strings.NewReader(strings.Repeat("a", DefaultMaxBody)), 0, DefaultMaxBody, ""},
-		{"default limit exceeded", strings.NewReader(strings.Repeat("a", DefaultMaxBody+1)), 0, 0, "longer than 65536 bytes"},
-		{"read error", failingReader{}, 16, 0, "unexpected EOF"},
+		{"default limit exceeded", strings.NewReader(strings.Repeat("a", DefaultMaxBody+1)), 0, 0, "too long"},
+		{"read error", failingReader{}, 16, 0, "read body: network error: connection closed before the whole response"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			body := &trackedBody{Reader: tc.body}
-			b, err := ReadBody(&http.Response{Body: body}, tc.limit)
-			switch {
-			case tc.wantErr == "" && err != nil:
-				t.Fatalf("ReadBody: %v", err)
-			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
-				t.Fatalf("ReadBody error = %v, want %q", err, tc.wantErr)
+			rt := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+				return &http.Response{StatusCode: 200, Header: http.Header{}, Body: body, Request: r}, nil
+			})
+			c, err := New(Options{Partner: "postman", Endpoints: []*url.URL{mustURL(t, "http://partner.test")}, Transport: rt, MaxBody: tc.limit})
+			if err != nil {
+				t.Fatal(err)
 			}
-			if len(b) != tc.wantLen {
-				t.Errorf("read %d bytes, want %d", len(b), tc.wantLen)
+			rec := metrics.New()
+			a, err := c.Do(metrics.NewContext(context.Background(), rec), Request{Op: "GET /me", Path: "me"})
+			switch {
+			case tc.wantMsg == "" && err != nil:
+				t.Fatalf("Do: %v", err)
+			case tc.wantMsg == "" && len(a.Body) != tc.wantLen:
+				t.Errorf("read %d bytes, want %d", len(a.Body), tc.wantLen)
+			case tc.wantMsg != "":
+				f, ok := verify.AsFault(err)
+				if !ok || f.Kind != verify.PartnerError || f.HTTPStatus != 200 || !strings.Contains(f.Msg, tc.wantMsg) {
+					t.Fatalf("Do = %v, %v; want a partner error containing %q", a, err, tc.wantMsg)
+				}
+				if got := rec.Snapshot()["postman"].Errors; got != 1 {
+					t.Errorf("errors = %d, want 1: an unreadable body is an unusable answer", got)
+				}
 			}
 			if !body.closed {
 				t.Error("body not closed")
 			}
 		})
 	}
+}
+
+// httpClient is the library-facing client of a partner client built from o.
+func httpClient(t *testing.T, o Options) *http.Client {
+	t.Helper()
+	c, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.HTTPClient()
 }
 
 // hitServer counts requests and records the last User-Agent it saw.
@@ -150,7 +176,7 @@ func TestEndpointAllowList(t *testing.T) {
 	other := newHitServer(t, nil)
 	au := mustURL(t, allowed.URL)
 	_, otherPort, _ := net.SplitHostPort(mustURL(t, other.URL).Host)
-	c := NewClient(Options{Partner: "postman", Endpoints: []*url.URL{au}})
+	c := httpClient(t, Options{Partner: "postman", Endpoints: []*url.URL{au}})
 
 	tests := []struct {
 		name    string
@@ -196,7 +222,7 @@ func TestEndpointAllowList(t *testing.T) {
 }
 
 func TestDisallowedRequestClosesBody(t *testing.T) {
-	c := NewClient(Options{Partner: "gcp", Endpoints: []*url.URL{mustURL(t, "http://127.0.0.1:1")}})
+	c := httpClient(t, Options{Partner: "gcp", Endpoints: []*url.URL{mustURL(t, "http://127.0.0.1:1")}})
 	body := &trackedBody{Reader: strings.NewReader("grant_type=x")}
 	req, err := http.NewRequest(http.MethodPost, "http://127.0.0.2:1/token", body)
 	if err != nil {
@@ -222,7 +248,7 @@ func TestRedirectNotFollowed(t *testing.T) {
 				eps = append(eps, mustURL(t, canary.URL))
 			}
 			before := canary.hits.Load()
-			resp, err := NewClient(Options{Partner: "postman", Endpoints: eps}).Get(srv.URL + "/me")
+			resp, err := httpClient(t, Options{Partner: "postman", Endpoints: eps}).Get(srv.URL + "/me")
 			if err != nil {
 				t.Fatalf("Get: %v", err)
 			}
@@ -239,7 +265,7 @@ func TestRedirectNotFollowed(t *testing.T) {
 
 func TestUserAgent(t *testing.T) {
 	srv := newHitServer(t, nil)
-	c := NewClient(Options{Partner: "aws", Endpoints: []*url.URL{mustURL(t, srv.URL)}})
+	c := httpClient(t, Options{Partner: "aws", Endpoints: []*url.URL{mustURL(t, srv.URL)}})
 	req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
 	req.Header.Set("User-Agent", "curl/8")
 	resp, err := c.Do(req)
@@ -273,7 +299,7 @@ func (rt *recordingTransport) RoundTrip(req *http.Request) (*http.Response, erro
 
 func TestCustomTransportIsWrapped(t *testing.T) {
 	rt := &recordingTransport{}
-	c := NewClient(Options{Partner: "gcp", Endpoints: []*url.URL{mustURL(t, "https://oauth2.example.test")}, Transport: rt})
+	c := httpClient(t, Options{Partner: "gcp", Endpoints: []*url.URL{mustURL(t, "https://oauth2.example.test")}, Transport: rt})
 	resp, err := c.Get("https://oauth2.example.test/token")
 	if err != nil {
 		t.Fatal(err)
@@ -331,7 +357,7 @@ func TestMetricsPerRequest(t *testing.T) {
 		{"timeout", srv.URL + "/hang", true, 0, metrics.Summary{Requests: 1, Errors: 1, NetworkErrors: 1}},
 		{"connection refused", refusedURL + "/200", true, 0, metrics.Summary{Requests: 1, Errors: 1, NetworkErrors: 1}},
 	}
-	c := NewClient(Options{Partner: "postman", Timeout: 300 * time.Millisecond,
+	c := httpClient(t, Options{Partner: "postman", Timeout: 300 * time.Millisecond,
 		Endpoints: []*url.URL{mustURL(t, srv.URL), mustURL(t, refusedURL)}})
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -344,9 +370,6 @@ func TestMetricsPerRequest(t *testing.T) {
 			}
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("Do error = %v, want error %v", err, tc.wantErr)
-			}
-			if err != nil && !IsNetworkError(err) {
-				t.Errorf("IsNetworkError(%v) = false", err)
 			}
 			if got := info.LastStatus(); got != tc.wantStatus {
 				t.Errorf("CallInfo.LastStatus = %d, want %d", got, tc.wantStatus)
@@ -387,8 +410,7 @@ func TestEndpoint(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			t.Setenv(name, tc.env)
-			u, err := Endpoint(name, def)
+			u, err := ParseEndpoint(name, tc.env, def)
 			if tc.wantErr {
 				if err == nil {
 					t.Fatalf("Endpoint = %v, want an error", u)
@@ -411,23 +433,26 @@ func TestEndpoint(t *testing.T) {
 	}
 }
 
-func TestIsNetworkError(t *testing.T) {
+func TestDescribeNetErr(t *testing.T) {
+	const secret = "PMAK-0123456789abcdef01234567-0123456789abcdef0123456789abcdef01"
 	tests := []struct {
-		err  error
-		want bool
+		errs []error
+		want string
 	}{
-		{nil, false},
-		{errors.New("response body longer than 10 bytes"), false},
-		{context.DeadlineExceeded, true},
-		{context.Canceled, true},
-		{io.ErrUnexpectedEOF, true},
-		{fmt.Errorf("read: %w", io.EOF), true},
-		{&url.Error{Op: "Get", URL: "http://x", Err: errors.New("boom")}, true},
-		{&net.OpError{Op: "dial", Err: errors.New("refused")}, true},
+		{nil, "network error: no response"},
+		{[]error{ErrEndpointNotAllowed}, "request refused: not a configured partner endpoint"},
+		{[]error{context.DeadlineExceeded}, "timeout"},
+		{[]error{errors.New("net/http: request canceled"), &url.Error{Op: "Get", URL: "http://x", Err: context.DeadlineExceeded}}, "timeout"},
+		{[]error{context.Canceled}, "network error: request cancelled"},
+		{[]error{&url.Error{Op: "Post", URL: "http://x", Err: syscall.ECONNRESET}}, "network error: connection reset"},
+		{[]error{&net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}}, "network error: connection refused"},
+		{[]error{fmt.Errorf("read: %w", io.ErrUnexpectedEOF)}, "network error: connection closed before the whole response"},
+		{[]error{&net.DNSError{Err: "no such host", Name: "x"}}, "network error: DNS lookup failed"},
+		{[]error{fmt.Errorf("wrap: %w", errors.New("header echo "+secret))}, "network error: header echo " + finding.Redact(secret)},
 	}
 	for _, tc := range tests {
-		if got := IsNetworkError(tc.err); got != tc.want {
-			t.Errorf("IsNetworkError(%v) = %v, want %v", tc.err, got, tc.want)
+		if got := describeNetErr([]string{secret}, tc.errs...); got != tc.want {
+			t.Errorf("describeNetErr(%v) = %q, want %q", tc.errs, got, tc.want)
 		}
 	}
 }

@@ -48,7 +48,7 @@ func TestNetworkRetries(t *testing.T) {
 		wantOK    bool
 		wantCalls int
 	}{
-		{"no retries unless the invocation allows them", 1, 0, 0, false, 1},
+		{"no retries unless the options allow them", 1, 0, 0, false, 1},
 		{"one reset, one retry allowed", 1, 1, 0, true, 2},
 		{"two resets, one retry allowed", 2, 1, 0, false, 2},
 		{"two resets, two retries allowed", 2, 2, 0, true, 3},
@@ -58,9 +58,9 @@ func TestNetworkRetries(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := &flaky{n: tt.failures}
-			c := NewClient(Options{Partner: "postman", Endpoints: []*url.URL{ep}, Transport: f})
+			c := httpClient(t, Options{Partner: "postman", Endpoints: []*url.URL{ep}, Transport: f, NetworkRetries: tt.retries})
 			rec := metrics.New()
-			ctx := WithNetworkRetries(metrics.NewContext(context.Background(), rec), tt.retries)
+			ctx := metrics.NewContext(context.Background(), rec)
 			if tt.deadline > 0 {
 				var cancel context.CancelFunc
 				ctx, cancel = context.WithTimeout(ctx, tt.deadline)
@@ -97,8 +97,8 @@ func TestNoRetryAfterAResponse(t *testing.T) {
 		calls++
 		return &http.Response{StatusCode: 503, Body: io.NopCloser(strings.NewReader("")), Request: r}, nil
 	})
-	c := NewClient(Options{Partner: "aws", Endpoints: []*url.URL{ep}, Transport: rt})
-	req, _ := http.NewRequestWithContext(WithNetworkRetries(context.Background(), 3), http.MethodGet, "http://partner.test/", nil)
+	c := httpClient(t, Options{Partner: "aws", Endpoints: []*url.URL{ep}, Transport: rt, NetworkRetries: 3})
+	req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, "http://partner.test/", nil)
 	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -20,6 +20,7 @@ import (
 	awspartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/aws"
 	gcppartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/gcp"
 	postmanpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/postman"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/pipeline"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/throttle"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/verdictcache"
@@ -71,11 +72,11 @@ func newBenchWorker(b *testing.B, p finding.Partner, concurrency int) *benchWork
 	var v verify.Verifier
 	switch p {
 	case finding.PartnerAWS:
-		v, err = awspartner.New(awspartner.Config{Endpoint: u(awspartner.EndpointEnv)})
+		v, err = awspartner.New(partnerhttp.Options{Endpoints: []*url.URL{u(awspartner.EndpointEnv)}})
 	case finding.PartnerGCP:
-		v, err = gcppartner.New(gcppartner.Config{Discovery: u(gcppartner.EnvDiscovery), OAuth: u(gcppartner.EnvOAuth)})
+		v, err = gcppartner.New(partnerhttp.Options{Endpoints: []*url.URL{u(gcppartner.EnvDiscovery), u(gcppartner.EnvOAuth)}})
 	case finding.PartnerPostman:
-		v, err = postmanpartner.New(postmanpartner.Config{Endpoint: u(postmanpartner.EnvEndpoint)})
+		v, err = postmanpartner.New(partnerhttp.Options{Endpoints: []*url.URL{u(postmanpartner.EnvEndpoint)}})
 	}
 	if err != nil {
 		b.Fatal(err)

@@ -192,6 +192,7 @@ func PartnerWorkerFromEnv(ctx context.Context) (*Worker, error) {
 		return nil, err
 	}
 	opts.Timeout = e.duration(EnvPartnerTimeout, 0)
+	opts.NetworkRetries = NetworkRetries
 	rate := throttle.Options{
 		RatePerSecond: e.positiveFloat(EnvRatePerSecond, def.Rate.PerSecond),
 		Burst:         e.positiveInt(EnvRateBurst, def.Rate.Burst),

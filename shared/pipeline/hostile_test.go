@@ -27,6 +27,7 @@ import (
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	gcppartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/gcp"
 	postmanpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/postman"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
 )
 
 // maxHandleAlloc bounds what one invocation on one hostile message may
@@ -155,7 +156,7 @@ func newHostileWorker(t *testing.T, double *postmandouble.Server) *hostileRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := postmanpartner.New(postmanpartner.Config{Endpoint: u, Timeout: 5 * time.Second})
+	v, err := postmanpartner.New(partnerhttp.Options{Endpoints: []*url.URL{u}, Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -795,7 +796,7 @@ func TestHostileServiceAccountTokenURICanary(t *testing.T) {
 	}
 	disc, _ := url.Parse(g.Discovery.URL)
 	oauth, _ := url.Parse(g.OAuth.URL)
-	v, err := gcppartner.New(gcppartner.Config{Discovery: disc, OAuth: oauth, Timeout: 5 * time.Second})
+	v, err := gcppartner.New(partnerhttp.Options{Endpoints: []*url.URL{disc, oauth}, Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

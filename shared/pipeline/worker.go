@@ -36,11 +36,12 @@ type WorkerConfig struct {
 	// Backoff gives the visibility delay of a retry from the receive count
 	// and the partner's Retry-After.
 	Backoff func(receiveCount int, retryAfter time.Duration) time.Duration
-	// NetworkRetries is how often a partner request that got no response is
-	// sent again within the invocation, while its deadline allows
-	// (partnerhttp.WithNetworkRetries); default 1, negative for none.
-	NetworkRetries int
 }
+
+// NetworkRetries is the partnerhttp.Options.NetworkRetries of the partner
+// functions' clients: a request that got no response is sent once more
+// within the invocation, while its deadline allows.
+const NetworkRetries = 1
 
 // Worker is the handler of a partner function.
 type Worker struct {
@@ -63,9 +64,6 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 	}
 	if cfg.Backoff == nil {
 		cfg.Backoff = sqsbatch.Backoff
-	}
-	if cfg.NetworkRetries == 0 {
-		cfg.NetworkRetries = 1
 	}
 	return &Worker{cfg: cfg, completed: sqsbatch.NewCompleted(sqsbatch.DefaultCompletedSize)}, nil
 }
@@ -152,7 +150,7 @@ func (w *Worker) one(ctx context.Context, b finding.Batch, f finding.Finding, fi
 	var verdict verify.Verdict
 	var fault *verify.Fault
 	_ = tracing.PartnerCall(ctx, string(rt.Partner), string(rt.TokenType), func(ctx context.Context) (tracing.Call, error) {
-		ctx, info := partnerhttp.WithCallInfo(partnerhttp.WithNetworkRetries(ctx, w.cfg.NetworkRetries))
+		ctx, info := partnerhttp.WithCallInfo(ctx)
 		v, err := w.cfg.Verifier.Verify(ctx, rt.TokenType, f)
 		if err != nil {
 			var ok bool

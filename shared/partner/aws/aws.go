@@ -12,21 +12,17 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"regexp"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/metrics"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/verify"
 )
@@ -55,67 +51,40 @@ const (
 	DetailSecretMatches = "secret_matches"
 )
 
-const (
-	op = "sts GetCallerIdentity"
-	// maxBody bounds an STS answer; a real one is under 1 KiB.
-	maxBody = partnerhttp.DefaultMaxBody
-	// maxPartnerText bounds partner-provided text quoted in a fault.
-	maxPartnerText = 160
-)
+// op names the call in faults.
+const op = "sts GetCallerIdentity"
 
 var accountID = regexp.MustCompile(`^[0-9]{12}$`)
-
-// Config configures a Verifier.
-type Config struct {
-	// Endpoint is the STS base URL; the only address requests go to.
-	Endpoint *url.URL
-	// Timeout bounds one call; 0 means partnerhttp.DefaultTimeout.
-	Timeout time.Duration
-	// Transport replaces the network transport (tests inject faults here).
-	Transport http.RoundTripper
-}
 
 // Verifier verifies aws_access_key findings against STS. Build it once per
 // function instance: it holds one STS client and its connection pool.
 type Verifier struct {
-	endpoint *url.URL
-	client   *sts.Client
+	c      *partnerhttp.Client
+	client *sts.Client
 }
 
 var _ verify.Verifier = (*Verifier)(nil)
 
-// New builds a Verifier for the configured endpoint.
-func New(c Config) (*Verifier, error) {
-	if c.Endpoint == nil || (c.Endpoint.Scheme != "http" && c.Endpoint.Scheme != "https") || c.Endpoint.Host == "" {
-		return nil, errors.New("awspartner: new verifier: endpoint is not an absolute http(s) URL")
+// New builds a Verifier for o.Endpoints: [sts], STS's base URL.
+func New(o partnerhttp.Options) (*Verifier, error) {
+	o.Partner = finding.PartnerAWS
+	if len(o.Endpoints) != 1 {
+		return nil, fmt.Errorf("awspartner: new verifier: want 1 endpoint (sts), got %d", len(o.Endpoints))
 	}
-	hc := partnerhttp.NewClient(partnerhttp.Options{
-		Partner:   string(finding.PartnerAWS),
-		Endpoints: []*url.URL{c.Endpoint},
-		Timeout:   c.Timeout,
-		Transport: c.Transport,
-	})
-	hc.Transport = boundedBody{base: hc.Transport, limit: maxBody}
+	c, err := partnerhttp.New(o)
+	if err != nil {
+		return nil, fmt.Errorf("awspartner: new verifier: %w", err)
+	}
 	client := sts.New(sts.Options{
 		Region:       SigningRegion,
-		BaseEndpoint: aws.String(c.Endpoint.String()),
-		HTTPClient:   hc,
+		BaseEndpoint: aws.String(o.Endpoints[0].String()),
+		HTTPClient:   c.HTTPClient(),
 		// The SDK's retryer would turn a throttle or a 5xx into a slow
 		// success or a different error; retries belong to the queue.
 		Retryer:      aws.NopRetryer{},
 		HTTPSignerV4: freshSigner{},
 	})
-	return &Verifier{endpoint: c.Endpoint, client: client}, nil
-}
-
-// FromEnv builds a Verifier for the endpoint in PARTNER_ENDPOINT_AWS_STS
-// (default https://sts.amazonaws.com) with the default timeout.
-func FromEnv() (*Verifier, error) {
-	u, err := partnerhttp.Endpoint(EndpointEnv, DefaultEndpoint)
-	if err != nil {
-		return nil, fmt.Errorf("awspartner: %w", err)
-	}
-	return New(Config{Endpoint: u})
+	return &Verifier{c: c, client: client}, nil
 }
 
 // Verify asks STS whether the access key id in f is live: a Verdict when
@@ -124,10 +93,7 @@ func FromEnv() (*Verifier, error) {
 func (v *Verifier) Verify(ctx context.Context, tokenType finding.TokenType, f finding.Finding) (verify.Verdict, error) {
 	if tokenType != finding.TokenAWSAccessKey {
 		return verify.Verdict{Reason: finding.ReasonUnsupportedTokenType,
-			Message: "the aws verifier does not verify token type " + boundedText(string(tokenType))}, nil
-	}
-	if _, reason, msg := check(tokenType, f); reason != "" {
-		return verify.Verdict{Reason: reason, Message: msg}, nil
+			Message: "the aws verifier does not verify token type " + partnerhttp.BoundedText(string(tokenType))}, nil
 	}
 	keyID := f.Token.Reveal()
 	secret := f.ContextValue(finding.ContextAWSSecretAccessKey)
@@ -136,65 +102,46 @@ func (v *Verifier) Verify(ctx context.Context, tokenType finding.TokenType, f fi
 	if !withSecret {
 		signWith = ProbeSecret
 	}
+	r := partnerhttp.Request{Op: op, Secrets: []string{keyID, secret}}
 	// The SDK parses STS's answer, but leniently (see isSTSErrorDocument):
-	// the body it reads is kept so that a 403 becomes a verdict only when
-	// it is STS's own document.
-	ctx = context.WithValue(ctx, answerKey{}, &answer{})
+	// partnerhttp's record of the exchange keeps the body it read, so that
+	// a 403 becomes a verdict only when it is STS's own document.
+	ctx, ex := v.c.Exchange(ctx)
 	out, err := v.client.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}, func(o *sts.Options) {
 		o.Credentials = credentials.NewStaticCredentialsProvider(keyID, signWith, "")
 	})
-	if err != nil {
-		return classifyError(ctx, err, withSecret, keyID, secret)
+	a, cerr := v.c.Classify(ctx, r, ex, err)
+	if f, ok := verify.AsFault(cerr); ok && f.HTTPStatus == http.StatusServiceUnavailable {
+		f.Kind = verify.RateLimited // STS throttles with 503 too
 	}
-	account := aws.ToString(out.Account)
-	if !accountID.MatchString(account) {
-		// An empty or foreign 200 body decodes to an empty output: it proves nothing.
-		metrics.FromContext(ctx).Unusable(string(finding.PartnerAWS))
-		return verify.Verdict{}, fault(verify.PartnerError, http.StatusOK, "200 response without a caller identity")
+	switch {
+	case errors.Is(cerr, partnerhttp.ErrNotSent):
+		return verify.Verdict{}, &verify.Fault{Kind: verify.PartnerError, Partner: finding.PartnerAWS, Op: op, Msg: "cannot build request"}
+	case cerr != nil:
+		return verify.Verdict{}, cerr
+	case err == nil:
+		account := aws.ToString(out.Account)
+		if !accountID.MatchString(account) {
+			// An empty or foreign 200 body decodes to an empty output: it proves nothing.
+			return verify.Verdict{}, v.c.Unusable(ctx, r, a, "200 response without a caller identity")
+		}
+		details := map[string]string{DetailAccountID: account}
+		if withSecret {
+			details[DetailSecretMatches] = "true"
+		}
+		return verify.Verdict{Reason: finding.ReasonPartnerConfirmed, Details: details}, nil
 	}
-	details := map[string]string{DetailAccountID: account}
-	if withSecret {
-		details[DetailSecretMatches] = "true"
-	}
-	return verify.Verdict{Reason: finding.ReasonPartnerConfirmed, Details: details}, nil
-}
-
-// classifyError maps a failed call to a verdict (the key id's fate is
-// known) or a *verify.Fault (nothing is known). Only STS's own 403 answers
-// about the key are verdicts; everything else is a fault.
-func classifyError(ctx context.Context, err error, withSecret bool, secrets ...string) (verify.Verdict, error) {
-	if errors.Is(err, partnerhttp.ErrEndpointNotAllowed) {
-		return verify.Verdict{}, fault(verify.PartnerError, 0, "request refused: endpoint not allowed")
-	}
-	// The SDK wraps a failed send in a ResponseError too, with an empty
-	// response: status 0 means nothing came back.
-	var re *awshttp.ResponseError
-	if !errors.As(err, &re) || re.Response == nil || re.Response.Response == nil || re.HTTPStatusCode() == 0 {
-		f := fault(verify.PartnerError, 0, "no response: "+networkCause(err, secrets))
-		f.Network = true
-		return verify.Verdict{}, f
-	}
-	status := re.HTTPStatusCode()
 	var code, msg string
 	var ae smithy.APIError
 	if errors.As(err, &ae) {
 		code, msg = ae.ErrorCode(), ae.ErrorMessage()
 	}
 	switch {
-	case isThrottle(status, code):
-		if status != http.StatusTooManyRequests && status < 500 {
-			// The transport counts 429s and 5xx; STS's usual 400 Throttling it cannot see.
-			metrics.FromContext(ctx).RateLimitHit(string(finding.PartnerAWS))
-		}
-		f := fault(verify.RateLimited, status, describe(code, msg, secrets))
-		f.RetryAfter = partnerhttp.RetryAfter(re.Response.Header, time.Now())
-		return verify.Verdict{}, f
-	case status >= 500:
-		// The transport already counted the 5xx as an error.
-		return verify.Verdict{}, fault(verify.PartnerError, status, describe(code, msg, secrets))
-	case status == http.StatusForbidden && code == "InvalidClientTokenId" && isSTSErrorDocument(answerBody(ctx), code):
+	case isThrottle(code):
+		return verify.Verdict{}, v.c.RateLimited(ctx, r, a, describe(code, msg, r.Secrets))
+	case a.Status == http.StatusForbidden && code == "InvalidClientTokenId" && isSTSErrorDocument(a.Body, code):
 		return verify.Verdict{Reason: finding.ReasonPartnerRejected}, nil
-	case status == http.StatusForbidden && code == "SignatureDoesNotMatch" && !isRequestLevelMismatch(msg) && isSTSErrorDocument(answerBody(ctx), code):
+	case a.Status == http.StatusForbidden && code == "SignatureDoesNotMatch" && !isRequestLevelMismatch(msg) && isSTSErrorDocument(a.Body, code):
 		// STS found the key id; only the signature, made with a secret
 		// that is not the key's, failed.
 		var details map[string]string
@@ -202,22 +149,21 @@ func classifyError(ctx context.Context, err error, withSecret bool, secrets ...s
 			details = map[string]string{DetailSecretMatches: "false"}
 		}
 		return verify.Verdict{Reason: finding.ReasonPartnerConfirmed, Details: details}, nil
+	case a.Status >= 200 && a.Status < 300:
+		return verify.Verdict{}, v.c.Unusable(ctx, r, a, fmt.Sprintf("%d response is not an STS answer", a.Status))
+	default:
+		return verify.Verdict{}, v.c.Unusable(ctx, r, a, describe(code, msg, r.Secrets))
 	}
-	metrics.FromContext(ctx).Unusable(string(finding.PartnerAWS))
-	if status >= 200 && status < 300 {
-		return verify.Verdict{}, fault(verify.PartnerError, status, fmt.Sprintf("unreadable %d response: %s", status, networkCause(err, secrets)))
-	}
-	return verify.Verdict{}, fault(verify.PartnerError, status, describe(code, msg, secrets))
 }
 
-// isThrottle reports STS's throttling answers: 400 Throttling (its usual
-// form), the ThrottlingException code, 429 and 503.
-func isThrottle(status int, code string) bool {
+// isThrottle reports STS's throttling codes (400 Throttling is its usual
+// form); 429 and 503 are classified from the status alone.
+func isThrottle(code string) bool {
 	switch code {
 	case "Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException":
 		return true
 	}
-	return status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable
+	return false
 }
 
 // isRequestLevelMismatch spots the SignatureDoesNotMatch answers that are
@@ -273,20 +219,6 @@ func isSTSErrorDocument(body []byte, code string) bool {
 	return roots == 1 && errorElems == 1 && got == code
 }
 
-// answerKey is the context key of the answer a verification's request
-// read; the SDK hides the body from its caller.
-type answerKey struct{}
-
-// answer holds the bytes of a response body as the SDK reads them.
-type answer struct{ body []byte }
-
-func answerBody(ctx context.Context) []byte {
-	if a, ok := ctx.Value(answerKey{}).(*answer); ok {
-		return a.body
-	}
-	return nil
-}
-
 // freshSigner signs each request with a new v4.Signer. The SDK's signer
 // caches the derived signing key by access key id and day, not by secret:
 // shared across calls, it would sign a probe or a wrong secret with a
@@ -299,102 +231,15 @@ func (freshSigner) SignHTTP(ctx context.Context, creds aws.Credentials, r *http.
 	return v4.NewSigner().SignHTTP(ctx, creds, r, payloadHash, service, region, signingTime, optFns...)
 }
 
-func fault(kind verify.FaultKind, status int, msg string) *verify.Fault {
-	return &verify.Fault{Kind: kind, Partner: finding.PartnerAWS, Op: op, HTTPStatus: status, Msg: msg}
-}
-
 // describe quotes STS's error code and message, scrubbed of the credential
 // and bounded, for a fault's text.
 func describe(code, msg string, secrets []string) string {
 	if code == "" {
 		return "response is not an STS answer"
 	}
-	s := boundedText(finding.Scrub(code, secrets...))
+	s := partnerhttp.BoundedText(finding.Scrub(code, secrets...))
 	if msg != "" {
-		s += ": " + boundedText(finding.Scrub(msg, secrets...))
+		s += ": " + partnerhttp.BoundedText(finding.Scrub(msg, secrets...))
 	}
 	return s
 }
-
-// networkCause names why no usable response arrived, from the innermost
-// error, which says "timeout" or "connection reset" without the SDK's
-// operation wrapping.
-func networkCause(err error, secrets []string) string {
-	var te interface{ Timeout() bool }
-	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &te) && te.Timeout()) {
-		return "timeout"
-	}
-	inner := err
-	for {
-		next := errors.Unwrap(inner)
-		if next == nil {
-			break
-		}
-		inner = next
-	}
-	return boundedText(finding.Scrub(inner.Error(), secrets...))
-}
-
-// boundedText keeps partner- or message-provided text short and printable.
-func boundedText(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if unicode.IsPrint(r) {
-			return r
-		}
-		return ' '
-	}, s)
-	if len(s) > maxPartnerText {
-		s = s[:maxPartnerText] + "…"
-	}
-	return s
-}
-
-// boundedBody caps how much of a response the SDK may read: no STS answer
-// we classify is long, and a partner (or something in its place) must not
-// make the function buffer an unbounded body.
-type boundedBody struct {
-	base  http.RoundTripper
-	limit int64
-}
-
-func (b boundedBody) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := b.base.RoundTrip(req)
-	if err != nil {
-		return resp, err
-	}
-	a, _ := req.Context().Value(answerKey{}).(*answer)
-	resp.Body = &limitedReader{rc: resp.Body, left: b.limit, keep: a}
-	return resp, nil
-}
-
-// errBodyTooLong is what reading past the limit returns.
-var errBodyTooLong = fmt.Errorf("response body longer than %d bytes", maxBody)
-
-type limitedReader struct {
-	rc   io.ReadCloser
-	left int64
-	keep *answer // nil: nothing kept
-}
-
-func (l *limitedReader) Read(p []byte) (int, error) {
-	if l.left <= 0 {
-		// Reading one byte tells a body of exactly the limit from a longer one.
-		var one [1]byte
-		n, err := l.rc.Read(one[:])
-		if n > 0 {
-			return 0, errBodyTooLong
-		}
-		return 0, err
-	}
-	if int64(len(p)) > l.left {
-		p = p[:l.left]
-	}
-	n, err := l.rc.Read(p)
-	l.left -= int64(n)
-	if l.keep != nil {
-		l.keep.body = append(l.keep.body, p[:n]...)
-	}
-	return n, err
-}
-
-func (l *limitedReader) Close() error { return l.rc.Close() }

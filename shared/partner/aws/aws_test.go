@@ -40,7 +40,7 @@ func newVerifier(t *testing.T, endpoint string, timeout time.Duration, rt http.R
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := New(Config{Endpoint: u, Timeout: timeout, Transport: rt})
+	v, err := New(partnerhttp.Options{Endpoints: []*url.URL{u}, Timeout: timeout, Transport: rt})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +184,7 @@ func verifyRows() []verifyRow {
 		}, fault: true, kind: verify.PartnerError, httpStatus: 403, calls: 1, errs: 1},
 		{name: "oversized body", arrange: liveWithSecret, transport: func(finding.Finding) http.RoundTripper {
 			return transportFunc(func(r *http.Request) (*http.Response, error) {
-				return staticResponse(r, 200, "text/xml", "<GetCallerIdentityResponse>"+strings.Repeat(" ", 2*maxBody)), nil
+				return staticResponse(r, 200, "text/xml", "<GetCallerIdentityResponse>"+strings.Repeat(" ", 2*partnerhttp.DefaultMaxBody)), nil
 			})
 		}, fault: true, kind: verify.PartnerError, httpStatus: 200, errs: 1},
 		{name: "other STS error echoing the credential", arrange: liveWithSecret, transport: func(f finding.Finding) http.RoundTripper {
@@ -228,7 +228,7 @@ func runRow(t *testing.T, rc verifyRow) (outcome, *stsdouble.Server) {
 	}
 	rec := metrics.New()
 	ctx := metrics.NewContext(context.Background(), rec)
-	verdict, err := v.Verify(ctx, tt, f)
+	verdict, err := callerVerify(ctx, v, tt, f)
 	return outcome{f, verdict, err, rec.Snapshot()[string(finding.PartnerAWS)]}, d
 }
 
@@ -433,49 +433,42 @@ func TestNew(t *testing.T) {
 		if raw != "" {
 			u, _ = url.Parse(raw)
 		}
-		if _, err := New(Config{Endpoint: u}); err == nil {
+		if _, err := New(partnerhttp.Options{Endpoints: []*url.URL{u}}); err == nil {
 			t.Errorf("New(%q): want an error", raw)
 		}
 	}
 }
 
-func TestFromEnv(t *testing.T) {
-	d := startDouble(t)
-	tests := []struct {
-		name, env string
-		wantErr   bool
-		wantHost  string
-	}{
-		{"default", "", false, "sts.amazonaws.com"},
-		{"configured", d.URL, false, strings.TrimPrefix(d.URL, "http://")},
-		{"not a URL", "sts.amazonaws.com", true, ""},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Setenv(EndpointEnv, tc.env)
-			v, err := FromEnv()
-			if (err != nil) != tc.wantErr {
-				t.Fatalf("FromEnv: err = %v, wantErr %v", err, tc.wantErr)
-			}
-			if err != nil {
-				return
-			}
-			if v.endpoint.Host != tc.wantHost {
-				t.Errorf("endpoint host = %q, want %q", v.endpoint.Host, tc.wantHost)
-			}
-		})
-	}
-	t.Run("reaches the configured double", func(t *testing.T) {
-		t.Setenv(EndpointEnv, d.URL)
-		v, err := FromEnv()
-		if err != nil {
-			t.Fatal(err)
+func TestNewWantsOneEndpoint(t *testing.T) {
+	u, _ := url.Parse(DefaultEndpoint)
+	for _, eps := range [][]*url.URL{nil, {u, u}} {
+		if _, err := New(partnerhttp.Options{Endpoints: eps}); err == nil || !strings.HasPrefix(err.Error(), "awspartner: new verifier: ") {
+			t.Errorf("New with %d endpoints: err = %v, want an error", len(eps), err)
 		}
-		verdict, err := v.Verify(context.Background(), finding.TokenAWSAccessKey, awsFinding(liveKey(d)))
-		if err != nil || verdict.Reason != finding.ReasonPartnerConfirmed {
-			t.Fatalf("Verify = %q, %v; want partner_confirmed", verdict.Reason, err)
-		}
-	})
+	}
+}
+
+// callerVerify verifies f as pipeline.Worker does: a finding reaches Verify
+// only routed to its own token type and past the partner's gate
+// (Definition.Examine), so the rows that test that gate get their verdict
+// here, without a call.
+func callerVerify(ctx context.Context, v verify.Verifier, tt finding.TokenType, f finding.Finding) (verify.Verdict, error) {
+	rt, reason, msg := Definition.Examine(f)
+	if reason != "" {
+		return verify.Verdict{Reason: reason, Message: msg}, nil
+	}
+	if rt.TokenType != tt {
+		return verify.Verdict{Reason: finding.ReasonUnsupportedTokenType, Message: "rule_id is routed to " + string(rt.TokenType) + ", not " + string(tt)}, nil
+	}
+	return v.Verify(ctx, tt, f)
+}
+
+func TestOtherTokenTypeUnsupported(t *testing.T) {
+	v := newVerifier(t, "http://127.0.0.1:1", 0, nil)
+	verdict, err := v.Verify(context.Background(), finding.TokenPostmanAPIKey, awsFinding(stsdouble.NewKeyPair()))
+	if err != nil || verdict.Reason != finding.ReasonUnsupportedTokenType {
+		t.Fatalf("Verify = %q, %v; want unsupported_token_type without a call", verdict.Reason, err)
+	}
 }
 
 func TestCancelledContextIsAFault(t *testing.T) {

@@ -25,9 +25,7 @@ var Definition = partnerdef.Definition{
 	// second per account and region ("IAM and AWS STS quotas", AWS IAM User
 	// Guide), so 50/s per instance stays far below it.
 	Rate: partnerdef.Rate{PerSecond: 50, Burst: 10, Source: "https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html"},
-	New: func(o partnerhttp.Options) (verify.Verifier, error) {
-		return New(Config{Endpoint: o.Endpoints[0], Timeout: o.Timeout, Transport: o.Transport})
-	},
+	New:  func(o partnerhttp.Options) (verify.Verifier, error) { return New(o) },
 }
 
 var (

@@ -9,6 +9,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	awspartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/aws"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/verify"
 )
 
@@ -45,7 +47,7 @@ func fuzzPick(alphabet string, n int) string {
 // the secret appears in any verdict or fault text.
 func FuzzSTSAnswer(f *testing.F) {
 	srv := partnertest.NewFuzzServer(f)
-	v, err := awspartner.New(awspartner.Config{Endpoint: srv.Endpoint(), Timeout: 5 * time.Second})
+	v, err := awspartner.New(partnerhttp.Options{Endpoints: []*url.URL{srv.Endpoint()}, Timeout: 5 * time.Second})
 	if err != nil {
 		f.Fatal(err)
 	}

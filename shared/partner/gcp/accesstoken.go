@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
-	"strings"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
@@ -48,26 +47,14 @@ func jsonObject(raw []byte) (map[string]json.RawMessage, bool) {
 // verifyAccessToken asks tokeninfo about the token, sent in the form body
 // so that it never appears in a URL.
 func (v *Verifier) verifyAccessToken(ctx context.Context, token string) (verify.Verdict, error) {
-	form := url.Values{"access_token": {token}}.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, v.tokenInfoURL, strings.NewReader(form))
+	r := partnerhttp.Request{Op: opTokenInfo, Method: http.MethodPost, Endpoint: endpointOAuth, Path: "tokeninfo",
+		Form: url.Values{"access_token": {token}}, Header: http.Header{"Accept": {"application/json"}}, Secrets: []string{token}}
+	a, err := v.c.Do(ctx, r)
 	if err != nil {
-		return verify.Verdict{}, &verify.Fault{Kind: verify.PartnerError, Partner: finding.PartnerGCP, Op: opTokenInfo, Msg: "cannot build request"}
+		return verify.Verdict{}, err
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Accept", "application/json")
-	resp, err := v.client.Do(req)
-	if err != nil {
-		return verify.Verdict{}, networkFault(opTokenInfo, err)
-	}
-	body, readErr := partnerhttp.ReadBody(resp, partnerhttp.DefaultMaxBody)
-	if f := overloadFault(opTokenInfo, resp.StatusCode, resp.Header); f != nil {
-		return verify.Verdict{}, f
-	}
-	if readErr != nil {
-		return verify.Verdict{}, unusable(ctx, opTokenInfo, resp.StatusCode, "response body unreadable or too long")
-	}
-	switch resp.StatusCode {
-	case http.StatusOK:
+	switch e, isOAuthError := parseOAuthError(a.Body); {
+	case a.Status == http.StatusOK:
 		var info struct {
 			Azp   string `json:"azp"`
 			Aud   string `json:"aud"`
@@ -75,24 +62,21 @@ func (v *Verifier) verifyAccessToken(ctx context.Context, token string) (verify.
 			Email string `json:"email"`
 			Error string `json:"error"`
 		}
-		if json.Unmarshal(body, &info) != nil || info.Error != "" || (info.Azp == "" && info.Aud == "" && info.Scope == "") {
-			return verify.Verdict{}, unusable(ctx, opTokenInfo, resp.StatusCode, "200 without token information")
+		if json.Unmarshal(a.Body, &info) != nil || info.Error != "" || (info.Azp == "" && info.Aud == "" && info.Scope == "") {
+			return verify.Verdict{}, v.c.Unusable(ctx, r, a, "200 without token information")
 		}
 		verdict := verify.Verdict{Reason: finding.ReasonPartnerConfirmed}
 		if isServiceAccountEmail(info.Email) {
 			verdict.Details = map[string]string{DetailClientEmail: info.Email}
 		}
 		return verdict, nil
-	case http.StatusBadRequest:
-		e, ok := parseOAuthError(body)
-		if !ok {
-			return verify.Verdict{}, unusable(ctx, opTokenInfo, resp.StatusCode, "not an OAuth error body")
-		}
-		if e.Error == "invalid_token" {
-			return verify.Verdict{Reason: finding.ReasonPartnerRejected}, nil
-		}
-		return verify.Verdict{}, unusable(ctx, opTokenInfo, resp.StatusCode, "error "+safeCode(e.Error, oauthCodeRE)+" proves nothing about the token")
+	case a.Status == http.StatusBadRequest && isOAuthError && e.Error == "invalid_token":
+		return verify.Verdict{Reason: finding.ReasonPartnerRejected}, nil
+	case a.Status == http.StatusBadRequest && isOAuthError:
+		return verify.Verdict{}, v.c.Unusable(ctx, r, a, "error "+safeCode(e.Error, oauthCodeRE)+" proves nothing about the token")
+	case a.Status == http.StatusBadRequest:
+		return verify.Verdict{}, v.c.Unusable(ctx, r, a, "not an OAuth error body")
 	default:
-		return verify.Verdict{}, unusable(ctx, opTokenInfo, resp.StatusCode, "unexpected http status")
+		return verify.Verdict{}, v.c.Unusable(ctx, r, a, "unexpected http status")
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"regexp"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
@@ -55,51 +56,45 @@ func googleReasons(body []byte) ([]string, bool) {
 // The directory is public, so only a key Google rejects fails; a key that
 // is valid but restricted or whose project lacks the API is still live.
 func (v *Verifier) verifyAPIKey(ctx context.Context, key string) (verify.Verdict, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, v.discoveryURL, nil)
+	r := partnerhttp.Request{Op: opDiscovery, Endpoint: endpointDiscovery, Path: "discovery/v1/apis",
+		Query:  url.Values{"name": {"discovery"}, "preferred": {"true"}},
+		Header: http.Header{"X-Goog-Api-Key": {key}, "Accept": {"application/json"}}, Secrets: []string{key}}
+	a, err := v.c.Do(ctx, r)
 	if err != nil {
-		return verify.Verdict{}, &verify.Fault{Kind: verify.PartnerError, Partner: finding.PartnerGCP, Op: opDiscovery, Msg: "cannot build request"}
+		return verify.Verdict{}, err
 	}
-	req.Header.Set("X-Goog-Api-Key", key)
-	req.Header.Set("Accept", "application/json")
-	resp, err := v.client.Do(req)
-	if err != nil {
-		return verify.Verdict{}, networkFault(opDiscovery, err)
-	}
-	body, readErr := partnerhttp.ReadBody(resp, partnerhttp.DefaultMaxBody)
-	if f := overloadFault(opDiscovery, resp.StatusCode, resp.Header); f != nil {
-		return verify.Verdict{}, f
-	}
-	if readErr != nil {
-		return verify.Verdict{}, unusable(ctx, opDiscovery, resp.StatusCode, "response body unreadable or too long")
-	}
-	switch resp.StatusCode {
-	case http.StatusOK:
-		var list struct {
-			Kind string `json:"kind"`
-		}
-		if json.Unmarshal(body, &list) != nil || list.Kind != "discovery#directoryList" {
-			return verify.Verdict{}, unusable(ctx, opDiscovery, resp.StatusCode, "200 without a discovery directory list")
-		}
+	switch {
+	case a.Status == http.StatusOK && isDirectoryList(a.Body):
 		return verify.Verdict{Reason: finding.ReasonPartnerConfirmed}, nil
-	case http.StatusBadRequest, http.StatusForbidden:
-		reasons, ok := googleReasons(body)
-		if !ok {
-			return verify.Verdict{}, unusable(ctx, opDiscovery, resp.StatusCode, "not a Google error body")
-		}
-		for _, r := range reasons {
-			switch {
-			case resp.StatusCode == http.StatusBadRequest && r == "API_KEY_INVALID":
-				return verify.Verdict{Reason: finding.ReasonPartnerRejected}, nil
-			case resp.StatusCode == http.StatusForbidden && (r == "SERVICE_DISABLED" || apiKeyBlockedRE.MatchString(r)):
-				return verify.Verdict{Reason: finding.ReasonPartnerConfirmed, Details: map[string]string{DetailErrorReason: r}}, nil
-			}
-		}
-		first := ""
-		if len(reasons) > 0 {
-			first = reasons[0]
-		}
-		return verify.Verdict{}, unusable(ctx, opDiscovery, resp.StatusCode, "error reason "+safeCode(first, googleReasonRE)+" proves nothing about the key")
-	default:
-		return verify.Verdict{}, unusable(ctx, opDiscovery, resp.StatusCode, "unexpected http status")
+	case a.Status == http.StatusOK:
+		return verify.Verdict{}, v.c.Unusable(ctx, r, a, "200 without a discovery directory list")
+	case a.Status != http.StatusBadRequest && a.Status != http.StatusForbidden:
+		return verify.Verdict{}, v.c.Unusable(ctx, r, a, "unexpected http status")
 	}
+	reasons, ok := googleReasons(a.Body)
+	if !ok {
+		return verify.Verdict{}, v.c.Unusable(ctx, r, a, "not a Google error body")
+	}
+	for _, reason := range reasons {
+		switch {
+		case a.Status == http.StatusBadRequest && reason == "API_KEY_INVALID":
+			return verify.Verdict{Reason: finding.ReasonPartnerRejected}, nil
+		case a.Status == http.StatusForbidden && (reason == "SERVICE_DISABLED" || apiKeyBlockedRE.MatchString(reason)):
+			// A valid key whose restrictions or project exclude this call is live.
+			return verify.Verdict{Reason: finding.ReasonPartnerConfirmed, Details: map[string]string{DetailErrorReason: reason}}, nil
+		}
+	}
+	first := ""
+	if len(reasons) > 0 {
+		first = reasons[0]
+	}
+	return verify.Verdict{}, v.c.Unusable(ctx, r, a, "error reason "+safeCode(first, googleReasonRE)+" proves nothing about the key")
+}
+
+// isDirectoryList reports the discovery service's answer to the probe.
+func isDirectoryList(body []byte) bool {
+	var list struct {
+		Kind string `json:"kind"`
+	}
+	return json.Unmarshal(body, &list) == nil && list.Kind == "discovery#directoryList"
 }

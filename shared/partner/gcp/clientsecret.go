@@ -2,11 +2,13 @@ package gcppartner
 
 import (
 	"context"
+	"errors"
 	"net/http"
 
 	"golang.org/x/oauth2"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/verify"
 )
 
@@ -20,26 +22,27 @@ func (v *Verifier) verifyClientSecret(ctx context.Context, clientID, secret stri
 	cfg := &oauth2.Config{
 		ClientID:     clientID,
 		ClientSecret: secret,
-		Endpoint:     oauth2.Endpoint{TokenURL: v.tokenURL, AuthStyle: oauth2.AuthStyleInParams},
+		Endpoint:     oauth2.Endpoint{TokenURL: v.c.URL(endpointOAuth, "token"), AuthStyle: oauth2.AuthStyleInParams},
 		RedirectURL:  ProbeRedirectURI,
 	}
-	_, answer, err := v.exchange(ctx, opAuthCode, func(ctx context.Context) (*oauth2.Token, error) {
+	r := partnerhttp.Request{Op: opAuthCode, Secrets: []string{secret}}
+	a, err := v.exchange(ctx, r, func(ctx context.Context) (*oauth2.Token, error) {
 		return cfg.Exchange(ctx, probeCode)
 	})
 	switch {
+	case errors.Is(err, partnerhttp.ErrNotSent):
+		return verify.Verdict{}, &verify.Fault{Kind: verify.PartnerError, Partner: finding.PartnerGCP, Op: opAuthCode, Msg: "cannot build request"}
 	case err != nil:
 		return verify.Verdict{}, err
-	case answer == nil:
+	case a.token != nil:
 		// A token for a code that cannot exist: something between us and
 		// Google is not Google. Whatever it is, it proves nothing.
-		return verify.Verdict{}, unusable(ctx, opAuthCode, http.StatusOK, "token endpoint accepted an invalid authorization code")
-	case answer.notBefore:
-		return verify.Verdict{}, &verify.Fault{Kind: verify.PartnerError, Partner: finding.PartnerGCP, Op: opAuthCode, Msg: "cannot build request"}
-	case answer.code == "invalid_client" && (answer.status == http.StatusUnauthorized || answer.status == http.StatusBadRequest):
+		return verify.Verdict{}, v.c.Unusable(ctx, r, &partnerhttp.Answer{Status: a.status}, "token endpoint accepted an invalid authorization code")
+	case a.code == "invalid_client" && (a.status == http.StatusUnauthorized || a.status == http.StatusBadRequest):
 		return verify.Verdict{Reason: finding.ReasonPartnerRejected}, nil
-	case answer.code == "invalid_grant" && answer.status == http.StatusBadRequest:
+	case a.code == "invalid_grant" && a.status == http.StatusBadRequest:
 		return verify.Verdict{Reason: finding.ReasonPartnerConfirmed}, nil
 	default:
-		return verify.Verdict{}, answer.proveNothing(ctx, opAuthCode)
+		return verify.Verdict{}, v.proveNothing(ctx, r, a)
 	}
 }

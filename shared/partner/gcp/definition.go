@@ -32,9 +32,7 @@ var Definition = partnerdef.Definition{
 	// tokeninfo) enforce per-project and per-IP quotas measured in
 	// thousands per minute; 20/s per instance keeps one instance well inside.
 	Rate: partnerdef.Rate{PerSecond: 20, Burst: 10, Source: "https://cloud.google.com/apis/docs/capping-api-usage"},
-	New: func(o partnerhttp.Options) (verify.Verifier, error) {
-		return New(Config{Discovery: o.Endpoints[0], OAuth: o.Endpoints[1], Timeout: o.Timeout, Transport: o.Transport})
-	},
+	New:  func(o partnerhttp.Options) (verify.Verifier, error) { return New(o) },
 }
 
 var (

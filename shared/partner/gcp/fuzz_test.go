@@ -12,6 +12,7 @@ import (
 	mrand "math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -19,6 +20,7 @@ import (
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/verify"
 )
 
@@ -136,7 +138,7 @@ func FuzzGoogleAnswer(f *testing.F) {
 	f.Cleanup(canary.Close)
 	creds := newFuzzCreds(f, canary.URL+"/token")
 	u := srv.Endpoint()
-	v, err := New(Config{Discovery: u, OAuth: u, Timeout: 5 * time.Second})
+	v, err := New(partnerhttp.Options{Endpoints: []*url.URL{u, u}, Timeout: 5 * time.Second})
 	if err != nil {
 		f.Fatal(err)
 	}

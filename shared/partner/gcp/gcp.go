@@ -7,11 +7,7 @@ package gcppartner
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net/http"
-	"net/url"
-	"time"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
@@ -53,87 +49,35 @@ const (
 	opTokenInfo = "POST /tokeninfo"
 )
 
-const partner = string(finding.PartnerGCP)
-
-// Config configures a Verifier.
-type Config struct {
-	// Discovery is the base URL of the API-key probe (PARTNER_ENDPOINT_GCP_DISCOVERY).
-	Discovery *url.URL
-	// OAuth is the base URL of /token and /tokeninfo (PARTNER_ENDPOINT_GCP_OAUTH).
-	OAuth *url.URL
-	// Timeout bounds one request; 0 means partnerhttp.DefaultTimeout.
-	Timeout time.Duration
-	// Transport overrides the network transport (tests observe or break requests here).
-	Transport http.RoundTripper
-}
-
-// FromEnv reads the endpoints from the environment, with Google's defaults.
-func FromEnv() (Config, error) {
-	disc, err := partnerhttp.Endpoint(EnvDiscovery, DefaultDiscovery)
-	if err != nil {
-		return Config{}, err
-	}
-	oauth, err := partnerhttp.Endpoint(EnvOAuth, DefaultOAuth)
-	if err != nil {
-		return Config{}, err
-	}
-	return Config{Discovery: disc, OAuth: oauth}, nil
-}
+// The order of partnerhttp.Options.Endpoints.
+const (
+	endpointDiscovery = iota
+	endpointOAuth
+)
 
 // Verifier verifies the four GCP token types. Build one per function
-// instance: it holds the one HTTP client whose connections are reused.
-type Verifier struct {
-	client       *http.Client
-	discoveryURL string
-	tokenURL     string
-	tokenInfoURL string
-}
+// instance: it holds the one partner client whose connections are reused.
+type Verifier struct{ c *partnerhttp.Client }
 
 var _ verify.Verifier = (*Verifier)(nil)
 
-// New returns a verifier that talks only to cfg's two endpoints.
-func New(cfg Config) (*Verifier, error) {
-	if err := checkBase(cfg.Discovery); err != nil {
-		return nil, fmt.Errorf("gcppartner: new verifier: discovery endpoint: %w", err)
+// New returns a verifier that talks only to o.Endpoints: [discovery, oauth]
+// (the API-key probe's base, and the base of /token and /tokeninfo).
+func New(o partnerhttp.Options) (*Verifier, error) {
+	o.Partner = finding.PartnerGCP
+	if len(o.Endpoints) != 2 {
+		return nil, fmt.Errorf("gcppartner: new verifier: want 2 endpoints (discovery, oauth), got %d", len(o.Endpoints))
 	}
-	if err := checkBase(cfg.OAuth); err != nil {
-		return nil, fmt.Errorf("gcppartner: new verifier: oauth endpoint: %w", err)
+	c, err := partnerhttp.New(o)
+	if err != nil {
+		return nil, fmt.Errorf("gcppartner: new verifier: %w", err)
 	}
-	disc := cfg.Discovery.JoinPath("discovery", "v1", "apis")
-	disc.RawQuery = url.Values{"name": {"discovery"}, "preferred": {"true"}}.Encode()
-	return &Verifier{
-		client: partnerhttp.NewClient(partnerhttp.Options{
-			Partner:   partner,
-			Endpoints: []*url.URL{cfg.Discovery, cfg.OAuth},
-			Timeout:   cfg.Timeout,
-			Transport: cfg.Transport,
-		}),
-		discoveryURL: disc.String(),
-		tokenURL:     cfg.OAuth.JoinPath("token").String(),
-		tokenInfoURL: cfg.OAuth.JoinPath("tokeninfo").String(),
-	}, nil
+	return &Verifier{c: c}, nil
 }
 
-// checkBase refuses base URLs that could smuggle credentials or parameters
-// into every request.
-func checkBase(u *url.URL) error {
-	switch {
-	case u == nil:
-		return errors.New("not set")
-	case (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
-		return errors.New("not an absolute http(s) URL")
-	case u.User != nil || u.RawQuery != "" || u.Fragment != "":
-		return errors.New("must not carry user info, a query or a fragment")
-	}
-	return nil
-}
-
-// Verify asks Google whether the finding's credential is live. Findings
-// that fail finding.Check get their verdict without a call.
+// Verify asks Google whether the finding's credential is live. The caller
+// has passed the finding through finding.Check and routed it to tokenType.
 func (v *Verifier) Verify(ctx context.Context, tokenType finding.TokenType, f finding.Finding) (verify.Verdict, error) {
-	if _, reason, msg := check(tokenType, f); reason != "" {
-		return verify.Verdict{Reason: reason, Message: msg}, nil
-	}
 	switch tokenType {
 	case finding.TokenGCPAPIKey:
 		return v.verifyAPIKey(ctx, f.Token.Reveal())

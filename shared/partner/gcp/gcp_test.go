@@ -20,6 +20,7 @@ import (
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/googledouble"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/metrics"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/verify"
 )
 
@@ -53,8 +54,23 @@ func mustURL(t *testing.T, s string) *url.URL {
 	return u
 }
 
-func configFor(t *testing.T, d *googledouble.Double) Config {
-	return Config{Discovery: mustURL(t, d.Discovery.URL), OAuth: mustURL(t, d.OAuth.URL), Timeout: 2 * time.Second}
+func configFor(t *testing.T, d *googledouble.Double) partnerhttp.Options {
+	return partnerhttp.Options{Endpoints: []*url.URL{mustURL(t, d.Discovery.URL), mustURL(t, d.OAuth.URL)}, Timeout: 2 * time.Second}
+}
+
+// callerVerify verifies f as pipeline.Worker does: a finding reaches Verify
+// only routed to its own token type and past the partner's gate
+// (Definition.Examine), so the rows that test that gate get their verdict
+// here, without a call.
+func callerVerify(ctx context.Context, v verify.Verifier, tt finding.TokenType, f finding.Finding) (verify.Verdict, error) {
+	rt, reason, msg := Definition.Examine(f)
+	if reason != "" {
+		return verify.Verdict{Reason: reason, Message: msg}, nil
+	}
+	if rt.TokenType != tt {
+		return verify.Verdict{Reason: finding.ReasonUnsupportedTokenType, Message: "rule_id is routed to " + string(rt.TokenType) + ", not " + string(tt)}, nil
+	}
+	return v.Verify(ctx, tt, f)
 }
 
 // withTokenURI rewrites a key file's token_uri, as a planted key would.
@@ -150,7 +166,7 @@ type row struct {
 	finding func(t *testing.T, d *googledouble.Double) finding.Finding
 	fault   partnertest.Fault
 	timeout time.Duration
-	setup   func(t *testing.T, d *googledouble.Double, cfg *Config)
+	setup   func(t *testing.T, d *googledouble.Double, cfg *partnerhttp.Options)
 	want    expect
 }
 
@@ -263,8 +279,8 @@ func rows(t *testing.T, d *googledouble.Double, sa serviceAccountKeys) []row {
 		{name: "other 403 (consumer suspended, message quotes the key)", tt: finding.TokenGCPAPIKey, finding: apiKey(googledouble.APIKeyConsumerSuspended), want: provesNothing(403)},
 		{name: "other 400", tt: finding.TokenGCPAPIKey, finding: apiKey(googledouble.APIKeyBadRequest), want: provesNothing(400)},
 		{name: "misconfigured endpoint answers 404", tt: finding.TokenGCPAPIKey, finding: apiKey(googledouble.APIKeyValid),
-			setup: func(t *testing.T, d *googledouble.Double, cfg *Config) {
-				cfg.Discovery = mustURL(t, d.Discovery.URL+"/wrong")
+			setup: func(t *testing.T, d *googledouble.Double, cfg *partnerhttp.Options) {
+				cfg.Endpoints[0] = mustURL(t, d.Discovery.URL+"/wrong")
 			},
 			want: provesNothing(404)},
 		{name: "too short", tt: finding.TokenGCPAPIKey, finding: func(*testing.T, *googledouble.Double) finding.Finding {
@@ -278,7 +294,7 @@ func rows(t *testing.T, d *googledouble.Double, sa serviceAccountKeys) []row {
 		{name: "key of another project (invalid signature)", tt: finding.TokenGCPServiceAccountKey, finding: saKey(sa.foreign), want: rejected},
 		{name: "deleted account", tt: finding.TokenGCPServiceAccountKey, finding: saKey(sa.deletedAccount), want: rejected},
 		{name: "clock skew (Invalid JWT: ...) proves nothing", tt: finding.TokenGCPServiceAccountKey, finding: saKey(sa.live),
-			setup: func(_ *testing.T, d *googledouble.Double, _ *Config) {
+			setup: func(_ *testing.T, d *googledouble.Double, _ *partnerhttp.Options) {
 				d.SetClock(func() time.Time { return time.Now().Add(3 * time.Hour) })
 			},
 			want: provesNothing(400)},
@@ -414,7 +430,7 @@ func TestVerify(t *testing.T) {
 				t.Fatal(err)
 			}
 			rec := metrics.New()
-			verdict, err := v.Verify(metrics.NewContext(context.Background(), rec), r.tt, f)
+			verdict, err := callerVerify(metrics.NewContext(context.Background(), rec), v, r.tt, f)
 			leaks.outcome(t.Name(), r.tt, verdict, err)
 
 			if verdict.Status() == finding.StatusInactive && err != nil {
@@ -503,49 +519,21 @@ func TestCredentialsCountedOncePerVerification(t *testing.T) {
 	}
 }
 
-func TestConfig(t *testing.T) {
-	t.Run("FromEnv defaults", func(t *testing.T) {
-		t.Setenv(EnvDiscovery, "")
-		t.Setenv(EnvOAuth, "")
-		cfg, err := FromEnv()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if cfg.Discovery.String() != DefaultDiscovery || cfg.OAuth.String() != DefaultOAuth {
-			t.Fatalf("got %s and %s", cfg.Discovery, cfg.OAuth)
-		}
-	})
-	t.Run("FromEnv overrides", func(t *testing.T) {
-		t.Setenv(EnvDiscovery, "http://127.0.0.1:9001/")
-		t.Setenv(EnvOAuth, "http://127.0.0.1:9002")
-		cfg, err := FromEnv()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if cfg.Discovery.String() != "http://127.0.0.1:9001" || cfg.OAuth.String() != "http://127.0.0.1:9002" {
-			t.Fatalf("got %s and %s", cfg.Discovery, cfg.OAuth)
-		}
-	})
-	for _, bad := range []string{"ftp://x", "not a url", "/relative"} {
-		t.Run("FromEnv rejects "+bad, func(t *testing.T) {
-			t.Setenv(EnvDiscovery, "")
-			t.Setenv(EnvOAuth, bad)
-			if _, err := FromEnv(); err == nil || !strings.Contains(err.Error(), EnvOAuth) {
-				t.Fatalf("error %v, want one naming %s", err, EnvOAuth)
-			}
-		})
-	}
+func TestNew(t *testing.T) {
 	good := mustURL(t, "https://oauth2.googleapis.com")
-	for name, cfg := range map[string]Config{
-		"no discovery":       {OAuth: good},
-		"no oauth":           {Discovery: good},
-		"relative":           {Discovery: mustURL(t, "/x"), OAuth: good},
-		"user info":          {Discovery: good, OAuth: mustURL(t, "https://user:pass@oauth2.googleapis.com")},
-		"query":              {Discovery: mustURL(t, "https://www.googleapis.com?key=x"), OAuth: good},
-		"unsupported scheme": {Discovery: mustURL(t, "file:///etc"), OAuth: good},
+	for name, eps := range map[string][]*url.URL{
+		"no endpoints":       nil,
+		"one endpoint":       {good},
+		"three endpoints":    {good, good, good},
+		"no discovery":       {nil, good},
+		"no oauth":           {good, nil},
+		"relative":           {mustURL(t, "/x"), good},
+		"user info":          {good, mustURL(t, "https://user:pass@oauth2.googleapis.com")},
+		"query":              {mustURL(t, "https://www.googleapis.com?key=x"), good},
+		"unsupported scheme": {mustURL(t, "file:///etc"), good},
 	} {
 		t.Run("New rejects "+name, func(t *testing.T) {
-			if _, err := New(cfg); err == nil || !strings.HasPrefix(err.Error(), "gcppartner: new verifier: ") {
+			if _, err := New(partnerhttp.Options{Endpoints: eps}); err == nil || !strings.HasPrefix(err.Error(), "gcppartner: new verifier: ") {
 				t.Fatalf("error %v", err)
 			}
 		})

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"net/http"
 	"regexp"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"golang.org/x/oauth2/google"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/verify"
 )
 
@@ -76,27 +78,29 @@ func (v *Verifier) verifyServiceAccountKey(ctx context.Context, tok string) (ver
 		// The library's message may quote the file; only say what failed.
 		return verify.Verdict{Reason: finding.ReasonMalformedToken, Message: "service-account key: not a key file the Google client accepts"}, nil
 	}
-	cfg.TokenURL = v.tokenURL
-	granted, answer, err := v.exchange(ctx, opJWT, func(ctx context.Context) (*oauth2.Token, error) {
+	// The JWT-bearer grant goes to the configured endpoint, never the key's token_uri.
+	cfg.TokenURL = v.c.URL(endpointOAuth, "token")
+	r := partnerhttp.Request{Op: opJWT, Secrets: []string{tok, k.PrivateKey, k.PrivateKeyID}}
+	a, err := v.exchange(ctx, r, func(ctx context.Context) (*oauth2.Token, error) {
 		return cfg.TokenSource(ctx).Token()
 	})
 	switch {
+	case errors.Is(err, partnerhttp.ErrNotSent):
+		return verify.Verdict{Reason: finding.ReasonMalformedToken, Message: "service-account key: cannot sign an assertion with private_key"}, nil
 	case err != nil:
 		return verify.Verdict{}, err
-	case answer != nil && answer.notBefore:
-		return verify.Verdict{Reason: finding.ReasonMalformedToken, Message: "service-account key: cannot sign an assertion with private_key"}, nil
-	case answer != nil && answer.status == http.StatusBadRequest && answer.code == "invalid_grant":
+	case a.token != nil && a.token.AccessToken != "":
+		// The granted token is live credential material: it is dropped here.
+		return verify.Verdict{Reason: finding.ReasonPartnerConfirmed, Details: map[string]string{DetailClientEmail: k.ClientEmail}}, nil
+	case a.token != nil:
+		return verify.Verdict{}, v.c.Unusable(ctx, r, &partnerhttp.Answer{Status: a.status}, "200 without an access token")
+	case a.status == http.StatusBadRequest && a.code == "invalid_grant" && strings.HasPrefix(a.desc, "Invalid JWT:"):
 		// "Invalid JWT: ..." blames the assertion's claims (our clock, the
 		// audience), not the key: that proves nothing about the key.
-		if strings.HasPrefix(answer.desc, "Invalid JWT:") {
-			return verify.Verdict{}, unusable(ctx, opJWT, answer.status, "assertion claims rejected (clock skew or audience), not the key")
-		}
+		return verify.Verdict{}, v.c.Unusable(ctx, r, &partnerhttp.Answer{Status: a.status}, "assertion claims rejected (clock skew or audience), not the key")
+	case a.status == http.StatusBadRequest && a.code == "invalid_grant":
 		return verify.Verdict{Reason: finding.ReasonPartnerRejected}, nil
-	case answer != nil:
-		return verify.Verdict{}, answer.proveNothing(ctx, opJWT)
-	case granted == nil || granted.AccessToken == "":
-		return verify.Verdict{}, unusable(ctx, opJWT, http.StatusOK, "200 without an access token")
+	default:
+		return verify.Verdict{}, v.proveNothing(ctx, r, a)
 	}
-	// The granted token is live credential material: it is dropped here.
-	return verify.Verdict{Reason: finding.ReasonPartnerConfirmed, Details: map[string]string{DetailClientEmail: k.ClientEmail}}, nil
 }

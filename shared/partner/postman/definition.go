@@ -26,9 +26,7 @@ var Definition = partnerdef.Definition{
 	// answers 429 sooner once clients share a public IP; the template sets
 	// 1.5/s with burst 1 for two instances (3/s in all).
 	Rate: partnerdef.Rate{PerSecond: 3, Burst: 3, Source: "https://learning.postman.com/docs/developer/postman-api/postman-api-rate-limits/"},
-	New: func(o partnerhttp.Options) (verify.Verifier, error) {
-		return New(Config{Endpoint: o.Endpoints[0], Timeout: o.Timeout, Transport: o.Transport})
-	},
+	New:  func(o partnerhttp.Options) (verify.Verifier, error) { return New(o) },
 }
 
 var apiKey = regexp.MustCompile(`^PMAK-[0-9a-f]{24}-[0-9a-f]{34}$`)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	postmanpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/postman"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/verify"
 )
 
@@ -41,7 +43,7 @@ var fuzzKey = func() string {
 // AuthenticationError document; and the key appears in no verdict or fault.
 func FuzzPostmanAnswer(f *testing.F) {
 	srv := partnertest.NewFuzzServer(f)
-	v, err := postmanpartner.New(postmanpartner.Config{Endpoint: srv.Endpoint(), Timeout: 5 * time.Second})
+	v, err := postmanpartner.New(partnerhttp.Options{Endpoints: []*url.URL{srv.Endpoint()}, Timeout: 5 * time.Second})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -123,20 +123,14 @@ func Check(f finding.Finding) (finding.Route, finding.Reason, string) {
 		}
 		return finding.Route{}, finding.ReasonUnsupportedTokenType, "no partner verifies rule_id " + finding.QuoteRule(f.RuleID)
 	}
-	rt := finding.Route{Partner: r.def.Name, TokenType: r.rule}
-	if f.Problem != nil {
-		return rt, finding.ReasonMalformedToken, f.Problem.Error()
-	}
-	tt, reason, msg := r.def.Check(r.rule, f)
-	rt.TokenType = tt
-	return rt, reason, msg
+	return r.def.Examine(f)
 }
 
 // Options reads a partner's endpoints from the environment (each
 // PARTNER_ENDPOINT_… variable, or the partner's real URL when unset) into
 // the options its verifier is built with.
 func Options(d partner.Definition, getenv func(string) string) (partnerhttp.Options, error) {
-	o := partnerhttp.Options{Partner: string(d.Name)}
+	o := partnerhttp.Options{Partner: d.Name}
 	for _, e := range d.Endpoints {
 		u, err := partnerhttp.ParseEndpoint(e.Env, getenv(e.Env), e.Default)
 		if err != nil {
