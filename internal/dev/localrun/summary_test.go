@@ -340,7 +340,8 @@ func TestTemplateMathParses(t *testing.T) {
 		}
 		for _, w := range ws {
 			for _, m := range w.Metrics {
-				if m.Expression != "" {
+				// A SEARCH selects metrics; it is not metric math to evaluate here.
+				if m.Expression != "" && m.Search == nil {
 					exprs = append(exprs, m.Expression)
 				}
 			}

@@ -3,6 +3,9 @@ package samtemplate
 import (
 	"encoding/json"
 	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
 )
 
 // Widget is one widget of a dashboard body.
@@ -29,6 +32,39 @@ type WidgetMetric struct {
 	Expression string
 	// Visible is false for a helper line that only feeds an expression.
 	Visible bool
+	// Search is the parsed SEARCH of an expression line that is one, else nil.
+	Search *MetricSearch
+}
+
+// MetricSearch is a CloudWatch SEARCH('{Namespace,Dim,...} MetricName="X"
+// terms', 'stat', period): every metric of that schema and name, so a
+// dashboard shows each partner (or queue) without listing it.
+type MetricSearch struct {
+	Namespace string
+	// Dimensions are the schema's dimension names: a metric matches only
+	// with exactly these dimensions.
+	Dimensions []string
+	MetricName string
+	// Terms is the rest of the search text (e.g. a queue-name filter).
+	Terms  string
+	Stat   string
+	Period int
+}
+
+var searchExpr = regexp.MustCompile(`^SEARCH\('\{([^}]*)\}\s*MetricName="([^"]+)"([^']*)',\s*'([^']+)',\s*([0-9]+)\)$`)
+
+// ParseSearch reads a SEARCH expression of the form above (nil, false otherwise).
+func ParseSearch(expr string) (*MetricSearch, bool) {
+	m := searchExpr.FindStringSubmatch(strings.TrimSpace(expr))
+	if m == nil {
+		return nil, false
+	}
+	schema := strings.Split(m[1], ",")
+	period, _ := strconv.Atoi(m[5])
+	for i := range schema {
+		schema[i] = strings.TrimSpace(schema[i])
+	}
+	return &MetricSearch{Namespace: schema[0], Dimensions: schema[1:], MetricName: m[2], Terms: strings.TrimSpace(m[3]), Stat: m[4], Period: period}, true
 }
 
 // Widgets evaluates the dashboard body in scope s (SymbolicScope reads it
@@ -105,6 +141,7 @@ func parseWidgetMetric(raw json.RawMessage, prev []string, widgetStat string) (W
 		m.Stat = widgetStat
 	}
 	if opts.Expression != "" {
+		m.Search, _ = ParseSearch(opts.Expression)
 		if len(parts) != 0 {
 			return WidgetMetric{}, nil, fmt.Errorf("expression line with metric entries")
 		}

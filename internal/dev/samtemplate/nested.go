@@ -20,6 +20,7 @@ type FileReader func(name string) ([]byte, error)
 // application's id followed by the child's (Aws + Queue = AwsQueue), so the
 // model reads as one stack whatever the deployment splits into nested ones.
 type Application struct {
+	// LogicalID is the application's id: the prefix of its resources.
 	LogicalID string
 	// Location is the child template's path, relative to the parent's.
 	Location string
