@@ -13,7 +13,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
-	"github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
 	featureflags "gitlab.com/gitlab-org/secret-detection/partner-token-verification/config/feature_flags"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
@@ -210,20 +209,17 @@ func (r *Reader) EnabledFor(ctx context.Context, project finding.Project, partne
 	return v.EnabledFor(project, partner), nil
 }
 
+// read reads the parameter once: an absent one is the definition's
+// default, an invalid one an *InvalidValueError.
 func (r *Reader) read(ctx context.Context) (Value, error) {
-	out, err := r.api.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(r.parameter)})
-	var notFound *types.ParameterNotFound
+	st, err := ReadParameter(ctx, r.api, r.def.Name, r.parameter)
 	switch {
-	case errors.As(err, &notFound):
-		return Value{Enabled: r.def.DefaultEnabled, Flag: r.def.Name}, nil
 	case err != nil:
-		return Value{}, fmt.Errorf("read feature flag parameter %s: %w", r.parameter, err)
-	case out.Parameter == nil || out.Parameter.Value == nil:
-		return Value{}, &InvalidValueError{Parameter: r.parameter, Err: errors.New("SSM returned no value")}
+		return Value{}, err
+	case !st.Found:
+		return Value{Enabled: r.def.DefaultEnabled, Flag: r.def.Name}, nil
+	case st.Invalid != "":
+		return Value{}, &InvalidValueError{Parameter: r.parameter, Version: st.Version, Err: errors.New(st.Invalid)}
 	}
-	v, err := Decode(r.def.Name, []byte(aws.ToString(out.Parameter.Value)))
-	if err != nil {
-		return Value{}, &InvalidValueError{Parameter: r.parameter, Version: out.Parameter.Version, Err: err}
-	}
-	return v, nil
+	return st.Value, nil
 }

@@ -118,7 +118,7 @@ func TestReaderSequences(t *testing.T) {
 			{advance: 2 * time.Second, value: off, wantOn: false, wantCalls: 4},
 		}},
 		{"nothing ever read is an error, retried after a pause", 30 * time.Second, []step{
-			{ssmErr: outage, wantErr: "read feature flag parameter /secret-detection/feature-flags/secret_detection_partner_token_verification: dial tcp", wantCalls: 1},
+			{ssmErr: outage, wantErr: "get feature flag parameter /secret-detection/feature-flags/secret_detection_partner_token_verification: dial tcp", wantCalls: 1},
 			{advance: 100 * time.Millisecond, wantErr: "connection refused", wantCalls: 1},
 			{advance: time.Second, value: on, wantOn: true, wantCalls: 2},
 		}},
@@ -202,7 +202,7 @@ func TestReaderLogsStaleUse(t *testing.T) {
 	if _, err := r.Value(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{`"level":"WARN"`, `"parameter":"/secret-detection/feature-flags/`, `"error":"read feature flag parameter`, "throttled"} {
+	for _, want := range []string{`"level":"WARN"`, `"parameter":"/secret-detection/feature-flags/`, `"error":"get feature flag parameter`, "throttled"} {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("log %q lacks %q", logs.String(), want)
 		}
