@@ -51,10 +51,12 @@ type InvalidValueError struct {
 	Err       error
 }
 
+// Error names the parameter, its version and what is wrong with the value.
 func (e *InvalidValueError) Error() string {
 	return fmt.Sprintf("feature flag parameter %s version %d: invalid value: %v", e.Parameter, e.Version, e.Err)
 }
 
+// Unwrap gives the decoding error.
 func (e *InvalidValueError) Unwrap() error { return e.Err }
 
 // ReaderOptions configures a Reader; zero fields take the defaults.
@@ -122,7 +124,7 @@ func NewReader(api GetParameterAPI, flag string, opts ReaderOptions) (*Reader, e
 // or plain seconds; default 30s). Its warnings go to the function's JSON
 // logger (logging.FromEnv), not to slog's default text one.
 func ReaderFromEnv(cfg aws.Config) (*Reader, error) {
-	ttl, err := ParseTTL(os.Getenv(EnvCacheTTL))
+	ttl, err := parseTTL(os.Getenv(EnvCacheTTL))
 	if err != nil {
 		return nil, err
 	}
@@ -133,9 +135,9 @@ func ReaderFromEnv(cfg aws.Config) (*Reader, error) {
 	})
 }
 
-// ParseTTL reads FEATURE_FLAG_CACHE_TTL: a Go duration ("30s", "500ms") or a
+// parseTTL reads FEATURE_FLAG_CACHE_TTL: a Go duration ("30s", "500ms") or a
 // number of seconds ("30", "0.5"); empty means DefaultTTL.
-func ParseTTL(s string) (time.Duration, error) {
+func parseTTL(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return DefaultTTL, nil
@@ -156,12 +158,6 @@ func ParseTTL(s string) (time.Duration, error) {
 	}
 	return d, nil
 }
-
-// Parameter is the SSM parameter the reader reads.
-func (r *Reader) Parameter() string { return r.parameter }
-
-// TTL is how long a value read is used.
-func (r *Reader) TTL() time.Duration { return r.ttl }
 
 // Value returns the flag's value, reading SSM when the cached one is older
 // than the TTL. When SSM fails it returns the last value read; when nothing

@@ -199,6 +199,7 @@ type FunctionError struct {
 	Payload  string
 }
 
+// Error names the function and quotes its error payload.
 func (e *FunctionError) Error() string { return "function " + e.Function + " failed: " + e.Payload }
 
 // isErrorPayload recognises the runtime's error shape, which the emulator
