@@ -12,10 +12,10 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/sandbox"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/proc"
 )
 
 // sandboxProc is cmd/partner-sandbox running as a separate process, as the
@@ -46,7 +46,7 @@ func startSandbox(ctx context.Context, bin string, latency, jitter time.Duration
 		args = append(args, "-rate", r)
 	}
 	cmd := exec.Command(bin, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	proc.Group(cmd)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, fmt.Errorf("start sandbox: %w", err)
@@ -113,13 +113,7 @@ func (p *sandboxProc) stop() {
 	if p == nil || p.cmd.Process == nil {
 		return
 	}
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(3 * time.Second):
-		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-		<-p.done
-	}
+	proc.StopGroup(p.cmd, p.done, 3*time.Second)
 }
 
 // register makes generated credentials live in the sandbox.

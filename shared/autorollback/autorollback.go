@@ -40,10 +40,10 @@ const (
 	EnvEnvironment = "ENVIRONMENT"
 )
 
-// Alerts are the alerts (CONTRACT.md §5) that switch their partner off.
+// alerts are the alerts (CONTRACT.md §5) that switch their partner off.
 // Rate-limit hits and network errors are left to on-call: the first is
 // the limiter doing its job, the second is as likely the network as the partner.
-var Alerts = []string{"SecretDetectionPartnerAPIHighErrorRate", "SecretDetectionPartnerAPIHighLatency"}
+var alerts = []string{"SecretDetectionPartnerAPIHighErrorRate", "SecretDetectionPartnerAPIHighLatency"}
 
 // stateAlarm is CloudWatch's ALARM state.
 const stateAlarm = "ALARM"
@@ -114,15 +114,15 @@ type Action struct {
 func (h *Handler) Handle(ctx context.Context, ev events.SNSEvent) error {
 	var errs []error
 	for _, rec := range ev.Records {
-		if _, err := h.HandleRecord(ctx, rec); err != nil {
+		if _, err := h.handleRecord(ctx, rec); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// HandleRecord acts on one SNS record.
-func (h *Handler) HandleRecord(ctx context.Context, rec events.SNSEventRecord) (Action, error) {
+// handleRecord acts on one SNS record.
+func (h *Handler) handleRecord(ctx context.Context, rec events.SNSEventRecord) (Action, error) {
 	n, ok := parse(rec.SNS.Message)
 	if !ok {
 		return h.ignore(ctx, Action{}, "not a CloudWatch alarm notification"), nil
@@ -184,7 +184,7 @@ func (h *Handler) ignore(ctx context.Context, a Action, why string) Action {
 // read from the name, not looked up in a list, so that this function needs
 // no partner code and acts on a partner added after it was deployed.
 func (h *Handler) match(name string) (finding.Partner, string, bool) {
-	for _, alert := range Alerts {
+	for _, alert := range alerts {
 		if p, ok := strings.CutPrefix(name, alert+"-"+h.Stack+"-"); ok && featureflag.ValidPartnerName(p) {
 			return finding.Partner(p), alert, true
 		}

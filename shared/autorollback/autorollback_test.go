@@ -89,7 +89,7 @@ func TestNotificationAlarmsAreTheTemplates(t *testing.T) {
 		}
 	}
 	h := &Handler{Stack: stack}
-	for _, alert := range Alerts {
+	for _, alert := range alerts {
 		for _, p := range registry.Names() {
 			if _, _, ok := h.match(alert + "-" + stack + "-" + string(p)); !ok || !names[alert+"-"+stack+"-"+string(p)] {
 				t.Errorf("%s for %s: acted on %v, in template %v", alert, p, ok, names[alert+"-"+stack+"-"+string(p)])
@@ -218,7 +218,7 @@ func TestHandlerOnMoto(t *testing.T) {
 	version, _ := r.value()
 	for _, s := range steps {
 		ev := s.event()
-		a, err := r.h.HandleRecord(context.Background(), ev.Records[0])
+		a, err := r.h.handleRecord(context.Background(), ev.Records[0])
 		if err != nil {
 			t.Fatalf("%s: %v", s.name, err)
 		}

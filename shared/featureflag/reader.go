@@ -13,7 +13,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
-	"github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
 	featureflags "gitlab.com/gitlab-org/secret-detection/partner-token-verification/config/feature_flags"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
@@ -52,10 +51,12 @@ type InvalidValueError struct {
 	Err       error
 }
 
+// Error names the parameter, its version and what is wrong with the value.
 func (e *InvalidValueError) Error() string {
 	return fmt.Sprintf("feature flag parameter %s version %d: invalid value: %v", e.Parameter, e.Version, e.Err)
 }
 
+// Unwrap gives the decoding error.
 func (e *InvalidValueError) Unwrap() error { return e.Err }
 
 // ReaderOptions configures a Reader; zero fields take the defaults.
@@ -123,7 +124,7 @@ func NewReader(api GetParameterAPI, flag string, opts ReaderOptions) (*Reader, e
 // or plain seconds; default 30s). Its warnings go to the function's JSON
 // logger (logging.FromEnv), not to slog's default text one.
 func ReaderFromEnv(cfg aws.Config) (*Reader, error) {
-	ttl, err := ParseTTL(os.Getenv(EnvCacheTTL))
+	ttl, err := parseTTL(os.Getenv(EnvCacheTTL))
 	if err != nil {
 		return nil, err
 	}
@@ -134,9 +135,9 @@ func ReaderFromEnv(cfg aws.Config) (*Reader, error) {
 	})
 }
 
-// ParseTTL reads FEATURE_FLAG_CACHE_TTL: a Go duration ("30s", "500ms") or a
+// parseTTL reads FEATURE_FLAG_CACHE_TTL: a Go duration ("30s", "500ms") or a
 // number of seconds ("30", "0.5"); empty means DefaultTTL.
-func ParseTTL(s string) (time.Duration, error) {
+func parseTTL(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return DefaultTTL, nil
@@ -157,12 +158,6 @@ func ParseTTL(s string) (time.Duration, error) {
 	}
 	return d, nil
 }
-
-// Parameter is the SSM parameter the reader reads.
-func (r *Reader) Parameter() string { return r.parameter }
-
-// TTL is how long a value read is used.
-func (r *Reader) TTL() time.Duration { return r.ttl }
 
 // Value returns the flag's value, reading SSM when the cached one is older
 // than the TTL. When SSM fails it returns the last value read; when nothing
@@ -210,20 +205,17 @@ func (r *Reader) EnabledFor(ctx context.Context, project finding.Project, partne
 	return v.EnabledFor(project, partner), nil
 }
 
+// read reads the parameter once: an absent one is the definition's
+// default, an invalid one an *InvalidValueError.
 func (r *Reader) read(ctx context.Context) (Value, error) {
-	out, err := r.api.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(r.parameter)})
-	var notFound *types.ParameterNotFound
+	st, err := ReadParameter(ctx, r.api, r.def.Name, r.parameter)
 	switch {
-	case errors.As(err, &notFound):
-		return Value{Enabled: r.def.DefaultEnabled, Flag: r.def.Name}, nil
 	case err != nil:
-		return Value{}, fmt.Errorf("read feature flag parameter %s: %w", r.parameter, err)
-	case out.Parameter == nil || out.Parameter.Value == nil:
-		return Value{}, &InvalidValueError{Parameter: r.parameter, Err: errors.New("SSM returned no value")}
+		return Value{}, err
+	case !st.Found:
+		return Value{Enabled: r.def.DefaultEnabled, Flag: r.def.Name}, nil
+	case st.Invalid != "":
+		return Value{}, &InvalidValueError{Parameter: r.parameter, Version: st.Version, Err: errors.New(st.Invalid)}
 	}
-	v, err := Decode(r.def.Name, []byte(aws.ToString(out.Parameter.Value)))
-	if err != nil {
-		return Value{}, &InvalidValueError{Parameter: r.parameter, Version: out.Parameter.Version, Err: err}
-	}
-	return v, nil
+	return st.Value, nil
 }

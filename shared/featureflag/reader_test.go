@@ -118,7 +118,7 @@ func TestReaderSequences(t *testing.T) {
 			{advance: 2 * time.Second, value: off, wantOn: false, wantCalls: 4},
 		}},
 		{"nothing ever read is an error, retried after a pause", 30 * time.Second, []step{
-			{ssmErr: outage, wantErr: "read feature flag parameter /secret-detection/feature-flags/secret_detection_partner_token_verification: dial tcp", wantCalls: 1},
+			{ssmErr: outage, wantErr: "get feature flag parameter /secret-detection/feature-flags/secret_detection_partner_token_verification: dial tcp", wantCalls: 1},
 			{advance: 100 * time.Millisecond, wantErr: "connection refused", wantCalls: 1},
 			{advance: time.Second, value: on, wantOn: true, wantCalls: 2},
 		}},
@@ -185,7 +185,7 @@ func TestReaderInvalidValueIsInvalidValueError(t *testing.T) {
 	r, _, _ := newTestReader(t, api, time.Second)
 	_, err := r.Value(context.Background())
 	var iv *InvalidValueError
-	if !errors.As(err, &iv) || iv.Version != 1 || iv.Parameter != r.Parameter() {
+	if !errors.As(err, &iv) || iv.Version != 1 || iv.Parameter != r.parameter {
 		t.Fatalf("err = %#v, want *InvalidValueError for version 1", err)
 	}
 }
@@ -202,7 +202,7 @@ func TestReaderLogsStaleUse(t *testing.T) {
 	if _, err := r.Value(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{`"level":"WARN"`, `"parameter":"/secret-detection/feature-flags/`, `"error":"read feature flag parameter`, "throttled"} {
+	for _, want := range []string{`"level":"WARN"`, `"parameter":"/secret-detection/feature-flags/`, `"error":"get feature flag parameter`, "throttled"} {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("log %q lacks %q", logs.String(), want)
 		}
@@ -281,12 +281,12 @@ func TestParseTTL(t *testing.T) {
 		{"1e400", 0, true},
 	}
 	for _, tt := range tests {
-		got, err := ParseTTL(tt.in)
+		got, err := parseTTL(tt.in)
 		if (err != nil) != tt.wantErr || got != tt.want {
-			t.Errorf("ParseTTL(%q) = %v, %v; want %v, error %v", tt.in, got, err, tt.want, tt.wantErr)
+			t.Errorf("parseTTL(%q) = %v, %v; want %v, error %v", tt.in, got, err, tt.want, tt.wantErr)
 		}
 		if err != nil && !strings.Contains(err.Error(), EnvCacheTTL) {
-			t.Errorf("ParseTTL(%q) error %q does not name %s", tt.in, err, EnvCacheTTL)
+			t.Errorf("parseTTL(%q) error %q does not name %s", tt.in, err, EnvCacheTTL)
 		}
 	}
 }
@@ -318,8 +318,8 @@ func TestReaderFromEnv(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if r.Parameter() != tt.wantParam || r.TTL() != tt.wantTTL {
-				t.Errorf("parameter %q TTL %v; want %q %v", r.Parameter(), r.TTL(), tt.wantParam, tt.wantTTL)
+			if r.parameter != tt.wantParam || r.ttl != tt.wantTTL {
+				t.Errorf("parameter %q TTL %v; want %q %v", r.parameter, r.ttl, tt.wantParam, tt.wantTTL)
 			}
 		})
 	}

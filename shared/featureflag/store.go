@@ -73,7 +73,7 @@ func (s *Store) Get(ctx context.Context, flag, parameter string) (State, error) 
 	if err != nil {
 		return State{}, fmt.Errorf("get feature flag: %w", err)
 	}
-	st, err := s.get(ctx, flag, parameter)
+	st, err := ReadParameter(ctx, s.api, flag, parameter)
 	if err != nil {
 		return State{}, err
 	}
@@ -83,9 +83,17 @@ func (s *Store) Get(ctx context.Context, flag, parameter string) (State, error) 
 	return st, nil
 }
 
-func (s *Store) get(ctx context.Context, flag, parameter string) (State, error) {
+// ReadParameter reads a flag's SSM parameter as it is stored: the one
+// decoding of a parameter that the cached Reader, the Store and the rollout
+// tool share. An absent parameter is no error: the state says Found false
+// and leaves Value zero, for the caller to fill with the default it knows
+// (the definition's, or none once the definition is gone). A stored text
+// that is not a valid value is no error either: Invalid says why and Raw
+// keeps the text. An error means SSM could not be read; it names the
+// parameter.
+func ReadParameter(ctx context.Context, api GetParameterAPI, flag, parameter string) (State, error) {
 	st := State{Flag: flag, Parameter: parameter}
-	out, err := s.api.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(parameter)})
+	out, err := api.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(parameter)})
 	var notFound *types.ParameterNotFound
 	switch {
 	case errors.As(err, &notFound):
@@ -216,7 +224,7 @@ func (s *Store) Delete(ctx context.Context, flag, parameter string, dryRun bool)
 	if !featureflags.ValidName(flag) {
 		return Deletion{}, fmt.Errorf("delete feature flag: %q is not a flag name", printable(flag))
 	}
-	before, err := s.get(ctx, flag, parameter)
+	before, err := ReadParameter(ctx, s.api, flag, parameter)
 	if err != nil {
 		return Deletion{}, err
 	}

@@ -220,7 +220,7 @@ func (v Value) EnabledFor(project finding.Project, partner finding.Partner) bool
 		return false
 	}
 	return v.Enabled || v.inGroups(project.FullPath) || slices.Contains(v.Projects, project.ID) ||
-		InPercentage(v.Flag, project.ID, v.PercentageOfActors)
+		inPercentage(v.Flag, project.ID, v.PercentageOfActors)
 }
 
 // PartnerEnabled is false only when the partner's kill switch is set.
@@ -246,16 +246,16 @@ func (v Value) inGroups(fullPath string) bool {
 	return false
 }
 
-// Bucket places a project in one of 100 buckets for a flag. It depends only
+// bucket places a project in one of 100 buckets for a flag. It depends only
 // on the flag's name and the project id, so a project keeps its bucket as the
 // percentage grows and stays in once it is in.
-func Bucket(flag string, projectID int64) int {
+func bucket(flag string, projectID int64) int {
 	return int(crc32.ChecksumIEEE([]byte(flag+":"+strconv.FormatInt(projectID, 10))) % 100)
 }
 
-// InPercentage says whether a project falls in the first pct of a flag's buckets.
-func InPercentage(flag string, projectID int64, pct int) bool {
-	return projectID > 0 && pct > 0 && Bucket(flag, projectID) < pct
+// inPercentage says whether a project falls in the first pct of a flag's buckets.
+func inPercentage(flag string, projectID int64, pct int) bool {
+	return projectID > 0 && pct > 0 && bucket(flag, projectID) < pct
 }
 
 // Off reports whether no gate can turn the flag on for any project.

@@ -19,7 +19,7 @@ func TestEnabledForGatesAndPrecedence(t *testing.T) {
 	// A project id that is in the percentage at 50 and one that is not.
 	var in50, out50 int64
 	for id := int64(1); in50 == 0 || out50 == 0; id++ {
-		if Bucket(flagName, id) < 50 {
+		if bucket(flagName, id) < 50 {
 			in50 = id
 		} else {
 			out50 = id
@@ -99,7 +99,7 @@ func TestPercentageStaysStableAsItGrows(t *testing.T) {
 func TestPercentageDependsOnTheFlag(t *testing.T) {
 	same := 0
 	for id := int64(1); id <= 1000; id++ {
-		if InPercentage("flag_a", id, 10) && InPercentage("flag_b", id, 10) {
+		if inPercentage("flag_a", id, 10) && inPercentage("flag_b", id, 10) {
 			same++
 		}
 	}

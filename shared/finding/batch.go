@@ -75,6 +75,7 @@ type BodyError struct {
 	Msg   string
 }
 
+// Error says what is wrong with the body without quoting it.
 func (e *BodyError) Error() string {
 	if e.Field == "" {
 		return "finding batch: " + e.Msg
@@ -88,6 +89,7 @@ type FieldError struct {
 	Msg   string
 }
 
+// Error names the field and what is wrong with it.
 func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
 
 // rawBatch defers the findings so that one bad finding does not cost the rest.

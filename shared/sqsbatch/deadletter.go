@@ -90,7 +90,7 @@ func (d *DeadLetterer) DeadLetter(ctx context.Context, rec events.SQSMessage, re
 	if rec.EventSourceARN != "" {
 		attrs[SourceQueueAttribute] = rec.EventSourceARN
 	}
-	if err := d.sender.SendMessages(ctx, []Message{{Body: []byte(rec.Body), Attributes: attrs}}); err != nil {
+	if err := d.sender.sendMessages(ctx, []message{{Body: []byte(rec.Body), Attributes: attrs}}); err != nil {
 		logger.WarnContext(ctx, "sqsbatch: could not move an unparseable record to the dead-letter queue; left to the redrive policy",
 			"message_id", rec.MessageId, "reason", why, "error", err.Error())
 		return fmt.Errorf("dead-letter message %s (%s): %w", rec.MessageId, why, err)

@@ -106,9 +106,9 @@ func (c *Completed) contains(messageID string) bool {
 	return c != nil && messageID != "" && c.cache.Contains(messageID)
 }
 
-// PanicError is how a panic in process is reported: the panic value is not
+// panicError is how a panic in process is reported: the panic value is not
 // kept, since it could carry data; only its type and where it happened.
-type PanicError struct {
+type panicError struct {
 	// Type is the Go type of the panic value.
 	Type string
 	// Location is the function and file:line that panicked.
@@ -118,7 +118,7 @@ type PanicError struct {
 }
 
 // Error names the panic's type and location, not its value.
-func (e *PanicError) Error() string {
+func (e *panicError) Error() string {
 	return fmt.Sprintf("sqsbatch: process panicked with a %s at %s", e.Type, e.Location)
 }
 
@@ -226,7 +226,7 @@ func Run(ctx context.Context, ev events.SQSEvent, opts Options, process func(ctx
 	return resp
 }
 
-// safeProcess runs process and turns a panic into a *PanicError.
+// safeProcess runs process and turns a panic into a *panicError.
 func safeProcess(ctx context.Context, rec events.SQSMessage, process func(context.Context, events.SQSMessage) error) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
@@ -238,12 +238,12 @@ func safeProcess(ctx context.Context, rec events.SQSMessage, process func(contex
 
 // newPanicError describes a recovered panic from inside the deferred
 // function that recovered it.
-func newPanicError(v any) *PanicError {
+func newPanicError(v any) *panicError {
 	pcs := make([]uintptr, 32)
 	// Skip runtime.Callers, newPanicError and the deferred function.
 	n := runtime.Callers(3, pcs)
 	frames := runtime.CallersFrames(pcs[:n])
-	e := &PanicError{Type: fmt.Sprintf("%T", v), Location: "unknown"}
+	e := &panicError{Type: fmt.Sprintf("%T", v), Location: "unknown"}
 	afterPanic := false
 	for {
 		f, more := frames.Next()
@@ -265,7 +265,7 @@ func newPanicError(v any) *PanicError {
 }
 
 func logFailure(ctx context.Context, log *slog.Logger, rec events.SQSMessage, err error) {
-	if pe, ok := err.(*PanicError); ok {
+	if pe, ok := err.(*panicError); ok {
 		log.ErrorContext(ctx, "sqsbatch: record processing panicked",
 			"message_id", rec.MessageId, "panic_type", pe.Type, "panic_location", pe.Location, "stack", pe.Stack)
 		return

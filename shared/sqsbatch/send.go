@@ -42,20 +42,23 @@ const (
 
 // Defaults of a Sender's retry policy.
 const (
-	DefaultSendAttempts  = 5
+	// DefaultSendAttempts bounds the calls made for one entry.
+	DefaultSendAttempts = 5
+	// DefaultSendRetryBase is the first retry's backoff ceiling.
 	DefaultSendRetryBase = 100 * time.Millisecond
-	DefaultSendRetryCap  = 2 * time.Second
+	// DefaultSendRetryCap bounds any one retry's backoff.
+	DefaultSendRetryCap = 2 * time.Second
 )
 
-// Message is one message to send, with optional String message attributes.
-type Message struct {
+// message is one message to send, with optional String message attributes.
+type message struct {
 	Body       []byte
 	Attributes map[string]string
 }
 
 // size is what SQS counts against the payload limit: the body plus each
 // attribute's name, data type and value.
-func (m Message) size() int {
+func (m message) size() int {
 	n := len(m.Body)
 	for k, v := range m.Attributes {
 		n += len(k) + len("String") + len(v)
@@ -122,15 +125,15 @@ func (e *SendError) Unwrap() error { return e.Err }
 // Send sends each body as one message. It returns a *SendError naming how
 // many could not be sent, after retries.
 func (s *Sender) Send(ctx context.Context, bodies [][]byte) error {
-	msgs := make([]Message, len(bodies))
+	msgs := make([]message, len(bodies))
 	for i, b := range bodies {
-		msgs[i] = Message{Body: b}
+		msgs[i] = message{Body: b}
 	}
-	return s.SendMessages(ctx, msgs)
+	return s.sendMessages(ctx, msgs)
 }
 
-// SendMessages sends messages with their attributes; see Send.
-func (s *Sender) SendMessages(ctx context.Context, msgs []Message) error {
+// sendMessages sends messages with their attributes; see Send.
+func (s *Sender) sendMessages(ctx context.Context, msgs []message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
@@ -206,7 +209,7 @@ type batchResult struct {
 }
 
 // sendBatch makes one SendMessageBatch call for the given positions.
-func (s *Sender) sendBatch(ctx context.Context, msgs []Message, batch []int) batchResult {
+func (s *Sender) sendBatch(ctx context.Context, msgs []message, batch []int) batchResult {
 	entries := make([]types.SendMessageBatchRequestEntry, len(batch))
 	for k, i := range batch {
 		e := types.SendMessageBatchRequestEntry{
@@ -321,7 +324,7 @@ func expo(base, ceil time.Duration, n int) time.Duration {
 
 // pack groups positions into batches of at most MaxBatchEntries entries and
 // MaxPayloadBytes bytes, keeping their order.
-func pack(msgs []Message, pending []int) [][]int {
+func pack(msgs []message, pending []int) [][]int {
 	var batches [][]int
 	var cur []int
 	size := 0
@@ -342,7 +345,7 @@ func pack(msgs []Message, pending []int) [][]int {
 
 // checkMessage returns why SQS would refuse the message, or "". Refusing it
 // here keeps one bad entry from failing the whole call it would share.
-func checkMessage(m Message) string {
+func checkMessage(m message) string {
 	switch {
 	case len(m.Body) == 0:
 		return "empty body"

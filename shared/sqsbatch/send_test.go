@@ -258,14 +258,14 @@ func TestSendAttributesCountTowardSize(t *testing.T) {
 	f := &fakeSQS{}
 	s := fastSender(f)
 	body := strings.Repeat("z", MaxPayloadBytes-10)
-	err := s.SendMessages(context.Background(), []Message{{Body: []byte(body), Attributes: map[string]string{"dead_letter_reason": "not JSON"}}})
+	err := s.sendMessages(context.Background(), []message{{Body: []byte(body), Attributes: map[string]string{"dead_letter_reason": "not JSON"}}})
 	if err == nil || !strings.Contains(err.Error(), "message too large") {
-		t.Fatalf("SendMessages = %v, want message too large", err)
+		t.Fatalf("sendMessages = %v, want message too large", err)
 	}
 	if len(f.calls()) != 0 {
 		t.Errorf("an oversized message was sent")
 	}
-	if err := s.SendMessages(context.Background(), []Message{{Body: []byte("ok"), Attributes: map[string]string{"a": "b"}}}); err != nil {
+	if err := s.sendMessages(context.Background(), []message{{Body: []byte("ok"), Attributes: map[string]string{"a": "b"}}}); err != nil {
 		t.Fatal(err)
 	}
 	got := f.calls()[0][0].MessageAttributes["a"]

@@ -251,9 +251,9 @@ func (v *Verifier) Verify(ctx context.Context, tokenType finding.TokenType, f fi
 	return verdict, err
 }
 
-// CurrentRate is the rate in requests per second the limiter admits now,
+// currentRate is the rate in requests per second the limiter admits now,
 // lower than the configured rate while it recovers from a 429.
-func (v *Verifier) CurrentRate() float64 {
+func (v *Verifier) currentRate() float64 {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.recover(v.now())

@@ -309,12 +309,12 @@ func TestSlowDownThenRecover(t *testing.T) {
 	clock.Advance(10 * time.Second)
 	inner.answer(too)
 	_ = call(t, v, ctx)
-	if got := v.CurrentRate(); got != base/2 {
+	if got := v.currentRate(); got != base/2 {
 		t.Fatalf("rate after a 429 = %v, want %v", got, base/2)
 	}
 	// Another 429 answering a request sent before the pause does not halve again.
 	v.penalize(clock.Now(), 0)
-	if got := v.CurrentRate(); got != base/2 {
+	if got := v.currentRate(); got != base/2 {
 		t.Fatalf("rate after a 429 within the pause = %v, want %v", got, base/2)
 	}
 	inner.answer(nil)
@@ -331,26 +331,26 @@ func TestSlowDownThenRecover(t *testing.T) {
 		_ = call(t, v, ctx)
 	}
 	inner.answer(nil)
-	if got := v.CurrentRate(); got != base/slowestDivisor {
+	if got := v.currentRate(); got != base/slowestDivisor {
 		t.Fatalf("rate after many 429s = %v, want the floor %v", got, base/slowestDivisor)
 	}
 
 	// Recovery: the cool-down counts from the end of the last pause (1 s
 	// after the last 429); each quiet cool-down doubles the rate, up to base.
 	clock.Advance(time.Second + 30*time.Second - time.Millisecond)
-	if got := v.CurrentRate(); got != base/slowestDivisor {
+	if got := v.currentRate(); got != base/slowestDivisor {
 		t.Fatalf("rate just before a cool-down = %v, want %v", got, base/slowestDivisor)
 	}
 	clock.Advance(time.Millisecond)
-	if got := v.CurrentRate(); got != base/4 {
+	if got := v.currentRate(); got != base/4 {
 		t.Fatalf("rate after one cool-down = %v, want %v", got, base/4)
 	}
 	clock.Advance(60 * time.Second)
-	if got := v.CurrentRate(); got != base {
+	if got := v.currentRate(); got != base {
 		t.Fatalf("rate after three cool-downs = %v, want %v", got, base)
 	}
 	clock.Advance(time.Hour)
-	if got := v.CurrentRate(); got != base {
+	if got := v.currentRate(); got != base {
 		t.Fatalf("rate never exceeds the configured %v, got %v", base, got)
 	}
 	// The rate really is restored: two calls are 250 ms apart again.
@@ -380,7 +380,7 @@ func TestOtherFaultsDoNotSlowDown(t *testing.T) {
 			if err := call(t, v, context.Background()); err != nil {
 				t.Fatalf("next call held back after a %s: %v", tc.name, err)
 			}
-			if got := v.CurrentRate(); got != 4 {
+			if got := v.currentRate(); got != 4 {
 				t.Errorf("rate = %v, want 4", got)
 			}
 		})
@@ -457,7 +457,7 @@ func TestFromEnv(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := v.CurrentRate(); got != tc.wantRate {
+			if got := v.currentRate(); got != tc.wantRate {
 				t.Errorf("rate = %v, want %v", got, tc.wantRate)
 			}
 			if got := v.lim.Burst(); got != tc.wantBurst {

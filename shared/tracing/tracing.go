@@ -27,10 +27,10 @@ const (
 
 var initOnce sync.Once
 
-// Init configures X-Ray once per process: a missing trace context (outside
+// setup configures X-Ray once per process: a missing trace context (outside
 // Lambda, or a test) is ignored instead of logged on every call, and the
 // SDK's own logger is silenced because it writes plain text, not our JSON.
-func Init() {
+func setup() {
 	initOnce.Do(func() {
 		_ = xray.Configure(xray.Config{ContextMissingStrategy: ctxmissing.NewDefaultIgnoreErrorStrategy()})
 		xray.SetLogger(xraylog.NullLogger)
@@ -39,7 +39,7 @@ func Init() {
 
 // InstrumentAWS adds X-Ray subsegments to every call made with cfg's clients.
 func InstrumentAWS(cfg *aws.Config) {
-	Init()
+	setup()
 	awsv2.AWSV2Instrumentor(&cfg.APIOptions)
 }
 
@@ -54,7 +54,7 @@ type Call struct {
 // annotates it with fn's outcome. The error fn returns is recorded on the
 // subsegment; callers pass only secret-free errors (verify.Fault).
 func PartnerCall(ctx context.Context, partner, tokenType string, fn func(context.Context) (Call, error)) error {
-	Init()
+	setup()
 	return xray.Capture(ctx, "partner."+partner, func(ctx context.Context) error {
 		call, err := fn(ctx)
 		seg := xray.GetSegment(ctx)

@@ -53,6 +53,7 @@ func (k FaultKind) Reason() finding.Reason {
 	return finding.ReasonPartnerError
 }
 
+// String is the kind's name.
 func (k FaultKind) String() string {
 	if k == RateLimited {
 		return "rate limited"
@@ -77,6 +78,7 @@ type Fault struct {
 	Msg string
 }
 
+// Error describes the fault without any token material.
 func (f *Fault) Error() string {
 	s := fmt.Sprintf("%s: %s: %s", f.Partner, f.Op, f.Kind)
 	if f.HTTPStatus != 0 {

@@ -6,10 +6,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/ssm"
-	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
-
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/featureflag"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/textfit"
 )
@@ -203,9 +199,8 @@ func (r *Runner) Rollback(ctx context.Context, by, reason string, dryRun bool) (
 		// An absent parameter is off while the default is: writing "off"
 		// there would only create a parameter the removal must delete.
 		if !(code.Present && code.DefaultEnabled) {
-			_, err := e.SSM.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(e.Parameter)})
-			var notFound *ssmtypes.ParameterNotFound
-			if errors.As(err, &notFound) {
+			// A read error is left to Set, which reads again and reports it.
+			if p, err := featureflag.ReadParameter(ctx, e.SSM, r.Plan.Flag, e.Parameter); err == nil && !p.Found {
 				absent := featureflag.State{Flag: r.Plan.Flag, Parameter: e.Parameter, Value: featureflag.Value{Flag: r.Plan.Flag}}
 				out = append(out, EnvUpdate{Environment: name, Update: &featureflag.Update{Before: absent, After: absent}})
 				continue

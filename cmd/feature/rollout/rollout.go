@@ -11,8 +11,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
-	"github.com/aws/aws-sdk-go-v2/service/ssm"
-	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 	"github.com/aws/smithy-go"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/featureflag"
@@ -267,30 +265,22 @@ func orUnknown(s string) string {
 	return s
 }
 
-// readEnv reads the flag's parameter directly rather than through
-// featureflag.Store.Get, which needs the flag's definition: the removal
+// readEnv reads the flag's parameter with featureflag.ReadParameter rather
+// than featureflag.Store.Get, which needs the flag's definition: the removal
 // stage reads parameters after the definition is gone.
 func (r *Runner) readEnv(ctx context.Context, e *Environment, code Code) EnvState {
 	st := EnvState{Environment: e.Name, Stack: e.Stack, Parameter: e.Parameter}
-	out, err := e.SSM.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(e.Parameter)})
-	var notFound *ssmtypes.ParameterNotFound
+	p, err := featureflag.ReadParameter(ctx, e.SSM, r.Plan.Flag, e.Parameter)
 	switch {
-	case errors.As(err, &notFound):
-		st.Value = featureflag.Value{Enabled: code.Present && code.DefaultEnabled, Flag: r.Plan.Flag}
 	case err != nil:
-		st.Error = fmt.Sprintf("get feature flag parameter %s: %v", e.Parameter, err)
-	case out.Parameter == nil:
-		st.Error = fmt.Sprintf("get feature flag parameter %s: SSM returned no parameter", e.Parameter)
+		st.Error = err.Error()
+	case !p.Found:
+		st.Value = featureflag.Value{Enabled: code.Present && code.DefaultEnabled, Flag: r.Plan.Flag}
 	default:
-		st.Found, st.Version = true, out.Parameter.Version
-		st.ChangedAt = aws.ToTime(out.Parameter.LastModifiedDate)
-		if v, err := featureflag.Decode(r.Plan.Flag, []byte(aws.ToString(out.Parameter.Value))); err != nil {
-			st.Invalid = err.Error()
-		} else {
-			st.Value = v
-			if !v.UpdatedAt.IsZero() {
-				st.ChangedAt = v.UpdatedAt
-			}
+		st.Found, st.Version, st.ChangedAt = true, p.Version, p.LastModified
+		st.Invalid, st.Value = p.Invalid, p.Value
+		if !p.Value.UpdatedAt.IsZero() {
+			st.ChangedAt = p.Value.UpdatedAt
 		}
 	}
 	st.AutoRollback, st.AutoRollbackNote = autoRollback(ctx, e)

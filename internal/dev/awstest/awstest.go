@@ -11,13 +11,14 @@ import (
 	"os"
 	"os/exec"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/proc"
 )
 
 // Region is the region every local resource lives in.
@@ -52,7 +53,7 @@ func StartOn(ctx context.Context, port int) (*Moto, error) {
 		return nil, ErrNoMoto
 	}
 	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", fmt.Sprint(port))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	proc.Group(cmd)
 	if os.Getenv("AWSTEST_VERBOSE") == "" {
 		cmd.Stdout, cmd.Stderr = nil, nil
 	} else {
@@ -90,13 +91,7 @@ func (m *Moto) Stop() {
 	if m == nil || m.cmd.Process == nil {
 		return
 	}
-	_ = syscall.Kill(-m.cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-m.done:
-	case <-time.After(5 * time.Second):
-		_ = syscall.Kill(-m.cmd.Process.Pid, syscall.SIGKILL)
-		<-m.done
-	}
+	proc.StopGroup(m.cmd, m.done, 5*time.Second)
 }
 
 // Reset drops every resource moto holds, between tests that share a server.

@@ -19,10 +19,10 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/awstest"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/proc"
 )
 
 // Function is one running emulator with one function instance behind it.
@@ -90,7 +90,7 @@ func Start(ctx context.Context, o Options) (*Function, error) {
 	cmd := exec.Command(o.RIE, "--runtime-interface-emulator-address", addr,
 		"--runtime-api-address", fmt.Sprintf("127.0.0.1:%d", apiPort), o.Bootstrap)
 	cmd.Dir = filepath.Dir(o.Bootstrap)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	proc.Group(cmd)
 	cmd.Env = environ(o)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -199,6 +199,7 @@ type FunctionError struct {
 	Payload  string
 }
 
+// Error names the function and quotes its error payload.
 func (e *FunctionError) Error() string { return "function " + e.Function + " failed: " + e.Payload }
 
 // isErrorPayload recognises the runtime's error shape, which the emulator
@@ -213,13 +214,7 @@ func (f *Function) Stop() {
 	if f == nil || f.cmd.Process == nil {
 		return
 	}
-	_ = syscall.Kill(-f.cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-f.done:
-	case <-time.After(3 * time.Second):
-		_ = syscall.Kill(-f.cmd.Process.Pid, syscall.SIGKILL)
-		<-f.done
-	}
+	proc.StopGroup(f.cmd, f.done, 3*time.Second)
 }
 
 // ErrNoRIE means the emulator binary is missing.

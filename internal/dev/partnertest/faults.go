@@ -45,6 +45,7 @@ var faultNames = map[Fault]string{
 	FaultTruncated: "truncated", FaultHTML401: "html401", FaultHTML403: "html403", FaultHang: "hang",
 }
 
+// String is the fault's name.
 func (f Fault) String() string { return faultNames[f] }
 
 // ParseFault reads a fault name as printed by String (for sandbox flags).
