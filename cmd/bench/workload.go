@@ -75,7 +75,7 @@ func partnerVerifier(p finding.Partner, env map[string]string) (verify.Verifier,
 		if err != nil {
 			return nil, err
 		}
-		return awspartner.New(partnerhttp.Options{Endpoints: []*url.URL{e}})
+		return awspartner.New(partnerhttp.Options{Endpoints: []*url.URL{e}, NetworkRetries: pipeline.NetworkRetries})
 	case finding.PartnerGCP:
 		d, err := u(gcppartner.EnvDiscovery)
 		if err != nil {
@@ -85,13 +85,13 @@ func partnerVerifier(p finding.Partner, env map[string]string) (verify.Verifier,
 		if err != nil {
 			return nil, err
 		}
-		return gcppartner.New(partnerhttp.Options{Endpoints: []*url.URL{d, o}})
+		return gcppartner.New(partnerhttp.Options{Endpoints: []*url.URL{d, o}, NetworkRetries: pipeline.NetworkRetries})
 	case finding.PartnerPostman:
 		e, err := u(postmanpartner.EnvEndpoint)
 		if err != nil {
 			return nil, err
 		}
-		return postmanpartner.New(partnerhttp.Options{Endpoints: []*url.URL{e}})
+		return postmanpartner.New(partnerhttp.Options{Endpoints: []*url.URL{e}, NetworkRetries: pipeline.NetworkRetries})
 	}
 	return nil, fmt.Errorf("partner verifier: unknown partner %q", p)
 }
