@@ -40,8 +40,7 @@ type sandboxStats struct {
 // latency and per-partner rates and waits for its endpoint lines.
 func startSandbox(ctx context.Context, bin string, latency, jitter time.Duration, rates map[string]float64) (*sandboxProc, error) {
 	args := []string{"-latency", latency.String(), "-jitter", jitter.String(),
-		"-sts-addr", "127.0.0.1:0", "-discovery-addr", "127.0.0.1:0", "-oauth-addr", "127.0.0.1:0",
-		"-postman-addr", "127.0.0.1:0", "-admin", "127.0.0.1:0"}
+		"-env-file", "", "-admin", "127.0.0.1:0"}
 	if r := rateFlag(rates); r != "" {
 		args = append(args, "-rate", r)
 	}

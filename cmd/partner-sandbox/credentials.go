@@ -19,7 +19,7 @@ func registerCredentials(s *sandbox.Sandbox) http.HandlerFunc {
 		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxCredentialsBody))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&c); err != nil {
-			http.Error(w, "credentials: want a JSON object with aws, gcp_api_keys and postman_api_keys", http.StatusBadRequest)
+			http.Error(w, "credentials: want a JSON object of partner name -> [{rule_id, token, context}]", http.StatusBadRequest)
 			return
 		}
 		if err := s.Register(c); err != nil {

@@ -40,9 +40,10 @@ func TestRegisterCredentials(t *testing.T) {
 		wantMeNow int
 	}{
 		{"not JSON", "postman_api_keys=" + key, http.StatusBadRequest, http.StatusUnauthorized},
-		{"unknown field", `{"slack":["` + key + `"]}`, http.StatusBadRequest, http.StatusUnauthorized},
-		{"empty key", `{"postman_api_keys":["` + key + `",""]}`, http.StatusBadRequest, http.StatusUnauthorized},
-		{"registered", `{"postman_api_keys":["` + key + `"]}`, http.StatusNoContent, http.StatusOK},
+		{"unknown partner", `{"nosuchpartner":[{"token":"` + key + `"}]}`, http.StatusBadRequest, http.StatusUnauthorized},
+		{"unknown field", `{"postman":[{"tokens":"` + key + `"}]}`, http.StatusBadRequest, http.StatusUnauthorized},
+		{"empty key", `{"postman":[{"token":"` + key + `"},{"token":""}]}`, http.StatusBadRequest, http.StatusUnauthorized},
+		{"registered", `{"postman":[{"rule_id":"Postman API token","token":"` + key + `"}]}`, http.StatusNoContent, http.StatusOK},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -17,9 +17,11 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/registry"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"sort"
@@ -38,11 +40,7 @@ func main() {
 
 func run(args []string) int {
 	fs := flag.NewFlagSet("partner-sandbox", flag.ContinueOnError)
-	var a sandbox.Addrs
-	fs.StringVar(&a.STS, "sts-addr", "127.0.0.1:18081", "STS double listen address")
-	fs.StringVar(&a.GoogleDiscovery, "discovery-addr", "127.0.0.1:18082", "Google discovery double listen address")
-	fs.StringVar(&a.GoogleOAuth, "oauth-addr", "127.0.0.1:18083", "Google OAuth (token, tokeninfo) double listen address")
-	fs.StringVar(&a.Postman, "postman-addr", "127.0.0.1:18084", "Postman double listen address")
+	envFile := fs.String("env-file", "env.json", "SAM env-vars file whose PARTNER_ENDPOINT_* URLs give each double's fixed loopback port ('' for free ports)")
 	admin := fs.String("admin", "127.0.0.1:18080", "admin listen address (GET /stats, POST /reset, POST /credentials)")
 	latency := fs.Duration("latency", 0, "latency added to every answer")
 	jitter := fs.Duration("jitter", 0, "uniform jitter around -latency")
@@ -67,6 +65,11 @@ func run(args []string) int {
 	}
 	if *errRate < 0 || *errRate > 1 {
 		fmt.Fprintln(os.Stderr, "partner-sandbox: -error-rate must be within 0..1")
+		return 2
+	}
+	a, err := listenAddrs(*envFile)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "partner-sandbox:", err)
 		return 2
 	}
 	s, err := sandbox.Start(a)
@@ -133,8 +136,8 @@ func parseRates(s string) (map[string]float64, error) {
 		if !ok {
 			return nil, fmt.Errorf("-rate %q: want partner=requests_per_second", part)
 		}
-		if name != "aws" && name != "gcp" && name != "postman" {
-			return nil, fmt.Errorf("-rate: unknown partner %q (aws, gcp, postman)", name)
+		if _, ok := registry.Lookup(name); !ok {
+			return nil, fmt.Errorf("-rate: unknown partner %q", name)
 		}
 		r, err := strconv.ParseFloat(val, 64)
 		if err != nil || r <= 0 {
@@ -173,4 +176,32 @@ func adminHandler(s *sandbox.Sandbox) http.Handler {
 		w.WriteHeader(http.StatusNoContent)
 	})
 	return mux
+}
+
+// listenAddrs reads the doubles' fixed addresses from a SAM env-vars file
+// (the Parameters section of env.json, which make invoke also reads), so
+// that the functions' configuration and the sandbox's ports are one list.
+func listenAddrs(file string) (sandbox.Addrs, error) {
+	a := sandbox.Addrs{}
+	if file == "" {
+		return a, nil
+	}
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("-env-file: %w", err)
+	}
+	var doc struct{ Parameters map[string]string }
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		return nil, fmt.Errorf("-env-file %s: %w", file, err)
+	}
+	for _, def := range registry.All() {
+		for _, e := range def.Endpoints {
+			u, err := url.Parse(doc.Parameters[e.Env])
+			if err != nil || u.Host == "" {
+				return nil, fmt.Errorf("-env-file %s: %s is not a URL", file, e.Env)
+			}
+			a[e.Env] = u.Host
+		}
+	}
+	return a, nil
 }

@@ -49,8 +49,7 @@ func TestSandboxServesSamplesAndEnforcesRate(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
-	cmd := exec.Command(bin, "-rate", "postman=1", "-sts-addr", "127.0.0.1:0", "-discovery-addr", "127.0.0.1:0",
-		"-oauth-addr", "127.0.0.1:0", "-postman-addr", "127.0.0.1:0", "-admin", "127.0.0.1:0")
+	cmd := exec.Command(bin, "-rate", "postman=1", "-env-file", "", "-admin", "127.0.0.1:0")
 	stdout, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

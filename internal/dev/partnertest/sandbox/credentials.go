@@ -5,96 +5,65 @@ import (
 	"fmt"
 	"strconv"
 
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/googledouble"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/postmandouble"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/stsdouble"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 )
 
-// AWSKey is one access key pair to register as live.
-type AWSKey struct {
-	AccessKeyID     string `json:"access_key_id"`
-	SecretAccessKey string `json:"secret_access_key"`
-}
+// Credentials are live credentials to register, by partner name: the body
+// of bin/partner-sandbox's POST /credentials, so that a benchmark in one
+// process can make the credentials it generated live in the sandbox
+// process.
+type Credentials map[string][]Credential
 
-// Credentials are generated credentials to register as live in a running
-// sandbox (cmd/partner-sandbox's POST /credentials), so that a benchmark in
-// another process can verify many distinct tokens that all come back active.
-type Credentials struct {
-	AWS            []AWSKey `json:"aws,omitempty"`
-	GCPAPIKeys     []string `json:"gcp_api_keys,omitempty"`
-	PostmanAPIKeys []string `json:"postman_api_keys,omitempty"`
-}
-
-// MaxCredentials bounds one registration, so a stray request cannot make
-// the sandbox hold unbounded memory.
+// MaxCredentials bounds one registration.
 const MaxCredentials = 100000
 
-// Register makes every credential in c live: AWS keys in the sample
-// account, GCP API keys valid, Postman keys owned by the sample user. It
-// checks every entry before registering any, and its errors never quote a
-// credential.
+// Register makes every credential live in its partner's double. It checks
+// the whole request first and registers nothing when any part is wrong;
+// errors name the partner and index, never a credential.
 func (s *Sandbox) Register(c Credentials) error {
-	if n := len(c.AWS) + len(c.GCPAPIKeys) + len(c.PostmanAPIKeys); n > MaxCredentials {
-		return fmt.Errorf("sandbox: register: %d credentials, at most %d", n, MaxCredentials)
-	}
-	for i, k := range c.AWS {
-		if k.AccessKeyID == "" || k.SecretAccessKey == "" {
-			return fmt.Errorf("sandbox: register: aws[%d]: access key id and secret are required", i)
-		}
-	}
-	for i, k := range c.GCPAPIKeys {
-		if k == "" {
-			return fmt.Errorf("sandbox: register: gcp_api_keys[%d]: empty", i)
-		}
-	}
-	for i, k := range c.PostmanAPIKeys {
-		if k == "" {
-			return fmt.Errorf("sandbox: register: postman_api_keys[%d]: empty", i)
-		}
-	}
-	if s.STS == nil || s.Google == nil || s.Postman == nil {
+	if len(s.doubles) == 0 {
 		return errors.New("sandbox: register: not started")
 	}
-	for _, k := range c.AWS {
-		s.STS.AddKey(k.AccessKeyID, k.SecretAccessKey, SampleAWSAccount)
+	n := 0
+	for _, cs := range c {
+		n += len(cs)
 	}
-	for _, k := range c.GCPAPIKeys {
-		s.Google.RegisterAPIKey(k, googledouble.APIKeyValid)
+	if n > MaxCredentials {
+		return fmt.Errorf("sandbox: register: %d credentials, at most %d", n, MaxCredentials)
 	}
-	for _, k := range c.PostmanAPIKeys {
-		s.Postman.AddKey(k, SamplePostmanUserID)
+	for p, cs := range c {
+		d, ok := s.doubles[finding.Partner(p)]
+		if !ok {
+			return fmt.Errorf("sandbox: register: unknown partner %q", p)
+		}
+		for i, cr := range cs {
+			if err := d.Check(cr); err != nil {
+				return fmt.Errorf("sandbox: register: %s[%d]: %w", p, i, err)
+			}
+		}
+	}
+	for p, cs := range c {
+		for _, cr := range cs {
+			s.doubles[finding.Partner(p)].Register(cr)
+		}
 	}
 	return nil
 }
 
-// LiveFindings generates n findings for partner p, each with its own random
-// token (an AWS key pair, a GCP API key, a Postman API key), ids from
-// firstID on, and the Credentials that make every one of them live once
-// registered. Benchmarks use it to make distinct, successful verifications.
+// LiveFindings returns n findings of partner p's main token type with
+// fresh credentials (ids f-<firstID>…), and the registration that makes
+// them live.
 func LiveFindings(p finding.Partner, n, firstID int) ([]finding.Finding, Credentials, error) {
-	var creds Credentials
+	kit, ok := kits[p]
+	if !ok {
+		return nil, nil, fmt.Errorf("sandbox: live findings: unknown partner %q", p)
+	}
 	out := make([]finding.Finding, n)
+	creds := Credentials{}
 	for i := range out {
-		f := finding.Finding{ID: "f-" + strconv.Itoa(firstID+i)}
-		switch p {
-		case finding.PartnerAWS:
-			id, secret := stsdouble.NewKeyPair()
-			f.RuleID, f.Token = "AWS", finding.Secret(id)
-			f.Context = map[string]finding.Secret{finding.ContextAWSSecretAccessKey: finding.Secret(secret)}
-			creds.AWS = append(creds.AWS, AWSKey{AccessKeyID: id, SecretAccessKey: secret})
-		case finding.PartnerGCP:
-			key := googledouble.NewAPIKey()
-			f.RuleID, f.Token = "GCP API key", finding.Secret(key)
-			creds.GCPAPIKeys = append(creds.GCPAPIKeys, key)
-		case finding.PartnerPostman:
-			key := postmandouble.NewAPIKey()
-			f.RuleID, f.Token = "Postman API token", finding.Secret(key)
-			creds.PostmanAPIKeys = append(creds.PostmanAPIKeys, key)
-		default:
-			return nil, creds, fmt.Errorf("sandbox: live findings: unknown partner %q", p)
-		}
-		out[i] = f
+		c := kit.NewLive()
+		out[i] = c.Finding("f-" + strconv.Itoa(firstID+i))
+		creds[string(p)] = append(creds[string(p)], c)
 	}
 	return out, creds, nil
 }

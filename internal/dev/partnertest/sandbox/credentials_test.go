@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"context"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/registry"
 	"strings"
 	"testing"
 
@@ -53,10 +54,11 @@ func TestRegister(t *testing.T) {
 		name string
 		c    Credentials
 	}{
-		{"aws key without secret", Credentials{AWS: []AWSKey{{AccessKeyID: awsID}}, PostmanAPIKeys: []string{pmKey}}},
-		{"empty gcp key", Credentials{GCPAPIKeys: []string{gcpKey, ""}}},
-		{"empty postman key", Credentials{PostmanAPIKeys: []string{pmKey, ""}}},
-		{"too many", Credentials{PostmanAPIKeys: make([]string, MaxCredentials+1)}},
+		{"aws key without secret", Credentials{"aws": {{RuleID: "AWS", Token: awsID}}, "postman": {{Token: pmKey}}}},
+		{"empty gcp key", Credentials{"gcp": {{RuleID: "GCP API key", Token: gcpKey}, {RuleID: "GCP API key"}}}},
+		{"empty postman key", Credentials{"postman": {{Token: pmKey}, {}}}},
+		{"unknown partner", Credentials{"nosuch": {{Token: pmKey}}}},
+		{"too many", Credentials{"postman": make([]Credential, MaxCredentials+1)}},
 	}
 	for _, tt := range bad {
 		err := s.Register(tt.c)
@@ -75,12 +77,62 @@ func TestRegister(t *testing.T) {
 		}
 	}
 
-	if err := s.Register(Credentials{AWS: []AWSKey{{awsID, awsSecret}}, GCPAPIKeys: []string{gcpKey}, PostmanAPIKeys: []string{pmKey}}); err != nil {
+	if err := s.Register(Credentials{
+		"aws":     {{RuleID: "AWS", Token: awsID, Context: map[string]string{finding.ContextAWSSecretAccessKey: awsSecret}}},
+		"gcp":     {{RuleID: "GCP API key", Token: gcpKey}},
+		"postman": {{RuleID: "Postman API token", Token: pmKey}},
+	}); err != nil {
 		t.Fatal(err)
 	}
 	for i, st := range statuses() {
 		if st != finding.StatusActive {
 			t.Errorf("%s after Register = %s, want active", findings[i].f.ID, st)
+		}
+	}
+}
+
+// TestLiveFindingsOfEveryPartner: every partner of the registry has a kit
+// whose fresh credentials pass the partner's format check, are inactive
+// until registered and active after.
+func TestLiveFindingsOfEveryPartner(t *testing.T) {
+	s, err := Start(Addrs{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	vs := newVerifiers(t, s)
+	for _, def := range registry.All() {
+		fs, creds, err := LiveFindings(def.Name, 2, 1)
+		if err != nil {
+			t.Fatalf("%s: %v", def.Name, err)
+		}
+		status := func() []finding.Status {
+			var out []finding.Status
+			for _, f := range fs {
+				rt, reason, msg := registry.Check(f)
+				if reason != "" || rt.Partner != def.Name {
+					t.Fatalf("%s: a live finding fails the gate: %s %s (%s)", def.Name, reason, msg, rt.Partner)
+				}
+				v, err := vs[def.Name].Verify(context.Background(), rt.TokenType, f)
+				if err != nil {
+					t.Fatalf("%s: %v", def.Name, err)
+				}
+				out = append(out, v.Status())
+			}
+			return out
+		}
+		for _, st := range status() {
+			if st != finding.StatusInactive {
+				t.Errorf("%s: unregistered credential is %s", def.Name, st)
+			}
+		}
+		if err := s.Register(creds); err != nil {
+			t.Fatalf("%s: %v", def.Name, err)
+		}
+		for _, st := range status() {
+			if st != finding.StatusActive {
+				t.Errorf("%s: registered credential is %s", def.Name, st)
+			}
 		}
 	}
 }

@@ -1,4 +1,4 @@
-// Package sandbox runs all three partner doubles together on loopback, with
+// Package sandbox runs every partner's double together on loopback, with
 // the sample credentials of events/ registered, for `make run`,
 // cmd/partner-sandbox, the end-to-end tests and the benchmarks.
 package sandbox
@@ -11,12 +11,13 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"time"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/googledouble"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/postmandouble"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/stsdouble"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/registry"
 )
 
 // Sample credentials used by events/. They are fake (AWS's documented
@@ -50,66 +51,77 @@ const (
 //go:embed sample-service-account.json
 var SampleServiceAccountKey []byte
 
-// Addrs are the listen addresses; empty ones pick free loopback ports.
-type Addrs struct {
-	STS, GoogleDiscovery, GoogleOAuth, Postman string
-}
+// Addrs are the listen addresses by endpoint variable (PARTNER_ENDPOINT_…);
+// a missing or empty one picks a free loopback port.
+type Addrs map[string]string
 
-// Sandbox is the three doubles running together.
+// Sandbox is every partner's double running together: one per partner of
+// the registry (kits lists them; a test fails when a partner has none).
 type Sandbox struct {
+	// The first partners' doubles, typed, for tests that drive their knobs.
 	STS     *stsdouble.Server
 	Google  *googledouble.Double
 	Postman *postmandouble.Server
+
+	doubles map[finding.Partner]Double
 }
 
-// Start runs the three doubles; it does not register the samples.
+// Start runs every partner's double; it does not register the samples.
 func Start(a Addrs) (*Sandbox, error) {
-	s := &Sandbox{}
-	var err error
-	if s.STS, err = stsdouble.Start(a.STS); err != nil {
-		return nil, fmt.Errorf("sandbox: sts: %w", err)
+	s := &Sandbox{doubles: map[finding.Partner]Double{}}
+	for _, def := range registry.All() {
+		kit, ok := kits[def.Name]
+		if !ok {
+			s.Close()
+			return nil, fmt.Errorf("sandbox: no double for partner %s", def.Name)
+		}
+		addrs := make([]string, len(def.Endpoints))
+		for i, e := range def.Endpoints {
+			addrs[i] = a[e.Env]
+		}
+		d, err := kit.Start(addrs)
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("sandbox: %s: %w", def.Name, err)
+		}
+		s.doubles[def.Name] = d
 	}
-	if s.Google, err = googledouble.Start(a.GoogleDiscovery, a.GoogleOAuth); err != nil {
-		s.Close()
-		return nil, fmt.Errorf("sandbox: google: %w", err)
-	}
-	if s.Postman, err = postmandouble.Start(a.Postman); err != nil {
-		s.Close()
-		return nil, fmt.Errorf("sandbox: postman: %w", err)
-	}
+	s.STS = s.doubles[finding.PartnerAWS].(*stsDouble).Server
+	s.Google = s.doubles[finding.PartnerGCP].(*googleDouble).Double
+	s.Postman = s.doubles[finding.PartnerPostman].(*postmanDouble).Server
 	return s, nil
 }
 
+// Double returns a partner's running double.
+func (s *Sandbox) Double(p finding.Partner) Double { return s.doubles[p] }
+
 // Close stops every double.
 func (s *Sandbox) Close() {
-	if s.STS != nil {
-		s.STS.Close()
-	}
-	if s.Google != nil {
-		s.Google.Close()
-	}
-	if s.Postman != nil {
-		s.Postman.Close()
+	for _, d := range s.doubles {
+		d.Close()
 	}
 }
 
-// Env is the functions' partner endpoint configuration (contract §6).
+// Env is the functions' partner endpoint configuration (contract §6): each
+// partner's endpoint variables pointed at its double.
 func (s *Sandbox) Env() map[string]string {
-	return map[string]string{
-		"PARTNER_ENDPOINT_AWS_STS":       s.STS.URL,
-		"PARTNER_ENDPOINT_GCP_DISCOVERY": s.Google.Discovery.URL,
-		"PARTNER_ENDPOINT_GCP_OAUTH":     s.Google.OAuth.URL,
-		"PARTNER_ENDPOINT_POSTMAN":       s.Postman.URL,
+	env := map[string]string{}
+	for _, def := range registry.All() {
+		urls := s.doubles[def.Name].URLs()
+		for i, e := range def.Endpoints {
+			env[e.Env] = urls[i]
+		}
 	}
+	return env
 }
 
 // Controls returns each double's fault knobs by partner name.
 func (s *Sandbox) Controls() map[string][]*partnertest.Controls {
-	return map[string][]*partnertest.Controls{
-		"aws":     {s.STS.Controls},
-		"gcp":     {s.Google.Discovery.Controls, s.Google.OAuth.Controls},
-		"postman": {s.Postman.Controls},
+	out := map[string][]*partnertest.Controls{}
+	for p, d := range s.doubles {
+		out[string(p)] = d.Controls()
 	}
+	return out
 }
 
 // Requests is how many requests each partner's doubles received.
@@ -123,21 +135,14 @@ func (s *Sandbox) Requests() map[string]int64 {
 	return out
 }
 
-// RegisterSamples makes the active sample credentials of events/ valid.
+// RegisterSamples makes the active sample credentials of events/ valid in
+// every double.
 func (s *Sandbox) RegisterSamples() error {
-	s.STS.AddKey(SampleAWSKeyID, SampleAWSSecret, SampleAWSAccount)
-	s.Google.RegisterAPIKey(SampleGCPAPIKey, googledouble.APIKeyValid)
-	s.Google.RegisterOAuthClient(SampleGCPClientID, SampleGCPClientSecret, googledouble.ClientActive)
-	s.Google.RegisterAccessToken(SampleGCPAccessToken, googledouble.TokenInfo{
-		Azp: SampleGCPClientID, Aud: SampleGCPClientID, Scope: "https://www.googleapis.com/auth/userinfo.email",
-		Expiry: time.Now().Add(24 * time.Hour),
-	})
-	pub, err := samplePublicKey()
-	if err != nil {
-		return err
+	for _, def := range registry.All() {
+		if err := s.doubles[def.Name].RegisterSamples(); err != nil {
+			return fmt.Errorf("sandbox: %s samples: %w", def.Name, err)
+		}
 	}
-	s.Google.RegisterServiceAccountKey(SampleServiceAccountEmail, SampleServiceAccountKeyID, pub)
-	s.Postman.AddKey(SamplePostmanKey, SamplePostmanUserID)
 	return nil
 }
 
