@@ -67,12 +67,18 @@ type Endpoint struct {
 }
 
 // Rate is a per-instance request rate; the partner's global rate is the
-// function's MaximumConcurrency times it, which must stay within the
-// partner's published limit (Source says where that limit is published).
+// function's MaximumConcurrency times it, which must stay within Limit in
+// every deployed environment (a test reads samconfig.toml to make sure).
 type Rate struct {
+	// PerSecond and Burst are one instance's default token bucket.
 	PerSecond float64
 	Burst     int
-	Source    string
+	// Limit is the most requests per second all instances together may
+	// send: the partner's published limit for callers like us, or where the
+	// partner publishes none that binds us, our own ceiling, said so.
+	Limit float64
+	// Source is where Limit comes from (a URL, or the reasoning).
+	Source string
 }
 
 // Pass is what Check returns for a finding that may be sent to the partner.

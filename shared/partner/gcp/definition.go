@@ -30,8 +30,9 @@ var Definition = partnerdef.Definition{
 	},
 	// The googleapis endpoints (API discovery with a key, OAuth token and
 	// tokeninfo) enforce per-project and per-IP quotas measured in
-	// thousands per minute; 20/s per instance keeps one instance well inside.
-	Rate: partnerdef.Rate{PerSecond: 20, Burst: 10, Source: "https://cloud.google.com/apis/docs/capping-api-usage"},
+	// thousands per minute; the limit is our own ceiling of 50/s across
+	// instances, well inside them.
+	Rate: partnerdef.Rate{PerSecond: 20, Burst: 10, Limit: 50, Source: "https://cloud.google.com/apis/docs/capping-api-usage"},
 	New:  func(o partnerhttp.Options) (verify.Verifier, error) { return New(o) },
 }
 

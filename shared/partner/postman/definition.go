@@ -25,7 +25,7 @@ var Definition = partnerdef.Definition{
 	// The Postman API allows 300 requests per minute per API key and
 	// answers 429 sooner once clients share a public IP; the template sets
 	// 1.5/s with burst 1 for two instances (3/s in all).
-	Rate: partnerdef.Rate{PerSecond: 3, Burst: 3, Source: "https://learning.postman.com/docs/developer/postman-api/postman-api-rate-limits/"},
+	Rate: partnerdef.Rate{PerSecond: 3, Burst: 3, Limit: 5, Source: "https://learning.postman.com/docs/developer/postman-api/postman-api-rate-limits/"},
 	New:  func(o partnerhttp.Options) (verify.Verifier, error) { return New(o) },
 }
 
