@@ -44,19 +44,19 @@ func StatusOf(r Reason) Status {
 
 // Result is the one terminal outcome of a finding (contract §3).
 type Result struct {
-	Version     int               `json:"version"`
-	ScanID      string            `json:"scan_id"`
-	ProjectID   int64             `json:"project_id"`
-	FindingID   string            `json:"finding_id"`
-	RuleID      string            `json:"rule_id"`
-	Partner     Partner           `json:"partner,omitempty"`
-	TokenType   TokenType         `json:"token_type,omitempty"`
-	Status      Status            `json:"status"`
-	Reason      Reason            `json:"reason"`
-	Fingerprint string            `json:"fingerprint"`
-	CheckedAt   time.Time         `json:"checked_at"`
-	Cached      bool              `json:"cached"`
-	Details     map[string]string `json:"details,omitempty"`
+	Version     int       `json:"version"`
+	ScanID      string    `json:"scan_id"`
+	ProjectID   int64     `json:"project_id"`
+	FindingID   string    `json:"finding_id"`
+	RuleID      string    `json:"rule_id"`
+	Partner     Partner   `json:"partner,omitempty"`
+	TokenType   TokenType `json:"token_type,omitempty"`
+	Status      Status    `json:"status"`
+	Reason      Reason    `json:"reason"`
+	Fingerprint string    `json:"fingerprint"`
+	CheckedAt   time.Time `json:"checked_at"`
+	Cached      bool      `json:"cached"`
+	Details     Details   `json:"details,omitempty"`
 	// Message says, for a person, why an unknown result was reached (the
 	// validation error, the last partner fault). It never holds secrets.
 	Message string `json:"message,omitempty"`
@@ -89,3 +89,8 @@ func (r Result) MarshalJSON() ([]byte, error) {
 		CheckedAt string `json:"checked_at"`
 	}{plain(r), r.CheckedAt.UTC().Format(time.RFC3339)})
 }
+
+// Details is a result's non-secret metadata (contract §3): strings such as
+// an account id or a login, a list of strings for scopes, a boolean such as
+// canary. Never a person's e-mail, never credential material.
+type Details map[string]any

@@ -45,7 +45,7 @@ func TestResultJSON(t *testing.T) {
 			name: "contract example",
 			f:    Finding{ID: "f-1", RuleID: "AWS", Token: "test"}, rt: Route{PartnerAWS, TokenAWSAccessKey},
 			reason: ReasonPartnerConfirmed,
-			mut:    func(r *Result) { r.Details = map[string]string{"aws_account_id": "123456789012"} },
+			mut:    func(r *Result) { r.Details = Details{"aws_account_id": "123456789012"} },
 			wantKeys: []string{"cached", "checked_at", "details", "finding_id", "fingerprint", "partner",
 				"project_id", "reason", "rule_id", "scan_id", "status", "token_type", "version"},
 			want: map[string]any{

@@ -393,7 +393,7 @@ func TestWorkerOutcomes(t *testing.T) {
 		wantDelay  time.Duration
 	}{
 		{"active", func() (verify.Verdict, error) {
-			return verify.Verdict{Reason: finding.ReasonPartnerConfirmed, Details: map[string]string{"postman_user_id": "1"}}, nil
+			return verify.Verdict{Reason: finding.ReasonPartnerConfirmed, Details: finding.Details{"postman_user_id": "1"}}, nil
 		}, 1, false, finding.ReasonPartnerConfirmed, 0},
 		{"inactive", func() (verify.Verdict, error) { return verify.Verdict{Reason: finding.ReasonPartnerRejected}, nil }, 1, false, finding.ReasonPartnerRejected, 0},
 		{"cached", func() (verify.Verdict, error) {

@@ -569,7 +569,7 @@ func TestRecheckDoesNotJoinOrdinaryCall(t *testing.T) {
 
 func TestDetailsAreNotShared(t *testing.T) {
 	inner := newInner()
-	innerDetails := map[string]string{"aws_account_id": "123456789012"}
+	innerDetails := finding.Details{"aws_account_id": "123456789012"}
 	inner.set(func(context.Context, finding.Finding) (verify.Verdict, error) {
 		return verify.Verdict{Reason: finding.ReasonPartnerConfirmed, Details: innerDetails}, nil
 	}, nil)

@@ -16,7 +16,7 @@ import (
 // unknown that retrying cannot change (unsupported, malformed, missing context).
 type Verdict struct {
 	Reason  finding.Reason
-	Details map[string]string
+	Details finding.Details
 	// Message explains an unknown verdict to a person; never a secret.
 	Message string
 	// Cached is true when the verdict came from this instance's verdict

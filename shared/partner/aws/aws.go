@@ -125,7 +125,7 @@ func (v *Verifier) Verify(ctx context.Context, tokenType finding.TokenType, f fi
 			// An empty or foreign 200 body decodes to an empty output: it proves nothing.
 			return verify.Verdict{}, v.c.Unusable(ctx, r, a, "200 response without a caller identity")
 		}
-		details := map[string]string{DetailAccountID: account}
+		details := finding.Details{DetailAccountID: account}
 		if withSecret {
 			details[DetailSecretMatches] = "true"
 		}
@@ -144,9 +144,9 @@ func (v *Verifier) Verify(ctx context.Context, tokenType finding.TokenType, f fi
 	case a.Status == http.StatusForbidden && code == "SignatureDoesNotMatch" && !isRequestLevelMismatch(msg) && isSTSErrorDocument(a.Body, code):
 		// STS found the key id; only the signature, made with a secret
 		// that is not the key's, failed.
-		var details map[string]string
+		var details finding.Details
 		if withSecret {
-			details = map[string]string{DetailSecretMatches: "false"}
+			details = finding.Details{DetailSecretMatches: "false"}
 		}
 		return verify.Verdict{Reason: finding.ReasonPartnerConfirmed, Details: details}, nil
 	case a.Status >= 200 && a.Status < 300:

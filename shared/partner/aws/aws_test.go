@@ -97,7 +97,7 @@ type verifyRow struct {
 	transport func(finding.Finding) http.RoundTripper
 
 	want        finding.Reason // for a verdict
-	wantDetails map[string]string
+	wantDetails finding.Details
 	fault       bool
 	kind        verify.FaultKind
 	network     bool
@@ -111,7 +111,7 @@ type verifyRow struct {
 func verifyRows() []verifyRow {
 	return []verifyRow{
 		{name: "active with secret", arrange: liveWithSecret,
-			want: finding.ReasonPartnerConfirmed, wantDetails: map[string]string{DetailAccountID: testAccount, DetailSecretMatches: "true"}, calls: 1},
+			want: finding.ReasonPartnerConfirmed, wantDetails: finding.Details{DetailAccountID: testAccount, DetailSecretMatches: "true"}, calls: 1},
 		{name: "active probe without secret", arrange: func(_ *testing.T, d *stsdouble.Server) finding.Finding {
 			id, _ := liveKey(d)
 			return awsFinding(id, "")
@@ -120,7 +120,7 @@ func verifyRows() []verifyRow {
 			id, _ := liveKey(d)
 			_, other := stsdouble.NewKeyPair()
 			return awsFinding(id, other)
-		}, want: finding.ReasonPartnerConfirmed, wantDetails: map[string]string{DetailSecretMatches: "false"}, calls: 1},
+		}, want: finding.ReasonPartnerConfirmed, wantDetails: finding.Details{DetailSecretMatches: "false"}, calls: 1},
 		{name: "inactive with secret (unknown key)", arrange: func(*testing.T, *stsdouble.Server) finding.Finding {
 			return awsFinding(stsdouble.NewKeyPair())
 		}, want: finding.ReasonPartnerRejected, calls: 1},
@@ -316,12 +316,12 @@ func TestSecretsNotReusedAcrossCalls(t *testing.T) {
 	_, wrong := stsdouble.NewKeyPair()
 	steps := []struct {
 		name, secret string
-		want         map[string]string
+		want         finding.Details
 	}{
-		{"wrong secret first", wrong, map[string]string{DetailSecretMatches: "false"}},
-		{"right secret", secret, map[string]string{DetailAccountID: testAccount, DetailSecretMatches: "true"}},
-		{"wrong secret after the right one", wrong, map[string]string{DetailSecretMatches: "false"}},
-		{"right secret again", secret, map[string]string{DetailAccountID: testAccount, DetailSecretMatches: "true"}},
+		{"wrong secret first", wrong, finding.Details{DetailSecretMatches: "false"}},
+		{"right secret", secret, finding.Details{DetailAccountID: testAccount, DetailSecretMatches: "true"}},
+		{"wrong secret after the right one", wrong, finding.Details{DetailSecretMatches: "false"}},
+		{"right secret again", secret, finding.Details{DetailAccountID: testAccount, DetailSecretMatches: "true"}},
 		{"probe after the right one", "", nil},
 	}
 	for _, s := range steps {

@@ -67,7 +67,7 @@ func (v *Verifier) verifyAccessToken(ctx context.Context, token string) (verify.
 		}
 		verdict := verify.Verdict{Reason: finding.ReasonPartnerConfirmed}
 		if isServiceAccountEmail(info.Email) {
-			verdict.Details = map[string]string{DetailClientEmail: info.Email}
+			verdict.Details = finding.Details{DetailClientEmail: info.Email}
 		}
 		return verdict, nil
 	case a.Status == http.StatusBadRequest && isOAuthError && e.Error == "invalid_token":

@@ -81,7 +81,7 @@ func (v *Verifier) verifyAPIKey(ctx context.Context, key string) (verify.Verdict
 			return verify.Verdict{Reason: finding.ReasonPartnerRejected}, nil
 		case a.Status == http.StatusForbidden && (reason == "SERVICE_DISABLED" || apiKeyBlockedRE.MatchString(reason)):
 			// A valid key whose restrictions or project exclude this call is live.
-			return verify.Verdict{Reason: finding.ReasonPartnerConfirmed, Details: map[string]string{DetailErrorReason: reason}}, nil
+			return verify.Verdict{Reason: finding.ReasonPartnerConfirmed, Details: finding.Details{DetailErrorReason: reason}}, nil
 		}
 	}
 	first := ""

@@ -154,7 +154,7 @@ type faultWant struct {
 
 type expect struct {
 	reason  finding.Reason // the verdict's reason; "" when a fault is expected
-	details map[string]string
+	details finding.Details
 	fault   *faultWant
 	// Metrics of the call: requests sent, errors, network errors, rate-limit hits.
 	requests, errors, network, limited int
@@ -180,7 +180,7 @@ var (
 	}
 )
 
-func withDetails(e expect, d map[string]string) expect { e.details = d; return e }
+func withDetails(e expect, d finding.Details) expect { e.details = d; return e }
 
 // faultExpect is what each injected fault must produce, whatever the credential.
 func faultExpect(f partnertest.Fault) expect {
@@ -269,13 +269,13 @@ func rows(t *testing.T, d *googledouble.Double, sa serviceAccountKeys) []row {
 			return mkFinding(finding.TokenGCPAPIKey, k, "")
 		}, want: rejected},
 		{name: "service disabled", tt: finding.TokenGCPAPIKey, finding: apiKey(googledouble.APIKeyServiceDisabled),
-			want: withDetails(confirmed, map[string]string{DetailErrorReason: "SERVICE_DISABLED"})},
+			want: withDetails(confirmed, finding.Details{DetailErrorReason: "SERVICE_DISABLED"})},
 		{name: "service blocked", tt: finding.TokenGCPAPIKey, finding: apiKey(googledouble.APIKeyServiceBlocked),
-			want: withDetails(confirmed, map[string]string{DetailErrorReason: "API_KEY_SERVICE_BLOCKED"})},
+			want: withDetails(confirmed, finding.Details{DetailErrorReason: "API_KEY_SERVICE_BLOCKED"})},
 		{name: "referrer blocked", tt: finding.TokenGCPAPIKey, finding: apiKey(googledouble.APIKeyReferrerBlocked),
-			want: withDetails(confirmed, map[string]string{DetailErrorReason: "API_KEY_HTTP_REFERRER_BLOCKED"})},
+			want: withDetails(confirmed, finding.Details{DetailErrorReason: "API_KEY_HTTP_REFERRER_BLOCKED"})},
 		{name: "ip blocked", tt: finding.TokenGCPAPIKey, finding: apiKey(googledouble.APIKeyIPBlocked),
-			want: withDetails(confirmed, map[string]string{DetailErrorReason: "API_KEY_IP_ADDRESS_BLOCKED"})},
+			want: withDetails(confirmed, finding.Details{DetailErrorReason: "API_KEY_IP_ADDRESS_BLOCKED"})},
 		{name: "other 403 (consumer suspended, message quotes the key)", tt: finding.TokenGCPAPIKey, finding: apiKey(googledouble.APIKeyConsumerSuspended), want: provesNothing(403)},
 		{name: "other 400", tt: finding.TokenGCPAPIKey, finding: apiKey(googledouble.APIKeyBadRequest), want: provesNothing(400)},
 		{name: "misconfigured endpoint answers 404", tt: finding.TokenGCPAPIKey, finding: apiKey(googledouble.APIKeyValid),
@@ -289,7 +289,7 @@ func rows(t *testing.T, d *googledouble.Double, sa serviceAccountKeys) []row {
 
 		// gcp_service_account_key
 		{name: "valid", tt: finding.TokenGCPServiceAccountKey, finding: saKey(sa.live),
-			want: withDetails(confirmed, map[string]string{DetailClientEmail: sa.email})},
+			want: withDetails(confirmed, finding.Details{DetailClientEmail: sa.email})},
 		{name: "deleted key (invalid signature)", tt: finding.TokenGCPServiceAccountKey, finding: saKey(sa.deletedKey), want: rejected},
 		{name: "key of another project (invalid signature)", tt: finding.TokenGCPServiceAccountKey, finding: saKey(sa.foreign), want: rejected},
 		{name: "deleted account", tt: finding.TokenGCPServiceAccountKey, finding: saKey(sa.deletedAccount), want: rejected},
@@ -340,7 +340,7 @@ func rows(t *testing.T, d *googledouble.Double, sa serviceAccountKeys) []row {
 		// gcp_access_token
 		{name: "live user token", tt: finding.TokenGCPAccessToken, finding: accessToken(userToken), want: confirmed},
 		{name: "live service-account token", tt: finding.TokenGCPAccessToken, finding: accessToken(saToken),
-			want: withDetails(confirmed, map[string]string{DetailClientEmail: sa.email})},
+			want: withDetails(confirmed, finding.Details{DetailClientEmail: sa.email})},
 		{name: "unknown token", tt: finding.TokenGCPAccessToken, finding: unknownAccessToken, want: rejected},
 		{name: "revoked token", tt: finding.TokenGCPAccessToken, finding: func(_ *testing.T, d *googledouble.Double) finding.Finding {
 			tok := d.AddAccessToken(userToken)
@@ -358,7 +358,7 @@ func rows(t *testing.T, d *googledouble.Double, sa serviceAccountKeys) []row {
 			}
 			issued := d.IssuedTokens()
 			return mkFinding(finding.TokenGCPAccessToken, issued[len(issued)-1], "")
-		}, want: withDetails(confirmed, map[string]string{DetailClientEmail: sa.email})},
+		}, want: withDetails(confirmed, finding.Details{DetailClientEmail: sa.email})},
 		{name: "not ya29", tt: finding.TokenGCPAccessToken, finding: func(*testing.T, *googledouble.Double) finding.Finding {
 			return mkFinding(finding.TokenGCPAccessToken, "ya30."+googledouble.NewAccessToken()[5:], "")
 		}, want: noCall(finding.ReasonMalformedToken)},

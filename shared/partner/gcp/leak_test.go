@@ -164,7 +164,7 @@ func TestLeakLogDetects(t *testing.T) {
 	}{
 		{"token in error", "AIzaSyTESTTESTTESTTESTTESTTESTTESTTEST", verify.Verdict{}, &verify.Fault{Msg: "key AIzaSyTESTTESTTESTTESTTESTTESTTESTTEST"}},
 		{"pem line in message", pemKey, verify.Verdict{Reason: finding.ReasonMalformedToken, Message: "bad MIIEvQIBADANBgkqhkiG9w0BAQEFAASC"}, nil},
-		{"secret in details", "GOCSPX-abcdefghijklmnopqrstuvwxyz12", verify.Verdict{Reason: finding.ReasonPartnerConfirmed, Details: map[string]string{"x": "GOCSPX-abcdefghijklmnopqrstuvwxyz12"}}, nil},
+		{"secret in details", "GOCSPX-abcdefghijklmnopqrstuvwxyz12", verify.Verdict{Reason: finding.ReasonPartnerConfirmed, Details: finding.Details{"x": "GOCSPX-abcdefghijklmnopqrstuvwxyz12"}}, nil},
 		{"part of a token", "ya29.abcdefghijklmnopqrstuvwxyz0123456789", verify.Verdict{}, &verify.Fault{Msg: "token ...fghijklmnopqrstuvwxyz012..."}},
 		{"part of a key file's private key", `{"type":"service_account","client_email":"a@b.iam.gserviceaccount.com","private_key":"` + strings.ReplaceAll(pemKey, "\n", `\n`) + `"}`,
 			verify.Verdict{Reason: finding.ReasonMalformedToken, Message: "near QIBADANBgkqhkiG9w0BAQ"}, nil},
@@ -182,7 +182,7 @@ func TestLeakLogDetects(t *testing.T) {
 	t.Run("a key file's email is not a secret", func(t *testing.T) {
 		l := newLeakLog()
 		l.secret(`{"type":"service_account","client_email":"a@b.iam.gserviceaccount.com","private_key":"` + strings.ReplaceAll(pemKey, "\n", `\n`) + `"}`)
-		l.outcome("email", finding.TokenGCPServiceAccountKey, verify.Verdict{Reason: finding.ReasonPartnerConfirmed, Details: map[string]string{DetailClientEmail: "a@b.iam.gserviceaccount.com"}}, nil)
+		l.outcome("email", finding.TokenGCPServiceAccountKey, verify.Verdict{Reason: finding.ReasonPartnerConfirmed, Details: finding.Details{DetailClientEmail: "a@b.iam.gserviceaccount.com"}}, nil)
 		if err := l.check(); err != nil {
 			t.Fatal(err)
 		}

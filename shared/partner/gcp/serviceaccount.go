@@ -91,7 +91,7 @@ func (v *Verifier) verifyServiceAccountKey(ctx context.Context, tok string) (ver
 		return verify.Verdict{}, err
 	case a.token != nil && a.token.AccessToken != "":
 		// The granted token is live credential material: it is dropped here.
-		return verify.Verdict{Reason: finding.ReasonPartnerConfirmed, Details: map[string]string{DetailClientEmail: k.ClientEmail}}, nil
+		return verify.Verdict{Reason: finding.ReasonPartnerConfirmed, Details: finding.Details{DetailClientEmail: k.ClientEmail}}, nil
 	case a.token != nil:
 		return verify.Verdict{}, v.c.Unusable(ctx, r, &partnerhttp.Answer{Status: a.status}, "200 without an access token")
 	case a.status == http.StatusBadRequest && a.code == "invalid_grant" && strings.HasPrefix(a.desc, "Invalid JWT:"):

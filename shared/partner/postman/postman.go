@@ -61,7 +61,7 @@ func (v *Verifier) Verify(ctx context.Context, tokenType finding.TokenType, f fi
 	}
 	switch id, ok := userID(a.Body); {
 	case a.Status == http.StatusOK && ok:
-		return verify.Verdict{Reason: finding.ReasonPartnerConfirmed, Details: map[string]string{DetailUserID: id}}, nil
+		return verify.Verdict{Reason: finding.ReasonPartnerConfirmed, Details: finding.Details{DetailUserID: id}}, nil
 	case a.Status == http.StatusOK:
 		return verify.Verdict{}, v.c.Unusable(ctx, r, a, "200 body is not a Postman user document, which proves nothing")
 	case a.Status == http.StatusUnauthorized && isAuthenticationError(a.Body):
