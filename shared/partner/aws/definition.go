@@ -23,8 +23,9 @@ var Definition = partnerdef.Definition{
 	// STS GetCallerIdentity needs no permission and is throttled per
 	// calling account, which is each leaked key's own (AWS IAM User Guide,
 	// "IAM and AWS STS quotas"): no published limit binds us in all, so the
-	// limit is our own ceiling of 50/s across instances.
-	Rate: partnerdef.Rate{PerSecond: 50, Burst: 10, Limit: 50, Source: "https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html"},
+	// limit is our own ceiling of 200/s across instances, production's
+	// 10 instances at 20/s.
+	Rate: partnerdef.Rate{PerSecond: 50, Burst: 10, Limit: 200, Source: "https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html"},
 	New:  func(o partnerhttp.Options) (verify.Verifier, error) { return New(o) },
 }
 
