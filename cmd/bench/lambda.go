@@ -23,7 +23,6 @@ import (
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/featureflag"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/pipeline"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/throttle"
 )
 
 // flagName is the feature flag the functions read (contract §4).
@@ -116,7 +115,7 @@ func coldStarts(ctx context.Context, root string, b builds, sb *sandboxProc, sam
 		"AWS_ENDPOINT_URL": moto.Endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": awstest.Region,
 		// Every record of a batch in flight at once and none held back by
 		// the template's per-instance rate: the memory of a full batch.
-		pipeline.EnvConcurrency: strconv.Itoa(BatchSize), throttle.EnvRatePerSecond: strconv.Itoa(fastRate), throttle.EnvBurst: strconv.Itoa(BatchSize),
+		pipeline.EnvConcurrency: strconv.Itoa(BatchSize), pipeline.EnvRatePerSecond: strconv.Itoa(fastRate), pipeline.EnvRateBurst: strconv.Itoa(BatchSize),
 	}
 	for k, v := range sb.env {
 		overrides[k] = v

@@ -1,6 +1,6 @@
 // Command bench measures the partner functions against their limits: it
 // runs the real partner-function handler (pipeline.Worker.Handle with the
-// real verifier wrapped as pipeline.WorkerFromEnv wraps it: verdictcache
+// real verifier wrapped as pipeline.PartnerWorkerFromEnv wraps it: verdictcache
 // around throttle around the partner package) against cmd/partner-sandbox,
 // started as a separate process with injected latency and a rate limit per
 // partner, and prints in one run, for each partner and setting:

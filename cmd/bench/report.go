@@ -48,7 +48,7 @@ func cpuModel() string {
 
 func printMethod(w io.Writer, o options) {
 	fmt.Fprintf(w, `method: one function instance = pipeline.Worker.Handle with verdictcache(throttle(partner verifier)),
-  as pipeline.WorkerFromEnv builds it; invocations one after another, each a batch of %d records of one
+  as pipeline.PartnerWorkerFromEnv builds it; invocations one after another, each a batch of %d records of one
   finding with its own generated token, registered as live in cmd/partner-sandbox (a separate process,
   -latency %s -jitter %s, -rate per partner as below). Records the handler hands back come back when
   their visibility delay ends; a backlog keeps a batch ready. The first second of a run is not measured.

@@ -97,7 +97,7 @@ func partnerVerifier(p finding.Partner, env map[string]string) (verify.Verifier,
 }
 
 // instance is one partner-function instance: the handler built as
-// pipeline.WorkerFromEnv builds it (verdictcache around throttle around the
+// pipeline.PartnerWorkerFromEnv builds it (verdictcache around throttle around the
 // partner verifier), with an emulated source queue and results queue.
 type instance struct {
 	partner finding.Partner

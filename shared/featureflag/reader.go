@@ -5,18 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	featureflags "gitlab.com/gitlab-org/secret-detection/partner-token-verification/config/feature_flags"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/logging"
 )
 
 // Environment variables of contract §6 that configure the reader.
@@ -116,47 +112,6 @@ func NewReader(api GetParameterAPI, flag string, opts ReaderOptions) (*Reader, e
 		r.log = slog.Default()
 	}
 	return r, nil
-}
-
-// ReaderFromEnv returns the reader of the partner token verification flag
-// configured as contract §6 says: FEATURE_FLAG_PARAMETER (default
-// DefaultParameter) and FEATURE_FLAG_CACHE_TTL (a Go duration such as "30s",
-// or plain seconds; default 30s). Its warnings go to the function's JSON
-// logger (logging.FromEnv), not to slog's default text one.
-func ReaderFromEnv(cfg aws.Config) (*Reader, error) {
-	ttl, err := parseTTL(os.Getenv(EnvCacheTTL))
-	if err != nil {
-		return nil, err
-	}
-	return NewReader(ssm.NewFromConfig(cfg), featureflags.PartnerTokenVerification, ReaderOptions{
-		Parameter: strings.TrimSpace(os.Getenv(EnvParameter)),
-		TTL:       ttl,
-		Logger:    logging.FromEnv(),
-	})
-}
-
-// parseTTL reads FEATURE_FLAG_CACHE_TTL: a Go duration ("30s", "500ms") or a
-// number of seconds ("30", "0.5"); empty means DefaultTTL.
-func parseTTL(s string) (time.Duration, error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return DefaultTTL, nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		secs, ferr := strconv.ParseFloat(s, 64)
-		if ferr != nil {
-			return 0, fmt.Errorf("%s=%q: not a duration (30s) or a number of seconds", EnvCacheTTL, printable(s))
-		}
-		if secs > MaxTTL.Seconds() {
-			return 0, fmt.Errorf("%s=%q: more than %v", EnvCacheTTL, s, MaxTTL)
-		}
-		d = time.Duration(secs * float64(time.Second))
-	}
-	if d <= 0 || d > MaxTTL {
-		return 0, fmt.Errorf("%s=%q: must be more than 0 and at most %v", EnvCacheTTL, s, MaxTTL)
-	}
-	return d, nil
 }
 
 // Value returns the flag's value, reading SSM when the cached one is older

@@ -29,7 +29,7 @@ import (
 
 // The benchmarks measure the handler's own cost per batch on the real code
 // path: pipeline.Worker.Handle with verdictcache(throttle(partner verifier))
-// as WorkerFromEnv builds it, against the partner doubles in this process
+// as PartnerWorkerFromEnv builds it, against the partner doubles in this process
 // with no injected latency, so what is measured is CPU (handler, HTTP over
 // loopback, and the double answering). Latency, rate limits and the limit
 // min(rate, concurrency ÷ latency) are cmd/bench's business (make bench).

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math"
 	"os"
 	"strconv"
@@ -12,6 +13,9 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+
+	featureflags "gitlab.com/gitlab-org/secret-detection/partner-token-verification/config/feature_flags"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/featureflag"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
@@ -45,6 +49,18 @@ const (
 	// per-instance rate (partner.Definition.Rate).
 	EnvRatePerSecond = "PARTNER_RATE_PER_SECOND"
 	EnvRateBurst     = "PARTNER_RATE_BURST"
+	// EnvMaxAttempts is the receive count at which a transient failure
+	// becomes the terminal result (contract §6).
+	EnvMaxAttempts = "MAX_ATTEMPTS"
+	// EnvDeadLetterQueue is the DLQ of the function's own source queue.
+	EnvDeadLetterQueue = "DEAD_LETTER_QUEUE_URL"
+	// EnvLogLevel is the JSON log's level: debug, info, warn or error.
+	EnvLogLevel = "LOG_LEVEL"
+	// EnvCacheSize, EnvCacheTTLActive and EnvCacheTTLInactive size the
+	// verdict cache; 0 turns the cache, or caching of that kind, off.
+	EnvCacheSize        = "VERDICT_CACHE_SIZE"
+	EnvCacheTTLActive   = "VERDICT_CACHE_TTL_ACTIVE"
+	EnvCacheTTLInactive = "VERDICT_CACHE_TTL_INACTIVE"
 )
 
 // env reads a function's configuration with one syntax per kind of value
@@ -80,32 +96,49 @@ func (e *env) required(name string) string {
 	return v
 }
 
-// duration is a Go duration (10s, 1m30s, 250ms), positive.
-func (e *env) duration(name string, def time.Duration) time.Duration {
+// duration is a Go duration (10s, 1m30s, 250ms) or whole seconds (30),
+// above 0, or at least 0 where zero means off; it is the one duration
+// syntax of every variable a function reads.
+func (e *env) duration(name string, def time.Duration, zeroOff bool) time.Duration {
 	v, ok := e.get(name)
 	if !ok {
 		return def
 	}
 	d, err := time.ParseDuration(v)
-	if err != nil || d <= 0 {
-		e.fail(name, v, "a positive Go duration such as 10s")
+	if n, nerr := strconv.ParseInt(v, 10, 64); nerr == nil && n <= int64(366*24*time.Hour/time.Second) {
+		d, err = time.Duration(n)*time.Second, nil
+	}
+	switch {
+	case err != nil || d < 0 || (d == 0 && !zeroOff):
+		want := "a positive Go duration such as 10s, or whole seconds"
+		if zeroOff {
+			want = "a Go duration such as 10s, or whole seconds; 0 for off"
+		}
+		e.fail(name, v, want)
 		return def
+	case d == 0:
+		return -1 // off, in the options' convention
 	}
 	return d
 }
 
-// positiveInt is a whole number of at least 1.
-func (e *env) positiveInt(name string, def int) int {
+// intRange is a whole number within [lo, hi].
+func (e *env) intRange(name string, def, lo, hi int) int {
 	v, ok := e.get(name)
 	if !ok {
 		return def
 	}
 	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 {
-		e.fail(name, v, "a positive whole number")
+	if err != nil || n < lo || n > hi {
+		e.fail(name, v, fmt.Sprintf("a whole number from %d to %d", lo, hi))
 		return def
 	}
 	return n
+}
+
+// positiveInt is a whole number of at least 1.
+func (e *env) positiveInt(name string, def int) int {
+	return e.intRange(name, def, 1, math.MaxInt32)
 }
 
 // positiveFloat is a finite number above 0.
@@ -129,6 +162,13 @@ func (e *env) positiveFloat(name string, def float64) float64 {
 func commonFromEnv(ctx context.Context, e *env) (Common, *sqs.Client, error) {
 	results := e.required(EnvResultsQueue)
 	conc := e.positiveInt(EnvConcurrency, sqsbatch.DefaultConcurrency)
+	flagParam, _ := e.get(featureflag.EnvParameter)
+	flagTTL := e.duration(featureflag.EnvCacheTTL, featureflag.DefaultTTL, false)
+	dlq, _ := e.get(EnvDeadLetterQueue)
+	var level slog.Level
+	if v, ok := e.get(EnvLogLevel); ok && level.UnmarshalText([]byte(v)) != nil {
+		e.fail(EnvLogLevel, v, "debug, info, warn or error")
+	}
 	if e.err != nil {
 		return Common{}, nil, e.err
 	}
@@ -138,15 +178,16 @@ func commonFromEnv(ctx context.Context, e *env) (Common, *sqs.Client, error) {
 	}
 	tracing.InstrumentAWS(&cfg)
 	client := sqs.NewFromConfig(cfg)
-	flag, err := featureflag.ReaderFromEnv(cfg)
+	logger := logging.New(os.Stderr, level)
+	flag, err := featureflag.NewReader(ssm.NewFromConfig(cfg), featureflags.PartnerTokenVerification,
+		featureflag.ReaderOptions{Parameter: flagParam, TTL: flagTTL, Logger: logger})
 	if err != nil {
 		return Common{}, nil, err
 	}
-	logger := logging.FromEnv()
 	return Common{
 		Results:     sqsbatch.NewSender(client, results),
 		Gate:        flag.EnabledFor,
-		DeadLetter:  sqsbatch.DeadLettererFromEnv(client, logger),
+		DeadLetter:  sqsbatch.NewDeadLetterer(client, dlq, logger),
 		Logger:      logger,
 		MetricsOut:  os.Stdout,
 		Concurrency: conc,
@@ -191,15 +232,25 @@ func PartnerWorkerFromEnv(ctx context.Context) (*Worker, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts.Timeout = e.duration(EnvPartnerTimeout, 0)
+	opts.Timeout = e.duration(EnvPartnerTimeout, 0, false)
 	opts.NetworkRetries = NetworkRetries
 	rate := throttle.Options{
 		RatePerSecond: e.positiveFloat(EnvRatePerSecond, def.Rate.PerSecond),
 		Burst:         e.positiveInt(EnvRateBurst, def.Rate.Burst),
 	}
 	backoff := sqsbatch.Backoff
-	if base := e.duration(EnvBackoffBase, 0); base > 0 {
+	if base := e.duration(EnvBackoffBase, 0, false); base > 0 {
 		backoff = sqsbatch.BackoffFrom(base)
+	}
+	// Below 1000, SQS's largest maxReceiveCount: the queue's must be larger.
+	maxAttempts := e.intRange(EnvMaxAttempts, sqsbatch.DefaultMaxAttempts, 1, 999)
+	cache := verdictcache.Options{
+		Size:        e.intRange(EnvCacheSize, verdictcache.DefaultSize, 0, math.MaxInt32),
+		ActiveTTL:   e.duration(EnvCacheTTLActive, 0, true),
+		InactiveTTL: e.duration(EnvCacheTTLInactive, 0, true),
+	}
+	if cache.Size == 0 {
+		cache.Size = -1 // off, in the options' convention
 	}
 	common, client, err := commonFromEnv(ctx, e)
 	if err != nil {
@@ -209,14 +260,7 @@ func PartnerWorkerFromEnv(ctx context.Context) (*Worker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: new verifier: %w", def.Name, err)
 	}
-	cached, err := verdictcache.FromEnv(throttle.New(v, def.Name, rate), def.Name)
-	if err != nil {
-		return nil, err
-	}
-	maxAttempts, err := sqsbatch.MaxAttempts()
-	if err != nil {
-		return nil, err
-	}
+	cached := verdictcache.New(throttle.New(v, def.Name, rate), def.Name, cache)
 	return NewWorker(WorkerConfig{
 		Common:      common,
 		Partner:     def.Name,

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 	"unicode/utf8"
 
@@ -14,9 +13,6 @@ import (
 
 // Dead-lettering of bodies that cannot be parsed (contract §2, §6).
 const (
-	// DeadLetterQueueEnv names the variable holding the DLQ of the
-	// function's own source queue.
-	DeadLetterQueueEnv = "DEAD_LETTER_QUEUE_URL"
 	// ReasonAttribute is the message attribute saying why a body was
 	// dead-lettered.
 	ReasonAttribute = "dead_letter_reason"
@@ -53,11 +49,6 @@ func NewDeadLetterer(client SQSAPI, queueURL string, logger *slog.Logger) *DeadL
 		d.sender = NewSender(client, queueURL)
 	}
 	return d
-}
-
-// DeadLettererFromEnv returns a DeadLetterer for DEAD_LETTER_QUEUE_URL.
-func DeadLettererFromEnv(client SQSAPI, logger *slog.Logger) *DeadLetterer {
-	return NewDeadLetterer(client, strings.TrimSpace(os.Getenv(DeadLetterQueueEnv)), logger)
 }
 
 // enabled reports whether records can be moved to a dead-letter queue.

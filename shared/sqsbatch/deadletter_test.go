@@ -72,15 +72,13 @@ func TestDeadLetter(t *testing.T) {
 	}
 }
 
-func TestDeadLettererFromEnvAndNil(t *testing.T) {
-	t.Setenv(DeadLetterQueueEnv, "")
-	if DeadLettererFromEnv(&fakeSQS{}, nil).enabled() {
-		t.Error("enabled without DEAD_LETTER_QUEUE_URL")
+func TestDeadLettererWithoutQueueAndNil(t *testing.T) {
+	if NewDeadLetterer(&fakeSQS{}, "", nil).enabled() {
+		t.Error("enabled without a dead-letter queue")
 	}
-	t.Setenv(DeadLetterQueueEnv, " https://q/dlq ")
-	d := DeadLettererFromEnv(&fakeSQS{}, nil)
+	d := NewDeadLetterer(&fakeSQS{}, "https://q/dlq", nil)
 	if !d.enabled() || d.sender.queueURL != "https://q/dlq" {
-		t.Error("DEAD_LETTER_QUEUE_URL not used")
+		t.Error("the dead-letter queue is not used")
 	}
 	log, _ := testLogger()
 	prev := slog.Default()

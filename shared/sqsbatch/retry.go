@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,11 +31,6 @@ const (
 	MaxVisibility = 12 * time.Hour
 	// DefaultMaxAttempts is MAX_ATTEMPTS when the variable is unset (contract §6).
 	DefaultMaxAttempts = 5
-	// MaxAttemptsEnv names the variable that sets MaxAttempts.
-	MaxAttemptsEnv = "MAX_ATTEMPTS"
-	// maxAttemptsLimit is SQS's largest maxReceiveCount: the queue's must
-	// exceed MAX_ATTEMPTS, so a larger value could never be reached.
-	maxAttemptsLimit = 1000
 )
 
 // ReceiveCount is how many times SQS has delivered the record, from its
@@ -73,20 +67,6 @@ func BackoffFrom(base time.Duration) func(receiveCount int, retryAfter time.Dura
 		d = max(d, MinBackoff)
 		return min(d, MaxVisibility)
 	}
-}
-
-// MaxAttempts reads MAX_ATTEMPTS: the receive count at which a transient
-// failure becomes a terminal result instead of another retry.
-func MaxAttempts() (int, error) {
-	v := strings.TrimSpace(os.Getenv(MaxAttemptsEnv))
-	if v == "" {
-		return DefaultMaxAttempts, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 || n >= maxAttemptsLimit {
-		return 0, fmt.Errorf("read %s: want an integer from 1 to %d", MaxAttemptsEnv, maxAttemptsLimit-1)
-	}
-	return n, nil
 }
 
 // QueueURLResolver finds a queue's URL from its ARN with GetQueueUrl, once

@@ -98,35 +98,6 @@ func TestVisibilitySeconds(t *testing.T) {
 	}
 }
 
-func TestMaxAttempts(t *testing.T) {
-	tests := []struct {
-		env     string
-		want    int
-		wantErr bool
-	}{
-		{env: "", want: DefaultMaxAttempts},
-		{env: "3", want: 3},
-		{env: " 7 ", want: 7},
-		{env: "1", want: 1},
-		{env: "0", wantErr: true},
-		{env: "-1", wantErr: true},
-		{env: "five", wantErr: true},
-		{env: "1000", wantErr: true},
-	}
-	for _, tc := range tests {
-		t.Run(tc.env, func(t *testing.T) {
-			t.Setenv(MaxAttemptsEnv, tc.env)
-			got, err := MaxAttempts()
-			if (err != nil) != tc.wantErr || (!tc.wantErr && got != tc.want) {
-				t.Errorf("MaxAttempts() = %d, %v; want %d, error %v", got, err, tc.want, tc.wantErr)
-			}
-			if err != nil && !strings.Contains(err.Error(), MaxAttemptsEnv) {
-				t.Errorf("error %q does not name the variable", err)
-			}
-		})
-	}
-}
-
 func TestQueueURLResolver(t *testing.T) {
 	const arn = "arn:aws:sqs:us-east-1:111122223333:aws-queue"
 	f := &fakeSQS{urls: map[string]string{"111122223333/aws-queue": "https://sqs.us-east-1.amazonaws.com/111122223333/aws-queue"}}

@@ -14,34 +14,13 @@
 // and both must be set together, per partner, to stay under the partner's
 // published limit.
 //
-// # Deployed rates
+// # Rates
 //
-// template.yaml sets PARTNER_RATE_PER_SECOND (and, for postman,
-// PARTNER_RATE_BURST) per function from its parameters. For postman the
-// defaults are PostmanRatePerSecond 1.5 req/s with burst 1 and
-// PostmanMaxConcurrency 2: Postman allows about 3 requests per second in
-// all, and 2 × 1.5 = 3; a burst of 1 keeps at most two requests reaching
-// Postman at once, since a burst as large as the partner's own draws 429s
-// (docs/template.md, docs/benchmarks.md).
-//
-// # Defaults (DefaultRate)
-//
-// When the variables are unset (tests, the benchmark harness), DefaultRate
-// applies:
-//
-//   - postman: 3 req/s, burst 3: Postman's whole budget for one instance,
-//     the rate the benchmark's sandbox enforces. Deployed instances run at
-//     the template's 1.5 req/s, burst 1, instead.
-//   - aws: 50 req/s, burst 10. STS GetCallerIdentity needs no permission and
-//     is charged to the leaked key's account; STS's request quota is hundreds
-//     of requests per second per account and region, so 50/s per instance
-//     stays far below it while never being the bottleneck.
-//   - gcp: 20 req/s, burst 10. The googleapis endpoints (API discovery with a
-//     key, OAuth token and tokeninfo) enforce per-project and per-IP quotas
-//     measured in thousands per minute; 20/s per instance keeps any one
-//     instance well inside them.
-//
-// PARTNER_RATE_PER_SECOND and PARTNER_RATE_BURST override the defaults (FromEnv).
+// Each partner's default rate, burst and global limit, with where the
+// figure comes from, are its partner.Definition.Rate; the partner function
+// takes them unless PARTNER_RATE_PER_SECOND / PARTNER_RATE_BURST say
+// otherwise, and template.yaml sets those per partner and environment
+// (docs/template.md, "The global partner rate").
 //
 // # Reaction to the partner and to the invocation deadline
 //
@@ -66,11 +45,7 @@ package throttle
 
 import (
 	"context"
-	"fmt"
 	"math"
-	"os"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -97,12 +72,6 @@ const (
 	DefaultCoolDown = 30 * time.Second
 )
 
-// Environment variables read by FromEnv.
-const (
-	EnvRatePerSecond = "PARTNER_RATE_PER_SECOND"
-	EnvBurst         = "PARTNER_RATE_BURST"
-)
-
 // slowestDivisor bounds how far repeated 429s slow the limiter down: a rate
 // that keeps halving would starve the queue long after the partner recovered.
 const slowestDivisor = 8
@@ -113,27 +82,11 @@ const (
 	heldBackMsg = "held back by the local rate limiter"
 )
 
-// DefaultRate is a partner's per-instance request rate and burst (see the
-// package documentation for where the figures come from). An unknown partner
-// gets one request per second.
-func DefaultRate(p finding.Partner) (perSecond float64, burst int) {
-	switch p {
-	case finding.PartnerPostman:
-		return 3, 3
-	case finding.PartnerAWS:
-		return 50, 10
-	case finding.PartnerGCP:
-		return 20, 10
-	default:
-		return 1, 1
-	}
-}
-
 // Options configures a throttle; zero fields take the defaults.
 type Options struct {
-	// RatePerSecond is the steady request rate; 0 means DefaultRate.
+	// RatePerSecond is the steady request rate; 0 means 1 per second.
 	RatePerSecond float64
-	// Burst is how many requests may go at once after a quiet spell; 0 means DefaultRate.
+	// Burst is how many requests may go at once after a quiet spell; 0 means 1.
 	Burst int
 	// MaxWait bounds the wait for a token inside one call; 0 means
 	// DefaultMaxWait, a negative value never waits.
@@ -174,12 +127,11 @@ var _ verify.Verifier = (*Verifier)(nil)
 
 // New wraps inner in a rate limiter for partner.
 func New(inner verify.Verifier, partner finding.Partner, o Options) *Verifier {
-	defRate, defBurst := DefaultRate(partner)
 	if o.RatePerSecond <= 0 || math.IsNaN(o.RatePerSecond) || math.IsInf(o.RatePerSecond, 0) {
-		o.RatePerSecond = defRate
+		o.RatePerSecond = 1
 	}
 	if o.Burst <= 0 {
-		o.Burst = defBurst
+		o.Burst = 1
 	}
 	switch {
 	case o.MaxWait == 0:
@@ -214,27 +166,6 @@ func New(inner verify.Verifier, partner finding.Partner, o Options) *Verifier {
 	// the zero time, so that tests and production read the same clock.
 	v.lim.SetLimitAt(v.now(), base)
 	return v
-}
-
-// FromEnv wraps inner with the rate and burst of PARTNER_RATE_PER_SECOND and
-// PARTNER_RATE_BURST, each defaulting to DefaultRate(partner) when unset.
-func FromEnv(inner verify.Verifier, partner finding.Partner) (*Verifier, error) {
-	var o Options
-	if s := strings.TrimSpace(os.Getenv(EnvRatePerSecond)); s != "" {
-		r, err := strconv.ParseFloat(s, 64)
-		if err != nil || r <= 0 || math.IsNaN(r) || math.IsInf(r, 0) {
-			return nil, fmt.Errorf("config: %s: want a positive number of requests per second", EnvRatePerSecond)
-		}
-		o.RatePerSecond = r
-	}
-	if s := strings.TrimSpace(os.Getenv(EnvBurst)); s != "" {
-		b, err := strconv.Atoi(s)
-		if err != nil || b <= 0 {
-			return nil, fmt.Errorf("config: %s: want a positive whole number of requests", EnvBurst)
-		}
-		o.Burst = b
-	}
-	return New(inner, partner, o), nil
 }
 
 // Verify waits at most MaxWait (and never past ctx's deadline) for a token,

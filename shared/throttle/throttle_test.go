@@ -421,52 +421,6 @@ func TestHeldBackFaultNamesNoSecret(t *testing.T) {
 	}
 }
 
-func TestFromEnv(t *testing.T) {
-	cases := []struct {
-		name      string
-		rate      string
-		burst     string
-		partner   finding.Partner
-		wantRate  float64
-		wantBurst int
-		wantErr   string
-	}{
-		{"defaults postman", "", "", finding.PartnerPostman, 3, 3, ""},
-		{"defaults aws", "", "", finding.PartnerAWS, 50, 10, ""},
-		{"defaults gcp", "", "", finding.PartnerGCP, 20, 10, ""},
-		{"override", "1.5", "2", finding.PartnerPostman, 1.5, 2, ""},
-		{"rate only", " 7 ", "", finding.PartnerGCP, 7, 10, ""},
-		{"zero rate", "0", "", finding.PartnerAWS, 0, 0, EnvRatePerSecond},
-		{"negative rate", "-1", "", finding.PartnerAWS, 0, 0, EnvRatePerSecond},
-		{"not a number", "fast", "", finding.PartnerAWS, 0, 0, EnvRatePerSecond},
-		{"infinite", "Inf", "", finding.PartnerAWS, 0, 0, EnvRatePerSecond},
-		{"zero burst", "", "0", finding.PartnerAWS, 0, 0, EnvBurst},
-		{"fractional burst", "", "1.5", finding.PartnerAWS, 0, 0, EnvBurst},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Setenv(EnvRatePerSecond, tc.rate)
-			t.Setenv(EnvBurst, tc.burst)
-			v, err := FromEnv(&fakeInner{}, tc.partner)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("err = %v, want one naming %s", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := v.currentRate(); got != tc.wantRate {
-				t.Errorf("rate = %v, want %v", got, tc.wantRate)
-			}
-			if got := v.lim.Burst(); got != tc.wantBurst {
-				t.Errorf("burst = %v, want %v", got, tc.wantBurst)
-			}
-		})
-	}
-}
-
 func BenchmarkLimiterAllow(b *testing.B) {
 	v := New(&fakeInner{}, finding.PartnerPostman, Options{RatePerSecond: 1e9, Burst: 1 << 20})
 	ctx := context.Background()

@@ -60,10 +60,7 @@ import (
 	"fmt"
 	"hash"
 	"maps"
-	"os"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -83,13 +80,6 @@ const (
 	// DefaultCallTimeout bounds a shared call whose first caller had no
 	// deadline; Lambda contexts always have one.
 	DefaultCallTimeout = 30 * time.Second
-)
-
-// Environment variables read by FromEnv.
-const (
-	EnvSize        = "VERDICT_CACHE_SIZE"
-	EnvActiveTTL   = "VERDICT_CACHE_TTL_ACTIVE"
-	EnvInactiveTTL = "VERDICT_CACHE_TTL_INACTIVE"
 )
 
 // maxJoins bounds how often a caller re-joins after shared calls ran out of time.
@@ -209,56 +199,6 @@ func New(inner verify.Verifier, partner finding.Partner, o Options) *Verifier {
 		v.lru = expirable.NewLRU[key, entry](o.Size, nil, longest)
 	}
 	return v
-}
-
-// FromEnv wraps inner with the size and TTLs of VERDICT_CACHE_SIZE,
-// VERDICT_CACHE_TTL_ACTIVE and VERDICT_CACHE_TTL_INACTIVE, each defaulting
-// when unset. A TTL is a Go duration ("15m") or whole seconds ("900"); 0
-// turns caching of that kind off, as a size of 0 turns the cache off.
-func FromEnv(inner verify.Verifier, partner finding.Partner) (*Verifier, error) {
-	var o Options
-	if s := strings.TrimSpace(os.Getenv(EnvSize)); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 0 {
-			return nil, fmt.Errorf("config: %s: want a whole number of verdicts, 0 to disable", EnvSize)
-		}
-		o.Size = n
-		if n == 0 {
-			o.Size = -1
-		}
-	}
-	for _, ttl := range []struct {
-		name string
-		dst  *time.Duration
-	}{{EnvActiveTTL, &o.ActiveTTL}, {EnvInactiveTTL, &o.InactiveTTL}} {
-		s := strings.TrimSpace(os.Getenv(ttl.name))
-		if s == "" {
-			continue
-		}
-		d, err := parseTTL(s)
-		if err != nil {
-			return nil, fmt.Errorf("config: %s: %w", ttl.name, err)
-		}
-		*ttl.dst = d
-		if d == 0 {
-			*ttl.dst = -1
-		}
-	}
-	return New(inner, partner, o), nil
-}
-
-func parseTTL(s string) (time.Duration, error) {
-	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
-		if n < 0 || n > int64(365*24*time.Hour/time.Second) {
-			return 0, fmt.Errorf("want seconds between 0 and one year")
-		}
-		return time.Duration(n) * time.Second, nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d < 0 {
-		return 0, fmt.Errorf("want a duration such as 15m or whole seconds")
-	}
-	return d, nil
 }
 
 // Verify serves a cached verdict (Cached set), or shares the call of an

@@ -603,47 +603,6 @@ func TestContextEndedBeforeVerify(t *testing.T) {
 	}
 }
 
-func TestFromEnv(t *testing.T) {
-	cases := []struct {
-		name                  string
-		size, active, inact   string
-		wantSize              bool
-		wantActive, wantInact time.Duration
-		wantErr               string
-	}{
-		{"defaults", "", "", "", true, DefaultActiveTTL, DefaultInactiveTTL, ""},
-		{"durations", "50", "5m", "2h", true, 5 * time.Minute, 2 * time.Hour, ""},
-		{"seconds", "", "900", "3600", true, 15 * time.Minute, time.Hour, ""},
-		{"size 0 disables", "0", "", "", false, DefaultActiveTTL, DefaultInactiveTTL, ""},
-		{"ttl 0 disables kind", "", "0", "", true, -1, DefaultInactiveTTL, ""},
-		{"bad size", "many", "", "", false, 0, 0, EnvSize},
-		{"negative size", "-3", "", "", false, 0, 0, EnvSize},
-		{"bad active", "", "soon", "", false, 0, 0, EnvActiveTTL},
-		{"negative inactive", "", "", "-1m", false, 0, 0, EnvInactiveTTL},
-		{"huge seconds", "", "", "99999999999", false, 0, 0, EnvInactiveTTL},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Setenv(EnvSize, tc.size)
-			t.Setenv(EnvActiveTTL, tc.active)
-			t.Setenv(EnvInactiveTTL, tc.inact)
-			v, err := FromEnv(newInner(), finding.PartnerGCP)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("err = %v, want one naming %s", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if (v.lru != nil) != tc.wantSize || v.activeTTL != tc.wantActive || v.inactiveTTL != tc.wantInact {
-				t.Errorf("cache on=%v active=%v inactive=%v, want %v %v %v", v.lru != nil, v.activeTTL, v.inactiveTTL, tc.wantSize, tc.wantActive, tc.wantInact)
-			}
-		})
-	}
-}
-
 func BenchmarkCacheHit(b *testing.B) {
 	inner := newInner()
 	inner.started = make(chan finding.Finding, 1)
