@@ -1,6 +1,6 @@
 package samtemplate_test
 
-// The template review of issues 4, 5 and 7: each check returns the
+// The template review: each check returns the
 // problems it finds in a template, TestTemplateReview requires none in
 // template.yaml, and TestReviewCatchesDefects breaks the template one way
 // at a time and requires the matching check to object, so no check here
