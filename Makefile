@@ -19,7 +19,7 @@ FUNCTIONS := DispatcherFunction:dispatcher Function:partner AutoRollbackFunction
 LAMBDA_GOFLAGS := -trimpath -tags lambda.norpc -ldflags='-s -w'
 TEST_TIMEOUT ?= 8m
 
-.PHONY: all build test lint run invoke tools tools-check fmt vet staticcheck cfn-lint sam-translate install clean fuzz chaos bench
+.PHONY: all build test lint run invoke tools tools-check fmt vet staticcheck cfn-lint sam-translate install clean fuzz chaos bench smoke-live
 
 all: build
 
@@ -87,6 +87,12 @@ chaos: tools-check $(RIE)
 bench: tools-check $(RIE)
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=200x ./shared/pipeline/
 	$(GO) run ./cmd/bench $(ARGS)
+
+## smoke-live: the operators' live check, never run by make test or CI: each partner's real
+## verifier against the real endpoint with the SMOKE_<PARTNER>_LIVE/_REVOKED credentials of the
+## environment, beside its double (cmd/smoke-live documents the variables). ARGS=-partner=github
+smoke-live:
+	$(GO) run ./cmd/smoke-live $(ARGS)
 
 # The SAM templates: the root stack and the nested stack every partner is.
 TEMPLATES := template.yaml partner-stack.yaml

@@ -357,7 +357,9 @@ func verifyOne(ctx context.Context, def partner.Definition, v verify.Verifier, r
 			kind = fault.Kind
 		}
 		o.status = finding.StatusUnknown
-		o.verdict = fmt.Sprintf("%s/%s after retries (%v)", finding.StatusUnknown, kind.Reason(), err)
+		// One attempt, no retry: a fault here is what the function would retry,
+		// and what it would end in once retries were spent.
+		o.verdict = fmt.Sprintf("%s/%s, a fault (%v)", finding.StatusUnknown, kind.Reason(), err)
 		return o
 	}
 	o.status = got.Status()
