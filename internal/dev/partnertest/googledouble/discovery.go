@@ -49,8 +49,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// writeGoogleError answers in Google's API error format; reason "" leaves
-// out the ErrorInfo detail, as some of Google's errors do.
+// writeGoogleError answers in Google's API error format
+// (https://cloud.google.com/apis/design/errors: code, message, status,
+// details with google.rpc.ErrorInfo; the v1 "errors" array is still sent by
+// googleapis.com, as observed). reason "" leaves out the ErrorInfo detail,
+// as some of Google's errors do. ../shared/PARTNERS.md has no Google section.
 func writeGoogleError(w http.ResponseWriter, code int, status, legacyReason, reason, msg string, meta map[string]string) {
 	body := googleErrorBody{
 		Code:    code,
@@ -68,7 +71,10 @@ func writeGoogleError(w http.ResponseWriter, code int, status, legacyReason, rea
 }
 
 // writeAPIError is the discovery server's partnertest.ErrorWriter: injected
-// 500/503/429 faults in Google's API error format.
+// 500/503/429 faults in Google's API error format. 429 is RESOURCE_EXHAUSTED
+// with reason RATE_LIMIT_EXCEEDED (cloud.google.com/apis/design/errors);
+// Google documents no Retry-After or reset header for it, so the wait is
+// whatever the fault layer sets, else the verifier's backoff.
 func writeAPIError(w http.ResponseWriter, code int, _, _ string) {
 	switch code {
 	case http.StatusTooManyRequests:
@@ -92,6 +98,9 @@ func (d *Double) discoveryHandler() http.Handler {
 			return
 		}
 		q := r.URL.Query()
+		// The key travels in X-Goog-Api-Key
+		// (https://cloud.google.com/docs/authentication/api-keys-use). Without
+		// it the public directory answers anyway (below).
 		key := r.Header.Get("X-Goog-Api-Key")
 		if qk := q.Get("key"); qk != "" {
 			d.urlLeaks.Add(1)
@@ -108,10 +117,23 @@ func (d *Double) discoveryHandler() http.Handler {
 		d.Discovery.Controls.CountKey(key)
 		mode, ok := d.apiKey(key)
 		if !ok {
+			// 400 INVALID_ARGUMENT, ErrorInfo reason API_KEY_INVALID, "API key
+			// not valid. Please pass a valid API key." (observed in many public
+			// issues, e.g. continuedev/continue#11759, micr0-dev/lexido#54).
+			// Google does not say whether a deleted key and a never-issued one
+			// answer alike; the double treats them alike.
 			writeGoogleError(w, http.StatusBadRequest, "INVALID_ARGUMENT", "badRequest", "API_KEY_INVALID",
 				"API key not valid. Please pass a valid API key.", map[string]string{"service": discoveryService})
 			return
 		}
+		// The "valid but restricted" answers: 403 PERMISSION_DENIED with
+		// ErrorInfo reasons SERVICE_DISABLED, API_KEY_SERVICE_BLOCKED,
+		// API_KEY_HTTP_REFERRER_BLOCKED, API_KEY_IP_ADDRESS_BLOCKED
+		// (cloud.google.com/apis/design/errors lists the reasons; the API
+		// keys docs describe the restrictions). CONSUMER_SUSPENDED quoting the
+		// key is observed, not documented. Which of them the discovery API
+		// itself answers (it is a public API) no source says: the double
+		// serves each so the verifier's table covers each.
 		project := map[string]string{"consumer": "projects/123456789012", "service": discoveryService}
 		switch mode {
 		case APIKeyValid:
@@ -170,7 +192,9 @@ type directoryList struct {
 }
 
 // writeDirectory answers the directory list, filtered by name and
-// preferred as the real endpoint does.
+// preferred as the real endpoint does: kind discovery#directoryList,
+// discoveryVersion, items[] of discovery#directoryItem
+// (https://developers.google.com/discovery/v1/reference/apis/list).
 func (d *Double) writeDirectory(w http.ResponseWriter, name string, preferred bool) {
 	all := []directoryItem{
 		{Kind: "discovery#directoryItem", ID: "discovery:v1", Name: "discovery", Version: "v1",

@@ -24,6 +24,10 @@ const (
 )
 
 // Google's error descriptions the verifier's classification depends on.
+// The error codes are RFC 6749 §5.2's; the descriptions are as observed in
+// public reports of Google's token endpoint (Google documents the codes, not
+// the texts), and the verifier reads the code, except to tell a deleted key
+// or account from a clock problem.
 const (
 	DescInvalidSignature = "Invalid JWT Signature."
 	DescAccountNotFound  = "Invalid grant: account not found"
@@ -49,7 +53,10 @@ func writeOAuthError(w http.ResponseWriter, status int, code, desc string) {
 }
 
 // writeOAuthFault is the OAuth server's partnertest.ErrorWriter: injected
-// 500/503/429 faults in the token endpoint's OAuth error format.
+// 500/503/429 faults in the token endpoint's OAuth error format. Google
+// documents no rate-limit answer or header for its token endpoint; these
+// bodies are the double's own, in RFC 6749's shape (temporarily_unavailable
+// is RFC 6749 §4.1.2.1's).
 func writeOAuthFault(w http.ResponseWriter, status int, _, _ string) {
 	switch status {
 	case http.StatusTooManyRequests:
@@ -121,6 +128,10 @@ func (d *Double) serveToken(w http.ResponseWriter, r *http.Request) {
 
 // authorizationCode authenticates the client first, as Google does, so a
 // bogus code tells a valid pair (invalid_grant) from a wrong one (invalid_client).
+// RFC 6749 §5.2 lets invalid_client be 401, which the double answers; browser
+// flows show "Error 400: invalid_client The OAuth client was not found." (a
+// consent page, not this endpoint): sources disagree on the status, and the
+// verifier reads the error code. disabled_client is observed, not documented.
 func (d *Double) authorizationCode(w http.ResponseWriter, r *http.Request, form url.Values) {
 	id, secret := form.Get("client_id"), form.Get("client_secret")
 	if id == "" && secret == "" {
@@ -176,7 +187,11 @@ type jwtClaims struct {
 	Sub   string `json:"sub"`
 }
 
-// jwtBearer checks an RS256 assertion the way Google's token endpoint does:
+// jwtBearer checks an RS256 assertion the way Google's token endpoint does
+// (https://developers.google.com/identity/protocols/oauth2/service-account:
+// iss, scope, aud, exp, iat, one hour at most; success {access_token,
+// expires_in, token_type}; failures 400 invalid_grant, their descriptions
+// observed):
 // the issuer must be a known service account, the signature must verify
 // against one of its registered keys, and iat/exp/aud/scope must be sane.
 func (d *Double) jwtBearer(w http.ResponseWriter, r *http.Request, form url.Values) {
@@ -284,6 +299,12 @@ func validScopes(s string) bool {
 	return true
 }
 
+// serveTokenInfo answers tokeninfo: 200 with azp, aud, scope, exp and
+// expires_in as strings (and email for service accounts), or 400
+// {"error":"invalid_token","error_description":"Invalid Value"} for an
+// unknown, revoked or expired token (as observed; Google documents the
+// endpoint's use, not its error body). An expired and a revoked token answer
+// alike, so tokeninfo cannot tell them apart; no rate limit is documented.
 func (d *Double) serveTokenInfo(w http.ResponseWriter, r *http.Request) {
 	d.countURLLeak(r, "access_token", "id_token")
 	var tok string

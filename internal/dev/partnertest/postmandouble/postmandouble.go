@@ -17,15 +17,24 @@ import (
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest"
 )
 
-// HeaderAPIKey is the header Postman reads the API key from.
+// HeaderAPIKey is the header Postman reads the API key from
+// (learning.postman.com, Postman API authentication; ../shared/PARTNERS.md,
+// Postman: "GET /me, X-Api-Key"). Header names are case-insensitive.
 const HeaderAPIKey = "X-API-Key"
 
 // RateLimitPerMinute is the X-RateLimit-Limit the double announces; Postman's
-// API allows 300 requests a minute per key.
+// API allows 300 requests a minute per key (../shared/PARTNERS.md, Postman;
+// https://learning.postman.com/docs/developer/postman-api/postman-api-rate-limits/).
+// An older support article (support.getpostman.com, "Postman API Usage and
+// Rate Limit") said 60 a minute: the current docs win.
 const RateLimitPerMinute = 300
 
-// Messages of Postman's error bodies, verbatim, so that a client matching on
-// them sees what it would see in production.
+// Messages of Postman's error bodies, so that a client matching on them sees
+// what it would see in production. authMessage is the 401 of
+// ../shared/PARTNERS.md (Postman). The 404, 500 and 503 messages are the
+// double's own: no source we read quotes them (the 503 of the support article
+// above names itself "503 service unavailable" with a longer message); the
+// verifier judges those answers by status, not by message.
 const (
 	authMessage      = "Invalid API Key. Every request requires a valid API Key to be sent."
 	notFoundMessage  = "Requested resource not found"
@@ -126,7 +135,10 @@ func meFor(userID int) Me {
 }
 
 // serveHTTP authenticates first, as Postman does for every route, then
-// answers /me.
+// answers /me. Without the X-API-Key header the double answers the same 401
+// AuthenticationError as for a wrong key: the message ("Every request
+// requires a valid API Key to be sent") says so, but no source shows the
+// answer to a request without the header; UNCONFIRMED.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	key := r.Header.Get(HeaderAPIKey)
 	if key != "" {
@@ -141,6 +153,10 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, http.StatusNotFound, "notFound", notFoundMessage)
 		return
 	}
+	// 200 {"user":{"id",...},"operations":[...]} (../shared/PARTNERS.md,
+	// Postman; learning.postman.com, users API). The user's fields beyond id
+	// (teamId, teamName, teamDomain in the docs' example) are not all served:
+	// the verifier reads user.id only, and make smoke-live shows the rest.
 	writeJSON(w, http.StatusOK, meFor(userID))
 }
 
@@ -152,11 +168,22 @@ type errorBody struct {
 }
 
 // WriteError writes an error as Postman does; it is the double's
-// partnertest.ErrorWriter. 429 gets Postman's flat rateLimited body and its
-// X-RateLimit-* headers (Retry-After, when set by the fault layer, is kept);
+// partnertest.ErrorWriter. 429 gets a flat rateLimited body and the
+// X-RateLimit-* headers, reset in UTC epoch seconds (learning.postman.com,
+// postman-api-rate-limits; ../shared/PARTNERS.md, Postman); Retry-After, when
+// set by the fault layer, is kept. Sources disagree on the rest: the current
+// docs name X-RateLimit-RetryAfter / RetryAfter in seconds, RateLimit and
+// RateLimit-Policy: 300;w=60, which the double does not send (the verifier
+// honours Retry-After and X-RateLimit-Reset); the older support article shows
+// a 429 body {"error":{"name":"rateLimitError","message":"... retry at
+// <epoch milliseconds>"}}, not this flat one. A 429 is a rate limit by its
+// status alone, so no body shape changes a verdict;
 // 500 and 503 get Postman's server error names; everything else is
 // {"error":{"name":code,"message":msg}}.
 func WriteError(w http.ResponseWriter, status int, code, msg string) {
+	// 401 {"error":{"name":"AuthenticationError","message":...}} is
+	// ../shared/PARTNERS.md (Postman); the other statuses reuse that envelope,
+	// as the support article's 429 and 503 bodies do.
 	switch status {
 	case http.StatusTooManyRequests:
 		reset := rateLimitReset(w.Header().Get("Retry-After"), time.Now())

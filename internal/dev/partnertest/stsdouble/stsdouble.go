@@ -46,7 +46,15 @@ const (
 	maxClockSkew = 15 * time.Minute
 )
 
-// Messages STS sends with its error codes.
+// Messages STS sends with its error codes. The codes, their statuses
+// (InvalidClientTokenId 403, MissingAuthenticationToken 403,
+// IncompleteSignature 400, MalformedQueryString, InvalidAction 400,
+// Throttling 400) are AWS's common errors
+// (https://docs.aws.amazon.com/STS/latest/APIReference/CommonErrors.html;
+// the same list in the SDKs' error enums). The messages are as observed in
+// the aws-cli/SDK error strings users quote; AWS documents none of them word
+// for word, and the verifier reads the code, never the message.
+// ../shared/PARTNERS.md has no STS section.
 const (
 	msgInvalidClientTokenID = "The security token included in the request is invalid."
 	msgSignatureMismatch    = "The request signature we calculated does not match the signature you provided. " +
@@ -193,11 +201,17 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.Controls.CountKey(auth.keyID)
 	}
 	if s.takeThrottle() {
+		// STS throttles with 400 Throttling "Rate exceeded" (common errors,
+		// above), not 429, and sends no Retry-After: the wait is the
+		// verifier's own backoff. Its quota is per calling account (IAM and
+		// STS quotas, the Rate.Source of the aws Definition).
 		writeError(w, http.StatusBadRequest, "Throttling", msgThrottling)
 		return
 	}
 	switch {
 	case r.Header.Get("Authorization") == "":
+		// Without the required Authorization header: 403
+		// MissingAuthenticationToken (common errors, above).
 		writeError(w, http.StatusForbidden, "MissingAuthenticationToken", msgMissingAuth)
 		return
 	case !hasAuth:
@@ -219,12 +233,24 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, "SignatureDoesNotMatch", "Credential should be scoped to a valid region.")
 		return
 	}
+	// A request signed more than 15 minutes from the server's clock: 403
+	// SignatureDoesNotMatch "Signature expired" (SigV4 docs, "Elements of an
+	// AWS API request signature": 15 minutes; the common errors list it as
+	// RequestExpired for some services, STS answers SignatureDoesNotMatch as
+	// observed in SDK issues; sources disagree, the verifier treats both as
+	// partner_error).
 	if now := s.now(); signedAt.Sub(now).Abs() > maxClockSkew {
 		writeError(w, http.StatusForbidden, "SignatureDoesNotMatch", fmt.Sprintf(
 			"Signature expired: %s is now earlier than %s (%s - 15 min.)",
 			signedAt.Format(amzDateFmt), now.Add(-maxClockSkew).UTC().Format(amzDateFmt), now.UTC().Format(amzDateFmt)))
 		return
 	}
+	// An unknown or deleted key id: 403 InvalidClientTokenId; a known key id
+	// signed with the wrong secret: 403 SignatureDoesNotMatch (common errors,
+	// above). STS checks the key id first, which is why a key id alone proves
+	// a key live: the "valid but restricted" answer of STS, as the README's
+	// verifier table says. GetCallerIdentity needs no permission
+	// (STS API reference, GetCallerIdentity), so no AccessDenied exists here.
 	id, ok := s.lookup(auth.keyID)
 	if !ok {
 		writeError(w, http.StatusForbidden, "InvalidClientTokenId", msgInvalidClientTokenID)
@@ -336,6 +362,9 @@ type errorResponse struct {
 	RequestID string `xml:"RequestId"`
 }
 
+// writeIdentity is the 200 of GetCallerIdentity: Arn, UserId, Account and
+// ResponseMetadata.RequestId in the 2011-06-15 namespace
+// (https://docs.aws.amazon.com/STS/latest/APIReference/API_GetCallerIdentity.html).
 func writeIdentity(w http.ResponseWriter, id identity) {
 	resp := callerIdentityResponse{Xmlns: xmlns}
 	resp.Result.Arn, resp.Result.UserID, resp.Result.Account = id.arn, id.userID, id.account
@@ -343,8 +372,12 @@ func writeIdentity(w http.ResponseWriter, id identity) {
 	writeXML(w, http.StatusOK, resp.Metadata.RequestID, resp)
 }
 
-// writeError answers in STS's ErrorResponse format; it is also the
-// partnertest.ErrorWriter for the generic faults.
+// writeError answers in STS's ErrorResponse format (Type Sender/Receiver,
+// Code, Message, RequestId: the Query protocol's error document, as the
+// SDK's awsquery error deserializer reads it); it is also the
+// partnertest.ErrorWriter for the generic faults. STS's own 429 and 503 are
+// not documented for GetCallerIdentity; the double serves them in this
+// format so the verifier's status rules are exercised.
 func writeError(w http.ResponseWriter, status int, code, msg string) {
 	resp := errorResponse{Xmlns: xmlns, RequestID: requestID()}
 	resp.Error.Type = "Sender"
