@@ -171,7 +171,7 @@ func TestEndToEnd(t *testing.T) {
 			"postman-inactive": finding.ReasonPartnerRejected, "aws-session-key": finding.ReasonUnsupportedTokenType,
 			"gcp-client-secret-no-client-id": finding.ReasonMissingContext, "postman-malformed": finding.ReasonMalformedToken,
 			"slack-unsupported": finding.ReasonUnsupportedTokenType,
-			"heroku-active": finding.ReasonPartnerConfirmed, "heroku-inactive": finding.ReasonPartnerRejected,
+			"heroku-active":     finding.ReasonPartnerConfirmed, "heroku-inactive": finding.ReasonPartnerRejected,
 			"heroku-malformed": finding.ReasonMalformedToken,
 		}
 		for id, reason := range want {
