@@ -171,6 +171,8 @@ func TestEndToEnd(t *testing.T) {
 			"postman-inactive": finding.ReasonPartnerRejected, "aws-session-key": finding.ReasonUnsupportedTokenType,
 			"gcp-client-secret-no-client-id": finding.ReasonMissingContext, "postman-malformed": finding.ReasonMalformedToken,
 			"slack-unsupported": finding.ReasonUnsupportedTokenType,
+			"heroku-active":     finding.ReasonPartnerConfirmed, "heroku-inactive": finding.ReasonPartnerRejected,
+			"heroku-malformed": finding.ReasonMalformedToken,
 		}
 		for id, reason := range want {
 			r, ok := got[id]
@@ -200,8 +202,14 @@ func TestEndToEnd(t *testing.T) {
 				t.Errorf("%s: %s with the flag off", id, r.Reason)
 			}
 		}
-		if len(got) != 17 {
-			t.Errorf("%d results, want 17", len(got))
+		findings := 0
+		for _, b := range eventBodies(t, "ingress-scan.json") {
+			if batch, err := finding.Parse([]byte(b)); err == nil {
+				findings += len(batch.Findings)
+			}
+		}
+		if len(got) != findings {
+			t.Errorf("%d results, want %d, one per finding of the scan", len(got), findings)
 		}
 		assertNoNewRequests(t, before, h.sandbox.Requests())
 	})

@@ -111,6 +111,9 @@ func TestRoutes(t *testing.T) {
 		"aws-access-token":             {Partner: finding.PartnerAWS, TokenType: finding.TokenAWSAccessKey},
 		"gcp-api-key":                  {Partner: finding.PartnerGCP, TokenType: finding.TokenGCPAPIKey},
 		"postman-api-token":            {Partner: finding.PartnerPostman, TokenType: finding.TokenPostmanAPIKey},
+		"Heroku API Key":               {Partner: "heroku", TokenType: "heroku_api_key"},
+		"heroku-api-key":               {Partner: "heroku", TokenType: "heroku_api_key"},
+		"heroku-api-key-v2":            {Partner: "heroku", TokenType: "heroku_api_key"},
 	}
 	for rule, r := range want {
 		got, ok := Route(rule)

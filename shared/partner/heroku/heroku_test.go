@@ -1,0 +1,647 @@
+package herokupartner_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/herokudouble"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/metrics"
+	herokupartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/heroku"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/verify"
+)
+
+const (
+	ruleV2     = "heroku-api-key-v2"
+	ruleGitLab = "Heroku API Key"
+)
+
+func startDouble(t *testing.T) *herokudouble.Server {
+	t.Helper()
+	s, err := herokudouble.Start("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+func newVerifier(t *testing.T, endpoint string, timeout time.Duration, tr http.RoundTripper) *herokupartner.Verifier {
+	t.Helper()
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := herokupartner.New(partnerhttp.Options{Endpoints: []*url.URL{u}, Timeout: timeout, Transport: tr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// herokuFinding is tok as found: a UUID under GitLab's rule (the legacy
+// form it finds), anything else under gitleaks' v2 rule.
+func herokuFinding(tok string) finding.Finding {
+	rule := ruleV2
+	if !strings.HasPrefix(tok, "HRKU-") {
+		rule = ruleGitLab
+	}
+	return finding.Finding{ID: "f-1", RuleID: rule, Token: finding.Secret(tok)}
+}
+
+// outcome is what one verification produced, with the metrics it recorded.
+type outcome struct {
+	verdict verify.Verdict
+	err     error
+	m       metrics.Summary
+}
+
+// callerVerify verifies f as pipeline.Worker does: a finding reaches Verify
+// only routed to its own token type and past the partner's gate
+// (Definition.Examine), so the rows that test that gate get their verdict
+// here, without a call.
+func callerVerify(ctx context.Context, v verify.Verifier, tt finding.TokenType, f finding.Finding) (verify.Verdict, error) {
+	rt, reason, msg := herokupartner.Definition.Examine(f)
+	if reason != "" {
+		return verify.Verdict{Reason: reason, Message: msg}, nil
+	}
+	if rt.TokenType != tt {
+		return verify.Verdict{Reason: finding.ReasonUnsupportedTokenType, Message: "rule_id is routed to " + string(rt.TokenType) + ", not " + string(tt)}, nil
+	}
+	return v.Verify(ctx, tt, f)
+}
+
+func run(v *herokupartner.Verifier, tt finding.TokenType, f finding.Finding) outcome {
+	rec := metrics.New()
+	verdict, err := callerVerify(metrics.NewContext(context.Background(), rec), v, tt, f)
+	m := rec.Snapshot()["heroku"]
+	m.LatencyMS = nil
+	return outcome{verdict, err, m}
+}
+
+// want describes the expected outcome of a row: a verdict (reason set) or a fault.
+type want struct {
+	reason     finding.Reason // verdict reason; "" when a fault is expected
+	kind       verify.FaultKind
+	httpStatus int
+	network    bool
+	retryMin   time.Duration
+	retryMax   time.Duration
+	msg        string // a substring of the fault or verdict message
+	metrics    metrics.Summary
+	calls      int64 // requests the double saw
+}
+
+func check(t *testing.T, got outcome, w want) {
+	t.Helper()
+	if got.verdict.Status() == finding.StatusInactive && got.err != nil {
+		t.Fatal("a fault came with an inactive verdict")
+	}
+	if w.reason != "" {
+		if got.err != nil {
+			t.Fatalf("Verify error = %v, want verdict %s", got.err, w.reason)
+		}
+		if got.verdict.Reason != w.reason {
+			t.Fatalf("reason = %q (%s), want %q", got.verdict.Reason, got.verdict.Message, w.reason)
+		}
+		if !strings.Contains(got.verdict.Message, w.msg) {
+			t.Errorf("message = %q, want it to contain %q", got.verdict.Message, w.msg)
+		}
+	} else {
+		if got.err == nil {
+			t.Fatalf("verdict %+v (status %s), want a fault; a fault must never be an answer", got.verdict, got.verdict.Status())
+		}
+		if got.verdict.Reason != "" {
+			t.Errorf("a fault came with verdict reason %q", got.verdict.Reason)
+		}
+		f, ok := verify.AsFault(got.err)
+		if !ok {
+			t.Fatalf("error %v is not a *verify.Fault", got.err)
+		}
+		if f.Kind != w.kind || f.HTTPStatus != w.httpStatus || f.Network != w.network {
+			t.Errorf("fault = %+v, want kind %v, http %d, network %v", *f, w.kind, w.httpStatus, w.network)
+		}
+		if finding.StatusOf(f.Kind.Reason()) != finding.StatusUnknown {
+			t.Errorf("fault ends in %q, want an unknown reason", f.Kind.Reason())
+		}
+		if f.Partner != herokupartner.Partner || f.Op != "GET /account" {
+			t.Errorf("fault names %q %q", f.Partner, f.Op)
+		}
+		if f.RetryAfter < w.retryMin || f.RetryAfter > w.retryMax {
+			t.Errorf("RetryAfter = %v, want within [%v, %v]", f.RetryAfter, w.retryMin, w.retryMax)
+		}
+		if !strings.Contains(got.err.Error(), w.msg) {
+			t.Errorf("error = %q, want it to contain %q", got.err, w.msg)
+		}
+	}
+	if !reflect.DeepEqual(got.m, w.metrics) {
+		t.Errorf("metrics = %+v, want %+v", got.m, w.metrics)
+	}
+}
+
+// TestVerifyAgainstDouble has one row per answer Heroku can give, served by
+// the double, and the verdict or fault each must give.
+func TestVerifyAgainstDouble(t *testing.T) {
+	srv := startDouble(t)
+	one := metrics.Summary{Requests: 1}
+	errored := metrics.Summary{Requests: 1, Errors: 1}
+	network := metrics.Summary{Requests: 1, Errors: 1, NetworkErrors: 1}
+	limited := metrics.Summary{Requests: 1, RateLimitHits: 1}
+	httpDate := func() string { return time.Now().Add(30 * time.Second).UTC().Format(http.TimeFormat) }
+	const account = "01234567-89ab-4cde-8f01-23456789abcd"
+
+	tests := []struct {
+		name       string
+		legacy     bool // a UUID key rather than an HRKU-AA token
+		tokenType  finding.TokenType
+		setup      func(t *testing.T, key string) finding.Finding // registers keys, pushes faults
+		retryAfter string
+		timeout    time.Duration
+		want       want
+	}{
+		{name: "live token", setup: func(t *testing.T, key string) finding.Finding {
+			srv.AddToken(key, account)
+			return herokuFinding(key)
+		}, want: want{reason: finding.ReasonPartnerConfirmed, metrics: one, calls: 1}},
+		{name: "live legacy UUID key", legacy: true, setup: func(t *testing.T, key string) finding.Finding {
+			srv.AddToken(key, account)
+			return herokuFinding(key)
+		}, want: want{reason: finding.ReasonPartnerConfirmed, metrics: one, calls: 1}},
+		{name: "live legacy key in upper case", legacy: true, setup: func(t *testing.T, key string) finding.Finding {
+			srv.AddToken(strings.ToUpper(key), account)
+			return herokuFinding(strings.ToUpper(key))
+		}, want: want{reason: finding.ReasonPartnerConfirmed, metrics: one, calls: 1}},
+		{name: "unknown token: 401 unauthorized", setup: func(t *testing.T, key string) finding.Finding {
+			return herokuFinding(key)
+		}, want: want{reason: finding.ReasonPartnerRejected, metrics: one, calls: 1}},
+		{name: "revoked token: 401 unauthorized", setup: func(t *testing.T, key string) finding.Finding {
+			srv.AddToken(key, account)
+			srv.RevokeToken(key)
+			return herokuFinding(key)
+		}, want: want{reason: finding.ReasonPartnerRejected, metrics: one, calls: 1}},
+		{name: "revoked legacy key", legacy: true, setup: func(t *testing.T, key string) finding.Finding {
+			return herokuFinding(key)
+		}, want: want{reason: finding.ReasonPartnerRejected, metrics: one, calls: 1}},
+		{name: "expired token: 401 unauthorized", setup: func(t *testing.T, key string) finding.Finding {
+			srv.AddTokenMode(key, account, herokudouble.Expired)
+			return herokuFinding(key)
+		}, want: want{reason: finding.ReasonPartnerRejected, metrics: one, calls: 1}},
+		{name: "scoped or expired token: 403 forbidden", setup: func(t *testing.T, key string) finding.Finding {
+			srv.AddTokenMode(key, account, herokudouble.Forbidden)
+			return herokuFinding(key)
+		}, want: want{kind: verify.PartnerError, httpStatus: 403, msg: "403 forbidden", metrics: errored, calls: 1}},
+		{name: "suspended account: 403 suspended", setup: func(t *testing.T, key string) finding.Finding {
+			srv.AddTokenMode(key, account, herokudouble.Suspended)
+			return herokuFinding(key)
+		}, want: want{kind: verify.PartnerError, httpStatus: 403, msg: "403 suspended", metrics: errored, calls: 1}},
+		{name: "delinquent account: 402 delinquent", setup: func(t *testing.T, key string) finding.Finding {
+			srv.AddTokenMode(key, account, herokudouble.Delinquent)
+			return herokuFinding(key)
+		}, want: want{kind: verify.PartnerError, httpStatus: 402, msg: "402 delinquent", metrics: errored, calls: 1}},
+		{name: "malformed token: no call", setup: func(t *testing.T, key string) finding.Finding {
+			srv.AddToken(key[:40], account)
+			return herokuFinding(key[:40])
+		}, want: want{reason: finding.ReasonMalformedToken, msg: "not a Heroku API token"}},
+		{name: "token one character long: no call", setup: func(t *testing.T, key string) finding.Finding {
+			return herokuFinding(key + "x")
+		}, want: want{reason: finding.ReasonMalformedToken}},
+		{name: "not a UUID: no call", setup: func(t *testing.T, key string) finding.Finding {
+			return finding.Finding{ID: "f-1", RuleID: ruleGitLab, Token: "0123456789abcdef0123456789abcdef"}
+		}, want: want{reason: finding.ReasonMalformedToken, msg: "legacy UUID"}},
+		{name: "other partner's token type: no call", tokenType: finding.TokenPostmanAPIKey, setup: func(t *testing.T, key string) finding.Finding {
+			srv.AddToken(key, account)
+			return herokuFinding(key)
+		}, want: want{reason: finding.ReasonUnsupportedTokenType, msg: "heroku_api_key"}},
+		{name: "500", setup: fault(srv, partnertest.Fault500), want: want{kind: verify.PartnerError, httpStatus: 500, msg: "server error", metrics: errored, calls: 1}},
+		{name: "502 HTML", setup: fault(srv, partnertest.Fault502), want: want{kind: verify.PartnerError, httpStatus: 502, metrics: errored, calls: 1}},
+		{name: "503", setup: fault(srv, partnertest.Fault503), want: want{kind: verify.PartnerError, httpStatus: 503, metrics: errored, calls: 1}},
+		{name: "504 HTML", setup: fault(srv, partnertest.Fault504), want: want{kind: verify.PartnerError, httpStatus: 504, metrics: errored, calls: 1}},
+		{name: "429 rate_limit as documented: RateLimit-Remaining 0, no wait header", retryAfter: "", setup: fault(srv, partnertest.Fault429),
+			want: want{kind: verify.RateLimited, httpStatus: 429, retryMin: 0, retryMax: 0, msg: "rate limited", metrics: limited, calls: 1}},
+		{name: "429 rate_limit with Retry-After seconds", retryAfter: "7", setup: fault(srv, partnertest.Fault429),
+			want: want{kind: verify.RateLimited, httpStatus: 429, retryMin: 7 * time.Second, retryMax: 7 * time.Second, msg: "rate limited", metrics: limited, calls: 1}},
+		{name: "429 rate_limit with Retry-After HTTP date", retryAfter: httpDate(), setup: fault(srv, partnertest.Fault429),
+			want: want{kind: verify.RateLimited, httpStatus: 429, retryMin: 27 * time.Second, retryMax: 30 * time.Second, metrics: limited, calls: 1}},
+		{name: "429 on a live key", retryAfter: "1", setup: func(t *testing.T, key string) finding.Finding {
+			srv.AddToken(key, account)
+			srv.Controls.Push(partnertest.Fault429)
+			return herokuFinding(key)
+		}, want: want{kind: verify.RateLimited, httpStatus: 429, retryMin: time.Second, retryMax: time.Second, metrics: limited, calls: 1}},
+		{name: "reset", setup: fault(srv, partnertest.FaultReset), want: want{kind: verify.PartnerError, network: true, msg: "network error", metrics: network, calls: 1}},
+		{name: "hang with a short timeout", timeout: 300 * time.Millisecond, setup: fault(srv, partnertest.FaultHang),
+			want: want{kind: verify.PartnerError, network: true, msg: "timeout", metrics: network, calls: 1}},
+		{name: "slow live answer within the timeout", timeout: 2 * time.Second, setup: func(t *testing.T, key string) finding.Finding {
+			srv.AddToken(key, account)
+			srv.Controls.SetLatency(100*time.Millisecond, 0)
+			return herokuFinding(key)
+		}, want: want{reason: finding.ReasonPartnerConfirmed, metrics: one, calls: 1}},
+		{name: "garbled 200", setup: fault(srv, partnertest.FaultGarbled), want: want{kind: verify.PartnerError, httpStatus: 200, msg: "proves nothing", metrics: errored, calls: 1}},
+		{name: "empty 200", setup: fault(srv, partnertest.FaultEmpty), want: want{kind: verify.PartnerError, httpStatus: 200, msg: "proves nothing", metrics: errored, calls: 1}},
+		{name: "truncated 200", setup: fault(srv, partnertest.FaultTruncated), want: want{kind: verify.PartnerError, httpStatus: 200, msg: "read body", metrics: errored, calls: 1}},
+		{name: "HTML 401 from a proxy", setup: fault(srv, partnertest.FaultHTML401), want: want{kind: verify.PartnerError, httpStatus: 401, msg: "HTML page", metrics: errored, calls: 1}},
+		{name: "HTML 403 from a WAF", setup: fault(srv, partnertest.FaultHTML403), want: want{kind: verify.PartnerError, httpStatus: 403, msg: "HTML page", metrics: errored, calls: 1}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv.Controls.Reset()
+			srv.Controls.SetRetryAfter(tc.retryAfter)
+			key := herokudouble.NewToken()
+			if tc.legacy {
+				key = herokudouble.NewLegacyKey()
+			}
+			f := tc.setup(t, key)
+			tt := tc.tokenType
+			if tt == "" {
+				tt = herokupartner.TokenAPIKey
+			}
+			got := run(newVerifier(t, srv.URL, tc.timeout, nil), tt, f)
+			check(t, got, tc.want)
+			if got.verdict.Reason == finding.ReasonPartnerConfirmed {
+				if !reflect.DeepEqual(got.verdict.Details, finding.Details{herokupartner.DetailAccountID: account}) {
+					t.Errorf("details = %v, want only %s = the registered account", got.verdict.Details, herokupartner.DetailAccountID)
+				}
+			} else if got.verdict.Details != nil {
+				t.Errorf("details on a %q verdict: %v", got.verdict.Reason, got.verdict.Details)
+			}
+			if calls := srv.Controls.Requests(); calls != tc.want.calls {
+				t.Errorf("double saw %d requests, want %d", calls, tc.want.calls)
+			}
+		})
+	}
+}
+
+// fault returns a row setup that registers the key as live and scripts f, so
+// that any verdict but a fault would be wrong.
+func fault(srv *herokudouble.Server, f partnertest.Fault) func(*testing.T, string) finding.Finding {
+	return func(_ *testing.T, key string) finding.Finding {
+		srv.AddToken(key, "01234567-89ab-4cde-8f01-23456789abcd")
+		srv.Controls.Push(f)
+		return herokuFinding(key)
+	}
+}
+
+// TestAccountPoolExhausted drives the double's own per-account pool rather
+// than a scripted 429: once the account's request tokens are spent Heroku
+// answers 429 rate_limit with RateLimit-Remaining 0 and no wait header.
+func TestAccountPoolExhausted(t *testing.T) {
+	srv := startDouble(t)
+	srv.SetPoolSize(1)
+	key := herokudouble.NewToken()
+	srv.AddToken(key, herokudouble.NewUUID())
+	v := newVerifier(t, srv.URL, 0, nil)
+	check(t, run(v, herokupartner.TokenAPIKey, herokuFinding(key)),
+		want{reason: finding.ReasonPartnerConfirmed, metrics: metrics.Summary{Requests: 1}})
+	check(t, run(v, herokupartner.TokenAPIKey, herokuFinding(key)),
+		want{kind: verify.RateLimited, httpStatus: 429, msg: "rate limited", metrics: metrics.Summary{Requests: 1, RateLimitHits: 1}})
+}
+
+// TestEnforcedRateLimit drives the shared limiter knob: the second request
+// inside the window is refused with the Retry-After the knob sets.
+func TestEnforcedRateLimit(t *testing.T) {
+	srv := startDouble(t)
+	key := herokudouble.NewToken()
+	srv.AddToken(key, herokudouble.NewUUID())
+	srv.Controls.SetRateLimit(0.001, 1)
+	srv.Controls.SetRetryAfter("2")
+	v := newVerifier(t, srv.URL, 0, nil)
+	check(t, run(v, herokupartner.TokenAPIKey, herokuFinding(key)),
+		want{reason: finding.ReasonPartnerConfirmed, metrics: metrics.Summary{Requests: 1}})
+	check(t, run(v, herokupartner.TokenAPIKey, herokuFinding(key)),
+		want{kind: verify.RateLimited, httpStatus: 429, retryMin: 2 * time.Second, retryMax: 2 * time.Second,
+			metrics: metrics.Summary{Requests: 1, RateLimitHits: 1}})
+	if srv.Controls.RateLimited() != 1 {
+		t.Errorf("double sent %d 429s, want 1", srv.Controls.RateLimited())
+	}
+}
+
+// TestVerifyUnusableAnswers covers answers the double never gives but a
+// proxy, a partner change or a misconfiguration can: each proves nothing.
+func TestVerifyUnusableAnswers(t *testing.T) {
+	canary := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+		t.Error("the redirect target was contacted")
+	}))
+	defer canary.Close()
+	const acct = `"id":"01234567-89ab-4cde-8f01-23456789abcd"`
+	tests := []struct {
+		name        string
+		status      int
+		contentType string
+		body        string
+		header      map[string]string
+		wantStatus  int
+		wantMsg     string
+	}{
+		{"200 JSON without id", 200, "application/json", `{"email":"someone@example.com"}`, nil, 200, "proves nothing"},
+		{"200 id not a UUID", 200, "application/json", `{"id":"someone"}`, nil, 200, "proves nothing"},
+		{"200 id a number", 200, "application/json", `{"id":7}`, nil, 200, "proves nothing"},
+		{"200 id in upper case", 200, "application/json", `{"id":"01234567-89AB-4CDE-8F01-23456789ABCD"}`, nil, 200, "proves nothing"},
+		{"200 ID key of another case", 200, "application/json", `{"ID":"01234567-89ab-4cde-8f01-23456789abcd"}`, nil, 200, "proves nothing"},
+		{"200 an array", 200, "application/json", `[{` + acct + `}]`, nil, 200, "proves nothing"},
+		{"200 two documents", 200, "application/json", `{` + acct + `}{` + acct + `}`, nil, 200, "proves nothing"},
+		{"200 trailing garbage", 200, "application/json", `{` + acct + `}x`, nil, 200, "proves nothing"},
+		{"200 HTML captive portal", 200, "text/html", `<html><body>Sign in to Wi-Fi</body></html>`, nil, 200, "HTML page"},
+		{"200 too long", 200, "application/json", `{` + acct + `,"pad":"` + strings.Repeat("x", 70*1024) + `"}`, nil, 200, "read body"},
+		{"401 HTML without a content type", 401, "", `<!DOCTYPE html><title>401</title>`, nil, 401, "HTML page"},
+		{"401 another id", 401, "application/json", `{"id":"two_factor","message":"Two-factor code required"}`, nil, 401, "unauthorized error id"},
+		{"401 id without message", 401, "application/json", `{"id":"unauthorized"}`, nil, 401, "unauthorized error id"},
+		{"401 nested error", 401, "application/json", `{"error":{"id":"unauthorized","message":"x"}}`, nil, 401, "unauthorized error id"},
+		{"401 ID of another case", 401, "application/json", `{"ID":"unauthorized","message":"x"}`, nil, 401, "unauthorized error id"},
+		{"401 empty", 401, "", ``, nil, 401, "unauthorized error id"},
+		{"403 another id", 403, "application/json", `{"id":"sso_required","message":"x"}`, nil, 403, "unexpected http status 403"},
+		{"403 forbidden with Retry-After: a rate limit", 403, "application/json", `{"id":"forbidden","message":"x"}`, map[string]string{"Retry-After": "3"}, 403, "rate limited"},
+		{"406 not_acceptable", 406, "application/json", `{"id":"not_acceptable","message":"Please specify a version"}`, nil, 406, "406 not acceptable"},
+		{"404 not_found", 404, "application/json", `{"id":"not_found","message":"x"}`, nil, 404, "unexpected http status 404"},
+		{"302 to elsewhere", 302, "", "", map[string]string{"Location": canary.URL + "/account"}, 302, "unexpected http status 302"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				for k, v := range tc.header {
+					w.Header().Set(k, v)
+				}
+				if tc.contentType != "" {
+					w.Header().Set("Content-Type", tc.contentType)
+				}
+				w.WriteHeader(tc.status)
+				_, _ = w.Write([]byte(tc.body))
+			}))
+			defer srv.Close()
+			got := run(newVerifier(t, srv.URL, 0, nil), herokupartner.TokenAPIKey, herokuFinding(herokudouble.NewToken()))
+			w := want{kind: verify.PartnerError, httpStatus: tc.wantStatus, msg: tc.wantMsg, metrics: metrics.Summary{Requests: 1, Errors: 1}}
+			if tc.header["Retry-After"] != "" {
+				w = want{kind: verify.RateLimited, httpStatus: tc.wantStatus, msg: tc.wantMsg, retryMin: 3 * time.Second, retryMax: 3 * time.Second,
+					metrics: metrics.Summary{Requests: 1, RateLimitHits: 1}}
+			}
+			check(t, got, w)
+		})
+	}
+}
+
+// recordingTransport passes requests on and remembers what they carried.
+type recordingTransport struct {
+	mu   sync.Mutex
+	base http.RoundTripper
+	reqs []*http.Request
+}
+
+func (rt *recordingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	rt.mu.Lock()
+	rt.reqs = append(rt.reqs, req.Clone(context.Background()))
+	rt.mu.Unlock()
+	return rt.base.RoundTrip(req)
+}
+
+// TestRequestShape: GET /account with the key only in the Authorization
+// header (never in the URL or a body), the version-3 Accept header and
+// this project's User-Agent.
+func TestRequestShape(t *testing.T) {
+	srv := startDouble(t)
+	rt := &recordingTransport{base: &http.Transport{}}
+	v := newVerifier(t, srv.URL+"/", 0, rt)
+	keys := []string{herokudouble.NewToken(), herokudouble.NewLegacyKey()}
+	for _, key := range keys {
+		srv.AddToken(key, herokudouble.NewUUID())
+		if got := run(v, herokupartner.TokenAPIKey, herokuFinding(key)); got.verdict.Reason != finding.ReasonPartnerConfirmed {
+			t.Fatalf("Verify = %+v, %v", got.verdict, got.err)
+		}
+	}
+	if len(rt.reqs) != len(keys) {
+		t.Fatalf("transport saw %d requests", len(rt.reqs))
+	}
+	for i, r := range rt.reqs {
+		key := keys[i]
+		if r.Method != http.MethodGet || r.URL.String() != srv.URL+"/account" {
+			t.Errorf("request %d: %s %s, want GET %s/account", i, r.Method, r.URL, srv.URL)
+		}
+		if strings.Contains(r.URL.String(), key) {
+			t.Errorf("request %d carries the key in its URL", i)
+		}
+		if r.Body != nil && r.Body != http.NoBody {
+			t.Errorf("request %d has a body", i)
+		}
+		if got := r.Header.Get("Authorization"); got != "Bearer "+key {
+			t.Errorf("request %d: Authorization is not the Bearer key", i)
+		}
+		if got := r.Header.Get("Accept"); got != herokudouble.Accept {
+			t.Errorf("request %d: Accept = %q", i, got)
+		}
+		if got := r.Header.Get("User-Agent"); got != partnerhttp.UserAgent {
+			t.Errorf("request %d: User-Agent = %q", i, got)
+		}
+		for name, vs := range r.Header {
+			if name == "Authorization" {
+				continue
+			}
+			for _, val := range vs {
+				if strings.Contains(val, key) {
+					t.Errorf("request %d: header %s carries the key", i, name)
+				}
+			}
+		}
+		if got := srv.Controls.CountFor(key); got != 1 {
+			t.Errorf("double counted %d requests for key %d", got, i)
+		}
+	}
+}
+
+func TestEndpointWithPathPrefix(t *testing.T) {
+	var path string
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		path = r.URL.Path
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"id":"01234567-89ab-4cde-8f01-23456789abcd","email":"a@example.com"}`))
+	}))
+	defer srv.Close()
+	got := run(newVerifier(t, srv.URL+"/heroku/", 0, nil), herokupartner.TokenAPIKey, herokuFinding(herokudouble.NewToken()))
+	check(t, got, want{reason: finding.ReasonPartnerConfirmed, metrics: metrics.Summary{Requests: 1}})
+	mu.Lock()
+	defer mu.Unlock()
+	if path != "/heroku/account" {
+		t.Errorf("path = %q, want /heroku/account", path)
+	}
+	if len(got.verdict.Details) != 1 || strings.Contains(fmt.Sprint(got.verdict.Details), "@") {
+		t.Errorf("details = %v: only the account id, never the e-mail", got.verdict.Details)
+	}
+}
+
+func TestConcurrentVerifications(t *testing.T) {
+	srv := startDouble(t)
+	v := newVerifier(t, srv.URL, 0, nil)
+	keys := make([]string, 16)
+	accounts := make([]string, 16)
+	for i := range keys {
+		keys[i] = herokudouble.NewToken()
+		accounts[i] = herokudouble.NewUUID()
+		if i%2 == 0 {
+			srv.AddToken(keys[i], accounts[i])
+		}
+	}
+	var wg sync.WaitGroup
+	results := make([]outcome, len(keys))
+	for i, k := range keys {
+		wg.Go(func() { results[i] = run(v, herokupartner.TokenAPIKey, herokuFinding(k)) })
+	}
+	wg.Wait()
+	for i, r := range results {
+		want := finding.ReasonPartnerRejected
+		if i%2 == 0 {
+			want = finding.ReasonPartnerConfirmed
+		}
+		if r.err != nil || r.verdict.Reason != want {
+			t.Errorf("key %d: %+v, %v; want %s", i, r.verdict, r.err, want)
+		}
+		if want == finding.ReasonPartnerConfirmed && r.verdict.Details[herokupartner.DetailAccountID] != accounts[i] {
+			t.Errorf("key %d: details %v belong to another key", i, r.verdict.Details)
+		}
+	}
+}
+
+func TestCancelledContextIsAFault(t *testing.T) {
+	srv := startDouble(t)
+	key := herokudouble.NewToken()
+	srv.AddToken(key, herokudouble.NewUUID())
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	verdict, err := newVerifier(t, srv.URL, 0, nil).Verify(ctx, herokupartner.TokenAPIKey, herokuFinding(key))
+	f, ok := verify.AsFault(err)
+	if !ok || f.Kind != verify.PartnerError || !f.Network || verdict.Reason != "" {
+		t.Errorf("Verify = %+v, %v; want a network partner error", verdict, err)
+	}
+}
+
+// TestNoSecretLeaks runs every class of answer and checks that no verdict,
+// error or log line of the outcomes carries the key or a part of it.
+func TestNoSecretLeaks(t *testing.T) {
+	srv := startDouble(t)
+	var logBuf bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	faults := []partnertest.Fault{partnertest.FaultNone, partnertest.Fault500, partnertest.Fault502,
+		partnertest.Fault503, partnertest.Fault504, partnertest.Fault429, partnertest.FaultReset,
+		partnertest.FaultGarbled, partnertest.FaultEmpty, partnertest.FaultTruncated,
+		partnertest.FaultHTML401, partnertest.FaultHTML403, partnertest.FaultHang}
+	modes := []herokudouble.Mode{herokudouble.Live, herokudouble.Forbidden, herokudouble.Suspended, herokudouble.Delinquent, herokudouble.Expired}
+	v := newVerifier(t, srv.URL, 300*time.Millisecond, nil)
+	var keys, texts []string
+	verifyAndLog := func(key string, label string) {
+		f := herokuFinding(key)
+		verdict, err := v.Verify(context.Background(), herokupartner.TokenAPIKey, f)
+		errText := ""
+		if err != nil {
+			errText = err.Error()
+		}
+		texts = append(texts, fmt.Sprintf("%v|%+v|%#v|%s|%v", verdict, verdict, verdict, errText, err))
+		log.Info("verification", "case", label, "finding", f, "token", f.Token,
+			"reason", verdict.Reason, "details", verdict.Details, "message", verdict.Message, "error", err)
+	}
+	for _, legacy := range []bool{false, true} {
+		for _, live := range []bool{true, false} {
+			for _, fl := range faults {
+				key := herokudouble.NewToken()
+				if legacy {
+					key = herokudouble.NewLegacyKey()
+				}
+				keys = append(keys, key)
+				if live {
+					srv.AddToken(key, herokudouble.NewUUID())
+				}
+				srv.Controls.Push(fl)
+				verifyAndLog(key, fl.String())
+			}
+		}
+		for _, m := range modes {
+			key := herokudouble.NewToken()
+			keys = append(keys, key)
+			srv.AddTokenMode(key, herokudouble.NewUUID(), m)
+			verifyAndLog(key, fmt.Sprint("mode ", m))
+		}
+	}
+	// A malformed key never leaves the process, but its message must not quote it either.
+	bad := herokudouble.NewToken()[:50]
+	keys = append(keys, bad)
+	rt, reason, msg := herokupartner.Definition.Examine(herokuFinding(bad))
+	texts = append(texts, fmt.Sprintf("%v %s %s", rt, reason, msg))
+
+	texts = append(texts, logBuf.String())
+	if !strings.Contains(logBuf.String(), `"reason":"partner_confirmed"`) || !strings.Contains(logBuf.String(), "http 500") ||
+		!strings.Contains(logBuf.String(), "403 suspended") {
+		t.Fatal("the outcome log is missing outcomes; the leak check would prove nothing")
+	}
+	for _, k := range keys {
+		parts := []string{k}
+		if strings.HasPrefix(k, "HRKU-") {
+			parts = append(parts, k[7:30], k[30:])
+		} else {
+			parts = append(parts, k[:18], k[19:])
+		}
+		for i, s := range texts {
+			for _, p := range parts {
+				if strings.Contains(s, p) {
+					t.Errorf("text %d of %d contains a key or part of one", i, len(texts))
+				}
+			}
+		}
+	}
+}
+
+func TestNew(t *testing.T) {
+	for _, ep := range []string{"", "/account", "ftp://api.heroku.com"} {
+		t.Run(ep, func(t *testing.T) {
+			var u *url.URL
+			if ep != "" {
+				u, _ = url.Parse(ep)
+			}
+			if v, err := herokupartner.New(partnerhttp.Options{Endpoints: []*url.URL{u}}); err == nil || v != nil {
+				t.Errorf("New = %v, %v; want an error", v, err)
+			} else if !strings.HasPrefix(err.Error(), "heroku: new verifier:") {
+				t.Errorf("error %q does not name the operation", err)
+			}
+		})
+	}
+	u, _ := url.Parse(herokupartner.DefaultEndpoint)
+	for _, eps := range [][]*url.URL{nil, {u, u}} {
+		if v, err := herokupartner.New(partnerhttp.Options{Endpoints: eps}); err == nil || v != nil {
+			t.Errorf("New with %d endpoints = %v, %v; want an error", len(eps), v, err)
+		}
+	}
+}
+
+// TestDefinition: the rule ids of contract §7 in both families, the one
+// endpoint, and a rate whose least deployment (two instances) stays within
+// the Limit.
+func TestDefinition(t *testing.T) {
+	d := herokupartner.Definition
+	if d.Name != "heroku" || d.Title != "Heroku" {
+		t.Errorf("name %q, title %q", d.Name, d.Title)
+	}
+	want := map[string]bool{"Heroku API Key": true, "heroku-api-key": true, "heroku-api-key-v2": true}
+	for _, r := range d.Rules {
+		if !want[r.ID] || r.TokenType != herokupartner.TokenAPIKey {
+			t.Errorf("rule %+v", r)
+		}
+		delete(want, r.ID)
+	}
+	if len(want) != 0 {
+		t.Errorf("missing rules %v", want)
+	}
+	if len(d.Endpoints) != 1 || d.Endpoints[0].Env != "PARTNER_ENDPOINT_HEROKU" || d.Endpoints[0].Default != "https://api.heroku.com" {
+		t.Errorf("endpoints %+v", d.Endpoints)
+	}
+	if 2*d.Rate.PerSecond > d.Rate.Limit || d.Rate.Limit > 75.0/60 || !strings.HasPrefix(d.Rate.Source, "https://devcenter.heroku.com/") {
+		t.Errorf("rate %+v", d.Rate)
+	}
+}
