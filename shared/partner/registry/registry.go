@@ -13,6 +13,7 @@ import (
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner"
 	awspartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/aws"
 	gcppartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/gcp"
+	openaipartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/openai"
 	postmanpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/postman"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
 )
@@ -22,6 +23,7 @@ var all = []partner.Definition{
 	awspartner.Definition,
 	gcppartner.Definition,
 	postmanpartner.Definition,
+	openaipartner.Definition,
 }
 
 // routes maps every rule id of every partner to its partner and token type.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner"
+	openaipartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/openai"
 	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
@@ -111,6 +112,8 @@ func TestRoutes(t *testing.T) {
 		"aws-access-token":             {Partner: finding.PartnerAWS, TokenType: finding.TokenAWSAccessKey},
 		"gcp-api-key":                  {Partner: finding.PartnerGCP, TokenType: finding.TokenGCPAPIKey},
 		"postman-api-token":            {Partner: finding.PartnerPostman, TokenType: finding.TokenPostmanAPIKey},
+		"open ai token":                {Partner: openaipartner.Name, TokenType: openaipartner.TokenAPIKey},
+		"openai-api-key":               {Partner: openaipartner.Name, TokenType: openaipartner.TokenAPIKey},
 	}
 	for rule, r := range want {
 		got, ok := Route(rule)
