@@ -23,6 +23,7 @@ import (
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/samtemplate"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/metrics"
+	openaipartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/openai"
 )
 
 // Contract §4 and §6 values the template must carry.
@@ -34,6 +35,7 @@ const (
 // partnerIDs are the logical-id stems of the partners: AwsQueue, AwsFunction, AwsMaxConcurrency...
 var partnerIDs = map[finding.Partner]string{
 	finding.PartnerAWS: "Aws", finding.PartnerGCP: "Gcp", finding.PartnerPostman: "Postman",
+	openaipartner.Name: "Openai",
 }
 
 // envKind says what an environment variable must point at.
@@ -83,6 +85,7 @@ func expectedEnv() map[string]map[string]envWant {
 			"PARTNER_QUEUE_URL_AWS":     {envQueueURL, "AwsQueue"},
 			"PARTNER_QUEUE_URL_GCP":     {envQueueURL, "GcpQueue"},
 			"PARTNER_QUEUE_URL_POSTMAN": {envQueueURL, "PostmanQueue"},
+			"PARTNER_QUEUE_URL_OPENAI":  {envQueueURL, "OpenaiQueue"},
 		}),
 		// Partner functions run one binary: PARTNER picks the partner. Endpoints are the
 		// contract's defaults in code; PARTNER_ENDPOINT_* exist for local doubles only.
@@ -105,6 +108,13 @@ func expectedEnv() map[string]map[string]envWant {
 			"PARTNER_RATE_BURST":      {envLiteral, "1"},
 			"PARTNER_CONCURRENCY":     {envLiteral, ""},
 		}),
+		"OpenaiFunction": with(common("OpenaiDeadLetterQueue"), map[string]envWant{
+			"PARTNER":                 {envLiteral, "openai"},
+			"PARTNER_TIMEOUT":         {envParam, "PartnerTimeout"},
+			"PARTNER_RATE_PER_SECOND": {envParam, "OpenaiRatePerSecond"},
+			"PARTNER_RATE_BURST":      {envLiteral, "1"},
+			"PARTNER_CONCURRENCY":     {envLiteral, ""},
+		}),
 		// It reads FEATURE_FLAG_PARAMETER, ENVIRONMENT, LOG_LEVEL and STACK_NAME; Globals give it
 		// the others too, and it has no source queue of its own.
 		"AutoRollbackFunction": with(autoRollback, map[string]envWant{
@@ -120,13 +130,14 @@ var functionSources = map[string]struct{ queue, maxConcurrency string }{
 	"AwsFunction":        {"AwsQueue", "AwsMaxConcurrency"},
 	"GcpFunction":        {"GcpQueue", "GcpMaxConcurrency"},
 	"PostmanFunction":    {"PostmanQueue", "PostmanMaxConcurrency"},
+	"OpenaiFunction":     {"OpenaiQueue", "OpenaiMaxConcurrency"},
 }
 
 // snsFunctions are the functions the on-call topic triggers instead of a
 // queue, with the condition they are deployed under (off by default).
 var snsFunctions = map[string]string{"AutoRollbackFunction": "AutoRollbackOn"}
 
-var queueStems = []string{"Ingress", "Aws", "Gcp", "Postman", "Results"}
+var queueStems = []string{"Ingress", "Aws", "Gcp", "Postman", "Results", "Openai"}
 
 var consumeActions = []string{"sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:ReceiveMessage"}
 
@@ -139,6 +150,7 @@ func expectedReach() map[string]map[string][]string {
 		"DispatcherFunction": {
 			"IngressQueue": consumeActions, "IngressDeadLetterQueue": send, "ResultsQueue": send,
 			"AwsQueue": send, "GcpQueue": send, "PostmanQueue": send,
+			"OpenaiQueue": send,
 		},
 		"AutoRollbackFunction": {},
 	}
@@ -622,6 +634,12 @@ func checkFunctions(tpl *samtemplate.Template) []string {
 	conc, err2 := intParam(tpl, "PostmanMaxConcurrency")
 	if err1 != nil || err2 != nil || rate*conc > 3 {
 		p = append(p, fmt.Sprintf("Postman global rate %v x %v exceeds 3 req/s (%v %v)", conc, rate, err1, err2))
+	}
+	// OpenAI: our own ceiling of 5 requests per second (shared/partner/openai).
+	rate, err1 = intParam(tpl, "OpenaiRatePerSecond")
+	conc, err2 = intParam(tpl, "OpenaiMaxConcurrency")
+	if err1 != nil || err2 != nil || rate*conc > 5 {
+		p = append(p, fmt.Sprintf("OpenAI global rate %v x %v exceeds 5 req/s (%v %v)", conc, rate, err1, err2))
 	}
 	return p
 }

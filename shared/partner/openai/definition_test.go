@@ -1,6 +1,9 @@
 package openaipartner_test
 
 import (
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -55,5 +58,38 @@ func TestRate(t *testing.T) {
 	r := openaipartner.Definition.Rate
 	if 2*r.PerSecond > r.Limit || r.Burst < 1 || !strings.HasPrefix(r.Source, "https://") {
 		t.Errorf("Rate = %+v", r)
+	}
+}
+
+// TestSamconfigRates: in every environment of samconfig.toml the global
+// rate, OpenaiMaxConcurrency x OpenaiRatePerSecond, stays within the Limit.
+func TestSamconfigRates(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "..", "..", "samconfig.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, line := range strings.Split(string(raw), "\n") {
+		if !strings.HasPrefix(line, "parameter_overrides") {
+			continue
+		}
+		n++
+		var rate, conc float64
+		for _, f := range strings.Fields(strings.Trim(strings.TrimSpace(strings.SplitN(line, "=", 2)[1]), `"`)) {
+			k, v, _ := strings.Cut(f, "=")
+			switch k {
+			case "OpenaiRatePerSecond":
+				rate, _ = strconv.ParseFloat(v, 64)
+			case "OpenaiMaxConcurrency":
+				conc, _ = strconv.ParseFloat(v, 64)
+			}
+		}
+		if rate <= 0 || conc < 2 || rate*conc > openaipartner.Definition.Rate.Limit {
+			t.Errorf("environment %d: OpenaiMaxConcurrency %v x OpenaiRatePerSecond %v: want both set, concurrency at least 2 and at most %v req/s in all",
+				n, conc, rate, openaipartner.Definition.Rate.Limit)
+		}
+	}
+	if n < 6 {
+		t.Errorf("%d environments in samconfig.toml, want 6", n)
 	}
 }
