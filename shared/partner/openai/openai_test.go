@@ -427,7 +427,7 @@ type recordingTransport struct {
 
 type seen struct {
 	method, url, auth, ua, body string
-	contentLength                int64
+	contentLength               int64
 }
 
 func (rt *recordingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
