@@ -26,6 +26,7 @@ import (
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/postmandouble"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	gcppartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/gcp"
+	openaipartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/openai"
 	postmanpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/postman"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
 )
@@ -134,7 +135,8 @@ func hostileCommon(results *sqsSink, dead *deadLetterLog, logs *lockedBuffer) Co
 func newHostileDispatcher(t *testing.T) *hostileRig {
 	t.Helper()
 	r := &hostileRig{results: &sqsSink{}, dead: &deadLetterLog{}, logs: &lockedBuffer{}, partnerRq: func() int64 { return 0 },
-		queues: map[finding.Partner]*sqsSink{finding.PartnerAWS: {}, finding.PartnerGCP: {}, finding.PartnerPostman: {}}}
+		queues: map[finding.Partner]*sqsSink{finding.PartnerAWS: {}, finding.PartnerGCP: {}, finding.PartnerPostman: {},
+			openaipartner.Name: {}}}
 	qs := map[finding.Partner]Sink{}
 	for p, q := range r.queues {
 		qs[p] = q
@@ -578,7 +580,8 @@ func TestHostileBodyWithoutDeadLetterQueue(t *testing.T) {
 	live := postmandouble.NewAPIKey()
 	logs := &lockedBuffer{}
 	d, err := NewDispatcher(DispatcherConfig{Common: hostileCommon(&sqsSink{}, nil, logs),
-		PartnerQueues: map[finding.Partner]Sink{finding.PartnerAWS: &sqsSink{}, finding.PartnerGCP: &sqsSink{}, finding.PartnerPostman: &sqsSink{}}})
+		PartnerQueues: map[finding.Partner]Sink{finding.PartnerAWS: &sqsSink{}, finding.PartnerGCP: &sqsSink{}, finding.PartnerPostman: &sqsSink{},
+			openaipartner.Name: &sqsSink{}}})
 	if err != nil {
 		t.Fatal(err)
 	}
