@@ -30,12 +30,12 @@ const (
 	Live Mode = iota
 	// Restricted: 401 {"error":{"message":"You have insufficient permissions for this
 	// operation. Missing scopes: api.model.read. …","type":"invalid_request_error",
-	// "param":null,"code":null}} (observed: ../shared/PARTNERS.md, OpenAI;
-	// continuedev/continue#10059, microsoft/PowerToys#32989).
+	// "param":null,"code":null}} (observed: ../shared/PARTNERS.md, OpenAI,
+	// "Restricted key").
 	Restricted
 	// RestrictedFlat: the same message as the bare value of "error",
-	// {"error":"You have insufficient permissions …"} (observed at /v1/models:
-	// marcusquinn/aidevops#24564, milady-ai/milady#1130).
+	// {"error":"You have insufficient permissions …"} (observed at /v1/models
+	// in public bug reports, not in PARTNERS.md: docs/partners.md, OpenAI).
 	RestrictedFlat
 	// Region: 403 {"error":{"code":"unsupported_country_region_territory",…}}
 	// (https://platform.openai.com/docs/guides/error-codes, 403).
@@ -185,7 +185,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	s.Controls.CountKey(key)
 	e, ok := s.lookup(key)
 	if !ok {
-		// ../shared/PARTNERS.md, OpenAI: bad key (observed, continuedev/continue#9358).
+		// ../shared/PARTNERS.md, OpenAI, "Bad key" (observed).
 		code := "invalid_api_key"
 		writeAPIError(w, http.StatusUnauthorized, "Incorrect API key provided: "+redact(key)+". You can find your API key at https://platform.openai.com/account/api-keys.", "invalid_request_error", &code)
 		return
