@@ -26,7 +26,8 @@ type Mode int
 // The answers a registered key can get. Where sources disagree (the
 // restricted key's 401 shape), each shape is a mode of its own.
 const (
-	// Live: 200 with the list (OpenAI API reference, List models; List admin API keys).
+	// Live: 200 with the list (https://platform.openai.com/docs/api-reference/models/list,
+	// https://platform.openai.com/docs/api-reference/admin-api-keys/list).
 	Live Mode = iota
 	// Restricted: 401 {"error":{"message":"You have insufficient permissions for this
 	// operation. Missing scopes: api.model.read. …","type":"invalid_request_error",
