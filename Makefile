@@ -70,6 +70,7 @@ FUZZTIME ?= 30s
 FUZZ_TARGETS := shared/finding:FuzzParse shared/partner/aws:FuzzSTSAnswer \
 	shared/partner/gcp:FuzzGoogleAnswer shared/partner/postman:FuzzPostmanAnswer \
 	shared/partner/heroku:FuzzHerokuAnswer
+	shared/partner/openai:FuzzOpenaiAnswer
 fuzz:
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
 	  echo "fuzz $$name in ./$$pkg for $(FUZZTIME)"; \

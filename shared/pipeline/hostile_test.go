@@ -26,8 +26,8 @@ import (
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/postmandouble"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	gcppartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/gcp"
-	herokupartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/heroku"
 	postmanpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/postman"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/registry"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
 )
 
@@ -135,7 +135,10 @@ func hostileCommon(results *sqsSink, dead *deadLetterLog, logs *lockedBuffer) Co
 func newHostileDispatcher(t *testing.T) *hostileRig {
 	t.Helper()
 	r := &hostileRig{results: &sqsSink{}, dead: &deadLetterLog{}, logs: &lockedBuffer{}, partnerRq: func() int64 { return 0 },
-		queues: map[finding.Partner]*sqsSink{finding.PartnerAWS: {}, finding.PartnerGCP: {}, finding.PartnerPostman: {}, herokupartner.Partner: {}}}
+		queues: map[finding.Partner]*sqsSink{}}
+	for _, p := range registry.Names() {
+		r.queues[p] = &sqsSink{}
+	}
 	qs := map[finding.Partner]Sink{}
 	for p, q := range r.queues {
 		qs[p] = q
@@ -578,8 +581,11 @@ func assertOutcomes(t *testing.T, rig *hostileRig, kind string, tc hostileCase, 
 func TestHostileBodyWithoutDeadLetterQueue(t *testing.T) {
 	live := postmandouble.NewAPIKey()
 	logs := &lockedBuffer{}
-	d, err := NewDispatcher(DispatcherConfig{Common: hostileCommon(&sqsSink{}, nil, logs),
-		PartnerQueues: map[finding.Partner]Sink{finding.PartnerAWS: &sqsSink{}, finding.PartnerGCP: &sqsSink{}, finding.PartnerPostman: &sqsSink{}, herokupartner.Partner: &sqsSink{}}})
+	queues := map[finding.Partner]Sink{}
+	for _, p := range registry.Names() {
+		queues[p] = &sqsSink{}
+	}
+	d, err := NewDispatcher(DispatcherConfig{Common: hostileCommon(&sqsSink{}, nil, logs), PartnerQueues: queues})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
-	herokupartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/heroku"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/registry"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/sqsbatch"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/verify"
 )
@@ -188,12 +188,17 @@ func scan(tk tokens) map[string]any {
 func newDispatcher(t *testing.T, gate Gate, logs *bytes.Buffer) (*Dispatcher, *sink, map[finding.Partner]*sink, *deadLetters) {
 	t.Helper()
 	results := &sink{}
-	queues := map[finding.Partner]*sink{finding.PartnerAWS: {}, finding.PartnerGCP: {}, finding.PartnerPostman: {}, herokupartner.Partner: {}}
+	queues := map[finding.Partner]*sink{}
+	sinks := map[finding.Partner]Sink{}
+	for _, p := range registry.Names() {
+		queues[p] = &sink{}
+		sinks[p] = queues[p]
+	}
 	dl := &deadLetters{}
 	d, err := NewDispatcher(DispatcherConfig{
 		Common: Common{Results: results, Gate: gate, DeadLetter: dl, Now: func() time.Time { return fixed },
 			Logger: slog.New(slog.NewJSONHandler(logs, nil))},
-		PartnerQueues: map[finding.Partner]Sink{finding.PartnerAWS: queues[finding.PartnerAWS], finding.PartnerGCP: queues[finding.PartnerGCP], finding.PartnerPostman: queues[finding.PartnerPostman], herokupartner.Partner: queues[herokupartner.Partner]},
+		PartnerQueues: sinks,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -24,6 +24,7 @@ import (
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/metrics"
 	herokupartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/heroku"
+	openaipartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/openai"
 )
 
 // Contract §4 and §6 values the template must carry.
@@ -36,6 +37,7 @@ const (
 var partnerIDs = map[finding.Partner]string{
 	finding.PartnerAWS: "Aws", finding.PartnerGCP: "Gcp", finding.PartnerPostman: "Postman",
 	herokupartner.Partner: "Heroku",
+	openaipartner.Name:    "Openai",
 }
 
 // envKind says what an environment variable must point at.
@@ -86,6 +88,7 @@ func expectedEnv() map[string]map[string]envWant {
 			"PARTNER_QUEUE_URL_GCP":     {envQueueURL, "GcpQueue"},
 			"PARTNER_QUEUE_URL_POSTMAN": {envQueueURL, "PostmanQueue"},
 			"PARTNER_QUEUE_URL_HEROKU":  {envQueueURL, "HerokuQueue"},
+			"PARTNER_QUEUE_URL_OPENAI":  {envQueueURL, "OpenaiQueue"},
 		}),
 		// Partner functions run one binary: PARTNER picks the partner. Endpoints are the
 		// contract's defaults in code; PARTNER_ENDPOINT_* exist for local doubles only.
@@ -115,6 +118,13 @@ func expectedEnv() map[string]map[string]envWant {
 			"PARTNER_RATE_BURST":      {envLiteral, "1"},
 			"PARTNER_CONCURRENCY":     {envLiteral, ""},
 		}),
+		"OpenaiFunction": with(common("OpenaiDeadLetterQueue"), map[string]envWant{
+			"PARTNER":                 {envLiteral, "openai"},
+			"PARTNER_TIMEOUT":         {envParam, "PartnerTimeout"},
+			"PARTNER_RATE_PER_SECOND": {envParam, "OpenaiRatePerSecond"},
+			"PARTNER_RATE_BURST":      {envLiteral, "1"},
+			"PARTNER_CONCURRENCY":     {envLiteral, ""},
+		}),
 		// It reads FEATURE_FLAG_PARAMETER, ENVIRONMENT, LOG_LEVEL and STACK_NAME; Globals give it
 		// the others too, and it has no source queue of its own.
 		"AutoRollbackFunction": with(autoRollback, map[string]envWant{
@@ -131,13 +141,14 @@ var functionSources = map[string]struct{ queue, maxConcurrency string }{
 	"GcpFunction":        {"GcpQueue", "GcpMaxConcurrency"},
 	"PostmanFunction":    {"PostmanQueue", "PostmanMaxConcurrency"},
 	"HerokuFunction":     {"HerokuQueue", "HerokuMaxConcurrency"},
+	"OpenaiFunction":     {"OpenaiQueue", "OpenaiMaxConcurrency"},
 }
 
 // snsFunctions are the functions the on-call topic triggers instead of a
 // queue, with the condition they are deployed under (off by default).
 var snsFunctions = map[string]string{"AutoRollbackFunction": "AutoRollbackOn"}
 
-var queueStems = []string{"Ingress", "Aws", "Gcp", "Postman", "Results", "Heroku"}
+var queueStems = []string{"Ingress", "Aws", "Gcp", "Postman", "Results", "Heroku", "Openai"}
 
 var consumeActions = []string{"sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:ReceiveMessage"}
 
@@ -151,6 +162,7 @@ func expectedReach() map[string]map[string][]string {
 			"IngressQueue": consumeActions, "IngressDeadLetterQueue": send, "ResultsQueue": send,
 			"AwsQueue": send, "GcpQueue": send, "PostmanQueue": send,
 			"HerokuQueue": send,
+			"OpenaiQueue": send,
 		},
 		"AutoRollbackFunction": {},
 	}
@@ -634,6 +646,12 @@ func checkFunctions(tpl *samtemplate.Template) []string {
 	conc, err2 := intParam(tpl, "PostmanMaxConcurrency")
 	if err1 != nil || err2 != nil || rate*conc > 3 {
 		p = append(p, fmt.Sprintf("Postman global rate %v x %v exceeds 3 req/s (%v %v)", conc, rate, err1, err2))
+	}
+	// OpenAI: our own ceiling of 5 requests per second (shared/partner/openai).
+	rate, err1 = intParam(tpl, "OpenaiRatePerSecond")
+	conc, err2 = intParam(tpl, "OpenaiMaxConcurrency")
+	if err1 != nil || err2 != nil || rate*conc > 5 {
+		p = append(p, fmt.Sprintf("OpenAI global rate %v x %v exceeds 5 req/s (%v %v)", conc, rate, err1, err2))
 	}
 	return p
 }

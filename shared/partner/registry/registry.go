@@ -14,6 +14,7 @@ import (
 	awspartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/aws"
 	gcppartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/gcp"
 	herokupartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/heroku"
+	openaipartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/openai"
 	postmanpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/postman"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
 )
@@ -24,6 +25,7 @@ var all = []partner.Definition{
 	gcppartner.Definition,
 	postmanpartner.Definition,
 	herokupartner.Definition,
+	openaipartner.Definition,
 }
 
 // routes maps every rule id of every partner to its partner and token type.

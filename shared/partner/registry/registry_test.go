@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner"
+	openaipartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/openai"
 	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
@@ -114,6 +115,8 @@ func TestRoutes(t *testing.T) {
 		"Heroku API Key":               {Partner: "heroku", TokenType: "heroku_api_key"},
 		"heroku-api-key":               {Partner: "heroku", TokenType: "heroku_api_key"},
 		"heroku-api-key-v2":            {Partner: "heroku", TokenType: "heroku_api_key"},
+		"open ai token":                {Partner: openaipartner.Name, TokenType: openaipartner.TokenAPIKey},
+		"openai-api-key":               {Partner: openaipartner.Name, TokenType: openaipartner.TokenAPIKey},
 	}
 	for rule, r := range want {
 		got, ok := Route(rule)

@@ -11,6 +11,7 @@ import (
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/stsdouble"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	herokupartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/heroku"
+	openaipartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/openai"
 )
 
 // Kit is one partner's double as the sandbox runs it. Adding a partner
@@ -87,6 +88,7 @@ var kits = map[finding.Partner]Kit{
 		NewLive: func() Credential { return Credential{RuleID: "Postman API token", Token: postmandouble.NewAPIKey()} },
 	},
 	herokupartner.Partner: herokuKit,
+	openaipartner.Name:    openaiKit,
 }
 
 type stsDouble struct{ *stsdouble.Server }
