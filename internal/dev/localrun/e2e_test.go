@@ -126,6 +126,20 @@ func eventBodies(t *testing.T, name string) []string {
 	return out
 }
 
+// eventFindings is how many findings the bodies of an event file hold.
+func eventFindings(t *testing.T, name string) int {
+	t.Helper()
+	n := 0
+	for _, b := range eventBodies(t, name) {
+		batch, err := finding.Parse([]byte(b))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		n += len(batch.Findings)
+	}
+	return n
+}
+
 // run sends bodies to a queue, waits until the stack is idle and returns
 // the results by finding id.
 func (h *harness) run(t *testing.T, queue string, bodies ...string) map[string]finding.Result {
@@ -171,6 +185,8 @@ func TestEndToEnd(t *testing.T) {
 			"postman-inactive": finding.ReasonPartnerRejected, "aws-session-key": finding.ReasonUnsupportedTokenType,
 			"gcp-client-secret-no-client-id": finding.ReasonMissingContext, "postman-malformed": finding.ReasonMalformedToken,
 			"slack-unsupported": finding.ReasonUnsupportedTokenType,
+			"stripe-scan-active": finding.ReasonPartnerConfirmed, "stripe-scan-inactive": finding.ReasonPartnerRejected,
+			"stripe-scan-malformed": finding.ReasonMalformedToken,
 		}
 		for id, reason := range want {
 			r, ok := got[id]
@@ -200,8 +216,8 @@ func TestEndToEnd(t *testing.T) {
 				t.Errorf("%s: %s with the flag off", id, r.Reason)
 			}
 		}
-		if len(got) != 17 {
-			t.Errorf("%d results, want 17", len(got))
+		if want := eventFindings(t, "ingress-scan.json"); len(got) != want {
+			t.Errorf("%d results, want %d", len(got), want)
 		}
 		assertNoNewRequests(t, before, h.sandbox.Requests())
 	})

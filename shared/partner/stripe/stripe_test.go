@@ -8,7 +8,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"reflect"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -597,5 +601,43 @@ func TestEnforcedRateLimit(t *testing.T) {
 		want{kind: verify.RateLimited, httpStatus: 429, metrics: metrics.Summary{Requests: 1, RateLimitHits: 1}})
 	if srv.Controls.RateLimited() != 1 {
 		t.Errorf("double sent %d 429s, want 1", srv.Controls.RateLimited())
+	}
+}
+
+// TestSamconfigWithinLimit: in every deployed environment the global rate,
+// StripeMaxConcurrency x StripeRatePerSecond, stays within the
+// Definition's Limit, and MaximumConcurrency is at least SQS's minimum of 2.
+func TestSamconfigWithinLimit(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "..", "..", "samconfig.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	param := func(line, name string) (float64, bool) {
+		m := regexp.MustCompile(`\b` + name + `=([0-9.]+)\b`).FindStringSubmatch(line)
+		if m == nil {
+			return 0, false
+		}
+		f, err := strconv.ParseFloat(m[1], 64)
+		return f, err == nil
+	}
+	n := 0
+	for _, line := range strings.Split(string(raw), "\n") {
+		if !strings.HasPrefix(line, "parameter_overrides") {
+			continue
+		}
+		n++
+		rate, ok1 := param(line, "StripeRatePerSecond")
+		conc, ok2 := param(line, "StripeMaxConcurrency")
+		switch {
+		case !ok1 || !ok2:
+			t.Errorf("overrides %d lack StripeRatePerSecond or StripeMaxConcurrency", n)
+		case conc < 2:
+			t.Errorf("overrides %d: StripeMaxConcurrency %v is below 2", n, conc)
+		case rate*conc > stripepartner.Definition.Rate.Limit:
+			t.Errorf("overrides %d: %v x %v exceeds the %v req/s limit", n, conc, rate, stripepartner.Definition.Rate.Limit)
+		}
+	}
+	if n < 6 {
+		t.Errorf("found %d environments in samconfig.toml, want 6", n)
 	}
 }
