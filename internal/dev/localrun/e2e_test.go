@@ -185,6 +185,7 @@ func TestEndToEnd(t *testing.T) {
 			"postman-inactive": finding.ReasonPartnerRejected, "aws-session-key": finding.ReasonUnsupportedTokenType,
 			"gcp-client-secret-no-client-id": finding.ReasonMissingContext, "postman-malformed": finding.ReasonMalformedToken,
 			"slack-unsupported": finding.ReasonUnsupportedTokenType,
+
 			"stripe-scan-active": finding.ReasonPartnerConfirmed, "stripe-scan-inactive": finding.ReasonPartnerRejected,
 			"stripe-scan-malformed": finding.ReasonMalformedToken,
 		}
