@@ -27,6 +27,7 @@ import (
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	gcppartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/gcp"
 	postmanpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/postman"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/registry"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
 )
 
@@ -131,10 +132,23 @@ func hostileCommon(results *sqsSink, dead *deadLetterLog, logs *lockedBuffer) Co
 	return c
 }
 
+// discardingQueues is one queue per partner of the registry, as the
+// dispatcher requires.
+func discardingQueues() map[finding.Partner]Sink {
+	qs := map[finding.Partner]Sink{}
+	for _, p := range registry.Names() {
+		qs[p] = &sqsSink{}
+	}
+	return qs
+}
+
 func newHostileDispatcher(t *testing.T) *hostileRig {
 	t.Helper()
 	r := &hostileRig{results: &sqsSink{}, dead: &deadLetterLog{}, logs: &lockedBuffer{}, partnerRq: func() int64 { return 0 },
-		queues: map[finding.Partner]*sqsSink{finding.PartnerAWS: {}, finding.PartnerGCP: {}, finding.PartnerPostman: {}}}
+		queues: map[finding.Partner]*sqsSink{}}
+	for _, p := range registry.Names() {
+		r.queues[p] = &sqsSink{}
+	}
 	qs := map[finding.Partner]Sink{}
 	for p, q := range r.queues {
 		qs[p] = q
@@ -578,7 +592,7 @@ func TestHostileBodyWithoutDeadLetterQueue(t *testing.T) {
 	live := postmandouble.NewAPIKey()
 	logs := &lockedBuffer{}
 	d, err := NewDispatcher(DispatcherConfig{Common: hostileCommon(&sqsSink{}, nil, logs),
-		PartnerQueues: map[finding.Partner]Sink{finding.PartnerAWS: &sqsSink{}, finding.PartnerGCP: &sqsSink{}, finding.PartnerPostman: &sqsSink{}}})
+		PartnerQueues: discardingQueues()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner"
+	stripepartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/stripe"
 	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
@@ -111,6 +112,11 @@ func TestRoutes(t *testing.T) {
 		"aws-access-token":             {Partner: finding.PartnerAWS, TokenType: finding.TokenAWSAccessKey},
 		"gcp-api-key":                  {Partner: finding.PartnerGCP, TokenType: finding.TokenGCPAPIKey},
 		"postman-api-token":            {Partner: finding.PartnerPostman, TokenType: finding.TokenPostmanAPIKey},
+
+		"StripeLiveSecretKey":      {Partner: stripepartner.Name, TokenType: stripepartner.TokenSecretKey},
+		"StripeLiveRestrictedKey":  {Partner: stripepartner.Name, TokenType: stripepartner.TokenRestrictedKey},
+		"StripeLiveShortSecretKey": {Partner: stripepartner.Name, TokenType: stripepartner.TokenSecretKey},
+		"stripe-access-token":      {Partner: stripepartner.Name, TokenType: stripepartner.TokenSecretKey},
 	}
 	for rule, r := range want {
 		got, ok := Route(rule)

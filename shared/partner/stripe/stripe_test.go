@@ -350,9 +350,9 @@ func TestVerifyMapsStripeBodies(t *testing.T) {
 		{"balance without livemode", 200, `{"object":"balance","available":[]}`, finding.ReasonPartnerConfirmed, nil},
 		{"balance with livemode null", 200, `{"object":"balance","livemode":null}`, finding.ReasonPartnerConfirmed, nil},
 		{"balance in test mode", 200, `{"object":"balance","livemode":false}`, finding.ReasonPartnerConfirmed, finding.Details{stripepartner.DetailLivemode: false}},
-		{"invalid key as stripe-node#361 quotes it", 401, `{"error":{"type":"invalid_request_error","message":"Invalid API Key provided: sk_live_********************1234"}}`, finding.ReasonPartnerRejected, nil},
+		{"invalid key as observed (PARTNERS.md)", 401, `{"error":{"type":"invalid_request_error","message":"Invalid API Key provided: sk_live_********************1234"}}`, finding.ReasonPartnerRejected, nil},
 		{"expired key by code alone", 401, `{"error":{"code":"api_key_expired","doc_url":"https://stripe.com/docs/error-codes/api-key-expired","message":"This key has expired.","type":"invalid_request_error"}}`, finding.ReasonPartnerRejected, nil},
-		{"missing permission as stripe-node#2246 quotes it", 403, `{"error":{"message":"The provided key 'rk_live_*****qs8Kgd' does not have the required permissions for this endpoint on account 'acct_1PJBLEBBLEfV'. Having the 'rak_balance_read' permission would allow this request to continue.","type":"invalid_request_error"}}`, finding.ReasonPartnerConfirmed, nil},
+		{"missing permission as observed (PARTNERS.md)", 403, `{"error":{"message":"The provided key 'rk_live_*****abcd' does not have the required permissions for this endpoint on account 'acct_1EXAMPLE'. Having the 'rak_balance_read' permission would allow this request to continue.","type":"invalid_request_error"}}`, finding.ReasonPartnerConfirmed, nil},
 		{"restricted-key-only endpoint wording", 403, `{"error":{"message":"The provided key 'rk_live_***' does not have the required permissions for this endpoint on account 'acct_1'. This is a restricted API key, but the required permissions are not available for use by restricted keys.","type":"invalid_request_error"}}`, finding.ReasonPartnerConfirmed, nil},
 	}
 	for _, tc := range tests {

@@ -29,11 +29,11 @@ const (
 	Live Mode = iota
 	// NoBalancePermission: a restricted key without the balance read
 	// permission, 403 invalid_request_error "… does not have the required
-	// permissions …" (observed, stripe-node#2246; ../shared/PARTNERS.md).
+	// permissions …" (observed; ../shared/PARTNERS.md, Stripe).
 	NoBalancePermission
 	// Expired: a rolled key past its expiry, 401 invalid_request_error with
-	// code api_key_expired, "Expired API Key provided: …" (observed,
-	// stripe-cli#792; docs.stripe.com/error-codes#api-key-expired).
+	// code api_key_expired, "Expired API Key provided: …" (observed in
+	// Stripe CLI output; docs.stripe.com/error-codes#api-key-expired).
 	Expired
 )
 
@@ -118,8 +118,7 @@ func bearer(r *http.Request) string {
 }
 
 // redact is how Stripe quotes a key in an error message: its prefix, stars
-// and the last four characters (observed: "sk_live_****…" in stripe-node#361,
-// "rk_test_*****…qs8Kgd" in stripe-node#2246).
+// and the last characters (observed: "sk_live_****…", "rk_test_*****…"; ../shared/PARTNERS.md, Stripe).
 func redact(key string) string {
 	prefix := ""
 	if i := strings.LastIndexByte(key, '_'); i >= 0 && i < 8 {
@@ -152,7 +151,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	s.Controls.CountKey(key)
 	mode, ok := s.lookup(key)
 	if !ok {
-		// Unknown or deleted key (observed, stripe-node#361; ../shared/PARTNERS.md).
+		// Unknown or deleted key (observed; ../shared/PARTNERS.md, Stripe).
 		WriteError(w, http.StatusUnauthorized, "", "Invalid API Key provided: "+redact(key))
 		return
 	}
