@@ -47,10 +47,12 @@ var Definition = partnerdef.Definition{
 	New:  func(o partnerhttp.Options) (verify.Verifier, error) { return New(o) },
 }
 
-// keyBody is what follows a key's mode prefix. Stripe's API keys documentation
-// says keys are at most 255 characters (sk_live_ + 247); the oldest secret
-// keys are 24 characters after the prefix (GitLab's StripeLiveShortSecretKey
-// rule), current ones about 99. They are alphanumeric.
+// keyBody is what follows a key's mode prefix: letters and digits. Stripe
+// documents no fixed length and asks integrations to allow longer keys; the
+// oldest secret keys have 24 characters after the prefix (GitLab's
+// StripeLiveShortSecretKey rule), the keys quoted in public answers about
+// 99. We accept up to 255 in all (sk_live_ + 247), the bound the scanners'
+// rules and the project's contract use.
 var keyBody = regexp.MustCompile(`^[0-9A-Za-z]{24,247}$`)
 
 // The live-mode prefixes Stripe verifies, and the test-mode ones it does not.

@@ -82,9 +82,9 @@ func (s *Server) lookup(key string) (Mode, bool) {
 const alnum = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 // NewKey returns a random key of Stripe's current form: prefix (sk_live_,
-// rk_live_, sk_test_ or rk_test_) + 99 letters and digits (keys seen in
-// public issues are that long; docs.stripe.com/keys allows up to 255 in
-// all), so tests never carry a real one.
+// rk_live_, sk_test_ or rk_test_) + 99 letters and digits (the length of
+// the keys quoted in public answers; ../shared/PARTNERS.md, Stripe), so
+// tests never carry a real one.
 func NewKey(prefix string) string {
 	b := make([]byte, 99)
 	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go 1.24+)
