@@ -71,6 +71,7 @@ FUZZ_TARGETS := shared/finding:FuzzParse shared/partner/aws:FuzzSTSAnswer \
 	shared/partner/gcp:FuzzGoogleAnswer shared/partner/postman:FuzzPostmanAnswer \
 	shared/partner/heroku:FuzzHerokuAnswer
 	shared/partner/openai:FuzzOpenaiAnswer
+	shared/partner/stripe:FuzzStripeAnswer
 fuzz:
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
 	  echo "fuzz $$name in ./$$pkg for $(FUZZTIME)"; \

@@ -23,8 +23,15 @@ import (
 // shortened function.
 const settle = 2 * time.Minute
 
-// partnerFunctions are the logical ids of the partner functions.
-var partnerFunctions = []string{"AwsFunction", "GcpFunction", "PostmanFunction"}
+// partnerFunctions are the logical ids of the partner functions: the
+// partner's name TitleCased + Function, one per partner of the registry.
+var partnerFunctions = func() []string {
+	var ids []string
+	for _, p := range registry.Names() {
+		ids = append(ids, strings.ToUpper(string(p[:1]))+string(p[1:])+"Function")
+	}
+	return ids
+}()
 
 // Scenarios is the whole suite, in the order `make chaos` runs it.
 func Scenarios() []Scenario {
@@ -117,9 +124,11 @@ func each(f partnertest.Fault) func(*Env) {
 	return all(func(c *partnertest.Controls) { c.SetErrorRate(1, f) })
 }
 
-// mixed gives each double its own fault: STS, discovery, OAuth, Postman.
+// mixed gives each double its own fault: STS, discovery, OAuth, Postman;
+// the doubles of later partners get Postman's.
 func mixed(sts, discovery, oauth, postman partnertest.Fault) func(*Env) {
 	return func(e *Env) {
+		e.Doubles(func(c *partnertest.Controls) { c.SetErrorRate(1, postman) })
 		e.Sandbox.STS.Controls.SetErrorRate(1, sts)
 		e.Sandbox.Google.Discovery.Controls.SetErrorRate(1, discovery)
 		e.Sandbox.Google.OAuth.Controls.SetErrorRate(1, oauth)

@@ -126,17 +126,6 @@ func eventBodies(t *testing.T, name string) []string {
 	return out
 }
 
-// findingsIn counts the findings of one events/ file's parseable bodies.
-func findingsIn(t *testing.T, name string) int {
-	t.Helper()
-	n := 0
-	for _, b := range eventBodies(t, name) {
-		if parsed, err := finding.Parse([]byte(b)); err == nil {
-			n += len(parsed.Findings)
-		}
-	}
-	return n
-}
 
 // run sends bodies to a queue, waits until the stack is idle and returns
 // the results by finding id.
@@ -187,6 +176,9 @@ func TestEndToEnd(t *testing.T) {
 			"heroku-malformed": finding.ReasonMalformedToken,
 			"openai-active":    finding.ReasonPartnerConfirmed, "openai-inactive": finding.ReasonPartnerRejected,
 			"openai-malformed": finding.ReasonMalformedToken,
+
+			"stripe-scan-active": finding.ReasonPartnerConfirmed, "stripe-scan-inactive": finding.ReasonPartnerRejected,
+			"stripe-scan-malformed": finding.ReasonMalformedToken,
 		}
 		for id, reason := range want {
 			r, ok := got[id]

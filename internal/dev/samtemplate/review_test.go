@@ -25,6 +25,7 @@ import (
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/metrics"
 	herokupartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/heroku"
 	openaipartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/openai"
+	stripepartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/stripe"
 )
 
 // Contract §4 and §6 values the template must carry.
@@ -38,6 +39,7 @@ var partnerIDs = map[finding.Partner]string{
 	finding.PartnerAWS: "Aws", finding.PartnerGCP: "Gcp", finding.PartnerPostman: "Postman",
 	herokupartner.Partner: "Heroku",
 	openaipartner.Name:    "Openai",
+	stripepartner.Name:    "Stripe",
 }
 
 // envKind says what an environment variable must point at.
@@ -89,6 +91,7 @@ func expectedEnv() map[string]map[string]envWant {
 			"PARTNER_QUEUE_URL_POSTMAN": {envQueueURL, "PostmanQueue"},
 			"PARTNER_QUEUE_URL_HEROKU":  {envQueueURL, "HerokuQueue"},
 			"PARTNER_QUEUE_URL_OPENAI":  {envQueueURL, "OpenaiQueue"},
+			"PARTNER_QUEUE_URL_STRIPE":  {envQueueURL, "StripeQueue"},
 		}),
 		// Partner functions run one binary: PARTNER picks the partner. Endpoints are the
 		// contract's defaults in code; PARTNER_ENDPOINT_* exist for local doubles only.
@@ -125,6 +128,12 @@ func expectedEnv() map[string]map[string]envWant {
 			"PARTNER_RATE_BURST":      {envLiteral, "1"},
 			"PARTNER_CONCURRENCY":     {envLiteral, ""},
 		}),
+		"StripeFunction": with(common("StripeDeadLetterQueue"), map[string]envWant{
+			"PARTNER":                 {envLiteral, "stripe"},
+			"PARTNER_TIMEOUT":         {envParam, "PartnerTimeout"},
+			"PARTNER_RATE_PER_SECOND": {envParam, "StripeRatePerSecond"},
+			"PARTNER_CONCURRENCY":     {envLiteral, ""},
+		}),
 		// It reads FEATURE_FLAG_PARAMETER, ENVIRONMENT, LOG_LEVEL and STACK_NAME; Globals give it
 		// the others too, and it has no source queue of its own.
 		"AutoRollbackFunction": with(autoRollback, map[string]envWant{
@@ -142,13 +151,14 @@ var functionSources = map[string]struct{ queue, maxConcurrency string }{
 	"PostmanFunction":    {"PostmanQueue", "PostmanMaxConcurrency"},
 	"HerokuFunction":     {"HerokuQueue", "HerokuMaxConcurrency"},
 	"OpenaiFunction":     {"OpenaiQueue", "OpenaiMaxConcurrency"},
+	"StripeFunction":     {"StripeQueue", "StripeMaxConcurrency"},
 }
 
 // snsFunctions are the functions the on-call topic triggers instead of a
 // queue, with the condition they are deployed under (off by default).
 var snsFunctions = map[string]string{"AutoRollbackFunction": "AutoRollbackOn"}
 
-var queueStems = []string{"Ingress", "Aws", "Gcp", "Postman", "Results", "Heroku", "Openai"}
+var queueStems = []string{"Ingress", "Aws", "Gcp", "Postman", "Results", "Heroku", "Openai", "Stripe"}
 
 var consumeActions = []string{"sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:ReceiveMessage"}
 
@@ -163,6 +173,7 @@ func expectedReach() map[string]map[string][]string {
 			"AwsQueue": send, "GcpQueue": send, "PostmanQueue": send,
 			"HerokuQueue": send,
 			"OpenaiQueue": send,
+			"StripeQueue": send,
 		},
 		"AutoRollbackFunction": {},
 	}
@@ -428,7 +439,8 @@ func checkParameters(tpl *samtemplate.Template) []string {
 		"AutoRollback": "false", "LogRetentionDays": "30", "OnCallEndpoint": "", "OnCallProtocol": "https",
 	}
 	for _, name := range []string{"Environment", "AwsRatePerSecond", "AwsMaxConcurrency", "GcpRatePerSecond",
-		"GcpMaxConcurrency", "PostmanRatePerSecond", "PostmanMaxConcurrency"} {
+		"GcpMaxConcurrency", "PostmanRatePerSecond", "PostmanMaxConcurrency",
+		"StripeRatePerSecond", "StripeMaxConcurrency"} {
 		want[name] = "" // present, any default
 	}
 	for name, def := range want {
@@ -652,6 +664,12 @@ func checkFunctions(tpl *samtemplate.Template) []string {
 	conc, err2 = intParam(tpl, "OpenaiMaxConcurrency")
 	if err1 != nil || err2 != nil || rate*conc > 5 {
 		p = append(p, fmt.Sprintf("OpenAI global rate %v x %v exceeds 5 req/s (%v %v)", conc, rate, err1, err2))
+	}
+	// Stripe: the template's defaults stay within the Definition's ceiling.
+	rate, err1 = intParam(tpl, "StripeRatePerSecond")
+	conc, err2 = intParam(tpl, "StripeMaxConcurrency")
+	if limit := stripepartner.Definition.Rate.Limit; err1 != nil || err2 != nil || rate*conc > limit {
+		p = append(p, fmt.Sprintf("Stripe global rate %v x %v exceeds %v req/s (%v %v)", conc, rate, limit, err1, err2))
 	}
 	return p
 }

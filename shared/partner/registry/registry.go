@@ -16,6 +16,7 @@ import (
 	herokupartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/heroku"
 	openaipartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/openai"
 	postmanpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/postman"
+	stripepartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/stripe"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
 )
 
@@ -26,6 +27,7 @@ var all = []partner.Definition{
 	postmanpartner.Definition,
 	herokupartner.Definition,
 	openaipartner.Definition,
+	stripepartner.Definition,
 }
 
 // routes maps every rule id of every partner to its partner and token type.

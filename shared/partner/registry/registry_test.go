@@ -7,6 +7,7 @@ import (
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner"
 	openaipartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/openai"
+	stripepartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/stripe"
 	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
@@ -117,6 +118,11 @@ func TestRoutes(t *testing.T) {
 		"heroku-api-key-v2":            {Partner: "heroku", TokenType: "heroku_api_key"},
 		"open ai token":                {Partner: openaipartner.Name, TokenType: openaipartner.TokenAPIKey},
 		"openai-api-key":               {Partner: openaipartner.Name, TokenType: openaipartner.TokenAPIKey},
+
+		"StripeLiveSecretKey":      {Partner: stripepartner.Name, TokenType: stripepartner.TokenSecretKey},
+		"StripeLiveRestrictedKey":  {Partner: stripepartner.Name, TokenType: stripepartner.TokenRestrictedKey},
+		"StripeLiveShortSecretKey": {Partner: stripepartner.Name, TokenType: stripepartner.TokenSecretKey},
+		"stripe-access-token":      {Partner: stripepartner.Name, TokenType: stripepartner.TokenSecretKey},
 	}
 	for rule, r := range want {
 		got, ok := Route(rule)

@@ -89,6 +89,7 @@ var kits = map[finding.Partner]Kit{
 	},
 	herokupartner.Partner: herokuKit,
 	openaipartner.Name:    openaiKit,
+	"stripe":              stripeKit,
 }
 
 type stsDouble struct{ *stsdouble.Server }

@@ -1,0 +1,643 @@
+package stripepartner_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/stripedouble"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/metrics"
+	stripepartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/stripe"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/verify"
+)
+
+const (
+	ruleSecret     = "StripeLiveSecretKey"
+	ruleRestricted = "StripeLiveRestrictedKey"
+	ruleGitleaks   = "stripe-access-token"
+)
+
+func startDouble(t *testing.T) *stripedouble.Server {
+	t.Helper()
+	s, err := stripedouble.Start("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+func newVerifier(t *testing.T, endpoint string, timeout time.Duration, tr http.RoundTripper) *stripepartner.Verifier {
+	t.Helper()
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := stripepartner.New(partnerhttp.Options{Endpoints: []*url.URL{u}, Timeout: timeout, Transport: tr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func stripeFinding(rule, tok string) finding.Finding {
+	return finding.Finding{ID: "f-1", RuleID: rule, Token: finding.Secret(tok)}
+}
+
+// outcome is what one verification produced, with the metrics it recorded.
+type outcome struct {
+	verdict verify.Verdict
+	err     error
+	m       metrics.Summary
+}
+
+// callerVerify verifies f as pipeline.Worker does: a finding reaches Verify
+// only past the partner's gate (Definition.Examine), typed by it, so the
+// rows that test that gate get their verdict here, without a call.
+func callerVerify(ctx context.Context, v verify.Verifier, f finding.Finding) (verify.Verdict, error) {
+	rt, reason, msg := stripepartner.Definition.Examine(f)
+	if reason != "" {
+		return verify.Verdict{Reason: reason, Message: msg}, nil
+	}
+	return v.Verify(ctx, rt.TokenType, f)
+}
+
+func run(v verify.Verifier, f finding.Finding) outcome {
+	rec := metrics.New()
+	verdict, err := callerVerify(metrics.NewContext(context.Background(), rec), v, f)
+	m := rec.Snapshot()["stripe"]
+	m.LatencyMS = nil
+	return outcome{verdict, err, m}
+}
+
+// want describes the expected outcome of a row: a verdict (reason set) or a fault.
+type want struct {
+	reason     finding.Reason // verdict reason; "" when a fault is expected
+	details    finding.Details
+	kind       verify.FaultKind
+	httpStatus int
+	network    bool
+	retryMin   time.Duration
+	retryMax   time.Duration
+	msg        string // a substring of the fault or verdict message
+	metrics    metrics.Summary
+	calls      int64 // requests the double saw
+}
+
+func check(t *testing.T, got outcome, w want) {
+	t.Helper()
+	if got.verdict.Status() == finding.StatusInactive && got.err != nil {
+		t.Fatal("a fault came with an inactive verdict")
+	}
+	if w.reason != "" {
+		if got.err != nil {
+			t.Fatalf("Verify error = %v, want verdict %s", got.err, w.reason)
+		}
+		if got.verdict.Reason != w.reason {
+			t.Fatalf("reason = %q (%s), want %q", got.verdict.Reason, got.verdict.Message, w.reason)
+		}
+		if !strings.Contains(got.verdict.Message, w.msg) {
+			t.Errorf("message = %q, want it to contain %q", got.verdict.Message, w.msg)
+		}
+		if !reflect.DeepEqual(got.verdict.Details, w.details) {
+			t.Errorf("details = %#v, want %#v", got.verdict.Details, w.details)
+		}
+	} else {
+		if got.err == nil {
+			t.Fatalf("verdict %+v (status %s), want a fault; a fault must never be an answer", got.verdict, got.verdict.Status())
+		}
+		if got.verdict.Reason != "" {
+			t.Errorf("a fault came with verdict reason %q", got.verdict.Reason)
+		}
+		f, ok := verify.AsFault(got.err)
+		if !ok {
+			t.Fatalf("error %v is not a *verify.Fault", got.err)
+		}
+		if f.Kind != w.kind || f.HTTPStatus != w.httpStatus || f.Network != w.network {
+			t.Errorf("fault = %+v, want kind %v, http %d, network %v", *f, w.kind, w.httpStatus, w.network)
+		}
+		if finding.StatusOf(f.Kind.Reason()) != finding.StatusUnknown {
+			t.Errorf("fault ends in %q, want an unknown reason", f.Kind.Reason())
+		}
+		if f.Partner != stripepartner.Name || f.Op != "GET /v1/balance" {
+			t.Errorf("fault names %q %q", f.Partner, f.Op)
+		}
+		if f.RetryAfter < w.retryMin || f.RetryAfter > w.retryMax {
+			t.Errorf("RetryAfter = %v, want within [%v, %v]", f.RetryAfter, w.retryMin, w.retryMax)
+		}
+		if !strings.Contains(got.err.Error(), w.msg) {
+			t.Errorf("error = %q, want it to contain %q", got.err, w.msg)
+		}
+	}
+	if !reflect.DeepEqual(got.m, w.metrics) {
+		t.Errorf("metrics = %+v, want %+v", got.m, w.metrics)
+	}
+}
+
+var liveDetails = finding.Details{stripepartner.DetailLivemode: true}
+
+func TestVerifyAgainstDouble(t *testing.T) {
+	srv := startDouble(t)
+	one := metrics.Summary{Requests: 1}
+	errored := metrics.Summary{Requests: 1, Errors: 1}
+	network := metrics.Summary{Requests: 1, Errors: 1, NetworkErrors: 1}
+	limited := metrics.Summary{Requests: 1, RateLimitHits: 1}
+	httpDate := func() string { return time.Now().Add(30 * time.Second).UTC().Format(http.TimeFormat) }
+	// register returns a row setup that registers a fresh key in mode m
+	// (or leaves it unknown) under rule, and scripts faults.
+	register := func(rule string, newKey func() string, m *stripedouble.Mode, faults ...partnertest.Fault) func() finding.Finding {
+		return func() finding.Finding {
+			k := newKey()
+			if m != nil {
+				srv.AddKey(k, *m)
+			}
+			srv.Controls.Push(faults...)
+			return stripeFinding(rule, k)
+		}
+	}
+	mode := func(m stripedouble.Mode) *stripedouble.Mode { return &m }
+	live := mode(stripedouble.Live)
+	secret := stripedouble.NewSecretKey
+	restricted := stripedouble.NewRestrictedKey
+	fixed := func(k string) func() string { return func() string { return k } }
+
+	tests := []struct {
+		name       string
+		setup      func() finding.Finding
+		retryAfter string
+		timeout    time.Duration
+		want       want
+	}{
+		// Stripe's own answers (../shared/PARTNERS.md, Stripe).
+		{name: "live secret key: 200 balance", setup: register(ruleSecret, secret, live),
+			want: want{reason: finding.ReasonPartnerConfirmed, details: liveDetails, metrics: one, calls: 1}},
+		{name: "live restricted key with balance read: 200 balance", setup: register(ruleRestricted, restricted, live),
+			want: want{reason: finding.ReasonPartnerConfirmed, details: liveDetails, metrics: one, calls: 1}},
+		{name: "restricted key without balance read: 403 is active", setup: register(ruleRestricted, restricted, mode(stripedouble.NoBalancePermission)),
+			want: want{reason: finding.ReasonPartnerConfirmed, metrics: one, calls: 1}},
+		{name: "gitleaks rule, rk_live_ typed by prefix: 403 is active", setup: register(ruleGitleaks, restricted, mode(stripedouble.NoBalancePermission)),
+			want: want{reason: finding.ReasonPartnerConfirmed, metrics: one, calls: 1}},
+		{name: "gitleaks rule, sk_live_ key", setup: register(ruleGitleaks, secret, live),
+			want: want{reason: finding.ReasonPartnerConfirmed, details: liveDetails, metrics: one, calls: 1}},
+		{name: "short (24) secret key", setup: register("StripeLiveShortSecretKey", fixed("sk_live_"+strings.Repeat("Ab1", 8)), live),
+			want: want{reason: finding.ReasonPartnerConfirmed, details: liveDetails, metrics: one, calls: 1}},
+		{name: "unknown key: 401 Invalid API Key provided", setup: register(ruleSecret, secret, nil),
+			want: want{reason: finding.ReasonPartnerRejected, metrics: one, calls: 1}},
+		{name: "revoked key: 401 Invalid API Key provided", setup: func() finding.Finding {
+			k := stripedouble.NewSecretKey()
+			srv.AddKey(k, stripedouble.Live)
+			srv.RevokeKey(k)
+			return stripeFinding(ruleSecret, k)
+		}, want: want{reason: finding.ReasonPartnerRejected, metrics: one, calls: 1}},
+		{name: "expired (rolled) key: 401 api_key_expired", setup: register(ruleRestricted, restricted, mode(stripedouble.Expired)),
+			want: want{reason: finding.ReasonPartnerRejected, metrics: one, calls: 1}},
+
+		// The format gate: no call.
+		{name: "test-mode secret key: unsupported, no call", setup: register(ruleSecret, func() string { return stripedouble.NewKey("sk_test_") }, live),
+			want: want{reason: finding.ReasonUnsupportedTokenType, msg: "test-mode"}},
+		{name: "test-mode restricted key: unsupported, no call", setup: register(ruleGitleaks, func() string { return stripedouble.NewKey("rk_test_") }, live),
+			want: want{reason: finding.ReasonUnsupportedTokenType, msg: "test-mode"}},
+		{name: "too short: malformed, no call", setup: register(ruleSecret, fixed("sk_live_"+strings.Repeat("a", 23)), live),
+			want: want{reason: finding.ReasonMalformedToken, msg: "not a Stripe live-mode key"}},
+		{name: "too long: malformed, no call", setup: register(ruleSecret, fixed("sk_live_"+strings.Repeat("a", 248)), live),
+			want: want{reason: finding.ReasonMalformedToken}},
+		{name: "punctuation: malformed, no call", setup: register(ruleSecret, fixed("sk_live_"+strings.Repeat("a", 30)+"-x"), live),
+			want: want{reason: finding.ReasonMalformedToken}},
+		{name: "publishable key: malformed, no call", setup: register(ruleSecret, fixed("pk_live_"+strings.Repeat("a", 30)), live),
+			want: want{reason: finding.ReasonMalformedToken}},
+		{name: "sk_prod_: malformed, no call", setup: register(ruleGitleaks, fixed("sk_prod_"+strings.Repeat("a", 30)), live),
+			want: want{reason: finding.ReasonMalformedToken}},
+		{name: "upper-case prefix: malformed, no call", setup: register(ruleSecret, fixed("SK_LIVE_"+strings.Repeat("a", 30)), live),
+			want: want{reason: finding.ReasonMalformedToken}},
+
+		// Faults: the key is live, so any verdict but a fault would be wrong.
+		{name: "500", setup: register(ruleSecret, secret, live, partnertest.Fault500), want: want{kind: verify.PartnerError, httpStatus: 500, msg: "http 500", metrics: errored, calls: 1}},
+		{name: "502 HTML", setup: register(ruleSecret, secret, live, partnertest.Fault502), want: want{kind: verify.PartnerError, httpStatus: 502, metrics: errored, calls: 1}},
+		{name: "503", setup: register(ruleSecret, secret, live, partnertest.Fault503), want: want{kind: verify.PartnerError, httpStatus: 503, metrics: errored, calls: 1}},
+		{name: "504 HTML", setup: register(ruleSecret, secret, live, partnertest.Fault504), want: want{kind: verify.PartnerError, httpStatus: 504, metrics: errored, calls: 1}},
+		// Stripe documents no wait header on 429 (docs.stripe.com/rate-limits
+		// asks for exponential backoff): no wait, the queue's backoff applies.
+		{name: "429 rate_limit without Retry-After", retryAfter: "", setup: register(ruleSecret, secret, live, partnertest.Fault429),
+			want: want{kind: verify.RateLimited, httpStatus: 429, msg: "rate limited", metrics: limited, calls: 1}},
+		{name: "429 rate_limit with Retry-After seconds", retryAfter: "7", setup: register(ruleSecret, secret, live, partnertest.Fault429),
+			want: want{kind: verify.RateLimited, httpStatus: 429, retryMin: 7 * time.Second, retryMax: 7 * time.Second, metrics: limited, calls: 1}},
+		{name: "429 rate_limit with Retry-After HTTP date", retryAfter: httpDate(), setup: register(ruleSecret, secret, live, partnertest.Fault429),
+			want: want{kind: verify.RateLimited, httpStatus: 429, retryMin: 27 * time.Second, retryMax: 30 * time.Second, metrics: limited, calls: 1}},
+		{name: "429 on an unknown key is not inactive", retryAfter: "1", setup: register(ruleSecret, secret, nil, partnertest.Fault429),
+			want: want{kind: verify.RateLimited, httpStatus: 429, retryMin: time.Second, retryMax: time.Second, metrics: limited, calls: 1}},
+		{name: "reset", setup: register(ruleSecret, secret, live, partnertest.FaultReset), want: want{kind: verify.PartnerError, network: true, msg: "network error", metrics: network, calls: 1}},
+		{name: "reset on an unknown key is not inactive", setup: register(ruleSecret, secret, nil, partnertest.FaultReset), want: want{kind: verify.PartnerError, network: true, msg: "network error", metrics: network, calls: 1}},
+		{name: "hang with a short timeout", timeout: 300 * time.Millisecond, setup: register(ruleSecret, secret, live, partnertest.FaultHang),
+			want: want{kind: verify.PartnerError, network: true, msg: "timeout", metrics: network, calls: 1}},
+		{name: "slow live answer within the timeout", timeout: 2 * time.Second, setup: func() finding.Finding {
+			srv.Controls.SetLatency(100*time.Millisecond, 0)
+			return register(ruleSecret, secret, live)()
+		}, want: want{reason: finding.ReasonPartnerConfirmed, details: liveDetails, metrics: one, calls: 1}},
+		{name: "garbled 200", setup: register(ruleSecret, secret, live, partnertest.FaultGarbled), want: want{kind: verify.PartnerError, httpStatus: 200, msg: "proves nothing", metrics: errored, calls: 1}},
+		{name: "empty 200", setup: register(ruleSecret, secret, live, partnertest.FaultEmpty), want: want{kind: verify.PartnerError, httpStatus: 200, msg: "proves nothing", metrics: errored, calls: 1}},
+		{name: "truncated 200", setup: register(ruleSecret, secret, live, partnertest.FaultTruncated), want: want{kind: verify.PartnerError, httpStatus: 200, msg: "read body", metrics: errored, calls: 1}},
+		{name: "HTML 401 from a proxy", setup: register(ruleSecret, secret, nil, partnertest.FaultHTML401), want: want{kind: verify.PartnerError, httpStatus: 401, msg: "HTML page", metrics: errored, calls: 1}},
+		{name: "HTML 403 from a WAF", setup: register(ruleRestricted, restricted, live, partnertest.FaultHTML403), want: want{kind: verify.PartnerError, httpStatus: 403, msg: "HTML page", metrics: errored, calls: 1}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv.Controls.Reset()
+			srv.Controls.SetRetryAfter(tc.retryAfter)
+			f := tc.setup()
+			got := run(newVerifier(t, srv.URL, tc.timeout, nil), f)
+			check(t, got, tc.want)
+			if calls := srv.Controls.Requests(); calls != tc.want.calls {
+				t.Errorf("double saw %d requests, want %d", calls, tc.want.calls)
+			}
+		})
+	}
+}
+
+// TestVerifyUnusableAnswers covers answers the double never gives but a
+// proxy, a partner change or a misconfiguration can: each proves nothing.
+func TestVerifyUnusableAnswers(t *testing.T) {
+	canary := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+		t.Error("the redirect target was contacted")
+	}))
+	defer canary.Close()
+	const jsonCT = "application/json"
+	tests := []struct {
+		name        string
+		status      int
+		contentType string
+		body        string
+		header      map[string]string
+		kind        verify.FaultKind
+		wantMsg     string
+	}{
+		{"200 JSON of another object", 200, jsonCT, `{"object":"account","id":"acct_1"}`, nil, verify.PartnerError, "proves nothing"},
+		{"200 JSON without object", 200, jsonCT, `{"available":[],"livemode":true}`, nil, verify.PartnerError, "proves nothing"},
+		{"200 object upper-case key", 200, jsonCT, `{"Object":"balance"}`, nil, verify.PartnerError, "proves nothing"},
+		{"200 object not a string", 200, jsonCT, `{"object":["balance"]}`, nil, verify.PartnerError, "proves nothing"},
+		{"200 two documents", 200, jsonCT, `{"object":"balance"}{"object":"balance"}`, nil, verify.PartnerError, "proves nothing"},
+		{"200 null", 200, jsonCT, `null`, nil, verify.PartnerError, "proves nothing"},
+		{"200 HTML captive portal", 200, "text/html", `<html><body>Sign in to Wi-Fi</body></html>`, nil, verify.PartnerError, "HTML page"},
+		{"200 too long", 200, jsonCT, `{"object":"balance","pad":"` + strings.Repeat("x", 70*1024) + `"}`, nil, verify.PartnerError, "read body"},
+		{"401 no API key (header dropped on the way)", 401, jsonCT, `{"error":{"message":"You did not provide an API key. You need to provide your API key in the Authorization header, using Bearer auth.","type":"invalid_request_error"}}`, nil, verify.PartnerError, "401 without Stripe's"},
+		{"401 another error type", 401, jsonCT, `{"error":{"message":"Invalid API Key provided: sk_live_****abcd","type":"api_error"}}`, nil, verify.PartnerError, "401 without Stripe's"},
+		{"401 type without message", 401, jsonCT, `{"error":{"type":"invalid_request_error","code":"api_key_expired"}}`, nil, verify.PartnerError, "401 without Stripe's"},
+		{"401 flat error", 401, jsonCT, `{"error":"Invalid API Key provided"}`, nil, verify.PartnerError, "401 without Stripe's"},
+		{"401 empty", 401, "", ``, nil, verify.PartnerError, "401 without Stripe's"},
+		{"401 HTML without a content type", 401, "", `<!DOCTYPE html><title>401</title>`, nil, verify.PartnerError, "HTML page"},
+		{"403 Stripe-shaped, another reason", 403, jsonCT, `{"error":{"message":"Your account cannot currently make live charges.","type":"invalid_request_error"}}`, nil, verify.PartnerError, "403 without Stripe's missing-permission"},
+		{"403 permission wording, another type", 403, jsonCT, `{"error":{"message":"The provided key does not have the required permissions","type":"api_error"}}`, nil, verify.PartnerError, "403 without Stripe's missing-permission"},
+		{"403 not JSON", 403, "text/plain", `Forbidden`, nil, verify.PartnerError, "403 without Stripe's missing-permission"},
+		{"403 with Retry-After is a rate limit, not a restricted key", 403, jsonCT, `{"error":{"message":"The provided key 'rk_live_***' does not have the required permissions for this endpoint","type":"invalid_request_error"}}`, map[string]string{"Retry-After": "5"}, verify.RateLimited, "rate limited"},
+		{"400", 400, jsonCT, `{"error":{"message":"Invalid request","type":"invalid_request_error"}}`, nil, verify.PartnerError, "unexpected http status 400"},
+		{"402", 402, jsonCT, `{"error":{"message":"Request failed","type":"card_error"}}`, nil, verify.PartnerError, "unexpected http status 402"},
+		{"404", 404, jsonCT, `{"error":{"message":"Unrecognized request URL (GET: /v1/balance).","type":"invalid_request_error"}}`, nil, verify.PartnerError, "unexpected http status 404"},
+		{"302 to elsewhere", 302, "", "", map[string]string{"Location": canary.URL + "/v1/balance"}, verify.PartnerError, "unexpected http status 302"},
+		{"429 with Stripe-Should-Retry false is still a rate limit", 429, jsonCT, `{"error":{"code":"rate_limit","message":"Request rate limit exceeded.","type":"invalid_request_error"}}`, map[string]string{"Stripe-Should-Retry": "false"}, verify.RateLimited, "rate limited"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				for k, v := range tc.header {
+					w.Header().Set(k, v)
+				}
+				if tc.contentType != "" {
+					w.Header().Set("Content-Type", tc.contentType)
+				}
+				w.WriteHeader(tc.status)
+				_, _ = w.Write([]byte(tc.body))
+			}))
+			defer srv.Close()
+			got := run(newVerifier(t, srv.URL, 0, nil), stripeFinding(ruleSecret, stripedouble.NewSecretKey()))
+			w := want{kind: tc.kind, httpStatus: tc.status, msg: tc.wantMsg, metrics: metrics.Summary{Requests: 1, Errors: 1}}
+			if tc.kind == verify.RateLimited {
+				w.metrics = metrics.Summary{Requests: 1, RateLimitHits: 1}
+				if tc.header["Retry-After"] != "" {
+					w.retryMin, w.retryMax = 5*time.Second, 5*time.Second
+				}
+			}
+			check(t, got, w)
+		})
+	}
+}
+
+// TestVerifyMapsStripeBodies covers Stripe-shaped answers the double does
+// not serve byte for byte: the verdict rests on the documented fields only.
+func TestVerifyMapsStripeBodies(t *testing.T) {
+	tests := []struct {
+		name    string
+		status  int
+		body    string
+		reason  finding.Reason
+		details finding.Details
+	}{
+		{"balance without livemode", 200, `{"object":"balance","available":[]}`, finding.ReasonPartnerConfirmed, nil},
+		{"balance with livemode null", 200, `{"object":"balance","livemode":null}`, finding.ReasonPartnerConfirmed, nil},
+		{"balance in test mode", 200, `{"object":"balance","livemode":false}`, finding.ReasonPartnerConfirmed, finding.Details{stripepartner.DetailLivemode: false}},
+		{"invalid key as observed (PARTNERS.md)", 401, `{"error":{"type":"invalid_request_error","message":"Invalid API Key provided: sk_live_********************1234"}}`, finding.ReasonPartnerRejected, nil},
+		{"expired key by code alone", 401, `{"error":{"code":"api_key_expired","doc_url":"https://stripe.com/docs/error-codes/api-key-expired","message":"This key has expired.","type":"invalid_request_error"}}`, finding.ReasonPartnerRejected, nil},
+		{"missing permission as observed (PARTNERS.md)", 403, `{"error":{"message":"The provided key 'rk_live_*****abcd' does not have the required permissions for this endpoint on account 'acct_1EXAMPLE'. Having the 'rak_balance_read' permission would allow this request to continue.","type":"invalid_request_error"}}`, finding.ReasonPartnerConfirmed, nil},
+		{"restricted-key-only endpoint wording", 403, `{"error":{"message":"The provided key 'rk_live_***' does not have the required permissions for this endpoint on account 'acct_1'. This is a restricted API key, but the required permissions are not available for use by restricted keys.","type":"invalid_request_error"}}`, finding.ReasonPartnerConfirmed, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(tc.status)
+				_, _ = w.Write([]byte(tc.body))
+			}))
+			defer srv.Close()
+			got := run(newVerifier(t, srv.URL, 0, nil), stripeFinding(ruleRestricted, stripedouble.NewRestrictedKey()))
+			check(t, got, want{reason: tc.reason, details: tc.details, metrics: metrics.Summary{Requests: 1}})
+		})
+	}
+}
+
+// recordingTransport passes requests on and remembers what they carried.
+type recordingTransport struct {
+	mu    sync.Mutex
+	base  http.RoundTripper
+	reqs  []string
+	uas   []string
+	auths []string
+	clean int // requests whose URL and body carry no key
+}
+
+func (rt *recordingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	rt.reqs = append(rt.reqs, req.Method+" "+req.URL.Scheme+"://"+req.URL.Host+req.URL.Path+"?"+req.URL.RawQuery)
+	rt.uas = append(rt.uas, req.Header.Get("User-Agent"))
+	auth := req.Header.Get("Authorization")
+	rt.auths = append(rt.auths, auth)
+	key := strings.TrimPrefix(auth, "Bearer ")
+	if key != "" && !strings.Contains(req.URL.String(), key[8:]) && req.Body == nil && req.ContentLength == 0 {
+		rt.clean++
+	}
+	return rt.base.RoundTrip(req)
+}
+
+func TestRequestShape(t *testing.T) {
+	srv := startDouble(t)
+	keys := []string{stripedouble.NewSecretKey(), stripedouble.NewRestrictedKey()}
+	srv.AddKey(keys[0], stripedouble.Live)
+	srv.AddKey(keys[1], stripedouble.NoBalancePermission)
+	rt := &recordingTransport{base: &http.Transport{}}
+	v := newVerifier(t, srv.URL+"/", 0, rt)
+	for i, k := range keys {
+		if got := run(v, stripeFinding(ruleGitleaks, k)); got.verdict.Reason != finding.ReasonPartnerConfirmed {
+			t.Fatalf("key %d: Verify = %+v, %v", i, got.verdict, got.err)
+		}
+	}
+	if len(rt.reqs) != 2 {
+		t.Fatalf("transport saw %d requests", len(rt.reqs))
+	}
+	for i := range rt.reqs {
+		if rt.reqs[i] != "GET "+srv.URL+"/v1/balance?" {
+			t.Errorf("request %d was %s, want GET %s/v1/balance without a query", i, rt.reqs[i], srv.URL)
+		}
+		if rt.uas[i] != partnerhttp.UserAgent {
+			t.Errorf("User-Agent = %q", rt.uas[i])
+		}
+		if rt.auths[i] != "Bearer "+keys[i] {
+			t.Errorf("request %d: Authorization is not Bearer with its key", i)
+		}
+	}
+	if rt.clean != 2 {
+		t.Errorf("%d of 2 requests carried the key in the Authorization header only", rt.clean)
+	}
+	for i, k := range keys {
+		if got := srv.Controls.CountFor(k); got != 1 {
+			t.Errorf("key %d: double counted %d requests", i, got)
+		}
+	}
+}
+
+func TestEndpointWithPathPrefix(t *testing.T) {
+	var path atomic.Value
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		path.Store(r.URL.Path)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"object":"balance","livemode":true}`))
+	}))
+	defer srv.Close()
+	got := run(newVerifier(t, srv.URL+"/stripe/", 0, nil), stripeFinding(ruleSecret, stripedouble.NewSecretKey()))
+	check(t, got, want{reason: finding.ReasonPartnerConfirmed, details: liveDetails, metrics: metrics.Summary{Requests: 1}})
+	if p, _ := path.Load().(string); p != "/stripe/v1/balance" {
+		t.Errorf("path = %q, want /stripe/v1/balance", p)
+	}
+}
+
+func TestOtherTokenTypeIsUnsupported(t *testing.T) {
+	srv := startDouble(t)
+	verdict, err := newVerifier(t, srv.URL, 0, nil).Verify(context.Background(), finding.TokenPostmanAPIKey, stripeFinding(ruleSecret, stripedouble.NewSecretKey()))
+	if err != nil || verdict.Reason != finding.ReasonUnsupportedTokenType || srv.Controls.Requests() != 0 {
+		t.Errorf("Verify = %+v, %v after %d requests; want unsupported_token_type, no call", verdict, err, srv.Controls.Requests())
+	}
+}
+
+func TestConcurrentVerifications(t *testing.T) {
+	srv := startDouble(t)
+	v := newVerifier(t, srv.URL, 0, nil)
+	keys := make([]string, 16)
+	for i := range keys {
+		keys[i] = stripedouble.NewSecretKey()
+		if i%2 == 0 {
+			srv.AddKey(keys[i], stripedouble.Live)
+		}
+	}
+	var wg sync.WaitGroup
+	results := make([]outcome, len(keys))
+	for i, k := range keys {
+		wg.Go(func() { results[i] = run(v, stripeFinding(ruleSecret, k)) })
+	}
+	wg.Wait()
+	for i, r := range results {
+		want := finding.ReasonPartnerRejected
+		if i%2 == 0 {
+			want = finding.ReasonPartnerConfirmed
+		}
+		if r.err != nil || r.verdict.Reason != want {
+			t.Errorf("key %d: %+v, %v; want %s", i, r.verdict, r.err, want)
+		}
+		if srv.Controls.CountFor(keys[i]) != 1 {
+			t.Errorf("key %d: double saw %d requests", i, srv.Controls.CountFor(keys[i]))
+		}
+	}
+}
+
+func TestCancelledContextIsAFault(t *testing.T) {
+	srv := startDouble(t)
+	key := stripedouble.NewSecretKey()
+	srv.AddKey(key, stripedouble.Live)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	verdict, err := newVerifier(t, srv.URL, 0, nil).Verify(ctx, stripepartner.TokenSecretKey, stripeFinding(ruleSecret, key))
+	f, ok := verify.AsFault(err)
+	if !ok || f.Kind != verify.PartnerError || !f.Network || verdict.Reason != "" {
+		t.Errorf("Verify = %+v, %v; want a network partner error", verdict, err)
+	}
+}
+
+// TestNoSecretLeaks runs every class of answer and checks that no verdict,
+// error or log line of the outcomes carries the key or a part of it, even
+// though Stripe's own error bodies quote the key's last characters.
+func TestNoSecretLeaks(t *testing.T) {
+	srv := startDouble(t)
+	var logBuf bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	faults := []partnertest.Fault{partnertest.FaultNone, partnertest.Fault500, partnertest.Fault502,
+		partnertest.Fault503, partnertest.Fault504, partnertest.Fault429, partnertest.FaultReset,
+		partnertest.FaultGarbled, partnertest.FaultEmpty, partnertest.FaultTruncated,
+		partnertest.FaultHTML401, partnertest.FaultHTML403, partnertest.FaultHang}
+	v := newVerifier(t, srv.URL, 300*time.Millisecond, nil)
+	var keys, texts []string
+	modes := []*stripedouble.Mode{nil, new(stripedouble.Live), new(stripedouble.NoBalancePermission), new(stripedouble.Expired)}
+	*modes[1], *modes[2], *modes[3] = stripedouble.Live, stripedouble.NoBalancePermission, stripedouble.Expired
+	for _, m := range modes {
+		for _, fl := range faults {
+			key := stripedouble.NewRestrictedKey()
+			keys = append(keys, key)
+			if m != nil {
+				srv.AddKey(key, *m)
+			}
+			srv.Controls.Push(fl)
+			f := stripeFinding(ruleRestricted, key)
+			verdict, err := v.Verify(context.Background(), stripepartner.TokenRestrictedKey, f)
+			errText := ""
+			if err != nil {
+				errText = err.Error()
+			}
+			texts = append(texts, fmt.Sprintf("%v|%+v|%#v|%s|%v", verdict, verdict, verdict, errText, err))
+			log.Info("verification", "fault", fl.String(), "finding", f, "token", f.Token,
+				"reason", verdict.Reason, "details", verdict.Details, "message", verdict.Message, "error", err)
+		}
+	}
+	// Keys stopped at the gate never leave the process; their messages must not quote them either.
+	for _, bad := range []string{"sk_live_" + strings.Repeat("Z", 20), "sk_test_" + strings.Repeat("Q", 40), "rk_live_" + strings.Repeat("W", 30) + "!"} {
+		keys = append(keys, bad)
+		verdict, err := callerVerify(context.Background(), v, stripeFinding(ruleSecret, bad))
+		texts = append(texts, fmt.Sprintf("%+v %v", verdict, err))
+		log.Info("verification", "finding", stripeFinding(ruleSecret, bad), "verdict", verdict)
+	}
+
+	texts = append(texts, logBuf.String())
+	if !strings.Contains(logBuf.String(), `"reason":"partner_confirmed"`) || !strings.Contains(logBuf.String(), `"reason":"partner_rejected"`) || !strings.Contains(logBuf.String(), "http 500") {
+		t.Fatal("the outcome log is missing outcomes; the leak check would prove nothing")
+	}
+	for _, k := range keys {
+		body := k[8:]
+		for i, s := range texts {
+			if strings.Contains(s, k) || strings.Contains(s, body[:16]) || strings.Contains(s, body[len(body)-16:]) {
+				t.Errorf("text %d of %d contains a key or part of one", i, len(texts))
+			}
+		}
+	}
+}
+
+func TestNew(t *testing.T) {
+	for _, ep := range []string{"", "/v1/balance", "ftp://api.stripe.com", "https://user:pass@api.stripe.com"} {
+		t.Run(ep, func(t *testing.T) {
+			var u *url.URL
+			if ep != "" {
+				u, _ = url.Parse(ep)
+			}
+			if v, err := stripepartner.New(partnerhttp.Options{Endpoints: []*url.URL{u}}); err == nil || v != nil {
+				t.Errorf("New = %v, %v; want an error", v, err)
+			} else if !strings.HasPrefix(err.Error(), "stripe: new verifier:") {
+				t.Errorf("error %q does not name the operation", err)
+			}
+		})
+	}
+	u, _ := url.Parse(stripepartner.DefaultEndpoint)
+	for _, eps := range [][]*url.URL{nil, {u, u}} {
+		if v, err := stripepartner.New(partnerhttp.Options{Endpoints: eps}); err == nil || v != nil {
+			t.Errorf("New with %d endpoints = %v, %v; want an error", len(eps), v, err)
+		}
+	}
+}
+
+func TestDefinition(t *testing.T) {
+	d := stripepartner.Definition
+	if d.Name != "stripe" || d.Endpoints[0].Env != "PARTNER_ENDPOINT_STRIPE" || d.Endpoints[0].Default != "https://api.stripe.com" {
+		t.Errorf("definition %s, %+v", d.Name, d.Endpoints)
+	}
+	// Stripe's per-endpoint default is 25 requests/s per account; the
+	// global ceiling stays below it, and the default deployment (2
+	// instances) within the ceiling.
+	if d.Rate.Limit <= 0 || d.Rate.Limit >= 25 || 2*d.Rate.PerSecond > d.Rate.Limit || d.Rate.Source == "" {
+		t.Errorf("rate %+v", d.Rate)
+	}
+}
+
+// TestEnforcedRateLimit drives the double's own limiter rather than a
+// scripted 429: the second request inside the window is refused.
+func TestEnforcedRateLimit(t *testing.T) {
+	srv := startDouble(t)
+	key := stripedouble.NewSecretKey()
+	srv.AddKey(key, stripedouble.Live)
+	srv.Controls.SetRateLimit(0.001, 1)
+	srv.Controls.SetRetryAfter("")
+	v := newVerifier(t, srv.URL, 0, nil)
+	check(t, run(v, stripeFinding(ruleSecret, key)),
+		want{reason: finding.ReasonPartnerConfirmed, details: liveDetails, metrics: metrics.Summary{Requests: 1}})
+	check(t, run(v, stripeFinding(ruleSecret, key)),
+		want{kind: verify.RateLimited, httpStatus: 429, metrics: metrics.Summary{Requests: 1, RateLimitHits: 1}})
+	if srv.Controls.RateLimited() != 1 {
+		t.Errorf("double sent %d 429s, want 1", srv.Controls.RateLimited())
+	}
+}
+
+// TestSamconfigWithinLimit: in every deployed environment the global rate,
+// StripeMaxConcurrency x StripeRatePerSecond, stays within the
+// Definition's Limit, and MaximumConcurrency is at least SQS's minimum of 2.
+func TestSamconfigWithinLimit(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "..", "..", "samconfig.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	param := func(line, name string) (float64, bool) {
+		m := regexp.MustCompile(`\b` + name + `=([0-9.]+)\b`).FindStringSubmatch(line)
+		if m == nil {
+			return 0, false
+		}
+		f, err := strconv.ParseFloat(m[1], 64)
+		return f, err == nil
+	}
+	n := 0
+	for _, line := range strings.Split(string(raw), "\n") {
+		if !strings.HasPrefix(line, "parameter_overrides") {
+			continue
+		}
+		n++
+		rate, ok1 := param(line, "StripeRatePerSecond")
+		conc, ok2 := param(line, "StripeMaxConcurrency")
+		switch {
+		case !ok1 || !ok2:
+			t.Errorf("overrides %d lack StripeRatePerSecond or StripeMaxConcurrency", n)
+		case conc < 2:
+			t.Errorf("overrides %d: StripeMaxConcurrency %v is below 2", n, conc)
+		case rate*conc > stripepartner.Definition.Rate.Limit:
+			t.Errorf("overrides %d: %v x %v exceeds the %v req/s limit", n, conc, rate, stripepartner.Definition.Rate.Limit)
+		}
+	}
+	if n < 6 {
+		t.Errorf("found %d environments in samconfig.toml, want 6", n)
+	}
+}
