@@ -208,7 +208,6 @@ func repositoryPlan(t *testing.T) string {
 
 var allEnvs = []string{"dev", "pre", "staging", "staging-ref", "production"}
 
-
 // TestRolloutOfTheRepositoryPlanOnMoto runs the repository's plan from
 // start to end with the command, the clock set to the plan's dates:
 // each stage refused before its date or soak, then applied; the code

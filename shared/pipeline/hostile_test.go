@@ -132,7 +132,6 @@ func hostileCommon(results *sqsSink, dead *deadLetterLog, logs *lockedBuffer) Co
 	return c
 }
 
-
 func newHostileDispatcher(t *testing.T) *hostileRig {
 	t.Helper()
 	r := &hostileRig{results: &sqsSink{}, dead: &deadLetterLog{}, logs: &lockedBuffer{}, partnerRq: func() int64 { return 0 },

@@ -126,7 +126,6 @@ func eventBodies(t *testing.T, name string) []string {
 	return out
 }
 
-
 // run sends bodies to a queue, waits until the stack is idle and returns
 // the results by finding id.
 func (h *harness) run(t *testing.T, queue string, bodies ...string) map[string]finding.Result {
