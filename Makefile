@@ -69,8 +69,8 @@ test: tools-check $(RIE)
 FUZZTIME ?= 30s
 FUZZ_TARGETS := shared/finding:FuzzParse shared/partner/aws:FuzzSTSAnswer \
 	shared/partner/gcp:FuzzGoogleAnswer shared/partner/postman:FuzzPostmanAnswer \
-	shared/partner/heroku:FuzzHerokuAnswer
-	shared/partner/openai:FuzzOpenaiAnswer
+	shared/partner/heroku:FuzzHerokuAnswer \
+	shared/partner/openai:FuzzOpenaiAnswer \
 	shared/partner/stripe:FuzzStripeAnswer
 fuzz:
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
