@@ -13,6 +13,7 @@ import (
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner"
 	awspartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/aws"
 	gcppartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/gcp"
+	githubpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/github"
 	postmanpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/postman"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
 )
@@ -22,6 +23,7 @@ var all = []partner.Definition{
 	awspartner.Definition,
 	gcppartner.Definition,
 	postmanpartner.Definition,
+	githubpartner.Definition,
 }
 
 // routes maps every rule id of every partner to its partner and token type.
