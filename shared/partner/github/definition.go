@@ -16,13 +16,13 @@ const Partner finding.Partner = "github"
 // The token types GitHub tokens are verified as (contract §7), one per
 // prefix whatever rule found the token.
 const (
-	TokenPAT               finding.TokenType = "github_pat"
-	TokenFineGrainedPAT    finding.TokenType = "github_fine_grained_pat"
-	TokenOAuth             finding.TokenType = "github_oauth_token"
-	TokenUser              finding.TokenType = "github_user_token"
-	TokenAppInstallation   finding.TokenType = "github_app_installation_token"
-	TokenRefresh           finding.TokenType = "github_refresh_token"
-	expectedForm                             = "a GitHub token (ghp_ + 36, github_pat_ + 82, or gho_/ghu_/ghs_/ghr_ + 36 to 251 of [A-Za-z0-9_])"
+	TokenPAT             finding.TokenType = "github_pat"
+	TokenFineGrainedPAT  finding.TokenType = "github_fine_grained_pat"
+	TokenOAuth           finding.TokenType = "github_oauth_token"
+	TokenUser            finding.TokenType = "github_user_token"
+	TokenAppInstallation finding.TokenType = "github_app_installation_token"
+	TokenRefresh         finding.TokenType = "github_refresh_token"
+	expectedForm                           = "a GitHub token (ghp_ + 36, github_pat_ + 82, or gho_/ghu_/ghs_/ghr_ + 36 to 251 of [A-Za-z0-9_])"
 )
 
 // Definition is GitHub in the partner registry.
