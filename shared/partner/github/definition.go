@@ -46,16 +46,17 @@ var Definition = partnerdef.Definition{
 	Check:      check,
 	Endpoints:  []partnerdef.Endpoint{{Env: EnvEndpoint, Default: DefaultEndpoint}},
 	// Each live token has its own 5,000 requests an hour, but a revoked or
-	// unknown token is not a user: GitHub charges it to the unauthenticated
-	// budget of the calling IP, 60 requests an hour (401 answers carry
+	// unknown token is no user: GitHub charges it to the unauthenticated
+	// budget of the calling IP, 60 requests an hour (its 401s carry
 	// x-ratelimit-limit: 60), and most leaked tokens we check are dead.
-	// All our instances leave through one egress IP, so 60/h is the limit
-	// that binds us. GitHub's window is a fixed hour, so the worst hour of
-	// one instance is its burst plus an hour of refill: 3 + 0.0075 × 3600 =
-	// 30, and two instances (MaximumConcurrency's minimum) send at most 60.
-	// Exceeding it only delays verdicts (GitHub then answers 403 with
+	// All instances leave through one egress IP, so 60/h is the limit that
+	// binds us. GitHub counts in a fixed hour, so one instance's worst hour
+	// is its burst plus an hour of refill, 4 + 0.0072 × 3600 ≈ 30, and two
+	// instances (MaximumConcurrency's minimum) send at most 60. The burst
+	// of 4 lets a scan's few GitHub findings pass without a hand-back.
+	// Going over only delays verdicts (GitHub then answers 403 with
 	// x-ratelimit-remaining: 0, a rate_limited fault), never falsifies one.
-	Rate: partnerdef.Rate{PerSecond: 0.0075, Burst: 3, Limit: 60.0 / 3600,
+	Rate: partnerdef.Rate{PerSecond: 0.0072, Burst: 4, Limit: 60.0 / 3600,
 		Source: "https://docs.github.com/en/rest/using-the-rest-api/rate-limits-for-the-rest-api#primary-rate-limit-for-unauthenticated-users"},
 	New: func(o partnerhttp.Options) (verify.Verifier, error) { return New(o) },
 }

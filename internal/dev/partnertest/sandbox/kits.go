@@ -10,6 +10,7 @@ import (
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/postmandouble"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/stsdouble"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
+	githubpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/github"
 )
 
 // Kit is one partner's double as the sandbox runs it. Adding a partner
@@ -85,6 +86,7 @@ var kits = map[finding.Partner]Kit{
 		},
 		NewLive: func() Credential { return Credential{RuleID: "Postman API token", Token: postmandouble.NewAPIKey()} },
 	},
+	githubpartner.Partner: githubKit,
 }
 
 type stsDouble struct{ *stsdouble.Server }
