@@ -134,7 +134,7 @@ func hostileCommon(results *sqsSink, dead *deadLetterLog, logs *lockedBuffer) Co
 func newHostileDispatcher(t *testing.T) *hostileRig {
 	t.Helper()
 	r := &hostileRig{results: &sqsSink{}, dead: &deadLetterLog{}, logs: &lockedBuffer{}, partnerRq: func() int64 { return 0 },
-		queues: map[finding.Partner]*sqsSink{finding.PartnerAWS: {}, finding.PartnerGCP: {}, finding.PartnerPostman: {}}}
+		queues: map[finding.Partner]*sqsSink{finding.PartnerAWS: {}, finding.PartnerGCP: {}, finding.PartnerPostman: {}, "github": {}}}
 	qs := map[finding.Partner]Sink{}
 	for p, q := range r.queues {
 		qs[p] = q
@@ -578,7 +578,7 @@ func TestHostileBodyWithoutDeadLetterQueue(t *testing.T) {
 	live := postmandouble.NewAPIKey()
 	logs := &lockedBuffer{}
 	d, err := NewDispatcher(DispatcherConfig{Common: hostileCommon(&sqsSink{}, nil, logs),
-		PartnerQueues: map[finding.Partner]Sink{finding.PartnerAWS: &sqsSink{}, finding.PartnerGCP: &sqsSink{}, finding.PartnerPostman: &sqsSink{}}})
+		PartnerQueues: map[finding.Partner]Sink{finding.PartnerAWS: &sqsSink{}, finding.PartnerGCP: &sqsSink{}, finding.PartnerPostman: &sqsSink{}, "github": &sqsSink{}}})
 	if err != nil {
 		t.Fatal(err)
 	}

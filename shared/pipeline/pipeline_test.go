@@ -187,12 +187,12 @@ func scan(tk tokens) map[string]any {
 func newDispatcher(t *testing.T, gate Gate, logs *bytes.Buffer) (*Dispatcher, *sink, map[finding.Partner]*sink, *deadLetters) {
 	t.Helper()
 	results := &sink{}
-	queues := map[finding.Partner]*sink{finding.PartnerAWS: {}, finding.PartnerGCP: {}, finding.PartnerPostman: {}}
+	queues := map[finding.Partner]*sink{finding.PartnerAWS: {}, finding.PartnerGCP: {}, finding.PartnerPostman: {}, "github": {}}
 	dl := &deadLetters{}
 	d, err := NewDispatcher(DispatcherConfig{
 		Common: Common{Results: results, Gate: gate, DeadLetter: dl, Now: func() time.Time { return fixed },
 			Logger: slog.New(slog.NewJSONHandler(logs, nil))},
-		PartnerQueues: map[finding.Partner]Sink{finding.PartnerAWS: queues[finding.PartnerAWS], finding.PartnerGCP: queues[finding.PartnerGCP], finding.PartnerPostman: queues[finding.PartnerPostman]},
+		PartnerQueues: map[finding.Partner]Sink{finding.PartnerAWS: queues[finding.PartnerAWS], finding.PartnerGCP: queues[finding.PartnerGCP], finding.PartnerPostman: queues[finding.PartnerPostman], "github": queues["github"]},
 	})
 	if err != nil {
 		t.Fatal(err)
