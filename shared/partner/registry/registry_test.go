@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner"
+	githubpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/github"
 	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
@@ -111,6 +112,18 @@ func TestRoutes(t *testing.T) {
 		"aws-access-token":             {Partner: finding.PartnerAWS, TokenType: finding.TokenAWSAccessKey},
 		"gcp-api-key":                  {Partner: finding.PartnerGCP, TokenType: finding.TokenGCPAPIKey},
 		"postman-api-token":            {Partner: finding.PartnerPostman, TokenType: finding.TokenPostmanAPIKey},
+		// GitHub rules route to the rule's token type; Check types by prefix.
+		"Github Personal Access Token":         {Partner: githubpartner.Partner, TokenType: githubpartner.TokenPAT},
+		"GithubFineGrainedPersonalAccessToken": {Partner: githubpartner.Partner, TokenType: githubpartner.TokenFineGrainedPAT},
+		"Github OAuth Access Token":            {Partner: githubpartner.Partner, TokenType: githubpartner.TokenOAuth},
+		"GithubAppInstallationToken":           {Partner: githubpartner.Partner, TokenType: githubpartner.TokenAppInstallation},
+		"Github App Token":                     {Partner: githubpartner.Partner, TokenType: githubpartner.TokenAppInstallation},
+		"Github Refresh Token":                 {Partner: githubpartner.Partner, TokenType: githubpartner.TokenRefresh},
+		"github-pat":                           {Partner: githubpartner.Partner, TokenType: githubpartner.TokenPAT},
+		"github-fine-grained-pat":              {Partner: githubpartner.Partner, TokenType: githubpartner.TokenFineGrainedPAT},
+		"github-oauth":                         {Partner: githubpartner.Partner, TokenType: githubpartner.TokenOAuth},
+		"github-app-token":                     {Partner: githubpartner.Partner, TokenType: githubpartner.TokenAppInstallation},
+		"github-refresh-token":                 {Partner: githubpartner.Partner, TokenType: githubpartner.TokenRefresh},
 	}
 	for rule, r := range want {
 		got, ok := Route(rule)
