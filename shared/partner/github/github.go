@@ -105,6 +105,10 @@ func (v *Verifier) Verify(ctx context.Context, tokenType finding.TokenType, f fi
 	switch {
 	case a.Status == http.StatusOK:
 		login, ok := document(tokenType, a.Body)
+		if ok && hasToken(login, r.Secrets[0]) {
+			// An echo of the token is not GitHub's user; never a detail.
+			ok = false
+		}
 		if !ok {
 			return verify.Verdict{}, v.c.Unusable(ctx, r, a, "200 body is not GitHub's "+r.Op+" document, which proves nothing")
 		}
@@ -178,6 +182,16 @@ func document(tt finding.TokenType, body []byte) (string, bool) {
 	return name, true
 }
 
+// hasToken reports whether s carries the token, or its part after the
+// prefix, which alone is credential material too.
+func hasToken(s, tok string) bool {
+	body := strings.TrimPrefix(tok, "github_pat_")
+	if len(body) == len(tok) && len(tok) > 4 {
+		body = tok[4:]
+	}
+	return strings.Contains(s, tok) || (len(body) >= 8 && strings.Contains(s, body))
+}
+
 // oneObject decodes body as exactly one JSON object.
 func oneObject(body []byte, v *map[string]json.RawMessage) bool {
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -201,7 +215,7 @@ func details(h http.Header, login string, secrets []string) finding.Details {
 		scopes := []string{}
 		for _, v := range vs {
 			for _, s := range strings.Split(v, ",") {
-				if s = strings.TrimSpace(s); scope.MatchString(s) && finding.Scrub(s, secrets...) == s && len(scopes) < 64 {
+				if s = strings.TrimSpace(s); scope.MatchString(s) && !hasToken(s, secrets[0]) && len(scopes) < 64 {
 					scopes = append(scopes, s)
 				}
 			}
