@@ -264,7 +264,7 @@ func TestPlanOnMoto(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Current != 0 || st.Next != 1 || !st.MayAdvance || len(st.Alarms) != 4*6 {
+	if st.Current != 0 || st.Next != 1 || !st.MayAdvance || len(st.Alarms) != 4*8 {
 		t.Fatalf("initial status: current %d next %d may %v, %d alarms, checks %+v", st.Current, st.Next, st.MayAdvance, len(st.Alarms), st.Checks)
 	}
 	r.expectStages("initial", Pending, Pending, Pending, Pending, Pending)
