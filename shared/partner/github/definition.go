@@ -22,8 +22,10 @@ const (
 	TokenUser            finding.TokenType = "github_user_token"
 	TokenAppInstallation finding.TokenType = "github_app_installation_token"
 	TokenRefresh         finding.TokenType = "github_refresh_token"
-	expectedForm                           = "a GitHub token (ghp_ + 36, github_pat_ + 82, or gho_/ghu_/ghs_/ghr_ + 36 to 251 of [A-Za-z0-9_])"
 )
+
+// expectedForm names every GitHub token form, for a token of none.
+const expectedForm = "a GitHub token (ghp_ + 36, github_pat_ + 82, or gho_/ghu_/ghs_/ghr_ + 36 to 251 of [A-Za-z0-9_])"
 
 // Definition is GitHub in the partner registry.
 var Definition = partnerdef.Definition{
