@@ -8,11 +8,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/githubdouble"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/googledouble"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/postmandouble"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/sandbox"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/stsdouble"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
+	githubpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/github"
 )
 
 // Cred is one credential a scenario sends as a finding. The doubles know
@@ -105,6 +107,13 @@ func NewCreds(sb *sandbox.Sandbox, canary string) ([]Cred, error) {
 		}
 		out = append(out, Cred{Name: "postman-" + state, RuleID: "Postman API token", Partner: finding.PartnerPostman,
 			Token: pm, Active: active, Secrets: []string{pm}})
+
+		gh := githubdouble.NewToken("ghp_")
+		if active {
+			sb.Double(githubpartner.Partner).Register(sandbox.Credential{RuleID: "Github Personal Access Token", Token: gh})
+		}
+		out = append(out, Cred{Name: "github-" + state, RuleID: "Github Personal Access Token", Partner: githubpartner.Partner,
+			Token: gh, Active: active, Secrets: []string{gh}})
 	}
 	return out, nil
 }
