@@ -71,7 +71,8 @@ FUZZ_TARGETS := shared/finding:FuzzParse shared/partner/aws:FuzzSTSAnswer \
 	shared/partner/gcp:FuzzGoogleAnswer shared/partner/postman:FuzzPostmanAnswer \
 	shared/partner/heroku:FuzzHerokuAnswer \
 	shared/partner/openai:FuzzOpenaiAnswer \
-	shared/partner/stripe:FuzzStripeAnswer
+	shared/partner/stripe:FuzzStripeAnswer \
+	shared/partner/github:FuzzGithubAnswer
 fuzz:
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
 	  echo "fuzz $$name in ./$$pkg for $(FUZZTIME)"; \

@@ -41,6 +41,9 @@ func TestRetryAfterForms(t *testing.T) {
 		{"OpenAI garbage", http.Header{"X-Ratelimit-Reset-Requests": {"soon"}}, 0},
 		{"Anthropic RFC 3339", http.Header{"Anthropic-Ratelimit-Requests-Reset": {testNow.Add(45 * time.Second).Format(time.RFC3339)}}, 45 * time.Second},
 		{"Anthropic in the past", http.Header{"Anthropic-Ratelimit-Requests-Reset": {testNow.Add(-time.Hour).Format(time.RFC3339)}}, 0},
+		{"X-RateLimit-Reset with requests remaining (GitHub secondary limit)", http.Header{"X-Ratelimit-Remaining": {"4990"}, "X-Ratelimit-Reset": {strconv.FormatInt(testNow.Unix()+3600, 10)}}, 0},
+		{"X-RateLimit-Reset with none remaining", http.Header{"X-Ratelimit-Remaining": {"0"}, "X-Ratelimit-Reset": {strconv.FormatInt(testNow.Unix()+3600, 10)}}, time.Hour},
+		{"RateLimit-Reset with requests remaining", http.Header{"Ratelimit-Remaining": {"3"}, "Ratelimit-Reset": {"42"}}, 0},
 		{"Retry-After wins over the rest", http.Header{"Retry-After": {"3"}, "X-Ratelimit-Reset-Requests": {"6m0s"}}, 3 * time.Second},
 	}
 	for _, tc := range tests {

@@ -20,7 +20,8 @@ import (
 // RetryAfter returns how long a partner asked us to wait, 0 when no header
 // says. It reads, first match wins: Retry-After (delta seconds or an HTTP
 // date); X-RateLimit-Reset and RateLimit-Reset (a Unix time or delta
-// seconds); RateLimit-ResetTime (an HTTP date); OpenAI's
+// seconds), unless their -Remaining header says requests remain;
+// RateLimit-ResetTime (an HTTP date); OpenAI's
 // x-ratelimit-reset-requests / -tokens (a Go-like duration such as 6m0s or
 // 12ms); Anthropic's anthropic-ratelimit-requests-reset / -tokens-reset (RFC 3339).
 func RetryAfter(h http.Header, now time.Time) time.Duration {
@@ -35,7 +36,10 @@ func RetryAfter(h http.Header, now time.Time) time.Duration {
 	}
 	for _, name := range []string{"X-RateLimit-Reset", "RateLimit-Reset"} {
 		v := strings.TrimSpace(h.Get(name))
-		if v == "" {
+		// A reset is when a spent budget refills: with requests remaining
+		// the answer is another limit (GitHub's secondary limits), which
+		// that reset says nothing about.
+		if rem := strings.TrimSpace(h.Get(strings.TrimSuffix(name, "Reset") + "Remaining")); v == "" || (rem != "" && rem != "0") {
 			continue
 		}
 		if n, err := strconv.ParseFloat(v, 64); err == nil && n >= 0 && n < 1e12 {

@@ -15,6 +15,7 @@ import (
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/localstack"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
+	githubpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/github"
 )
 
 // settle is how long a scenario waits for the stack to finish its work:
@@ -133,6 +134,8 @@ func mixed(sts, discovery, oauth, postman partnertest.Fault) func(*Env) {
 		e.Sandbox.Google.Discovery.Controls.SetErrorRate(1, discovery)
 		e.Sandbox.Google.OAuth.Controls.SetErrorRate(1, oauth)
 		e.Sandbox.Postman.Controls.SetErrorRate(1, postman)
+		// GitHub's double gets Postman's fault: both are one JSON API behind a proxy.
+		e.Sandbox.Double(githubpartner.Partner).Controls()[0].SetErrorRate(1, postman)
 	}
 }
 

@@ -178,6 +178,8 @@ func TestEndToEnd(t *testing.T) {
 
 			"stripe-scan-active": finding.ReasonPartnerConfirmed, "stripe-scan-inactive": finding.ReasonPartnerRejected,
 			"stripe-scan-malformed": finding.ReasonMalformedToken,
+			"github-active":         finding.ReasonPartnerConfirmed, "github-inactive": finding.ReasonPartnerRejected,
+			"github-malformed": finding.ReasonMalformedToken,
 		}
 		for id, reason := range want {
 			r, ok := got[id]

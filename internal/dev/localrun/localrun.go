@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -82,6 +83,12 @@ type Stack struct {
 	wg     sync.WaitGroup
 }
 
+// LocalParameters override template parameters in every local stack,
+// before Options.Parameters: a rate set for a partner's hourly budget
+// (GitHub's 60 requests an hour for revoked tokens) would hand the samples
+// back to SQS for minutes, and the doubles enforce no such budget.
+var LocalParameters = map[string]string{"GithubRatePerSecond": "5"}
+
 // Start creates the resources, builds and starts the functions and their
 // event source mappings. Stop it when done.
 func Start(ctx context.Context, o Options) (*Stack, error) {
@@ -95,7 +102,9 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	if err != nil {
 		return nil, err
 	}
-	for name, v := range o.Parameters {
+	params := maps.Clone(LocalParameters)
+	maps.Copy(params, o.Parameters)
+	for name, v := range params {
 		if err := tpl.SetParameter(name, v); err != nil {
 			return nil, fmt.Errorf("localrun: parameter %s: %w", name, err)
 		}

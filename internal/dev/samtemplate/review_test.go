@@ -40,6 +40,7 @@ var partnerIDs = map[finding.Partner]string{
 	herokupartner.Partner: "Heroku",
 	openaipartner.Name:    "Openai",
 	stripepartner.Name:    "Stripe",
+	"github":              "Github",
 }
 
 // envKind says what an environment variable must point at.
@@ -92,6 +93,7 @@ func expectedEnv() map[string]map[string]envWant {
 			"PARTNER_QUEUE_URL_HEROKU":  {envQueueURL, "HerokuQueue"},
 			"PARTNER_QUEUE_URL_OPENAI":  {envQueueURL, "OpenaiQueue"},
 			"PARTNER_QUEUE_URL_STRIPE":  {envQueueURL, "StripeQueue"},
+			"PARTNER_QUEUE_URL_GITHUB":  {envQueueURL, "GithubQueue"},
 		}),
 		// Partner functions run one binary: PARTNER picks the partner. Endpoints are the
 		// contract's defaults in code; PARTNER_ENDPOINT_* exist for local doubles only.
@@ -134,6 +136,13 @@ func expectedEnv() map[string]map[string]envWant {
 			"PARTNER_RATE_PER_SECOND": {envParam, "StripeRatePerSecond"},
 			"PARTNER_CONCURRENCY":     {envLiteral, ""},
 		}),
+		"GithubFunction": with(common("GithubDeadLetterQueue"), map[string]envWant{
+			"PARTNER":                 {envLiteral, "github"},
+			"PARTNER_TIMEOUT":         {envParam, "PartnerTimeout"},
+			"PARTNER_RATE_PER_SECOND": {envParam, "GithubRatePerSecond"},
+			"PARTNER_RATE_BURST":      {envLiteral, "4"},
+			"PARTNER_CONCURRENCY":     {envLiteral, ""},
+		}),
 		// It reads FEATURE_FLAG_PARAMETER, ENVIRONMENT, LOG_LEVEL and STACK_NAME; Globals give it
 		// the others too, and it has no source queue of its own.
 		"AutoRollbackFunction": with(autoRollback, map[string]envWant{
@@ -152,13 +161,14 @@ var functionSources = map[string]struct{ queue, maxConcurrency string }{
 	"HerokuFunction":     {"HerokuQueue", "HerokuMaxConcurrency"},
 	"OpenaiFunction":     {"OpenaiQueue", "OpenaiMaxConcurrency"},
 	"StripeFunction":     {"StripeQueue", "StripeMaxConcurrency"},
+	"GithubFunction":     {"GithubQueue", "GithubMaxConcurrency"},
 }
 
 // snsFunctions are the functions the on-call topic triggers instead of a
 // queue, with the condition they are deployed under (off by default).
 var snsFunctions = map[string]string{"AutoRollbackFunction": "AutoRollbackOn"}
 
-var queueStems = []string{"Ingress", "Aws", "Gcp", "Postman", "Results", "Heroku", "Openai", "Stripe"}
+var queueStems = []string{"Ingress", "Aws", "Gcp", "Postman", "Results", "Heroku", "Openai", "Stripe", "Github"}
 
 var consumeActions = []string{"sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:ReceiveMessage"}
 
@@ -174,6 +184,7 @@ func expectedReach() map[string]map[string][]string {
 			"HerokuQueue": send,
 			"OpenaiQueue": send,
 			"StripeQueue": send,
+			"GithubQueue": send,
 		},
 		"AutoRollbackFunction": {},
 	}
@@ -440,7 +451,7 @@ func checkParameters(tpl *samtemplate.Template) []string {
 	}
 	for _, name := range []string{"Environment", "AwsRatePerSecond", "AwsMaxConcurrency", "GcpRatePerSecond",
 		"GcpMaxConcurrency", "PostmanRatePerSecond", "PostmanMaxConcurrency",
-		"StripeRatePerSecond", "StripeMaxConcurrency"} {
+		"StripeRatePerSecond", "StripeMaxConcurrency", "GithubRatePerSecond", "GithubMaxConcurrency"} {
 		want[name] = "" // present, any default
 	}
 	for name, def := range want {

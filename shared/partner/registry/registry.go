@@ -13,6 +13,7 @@ import (
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner"
 	awspartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/aws"
 	gcppartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/gcp"
+	githubpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/github"
 	herokupartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/heroku"
 	openaipartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/openai"
 	postmanpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/postman"
@@ -28,6 +29,7 @@ var all = []partner.Definition{
 	herokupartner.Definition,
 	openaipartner.Definition,
 	stripepartner.Definition,
+	githubpartner.Definition,
 }
 
 // routes maps every rule id of every partner to its partner and token type.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner"
+	githubpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/github"
 	openaipartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/openai"
 	stripepartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/stripe"
 	mrand "math/rand/v2"
@@ -123,6 +124,18 @@ func TestRoutes(t *testing.T) {
 		"StripeLiveRestrictedKey":  {Partner: stripepartner.Name, TokenType: stripepartner.TokenRestrictedKey},
 		"StripeLiveShortSecretKey": {Partner: stripepartner.Name, TokenType: stripepartner.TokenSecretKey},
 		"stripe-access-token":      {Partner: stripepartner.Name, TokenType: stripepartner.TokenSecretKey},
+		// GitHub rules route to the rule's token type; Check types by prefix.
+		"Github Personal Access Token":         {Partner: githubpartner.Partner, TokenType: githubpartner.TokenPAT},
+		"GithubFineGrainedPersonalAccessToken": {Partner: githubpartner.Partner, TokenType: githubpartner.TokenFineGrainedPAT},
+		"Github OAuth Access Token":            {Partner: githubpartner.Partner, TokenType: githubpartner.TokenOAuth},
+		"GithubAppInstallationToken":           {Partner: githubpartner.Partner, TokenType: githubpartner.TokenAppInstallation},
+		"Github App Token":                     {Partner: githubpartner.Partner, TokenType: githubpartner.TokenAppInstallation},
+		"Github Refresh Token":                 {Partner: githubpartner.Partner, TokenType: githubpartner.TokenRefresh},
+		"github-pat":                           {Partner: githubpartner.Partner, TokenType: githubpartner.TokenPAT},
+		"github-fine-grained-pat":              {Partner: githubpartner.Partner, TokenType: githubpartner.TokenFineGrainedPAT},
+		"github-oauth":                         {Partner: githubpartner.Partner, TokenType: githubpartner.TokenOAuth},
+		"github-app-token":                     {Partner: githubpartner.Partner, TokenType: githubpartner.TokenAppInstallation},
+		"github-refresh-token":                 {Partner: githubpartner.Partner, TokenType: githubpartner.TokenRefresh},
 	}
 	for rule, r := range want {
 		got, ok := Route(rule)

@@ -10,6 +10,7 @@ import (
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/postmandouble"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/stsdouble"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
+	githubpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/github"
 	herokupartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/heroku"
 	openaipartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/openai"
 )
@@ -90,6 +91,7 @@ var kits = map[finding.Partner]Kit{
 	herokupartner.Partner: herokuKit,
 	openaipartner.Name:    openaiKit,
 	"stripe":              stripeKit,
+	githubpartner.Partner: githubKit,
 }
 
 type stsDouble struct{ *stsdouble.Server }

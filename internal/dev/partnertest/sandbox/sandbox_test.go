@@ -33,6 +33,7 @@ func TestEventsAgreeWithSamples(t *testing.T) {
 		t.Fatalf("no events found: %v", err)
 	}
 	checked := map[finding.TokenType]int{}
+	unsupported := map[finding.TokenType]bool{}
 	for _, file := range files {
 		raw, err := os.ReadFile(file)
 		if err != nil {
@@ -54,6 +55,13 @@ func TestEventsAgreeWithSamples(t *testing.T) {
 			for _, f := range b.Findings {
 				want := finding.StatusActive
 				switch {
+				case strings.Contains(f.ID, "unsupported"):
+					// A token type no call can judge (GitHub's ghr_ refresh
+					// tokens): its sample must be refused before any call.
+					if rt, reason, _ := registry.Check(f); reason == finding.ReasonUnsupportedTokenType {
+						unsupported[rt.TokenType] = true
+					}
+					continue
 				case strings.Contains(f.ID, "inactive"):
 					want = finding.StatusInactive
 				case !strings.Contains(f.ID, "active"):
@@ -82,7 +90,7 @@ func TestEventsAgreeWithSamples(t *testing.T) {
 	}
 	for _, d := range registry.All() {
 		for _, tt := range d.TokenTypes {
-			if checked[tt] < 2 {
+			if checked[tt] < 2 && !unsupported[tt] {
 				t.Errorf("events/ has %d active/inactive samples of %s (%s), want both", checked[tt], tt, d.Name)
 			}
 		}
