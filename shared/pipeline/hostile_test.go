@@ -27,6 +27,7 @@ import (
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	gcppartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/gcp"
 	postmanpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/postman"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/registry"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
 )
 
@@ -134,10 +135,11 @@ func hostileCommon(results *sqsSink, dead *deadLetterLog, logs *lockedBuffer) Co
 func newHostileDispatcher(t *testing.T) *hostileRig {
 	t.Helper()
 	r := &hostileRig{results: &sqsSink{}, dead: &deadLetterLog{}, logs: &lockedBuffer{}, partnerRq: func() int64 { return 0 },
-		queues: map[finding.Partner]*sqsSink{finding.PartnerAWS: {}, finding.PartnerGCP: {}, finding.PartnerPostman: {}}}
+		queues: map[finding.Partner]*sqsSink{}}
 	qs := map[finding.Partner]Sink{}
-	for p, q := range r.queues {
-		qs[p] = q
+	for _, p := range registry.Names() { // the dispatcher wants a queue for every partner
+		r.queues[p] = &sqsSink{}
+		qs[p] = r.queues[p]
 	}
 	d, err := NewDispatcher(DispatcherConfig{Common: hostileCommon(r.results, r.dead, r.logs), PartnerQueues: qs})
 	if err != nil {
@@ -578,7 +580,7 @@ func TestHostileBodyWithoutDeadLetterQueue(t *testing.T) {
 	live := postmandouble.NewAPIKey()
 	logs := &lockedBuffer{}
 	d, err := NewDispatcher(DispatcherConfig{Common: hostileCommon(&sqsSink{}, nil, logs),
-		PartnerQueues: map[finding.Partner]Sink{finding.PartnerAWS: &sqsSink{}, finding.PartnerGCP: &sqsSink{}, finding.PartnerPostman: &sqsSink{}}})
+		PartnerQueues: dispatcherQueues()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -830,4 +832,14 @@ func TestHostileServiceAccountTokenURICanary(t *testing.T) {
 		all.Write(b)
 	}
 	assertNoLeak(t, all.String(), secrets)
+}
+
+// dispatcherQueues is a fresh queue for every partner of the registry, as
+// the dispatcher takes them.
+func dispatcherQueues() map[finding.Partner]Sink {
+	qs := map[finding.Partner]Sink{}
+	for _, p := range registry.Names() {
+		qs[p] = &sqsSink{}
+	}
+	return qs
 }

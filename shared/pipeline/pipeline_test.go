@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/registry"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/sqsbatch"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/verify"
 )
@@ -187,12 +188,17 @@ func scan(tk tokens) map[string]any {
 func newDispatcher(t *testing.T, gate Gate, logs *bytes.Buffer) (*Dispatcher, *sink, map[finding.Partner]*sink, *deadLetters) {
 	t.Helper()
 	results := &sink{}
-	queues := map[finding.Partner]*sink{finding.PartnerAWS: {}, finding.PartnerGCP: {}, finding.PartnerPostman: {}}
+	queues := map[finding.Partner]*sink{}
+	partnerQueues := map[finding.Partner]Sink{}
+	for _, p := range registry.Names() { // the dispatcher wants a queue for every partner
+		queues[p] = &sink{}
+		partnerQueues[p] = queues[p]
+	}
 	dl := &deadLetters{}
 	d, err := NewDispatcher(DispatcherConfig{
 		Common: Common{Results: results, Gate: gate, DeadLetter: dl, Now: func() time.Time { return fixed },
 			Logger: slog.New(slog.NewJSONHandler(logs, nil))},
-		PartnerQueues: map[finding.Partner]Sink{finding.PartnerAWS: queues[finding.PartnerAWS], finding.PartnerGCP: queues[finding.PartnerGCP], finding.PartnerPostman: queues[finding.PartnerPostman]},
+		PartnerQueues: partnerQueues,
 	})
 	if err != nil {
 		t.Fatal(err)
