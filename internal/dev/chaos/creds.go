@@ -8,11 +8,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/anthropicdouble"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/googledouble"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/postmandouble"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/sandbox"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/stsdouble"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
+	anthropicpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/anthropic"
 )
 
 // Cred is one credential a scenario sends as a finding. The doubles know
@@ -105,6 +107,17 @@ func NewCreds(sb *sandbox.Sandbox, canary string) ([]Cred, error) {
 		}
 		out = append(out, Cred{Name: "postman-" + state, RuleID: "Postman API token", Partner: finding.PartnerPostman,
 			Token: pm, Active: active, Secrets: []string{pm}})
+
+		for _, k := range []struct{ name, rule, token string }{
+			{"anthropic-api-key-", "anthropic_key", anthropicdouble.NewAPIKey()},
+			{"anthropic-admin-key-", "anthropic-admin-api-key", anthropicdouble.NewAdminKey()},
+		} {
+			if active {
+				sb.Double(anthropicpartner.Name).Register(sandbox.Credential{RuleID: k.rule, Token: k.token})
+			}
+			out = append(out, Cred{Name: k.name + state, RuleID: k.rule, Partner: anthropicpartner.Name,
+				Token: k.token, Active: active, Secrets: []string{k.token}})
+		}
 	}
 	return out, nil
 }

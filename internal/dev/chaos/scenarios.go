@@ -15,6 +15,7 @@ import (
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/localstack"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
+	anthropicpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/anthropic"
 )
 
 // settle is how long a scenario waits for the stack to finish its work:
@@ -24,7 +25,7 @@ import (
 const settle = 2 * time.Minute
 
 // partnerFunctions are the logical ids of the partner functions.
-var partnerFunctions = []string{"AwsFunction", "GcpFunction", "PostmanFunction"}
+var partnerFunctions = []string{"AwsFunction", "GcpFunction", "PostmanFunction", "AnthropicFunction"}
 
 // Scenarios is the whole suite, in the order `make chaos` runs it.
 func Scenarios() []Scenario {
@@ -124,6 +125,10 @@ func mixed(sts, discovery, oauth, postman partnertest.Fault) func(*Env) {
 		e.Sandbox.Google.Discovery.Controls.SetErrorRate(1, discovery)
 		e.Sandbox.Google.OAuth.Controls.SetErrorRate(1, oauth)
 		e.Sandbox.Postman.Controls.SetErrorRate(1, postman)
+		// Anthropic answers, like Postman, with a JSON API key in a header: it gets Postman's fault.
+		for _, c := range e.Sandbox.Double(anthropicpartner.Name).Controls() {
+			c.SetErrorRate(1, postman)
+		}
 	}
 }
 
