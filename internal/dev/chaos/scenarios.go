@@ -271,6 +271,10 @@ func slowerThanDeadline() Scenario {
 		// Every record of a batch starts at once, so none waits for a slot.
 		env[id] = map[string]string{"PARTNER_CONCURRENCY": "10"}
 	}
+	// The fault here is the deadline, not the local limiter: at Anthropic's
+	// 0.4/s default its later records would wait past the 3 s deadline in
+	// the limiter and rightly end rate_limited instead.
+	env["AnthropicFunction"]["PARTNER_RATE_PER_SECOND"] = "10"
 	return Scenario{Name: "slower-than-deadline", Fault: "partners answer in 3.5 s; partner functions time out after 3 s", Short: true,
 		Setup: Setup{Timeouts: timeouts, FunctionEnv: env},
 		Run: func(e *Env) error {
