@@ -72,7 +72,8 @@ FUZZ_TARGETS := shared/finding:FuzzParse shared/partner/aws:FuzzSTSAnswer \
 	shared/partner/heroku:FuzzHerokuAnswer \
 	shared/partner/openai:FuzzOpenaiAnswer \
 	shared/partner/stripe:FuzzStripeAnswer \
-	shared/partner/github:FuzzGithubAnswer
+	shared/partner/github:FuzzGithubAnswer \
+	shared/partner/anthropic:FuzzAnthropicAnswer
 fuzz:
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
 	  echo "fuzz $$name in ./$$pkg for $(FUZZTIME)"; \

@@ -140,8 +140,9 @@ func newHostileDispatcher(t *testing.T) *hostileRig {
 		r.queues[p] = &sqsSink{}
 	}
 	qs := map[finding.Partner]Sink{}
-	for p, q := range r.queues {
-		qs[p] = q
+	for _, p := range registry.Names() { // the dispatcher wants a queue for every partner
+		r.queues[p] = &sqsSink{}
+		qs[p] = r.queues[p]
 	}
 	d, err := NewDispatcher(DispatcherConfig{Common: hostileCommon(r.results, r.dead, r.logs), PartnerQueues: qs})
 	if err != nil {

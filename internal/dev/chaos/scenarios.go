@@ -15,6 +15,7 @@ import (
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/localstack"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
+	anthropicpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/anthropic"
 	githubpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/github"
 )
 
@@ -136,6 +137,10 @@ func mixed(sts, discovery, oauth, postman partnertest.Fault) func(*Env) {
 		e.Sandbox.Postman.Controls.SetErrorRate(1, postman)
 		// GitHub's double gets Postman's fault: both are one JSON API behind a proxy.
 		e.Sandbox.Double(githubpartner.Partner).Controls()[0].SetErrorRate(1, postman)
+		// Anthropic answers, like Postman, with a JSON API key in a header: it gets Postman's fault.
+		for _, c := range e.Sandbox.Double(anthropicpartner.Name).Controls() {
+			c.SetErrorRate(1, postman)
+		}
 	}
 }
 
@@ -278,6 +283,10 @@ func slowerThanDeadline() Scenario {
 		// Every record of a batch starts at once, so none waits for a slot.
 		env[id] = map[string]string{"PARTNER_CONCURRENCY": "10"}
 	}
+	// The fault here is the deadline, not the local limiter: at Anthropic's
+	// 0.4/s default its later records would wait past the 3 s deadline in
+	// the limiter and rightly end rate_limited instead.
+	env["AnthropicFunction"]["PARTNER_RATE_PER_SECOND"] = "10"
 	return Scenario{Name: "slower-than-deadline", Fault: "partners answer in 3.5 s; partner functions time out after 3 s", Short: true,
 		Setup: Setup{Timeouts: timeouts, FunctionEnv: env},
 		Run: func(e *Env) error {

@@ -181,6 +181,13 @@ func TestEndToEnd(t *testing.T) {
 			"github-active":         finding.ReasonPartnerConfirmed, "github-inactive": finding.ReasonPartnerRejected,
 			"github-malformed": finding.ReasonMalformedToken,
 		}
+		for id, reason := range map[string]finding.Reason{
+			"anthropic-api-key-active": finding.ReasonPartnerConfirmed, "anthropic-api-key-inactive": finding.ReasonPartnerRejected,
+			"anthropic-admin-key-active": finding.ReasonPartnerConfirmed, "anthropic-admin-key-inactive": finding.ReasonPartnerRejected,
+			"anthropic-malformed": finding.ReasonMalformedToken,
+		} {
+			want[id] = reason
+		}
 		for id, reason := range want {
 			r, ok := got[id]
 			if !ok {

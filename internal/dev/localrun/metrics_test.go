@@ -195,7 +195,7 @@ func TestMetricsContract(t *testing.T) {
 			name:   "the sample scan, every token type, partners healthy",
 			bodies: func() []string { return eventBodies(t, "ingress-scan.json") },
 			check: func(t *testing.T, got map[string]PartnerFigures) {
-				for _, p := range []string{"aws", "gcp", "postman", "github"} {
+				for _, p := range []string{"aws", "gcp", "postman", "github", "anthropic"} {
 					if got[p].Requests == 0 || got[p].Errors != 0 || len(got[p].LatencyMS) != int(got[p].Requests) {
 						t.Errorf("%s: %+v, want requests, no errors, one latency per request", p, got[p])
 					}

@@ -23,6 +23,7 @@ import (
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/samtemplate"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/metrics"
+	anthropicpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/anthropic"
 	herokupartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/heroku"
 	openaipartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/openai"
 	stripepartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/stripe"
@@ -41,6 +42,7 @@ var partnerIDs = map[finding.Partner]string{
 	openaipartner.Name:    "Openai",
 	stripepartner.Name:    "Stripe",
 	"github":              "Github",
+	anthropicpartner.Name: "Anthropic",
 }
 
 // envKind says what an environment variable must point at.
@@ -94,6 +96,8 @@ func expectedEnv() map[string]map[string]envWant {
 			"PARTNER_QUEUE_URL_OPENAI":  {envQueueURL, "OpenaiQueue"},
 			"PARTNER_QUEUE_URL_STRIPE":  {envQueueURL, "StripeQueue"},
 			"PARTNER_QUEUE_URL_GITHUB":  {envQueueURL, "GithubQueue"},
+
+			"PARTNER_QUEUE_URL_ANTHROPIC": {envQueueURL, "AnthropicQueue"},
 		}),
 		// Partner functions run one binary: PARTNER picks the partner. Endpoints are the
 		// contract's defaults in code; PARTNER_ENDPOINT_* exist for local doubles only.
@@ -143,6 +147,13 @@ func expectedEnv() map[string]map[string]envWant {
 			"PARTNER_RATE_BURST":      {envLiteral, "4"},
 			"PARTNER_CONCURRENCY":     {envLiteral, ""},
 		}),
+		"AnthropicFunction": with(common("AnthropicDeadLetterQueue"), map[string]envWant{
+			"PARTNER":                 {envLiteral, "anthropic"},
+			"PARTNER_TIMEOUT":         {envParam, "PartnerTimeout"},
+			"PARTNER_RATE_PER_SECOND": {envParam, "AnthropicRatePerSecond"},
+			"PARTNER_RATE_BURST":      {envLiteral, "1"},
+			"PARTNER_CONCURRENCY":     {envLiteral, ""},
+		}),
 		// It reads FEATURE_FLAG_PARAMETER, ENVIRONMENT, LOG_LEVEL and STACK_NAME; Globals give it
 		// the others too, and it has no source queue of its own.
 		"AutoRollbackFunction": with(autoRollback, map[string]envWant{
@@ -162,13 +173,14 @@ var functionSources = map[string]struct{ queue, maxConcurrency string }{
 	"OpenaiFunction":     {"OpenaiQueue", "OpenaiMaxConcurrency"},
 	"StripeFunction":     {"StripeQueue", "StripeMaxConcurrency"},
 	"GithubFunction":     {"GithubQueue", "GithubMaxConcurrency"},
+	"AnthropicFunction":  {"AnthropicQueue", "AnthropicMaxConcurrency"},
 }
 
 // snsFunctions are the functions the on-call topic triggers instead of a
 // queue, with the condition they are deployed under (off by default).
 var snsFunctions = map[string]string{"AutoRollbackFunction": "AutoRollbackOn"}
 
-var queueStems = []string{"Ingress", "Aws", "Gcp", "Postman", "Results", "Heroku", "Openai", "Stripe", "Github"}
+var queueStems = []string{"Ingress", "Aws", "Gcp", "Postman", "Results", "Heroku", "Openai", "Stripe", "Github", "Anthropic"}
 
 var consumeActions = []string{"sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:ReceiveMessage"}
 
@@ -181,10 +193,11 @@ func expectedReach() map[string]map[string][]string {
 		"DispatcherFunction": {
 			"IngressQueue": consumeActions, "IngressDeadLetterQueue": send, "ResultsQueue": send,
 			"AwsQueue": send, "GcpQueue": send, "PostmanQueue": send,
-			"HerokuQueue": send,
-			"OpenaiQueue": send,
-			"StripeQueue": send,
-			"GithubQueue": send,
+			"HerokuQueue":    send,
+			"OpenaiQueue":    send,
+			"StripeQueue":    send,
+			"GithubQueue":    send,
+			"AnthropicQueue": send,
 		},
 		"AutoRollbackFunction": {},
 	}
@@ -302,6 +315,7 @@ func TestReviewCatchesDefects(t *testing.T) {
 		{"partner log group kept forever", child, "RetentionInDays: !Ref LogRetentionDays\n", "\n", "functions"},
 		{"partner concurrency not passed on", root, "MaximumConcurrency: !Ref GcpMaxConcurrency", "MaximumConcurrency: !Ref PostmanMaxConcurrency", "functions"},
 		{"postman above its global rate", root, "Default: 1.5", "Default: 3", "functions"},
+		{"anthropic above its global rate", root, "Default: 0.4", "Default: 1", "functions"},
 		{"missing env var", root, "          PARTNER_QUEUE_URL_GCP: !GetAtt Gcp.Outputs.QueueUrl\n", "", "environment"},
 		{"env var pointing at the wrong queue", child, "DEAD_LETTER_QUEUE_URL: !Ref DeadLetterQueue", "DEAD_LETTER_QUEUE_URL: !Ref Queue", "environment"},
 		{"dispatcher sending gcp findings to aws", root, "PARTNER_QUEUE_URL_GCP: !GetAtt Gcp.Outputs.QueueUrl", "PARTNER_QUEUE_URL_GCP: !GetAtt Aws.Outputs.QueueUrl", "environment"},
@@ -451,7 +465,8 @@ func checkParameters(tpl *samtemplate.Template) []string {
 	}
 	for _, name := range []string{"Environment", "AwsRatePerSecond", "AwsMaxConcurrency", "GcpRatePerSecond",
 		"GcpMaxConcurrency", "PostmanRatePerSecond", "PostmanMaxConcurrency",
-		"StripeRatePerSecond", "StripeMaxConcurrency", "GithubRatePerSecond", "GithubMaxConcurrency"} {
+		"StripeRatePerSecond", "StripeMaxConcurrency", "GithubRatePerSecond", "GithubMaxConcurrency",
+		"AnthropicRatePerSecond", "AnthropicMaxConcurrency"} {
 		want[name] = "" // present, any default
 	}
 	for name, def := range want {
@@ -681,6 +696,12 @@ func checkFunctions(tpl *samtemplate.Template) []string {
 	conc, err2 = intParam(tpl, "StripeMaxConcurrency")
 	if limit := stripepartner.Definition.Rate.Limit; err1 != nil || err2 != nil || rate*conc > limit {
 		p = append(p, fmt.Sprintf("Stripe global rate %v x %v exceeds %v req/s (%v %v)", conc, rate, limit, err1, err2))
+	}
+	// Anthropic's smallest organizations get 50 requests a minute (Rate.Limit).
+	rate, err1 = intParam(tpl, "AnthropicRatePerSecond")
+	conc, err2 = intParam(tpl, "AnthropicMaxConcurrency")
+	if err1 != nil || err2 != nil || rate*conc > anthropicpartner.Definition.Rate.Limit {
+		p = append(p, fmt.Sprintf("Anthropic global rate %v x %v exceeds %.2f req/s (%v %v)", conc, rate, anthropicpartner.Definition.Rate.Limit, err1, err2))
 	}
 	return p
 }

@@ -11,6 +11,7 @@ import (
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner"
+	anthropicpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/anthropic"
 	awspartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/aws"
 	gcppartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/gcp"
 	githubpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/github"
@@ -30,6 +31,7 @@ var all = []partner.Definition{
 	openaipartner.Definition,
 	stripepartner.Definition,
 	githubpartner.Definition,
+	anthropicpartner.Definition,
 }
 
 // routes maps every rule id of every partner to its partner and token type.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner"
+	anthropicpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/anthropic"
 	githubpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/github"
 	openaipartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/openai"
 	stripepartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/stripe"
@@ -137,6 +138,9 @@ func TestRoutes(t *testing.T) {
 		"github-app-token":                     {Partner: githubpartner.Partner, TokenType: githubpartner.TokenAppInstallation},
 		"github-refresh-token":                 {Partner: githubpartner.Partner, TokenType: githubpartner.TokenRefresh},
 	}
+	want["anthropic_key"] = finding.Route{Partner: anthropicpartner.Name, TokenType: anthropicpartner.TokenAPIKey}
+	want["anthropic-api-key"] = finding.Route{Partner: anthropicpartner.Name, TokenType: anthropicpartner.TokenAPIKey}
+	want["anthropic-admin-api-key"] = finding.Route{Partner: anthropicpartner.Name, TokenType: anthropicpartner.TokenAdminKey}
 	for rule, r := range want {
 		got, ok := Route(rule)
 		if !ok || got != r {

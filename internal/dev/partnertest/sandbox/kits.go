@@ -92,6 +92,7 @@ var kits = map[finding.Partner]Kit{
 	openaipartner.Name:    openaiKit,
 	"stripe":              stripeKit,
 	githubpartner.Partner: githubKit,
+	anthropicPartner:      anthropicKit,
 }
 
 type stsDouble struct{ *stsdouble.Server }
