@@ -68,7 +68,8 @@ test: tools-check $(RIE)
 ## plain `go test` (and so CI) already runs their seed corpora in testdata/fuzz
 FUZZTIME ?= 30s
 FUZZ_TARGETS := shared/finding:FuzzParse shared/partner/aws:FuzzSTSAnswer \
-	shared/partner/gcp:FuzzGoogleAnswer shared/partner/postman:FuzzPostmanAnswer
+	shared/partner/gcp:FuzzGoogleAnswer shared/partner/postman:FuzzPostmanAnswer \
+	shared/partner/sendgrid:FuzzSendgridAnswer
 fuzz:
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
 	  echo "fuzz $$name in ./$$pkg for $(FUZZTIME)"; \

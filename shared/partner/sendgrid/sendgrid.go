@@ -115,7 +115,8 @@ func scopesOf(body []byte, key string) ([]string, bool) {
 	if err := json.Unmarshal(raw, &scopes); err != nil || len(scopes) > maxScopes {
 		return nil, false
 	}
-	id, secret, _ := strings.Cut(strings.TrimPrefix(key, "SG."), ".")
+	// Scope names are lower case, so the key's parts are compared so too.
+	id, secret, _ := strings.Cut(strings.ToLower(strings.TrimPrefix(key, "SG.")), ".")
 	for _, s := range scopes {
 		if !scopeName.MatchString(s) || (id != "" && strings.Contains(s, id)) || (secret != "" && strings.Contains(s, secret)) {
 			return nil, false
