@@ -14,6 +14,7 @@ import (
 	awspartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/aws"
 	gcppartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/gcp"
 	postmanpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/postman"
+	sendgridpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/sendgrid"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
 )
 
@@ -22,6 +23,7 @@ var all = []partner.Definition{
 	awspartner.Definition,
 	gcppartner.Definition,
 	postmanpartner.Definition,
+	sendgridpartner.Definition,
 }
 
 // routes maps every rule id of every partner to its partner and token type.

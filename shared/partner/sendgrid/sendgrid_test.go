@@ -179,7 +179,7 @@ func TestVerifyAgainstDouble(t *testing.T) {
 		name       string
 		tokenType  finding.TokenType
 		setup      func(t *testing.T, key string) finding.Finding // registers keys, pushes faults
-		retryAfter string                                          // the wait the fault layer gives a 429 (as X-RateLimit-Reset)
+		retryAfter string                                         // the wait the fault layer gives a 429 (as X-RateLimit-Reset)
 		timeout    time.Duration
 		transport  http.RoundTripper
 		want       want

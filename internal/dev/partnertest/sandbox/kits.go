@@ -85,6 +85,7 @@ var kits = map[finding.Partner]Kit{
 		},
 		NewLive: func() Credential { return Credential{RuleID: "Postman API token", Token: postmandouble.NewAPIKey()} },
 	},
+	"sendgrid": sendgridKit,
 }
 
 type stsDouble struct{ *stsdouble.Server }
