@@ -111,6 +111,8 @@ func TestRoutes(t *testing.T) {
 		"aws-access-token":             {Partner: finding.PartnerAWS, TokenType: finding.TokenAWSAccessKey},
 		"gcp-api-key":                  {Partner: finding.PartnerGCP, TokenType: finding.TokenGCPAPIKey},
 		"postman-api-token":            {Partner: finding.PartnerPostman, TokenType: finding.TokenPostmanAPIKey},
+		"Sendgrid API token":           {Partner: "sendgrid", TokenType: "sendgrid_api_key"},
+		"sendgrid-api-token":           {Partner: "sendgrid", TokenType: "sendgrid_api_key"},
 	}
 	for rule, r := range want {
 		got, ok := Route(rule)
