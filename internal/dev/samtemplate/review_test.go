@@ -34,6 +34,7 @@ const (
 // partnerIDs are the logical-id stems of the partners: AwsQueue, AwsFunction, AwsMaxConcurrency...
 var partnerIDs = map[finding.Partner]string{
 	finding.PartnerAWS: "Aws", finding.PartnerGCP: "Gcp", finding.PartnerPostman: "Postman",
+	"sendgrid": "Sendgrid",
 }
 
 // envKind says what an environment variable must point at.
@@ -80,9 +81,10 @@ func expectedEnv() map[string]map[string]envWant {
 	}
 	return map[string]map[string]envWant{
 		"DispatcherFunction": with(common("IngressDeadLetterQueue"), map[string]envWant{
-			"PARTNER_QUEUE_URL_AWS":     {envQueueURL, "AwsQueue"},
-			"PARTNER_QUEUE_URL_GCP":     {envQueueURL, "GcpQueue"},
-			"PARTNER_QUEUE_URL_POSTMAN": {envQueueURL, "PostmanQueue"},
+			"PARTNER_QUEUE_URL_AWS":      {envQueueURL, "AwsQueue"},
+			"PARTNER_QUEUE_URL_GCP":      {envQueueURL, "GcpQueue"},
+			"PARTNER_QUEUE_URL_POSTMAN":  {envQueueURL, "PostmanQueue"},
+			"PARTNER_QUEUE_URL_SENDGRID": {envQueueURL, "SendgridQueue"},
 		}),
 		// Partner functions run one binary: PARTNER picks the partner. Endpoints are the
 		// contract's defaults in code; PARTNER_ENDPOINT_* exist for local doubles only.
@@ -105,6 +107,13 @@ func expectedEnv() map[string]map[string]envWant {
 			"PARTNER_RATE_BURST":      {envLiteral, "1"},
 			"PARTNER_CONCURRENCY":     {envLiteral, ""},
 		}),
+		"SendgridFunction": with(common("SendgridDeadLetterQueue"), map[string]envWant{
+			"PARTNER":                 {envLiteral, "sendgrid"},
+			"PARTNER_TIMEOUT":         {envParam, "PartnerTimeout"},
+			"PARTNER_RATE_PER_SECOND": {envParam, "SendgridRatePerSecond"},
+			"PARTNER_RATE_BURST":      {envLiteral, "1"},
+			"PARTNER_CONCURRENCY":     {envLiteral, ""},
+		}),
 		// It reads FEATURE_FLAG_PARAMETER, ENVIRONMENT, LOG_LEVEL and STACK_NAME; Globals give it
 		// the others too, and it has no source queue of its own.
 		"AutoRollbackFunction": with(autoRollback, map[string]envWant{
@@ -120,13 +129,14 @@ var functionSources = map[string]struct{ queue, maxConcurrency string }{
 	"AwsFunction":        {"AwsQueue", "AwsMaxConcurrency"},
 	"GcpFunction":        {"GcpQueue", "GcpMaxConcurrency"},
 	"PostmanFunction":    {"PostmanQueue", "PostmanMaxConcurrency"},
+	"SendgridFunction":   {"SendgridQueue", "SendgridMaxConcurrency"},
 }
 
 // snsFunctions are the functions the on-call topic triggers instead of a
 // queue, with the condition they are deployed under (off by default).
 var snsFunctions = map[string]string{"AutoRollbackFunction": "AutoRollbackOn"}
 
-var queueStems = []string{"Ingress", "Aws", "Gcp", "Postman", "Results"}
+var queueStems = []string{"Ingress", "Aws", "Gcp", "Postman", "Results", "Sendgrid"}
 
 var consumeActions = []string{"sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:ReceiveMessage"}
 
@@ -139,6 +149,7 @@ func expectedReach() map[string]map[string][]string {
 		"DispatcherFunction": {
 			"IngressQueue": consumeActions, "IngressDeadLetterQueue": send, "ResultsQueue": send,
 			"AwsQueue": send, "GcpQueue": send, "PostmanQueue": send,
+			"SendgridQueue": send,
 		},
 		"AutoRollbackFunction": {},
 	}
