@@ -27,6 +27,7 @@ import (
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	gcppartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/gcp"
 	postmanpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/postman"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/registry"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
 )
 
@@ -135,6 +136,11 @@ func newHostileDispatcher(t *testing.T) *hostileRig {
 	t.Helper()
 	r := &hostileRig{results: &sqsSink{}, dead: &deadLetterLog{}, logs: &lockedBuffer{}, partnerRq: func() int64 { return 0 },
 		queues: map[finding.Partner]*sqsSink{finding.PartnerAWS: {}, finding.PartnerGCP: {}, finding.PartnerPostman: {}}}
+	for _, p := range registry.Names() { // the dispatcher wants a queue for every partner
+		if r.queues[p] == nil {
+			r.queues[p] = &sqsSink{}
+		}
+	}
 	qs := map[finding.Partner]Sink{}
 	for p, q := range r.queues {
 		qs[p] = q
@@ -577,8 +583,11 @@ func assertOutcomes(t *testing.T, rig *hostileRig, kind string, tc hostileCase, 
 func TestHostileBodyWithoutDeadLetterQueue(t *testing.T) {
 	live := postmandouble.NewAPIKey()
 	logs := &lockedBuffer{}
-	d, err := NewDispatcher(DispatcherConfig{Common: hostileCommon(&sqsSink{}, nil, logs),
-		PartnerQueues: map[finding.Partner]Sink{finding.PartnerAWS: &sqsSink{}, finding.PartnerGCP: &sqsSink{}, finding.PartnerPostman: &sqsSink{}}})
+	qs := map[finding.Partner]Sink{}
+	for _, p := range registry.Names() {
+		qs[p] = &sqsSink{}
+	}
+	d, err := NewDispatcher(DispatcherConfig{Common: hostileCommon(&sqsSink{}, nil, logs), PartnerQueues: qs})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/registry"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/sqsbatch"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/verify"
 )
@@ -188,11 +189,18 @@ func newDispatcher(t *testing.T, gate Gate, logs *bytes.Buffer) (*Dispatcher, *s
 	t.Helper()
 	results := &sink{}
 	queues := map[finding.Partner]*sink{finding.PartnerAWS: {}, finding.PartnerGCP: {}, finding.PartnerPostman: {}}
+	partnerQueues := map[finding.Partner]Sink{finding.PartnerAWS: queues[finding.PartnerAWS], finding.PartnerGCP: queues[finding.PartnerGCP], finding.PartnerPostman: queues[finding.PartnerPostman]}
+	for _, p := range registry.Names() { // the dispatcher wants a queue for every partner
+		if queues[p] == nil {
+			queues[p] = &sink{}
+			partnerQueues[p] = queues[p]
+		}
+	}
 	dl := &deadLetters{}
 	d, err := NewDispatcher(DispatcherConfig{
 		Common: Common{Results: results, Gate: gate, DeadLetter: dl, Now: func() time.Time { return fixed },
 			Logger: slog.New(slog.NewJSONHandler(logs, nil))},
-		PartnerQueues: map[finding.Partner]Sink{finding.PartnerAWS: queues[finding.PartnerAWS], finding.PartnerGCP: queues[finding.PartnerGCP], finding.PartnerPostman: queues[finding.PartnerPostman]},
+		PartnerQueues: partnerQueues,
 	})
 	if err != nil {
 		t.Fatal(err)
