@@ -171,6 +171,8 @@ func TestEndToEnd(t *testing.T) {
 			"postman-inactive": finding.ReasonPartnerRejected, "aws-session-key": finding.ReasonUnsupportedTokenType,
 			"gcp-client-secret-no-client-id": finding.ReasonMissingContext, "postman-malformed": finding.ReasonMalformedToken,
 			"slack-unsupported": finding.ReasonUnsupportedTokenType,
+			"sendgrid-active":   finding.ReasonPartnerConfirmed, "sendgrid-inactive": finding.ReasonPartnerRejected,
+			"sendgrid-malformed": finding.ReasonMalformedToken,
 		}
 		for id, reason := range want {
 			r, ok := got[id]
@@ -200,8 +202,8 @@ func TestEndToEnd(t *testing.T) {
 				t.Errorf("%s: %s with the flag off", id, r.Reason)
 			}
 		}
-		if len(got) != 17 {
-			t.Errorf("%d results, want 17", len(got))
+		if len(got) != 20 {
+			t.Errorf("%d results, want 20", len(got))
 		}
 		assertNoNewRequests(t, before, h.sandbox.Requests())
 	})
