@@ -13,6 +13,7 @@ import (
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/sandbox"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/stsdouble"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/registry"
 )
 
 // Cred is one credential a scenario sends as a finding. The doubles know
@@ -105,6 +106,33 @@ func NewCreds(sb *sandbox.Sandbox, canary string) ([]Cred, error) {
 		}
 		out = append(out, Cred{Name: "postman-" + state, RuleID: "Postman API token", Partner: finding.PartnerPostman,
 			Token: pm, Active: active, Secrets: []string{pm}})
+	}
+	// Later partners: a fresh credential of their main token type from the
+	// sandbox's kit, registered live, and one the double never heard of.
+	for _, p := range registry.Names() {
+		if p == finding.PartnerAWS || p == finding.PartnerGCP || p == finding.PartnerPostman {
+			continue
+		}
+		_, creds, err := sandbox.LiveFindings(p, 2, 0)
+		if err != nil {
+			return nil, err
+		}
+		live, dead := creds[string(p)][0], creds[string(p)][1]
+		if err := sb.Register(sandbox.Credentials{string(p): {live}}); err != nil {
+			return nil, err
+		}
+		for _, c := range []struct {
+			sandbox.Credential
+			active bool
+		}{{live, true}, {dead, false}} {
+			state := map[bool]string{true: "active", false: "inactive"}[c.active]
+			secrets := []string{c.Token}
+			for _, v := range c.Context {
+				secrets = append(secrets, v)
+			}
+			out = append(out, Cred{Name: string(p) + "-" + state, RuleID: c.RuleID, Partner: p, Token: c.Token,
+				Context: c.Context, Active: c.active, Secrets: secrets})
+		}
 	}
 	return out, nil
 }

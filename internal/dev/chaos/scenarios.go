@@ -23,8 +23,15 @@ import (
 // shortened function.
 const settle = 2 * time.Minute
 
-// partnerFunctions are the logical ids of the partner functions.
-var partnerFunctions = []string{"AwsFunction", "GcpFunction", "PostmanFunction"}
+// partnerFunctions are the logical ids of the partner functions, one per
+// partner of the registry (the template names them <Partner>Function).
+var partnerFunctions = func() []string {
+	var ids []string
+	for _, p := range registry.Names() {
+		ids = append(ids, strings.ToUpper(string(p[:1]))+string(p[1:])+"Function")
+	}
+	return ids
+}()
 
 // Scenarios is the whole suite, in the order `make chaos` runs it.
 func Scenarios() []Scenario {
@@ -117,13 +124,22 @@ func each(f partnertest.Fault) func(*Env) {
 	return all(func(c *partnertest.Controls) { c.SetErrorRate(1, f) })
 }
 
-// mixed gives each double its own fault: STS, discovery, OAuth, Postman.
+// mixed gives each double its own fault: STS, discovery, OAuth, Postman;
+// the doubles of later partners get Postman's.
 func mixed(sts, discovery, oauth, postman partnertest.Fault) func(*Env) {
 	return func(e *Env) {
 		e.Sandbox.STS.Controls.SetErrorRate(1, sts)
 		e.Sandbox.Google.Discovery.Controls.SetErrorRate(1, discovery)
 		e.Sandbox.Google.OAuth.Controls.SetErrorRate(1, oauth)
 		e.Sandbox.Postman.Controls.SetErrorRate(1, postman)
+		for p, cs := range e.Sandbox.Controls() {
+			if p == string(finding.PartnerAWS) || p == string(finding.PartnerGCP) || p == string(finding.PartnerPostman) {
+				continue
+			}
+			for _, c := range cs {
+				c.SetErrorRate(1, postman)
+			}
+		}
 	}
 }
 
@@ -263,8 +279,10 @@ func slowerThanDeadline() Scenario {
 	timeouts, env := map[string]int{}, map[string]map[string]string{}
 	for _, id := range partnerFunctions {
 		timeouts[id] = 3
-		// Every record of a batch starts at once, so none waits for a slot.
-		env[id] = map[string]string{"PARTNER_CONCURRENCY": "10"}
+		// Every record of a batch starts at once, so none waits for a slot,
+		// nor for the rate limiter of a partner with a low rate (SendGrid's
+		// 0.5/s would hold the second record past the deadline: rate_limited).
+		env[id] = map[string]string{"PARTNER_CONCURRENCY": "10", "PARTNER_RATE_BURST": "10"}
 	}
 	return Scenario{Name: "slower-than-deadline", Fault: "partners answer in 3.5 s; partner functions time out after 3 s", Short: true,
 		Setup: Setup{Timeouts: timeouts, FunctionEnv: env},
