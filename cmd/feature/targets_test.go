@@ -157,6 +157,7 @@ var requiredOverrides = []string{
 	"Environment", "OnCallEndpoint", "OnCallProtocol",
 	"AwsRatePerSecond", "AwsMaxConcurrency", "GcpRatePerSecond", "GcpMaxConcurrency",
 	"PostmanRatePerSecond", "PostmanMaxConcurrency", "FeatureFlagCacheTtl",
+	"SendgridRatePerSecond", "SendgridMaxConcurrency",
 }
 
 // templateParameter is what samconfig's overrides are checked against.

@@ -77,6 +77,12 @@ func newBenchWorker(b *testing.B, p finding.Partner, concurrency int) *benchWork
 		v, err = gcppartner.New(partnerhttp.Options{Endpoints: []*url.URL{u(gcppartner.EnvDiscovery), u(gcppartner.EnvOAuth)}})
 	case finding.PartnerPostman:
 		v, err = postmanpartner.New(partnerhttp.Options{Endpoints: []*url.URL{u(postmanpartner.EnvEndpoint)}})
+	default: // later partners: their registry definition, pointed at the sandbox
+		def, _ := registry.Lookup(string(p))
+		var o partnerhttp.Options
+		if o, err = registry.Options(def, func(k string) string { return env[k] }); err == nil {
+			v, err = def.New(o)
+		}
 	}
 	if err != nil {
 		b.Fatal(err)

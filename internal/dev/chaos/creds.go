@@ -134,6 +134,33 @@ func NewCreds(sb *sandbox.Sandbox, canary string) ([]Cred, error) {
 			out = append(out, c)
 		}
 	}
+	// Later partners: a fresh credential of their main token type from the
+	// sandbox's kit, registered live, and one the double never heard of.
+	for _, p := range registry.Names() {
+		if p == finding.PartnerAWS || p == finding.PartnerGCP || p == finding.PartnerPostman {
+			continue
+		}
+		_, creds, err := sandbox.LiveFindings(p, 2, 0)
+		if err != nil {
+			return nil, err
+		}
+		live, dead := creds[string(p)][0], creds[string(p)][1]
+		if err := sb.Register(sandbox.Credentials{string(p): {live}}); err != nil {
+			return nil, err
+		}
+		for _, c := range []struct {
+			sandbox.Credential
+			active bool
+		}{{live, true}, {dead, false}} {
+			state := map[bool]string{true: "active", false: "inactive"}[c.active]
+			secrets := []string{c.Token}
+			for _, v := range c.Context {
+				secrets = append(secrets, v)
+			}
+			out = append(out, Cred{Name: string(p) + "-" + state, RuleID: c.RuleID, Partner: p, Token: c.Token,
+				Context: c.Context, Active: c.active, Secrets: secrets})
+		}
+	}
 	return out, nil
 }
 

@@ -4,10 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/registry"
 	"net/url"
 	"strings"
 	"time"
+
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/registry"
 
 	"github.com/aws/aws-lambda-go/events"
 
@@ -15,8 +16,6 @@ import (
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/localstack"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
-	anthropicpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/anthropic"
-	githubpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/github"
 )
 
 // settle is how long a scenario waits for the stack to finish its work:
@@ -135,11 +134,13 @@ func mixed(sts, discovery, oauth, postman partnertest.Fault) func(*Env) {
 		e.Sandbox.Google.Discovery.Controls.SetErrorRate(1, discovery)
 		e.Sandbox.Google.OAuth.Controls.SetErrorRate(1, oauth)
 		e.Sandbox.Postman.Controls.SetErrorRate(1, postman)
-		// GitHub's double gets Postman's fault: both are one JSON API behind a proxy.
-		e.Sandbox.Double(githubpartner.Partner).Controls()[0].SetErrorRate(1, postman)
-		// Anthropic answers, like Postman, with a JSON API key in a header: it gets Postman's fault.
-		for _, c := range e.Sandbox.Double(anthropicpartner.Name).Controls() {
-			c.SetErrorRate(1, postman)
+		for p, cs := range e.Sandbox.Controls() {
+			if p == string(finding.PartnerAWS) || p == string(finding.PartnerGCP) || p == string(finding.PartnerPostman) {
+				continue
+			}
+			for _, c := range cs {
+				c.SetErrorRate(1, postman)
+			}
 		}
 	}
 }
@@ -280,8 +281,10 @@ func slowerThanDeadline() Scenario {
 	timeouts, env := map[string]int{}, map[string]map[string]string{}
 	for _, id := range partnerFunctions {
 		timeouts[id] = 3
-		// Every record of a batch starts at once, so none waits for a slot.
-		env[id] = map[string]string{"PARTNER_CONCURRENCY": "10"}
+		// Every record of a batch starts at once, so none waits for a slot,
+		// nor for the rate limiter of a partner with a low rate (SendGrid's
+		// 0.5/s would hold the second record past the deadline: rate_limited).
+		env[id] = map[string]string{"PARTNER_CONCURRENCY": "10", "PARTNER_RATE_BURST": "10"}
 	}
 	// The fault here is the deadline, not the local limiter: at Anthropic's
 	// 0.4/s default its later records would wait past the 3 s deadline in

@@ -180,6 +180,8 @@ func TestEndToEnd(t *testing.T) {
 			"stripe-scan-malformed": finding.ReasonMalformedToken,
 			"github-active":         finding.ReasonPartnerConfirmed, "github-inactive": finding.ReasonPartnerRejected,
 			"github-malformed": finding.ReasonMalformedToken,
+			"sendgrid-active":  finding.ReasonPartnerConfirmed, "sendgrid-inactive": finding.ReasonPartnerRejected,
+			"sendgrid-malformed": finding.ReasonMalformedToken,
 		}
 		for id, reason := range map[string]finding.Reason{
 			"anthropic-api-key-active": finding.ReasonPartnerConfirmed, "anthropic-api-key-inactive": finding.ReasonPartnerRejected,

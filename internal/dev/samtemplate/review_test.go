@@ -43,6 +43,7 @@ var partnerIDs = map[finding.Partner]string{
 	stripepartner.Name:    "Stripe",
 	"github":              "Github",
 	anthropicpartner.Name: "Anthropic",
+	"sendgrid":            "Sendgrid",
 }
 
 // envKind says what an environment variable must point at.
@@ -89,15 +90,15 @@ func expectedEnv() map[string]map[string]envWant {
 	}
 	return map[string]map[string]envWant{
 		"DispatcherFunction": with(common("IngressDeadLetterQueue"), map[string]envWant{
-			"PARTNER_QUEUE_URL_AWS":     {envQueueURL, "AwsQueue"},
-			"PARTNER_QUEUE_URL_GCP":     {envQueueURL, "GcpQueue"},
-			"PARTNER_QUEUE_URL_POSTMAN": {envQueueURL, "PostmanQueue"},
-			"PARTNER_QUEUE_URL_HEROKU":  {envQueueURL, "HerokuQueue"},
-			"PARTNER_QUEUE_URL_OPENAI":  {envQueueURL, "OpenaiQueue"},
-			"PARTNER_QUEUE_URL_STRIPE":  {envQueueURL, "StripeQueue"},
-			"PARTNER_QUEUE_URL_GITHUB":  {envQueueURL, "GithubQueue"},
-
+			"PARTNER_QUEUE_URL_AWS":       {envQueueURL, "AwsQueue"},
+			"PARTNER_QUEUE_URL_GCP":       {envQueueURL, "GcpQueue"},
+			"PARTNER_QUEUE_URL_POSTMAN":   {envQueueURL, "PostmanQueue"},
+			"PARTNER_QUEUE_URL_HEROKU":    {envQueueURL, "HerokuQueue"},
+			"PARTNER_QUEUE_URL_OPENAI":    {envQueueURL, "OpenaiQueue"},
+			"PARTNER_QUEUE_URL_STRIPE":    {envQueueURL, "StripeQueue"},
+			"PARTNER_QUEUE_URL_GITHUB":    {envQueueURL, "GithubQueue"},
 			"PARTNER_QUEUE_URL_ANTHROPIC": {envQueueURL, "AnthropicQueue"},
+			"PARTNER_QUEUE_URL_SENDGRID":  {envQueueURL, "SendgridQueue"},
 		}),
 		// Partner functions run one binary: PARTNER picks the partner. Endpoints are the
 		// contract's defaults in code; PARTNER_ENDPOINT_* exist for local doubles only.
@@ -154,6 +155,13 @@ func expectedEnv() map[string]map[string]envWant {
 			"PARTNER_RATE_BURST":      {envLiteral, "1"},
 			"PARTNER_CONCURRENCY":     {envLiteral, ""},
 		}),
+		"SendgridFunction": with(common("SendgridDeadLetterQueue"), map[string]envWant{
+			"PARTNER":                 {envLiteral, "sendgrid"},
+			"PARTNER_TIMEOUT":         {envParam, "PartnerTimeout"},
+			"PARTNER_RATE_PER_SECOND": {envParam, "SendgridRatePerSecond"},
+			"PARTNER_RATE_BURST":      {envLiteral, "1"},
+			"PARTNER_CONCURRENCY":     {envLiteral, ""},
+		}),
 		// It reads FEATURE_FLAG_PARAMETER, ENVIRONMENT, LOG_LEVEL and STACK_NAME; Globals give it
 		// the others too, and it has no source queue of its own.
 		"AutoRollbackFunction": with(autoRollback, map[string]envWant{
@@ -174,13 +182,14 @@ var functionSources = map[string]struct{ queue, maxConcurrency string }{
 	"StripeFunction":     {"StripeQueue", "StripeMaxConcurrency"},
 	"GithubFunction":     {"GithubQueue", "GithubMaxConcurrency"},
 	"AnthropicFunction":  {"AnthropicQueue", "AnthropicMaxConcurrency"},
+	"SendgridFunction":   {"SendgridQueue", "SendgridMaxConcurrency"},
 }
 
 // snsFunctions are the functions the on-call topic triggers instead of a
 // queue, with the condition they are deployed under (off by default).
 var snsFunctions = map[string]string{"AutoRollbackFunction": "AutoRollbackOn"}
 
-var queueStems = []string{"Ingress", "Aws", "Gcp", "Postman", "Results", "Heroku", "Openai", "Stripe", "Github", "Anthropic"}
+var queueStems = []string{"Ingress", "Aws", "Gcp", "Postman", "Results", "Heroku", "Openai", "Stripe", "Github", "Anthropic", "Sendgrid"}
 
 var consumeActions = []string{"sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:ReceiveMessage"}
 
@@ -198,6 +207,7 @@ func expectedReach() map[string]map[string][]string {
 			"StripeQueue":    send,
 			"GithubQueue":    send,
 			"AnthropicQueue": send,
+			"SendgridQueue":  send,
 		},
 		"AutoRollbackFunction": {},
 	}

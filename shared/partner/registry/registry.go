@@ -18,6 +18,7 @@ import (
 	herokupartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/heroku"
 	openaipartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/openai"
 	postmanpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/postman"
+	sendgridpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/sendgrid"
 	stripepartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/stripe"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
 )
@@ -32,6 +33,7 @@ var all = []partner.Definition{
 	stripepartner.Definition,
 	githubpartner.Definition,
 	anthropicpartner.Definition,
+	sendgridpartner.Definition,
 }
 
 // routes maps every rule id of every partner to its partner and token type.

@@ -137,6 +137,8 @@ func TestRoutes(t *testing.T) {
 		"github-oauth":                         {Partner: githubpartner.Partner, TokenType: githubpartner.TokenOAuth},
 		"github-app-token":                     {Partner: githubpartner.Partner, TokenType: githubpartner.TokenAppInstallation},
 		"github-refresh-token":                 {Partner: githubpartner.Partner, TokenType: githubpartner.TokenRefresh},
+		"Sendgrid API token":                   {Partner: "sendgrid", TokenType: "sendgrid_api_key"},
+		"sendgrid-api-token":                   {Partner: "sendgrid", TokenType: "sendgrid_api_key"},
 	}
 	want["anthropic_key"] = finding.Route{Partner: anthropicpartner.Name, TokenType: anthropicpartner.TokenAPIKey}
 	want["anthropic-api-key"] = finding.Route{Partner: anthropicpartner.Name, TokenType: anthropicpartner.TokenAPIKey}

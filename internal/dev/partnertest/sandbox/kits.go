@@ -93,6 +93,7 @@ var kits = map[finding.Partner]Kit{
 	"stripe":              stripeKit,
 	githubpartner.Partner: githubKit,
 	anthropicPartner:      anthropicKit,
+	"sendgrid":            sendgridKit,
 }
 
 type stsDouble struct{ *stsdouble.Server }

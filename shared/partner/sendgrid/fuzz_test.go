@@ -1,0 +1,152 @@
+package sendgridpartner_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
+	sendgridpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/sendgrid"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/verify"
+)
+
+// fuzzKey is the API key the fuzzer's responses may echo ({{TOKEN}}, and
+// its id and secret as {{ID}} and {{SECRET}}). It is generated from a fixed
+// seed so that a failing input reproduces, and the corpus holds only the
+// placeholders.
+var fuzzKey = func() string {
+	r := rand.New(rand.NewPCG(0x5e9d, 0x9a1d))
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	var b strings.Builder
+	b.WriteString("SG.")
+	for i := range 22 + 43 {
+		if i == 22 {
+			b.WriteByte('.')
+		}
+		b.WriteByte(alphabet[r.IntN(len(alphabet))])
+	}
+	return b.String()
+}()
+
+// FuzzSendgridAnswer feeds arbitrary answers to GET /v3/scopes (status,
+// headers, body, a dropped or truncated connection) to the real verifier
+// and holds its classification to the contract: it never panics; a fault
+// (no answer, a truncated body, 429, 5xx) is always a *verify.Fault, never
+// a verdict; partner_rejected comes only from a 401 whose body is
+// SendGrid's errors document, partner_confirmed only from a 200; a 403 is
+// never a verdict; and the key appears in no verdict, detail or fault.
+func FuzzSendgridAnswer(f *testing.F) {
+	srv := partnertest.NewFuzzServer(f)
+	v, err := sendgridpartner.New(partnerhttp.Options{Endpoints: []*url.URL{srv.Endpoint()}, Timeout: 5 * time.Second})
+	if err != nil {
+		f.Fatal(err)
+	}
+	id, secret, _ := strings.Cut(strings.TrimPrefix(fuzzKey, "SG."), ".")
+	f.Fuzz(func(t *testing.T, mode byte, status int, header string, body []byte) {
+		resp := partnertest.NewFuzzAnswer(mode, status, header, body, "{{TOKEN}}", fuzzKey, "{{ID}}", id, "{{SECRET}}", secret)
+		srv.Set(resp)
+		fd := finding.Finding{ID: "f-1", RuleID: rule, Token: finding.Secret(fuzzKey)}
+		verdict, err := v.Verify(context.Background(), sendgridpartner.TokenAPIKey, fd)
+
+		text := verdict.Message + fmt.Sprint(verdict.Details)
+		if err != nil {
+			text += err.Error()
+		}
+		if lower := strings.ToLower(text); strings.Contains(lower, strings.ToLower(id)) || strings.Contains(lower, strings.ToLower(secret)) {
+			t.Fatal("the API key or a part of it appears in the verdict or fault text")
+		}
+		if err != nil {
+			fault, ok := verify.AsFault(err)
+			switch {
+			case !ok:
+				t.Fatalf("error %q is not a *verify.Fault", err)
+			case verdict.Reason != "":
+				t.Fatalf("both a verdict (%s) and a fault", verdict.Reason)
+			// A header net/http cannot read means the 429 never arrived.
+			case resp.Status == http.StatusTooManyRequests && !resp.Truncate && !fault.Network && fault.Kind != verify.RateLimited:
+				t.Fatalf("a 429 is a %s fault, want rate limited", fault.Kind)
+			}
+			return
+		}
+		switch {
+		case resp.Status == 0:
+			t.Fatalf("no answer yielded verdict %s", verdict.Reason)
+		case resp.Truncate:
+			t.Fatalf("a truncated answer (http %d) yielded verdict %s", resp.Status, verdict.Reason)
+		case resp.Status == http.StatusTooManyRequests || resp.Status == http.StatusForbidden || resp.Status >= 500:
+			t.Fatalf("http %d yielded verdict %s", resp.Status, verdict.Reason)
+		}
+		switch verdict.Reason {
+		case finding.ReasonPartnerConfirmed:
+			if resp.Status != http.StatusOK {
+				t.Fatalf("partner_confirmed from http %d", resp.Status)
+			}
+		case finding.ReasonPartnerRejected:
+			if !isSendgridRejection(resp.Status, resp.Body) {
+				t.Fatalf("partner_rejected from http %d with a body that is not SendGrid's errors document: %q", resp.Status, finding.Scrub(string(resp.Body), fuzzKey))
+			}
+		default:
+			t.Fatalf("verdict %q for a well-formed key", verdict.Reason)
+		}
+	})
+}
+
+// isSendgridRejection is SendGrid's answer for a key it refuses: a 401
+// whose body is one JSON object with, under exactly the key "errors", a
+// non-empty array of objects, each with a string "message".
+func isSendgridRejection(status int, body []byte) bool {
+	if status != http.StatusUnauthorized {
+		return false
+	}
+	var top map[string]json.RawMessage
+	var list []map[string]any
+	if json.Unmarshal(body, &top) != nil || json.Unmarshal(top["errors"], &list) != nil || len(list) == 0 {
+		return false
+	}
+	for _, e := range list {
+		if _, ok := e["message"].(string); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// TestFuzzOracle shows the rejection oracle tells SendGrid's body from
+// look-alikes.
+func TestFuzzOracle(t *testing.T) {
+	const real = `{"errors":[{"field":null,"message":"The provided authorization grant is invalid, expired, or revoked"}]}`
+	cases := []struct {
+		name   string
+		status int
+		body   string
+		want   bool
+	}{
+		{"SendGrid's answer", 401, real, true},
+		{"other observed message", 401, `{"errors":[{"field":null,"message":"Permission denied, wrong credentials"}]}`, true},
+		{"without field", 401, `{"errors":[{"message":"x"}]}`, true},
+		{"same body with 403", 403, real, false},
+		{"empty list", 401, `{"errors":[]}`, false},
+		{"null message", 401, `{"errors":[{"field":null,"message":null}]}`, false},
+		{"one entry without message", 401, `{"errors":[{"message":"x"},{"field":"y"}]}`, false},
+		{"upper-case key", 401, `{"Errors":[{"message":"x"}]}`, false},
+		{"flat error", 401, `{"error":"invalid"}`, false},
+		{"truncated", 401, real[:len(real)-2], false},
+		{"trailing garbage", 401, real + "x", false},
+		{"HTML", 401, `<html><body>errors</body></html>`, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := isSendgridRejection(tc.status, []byte(tc.body)); got != tc.want {
+				t.Fatalf("isSendgridRejection = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
