@@ -107,32 +107,6 @@ func NewCreds(sb *sandbox.Sandbox, canary string) ([]Cred, error) {
 		out = append(out, Cred{Name: "postman-" + state, RuleID: "Postman API token", Partner: finding.PartnerPostman,
 			Token: pm, Active: active, Secrets: []string{pm}})
 
-		// Every later partner: a fresh credential of its main token type
-		// from its sandbox kit, registered in its double when active.
-		for _, p := range registry.Names() {
-			if p == finding.PartnerAWS || p == finding.PartnerGCP || p == finding.PartnerPostman {
-				continue
-			}
-			fs, reg, err := sandbox.LiveFindings(p, 1, 0)
-			if err != nil {
-				return nil, err
-			}
-			if active {
-				if err := sb.Register(reg); err != nil {
-					return nil, err
-				}
-			}
-			c := Cred{Name: string(p) + "-" + state, RuleID: fs[0].RuleID, Partner: p, Token: fs[0].Token.Reveal(), Active: active,
-				Secrets: []string{fs[0].Token.Reveal()}}
-			for k, v := range fs[0].Context {
-				if c.Context == nil {
-					c.Context = map[string]string{}
-				}
-				c.Context[k] = v.Reveal()
-				c.Secrets = append(c.Secrets, v.Reveal())
-			}
-			out = append(out, c)
-		}
 	}
 	// Later partners: a fresh credential of their main token type from the
 	// sandbox's kit, registered live, and one the double never heard of.
