@@ -9,6 +9,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/cmd/feature/rollout"
 	featureflags "gitlab.com/gitlab-org/secret-detection/partner-token-verification/config/feature_flags"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/featureflag"
 )
@@ -19,17 +20,17 @@ const envTimeout = time.Minute
 
 // result is the outcome of a command for one flag in one environment.
 type result struct {
-	Environment string                `json:"environment"`
-	Region      string                `json:"region"`
-	Profile     string                `json:"profile,omitempty"`
-	Stack       string                `json:"stack,omitempty"`
-	Flag        string                `json:"flag"`
-	Parameter   string                `json:"parameter"`
-	DryRun      bool                  `json:"dry_run,omitempty"`
-	State       *featureflag.State    `json:"state,omitempty"`
-	Update      *featureflag.Update   `json:"update,omitempty"`
-	Deletion    *featureflag.Deletion `json:"deletion,omitempty"`
-	Error       string                `json:"error,omitempty"`
+	Environment string              `json:"environment"`
+	Region      string              `json:"region"`
+	Profile     string              `json:"profile,omitempty"`
+	Stack       string              `json:"stack,omitempty"`
+	Flag        string              `json:"flag"`
+	Parameter   string              `json:"parameter"`
+	DryRun      bool                `json:"dry_run,omitempty"`
+	State       *featureflag.State  `json:"state,omitempty"`
+	Update      *featureflag.Update `json:"update,omitempty"`
+	Deletion    *rollout.Deletion   `json:"deletion,omitempty"`
+	Error       string              `json:"error,omitempty"`
 
 	target target
 }
@@ -91,7 +92,8 @@ func executeIn(ctx context.Context, inv invocation, t target) []result {
 		}
 		return results
 	}
-	store := featureflag.NewStore(ssm.NewFromConfig(cfg), nil)
+	api := ssm.NewFromConfig(cfg)
+	store := featureflag.NewStore(api, nil)
 	for i := range results {
 		r := &results[i]
 		switch inv.command {
@@ -113,7 +115,7 @@ func executeIn(ctx context.Context, inv invocation, t target) []result {
 			}
 			r.Update = &u
 		case "delete":
-			d, err := store.Delete(ctx, r.Flag, r.Parameter, inv.dryRun)
+			d, err := rollout.Delete(ctx, api, r.Flag, r.Parameter, inv.dryRun)
 			if err != nil {
 				r.Error = err.Error()
 				continue
@@ -159,9 +161,9 @@ func writeText(w io.Writer, inv invocation, results []result) {
 // describe is a state in words, with its version when it has one.
 func describe(st featureflag.State) string {
 	if !st.Found {
-		return st.Describe()
+		return rollout.DescribeState(st)
 	}
-	return fmt.Sprintf("version %d, %s", st.Version, st.Describe())
+	return fmt.Sprintf("version %d, %s", st.Version, rollout.DescribeState(st))
 }
 
 func updated(v featureflag.Value) string {
@@ -198,7 +200,7 @@ func writeSet(w io.Writer, r result) {
 		case !u.Changed:
 			fmt.Fprintf(w, "    after:  unchanged, nothing written\n")
 		case r.DryRun:
-			fmt.Fprintf(w, "    after:  %s (dry run: nothing written)\n", u.After.Describe())
+			fmt.Fprintf(w, "    after:  %s (dry run: nothing written)\n", rollout.DescribeState(u.After))
 		default:
 			fmt.Fprintf(w, "    after:  %s%s\n", describe(u.After), updated(u.After.Value))
 		}

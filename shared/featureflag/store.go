@@ -11,6 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/textfit"
+
 	featureflags "gitlab.com/gitlab-org/secret-detection/partner-token-verification/config/feature_flags"
 )
 
@@ -18,7 +20,6 @@ import (
 type StoreAPI interface {
 	GetParameterAPI
 	PutParameter(ctx context.Context, in *ssm.PutParameterInput, optFns ...func(*ssm.Options)) (*ssm.PutParameterOutput, error)
-	DeleteParameter(ctx context.Context, in *ssm.DeleteParameterInput, optFns ...func(*ssm.Options)) (*ssm.DeleteParameterOutput, error)
 }
 
 // Store reads and writes flag parameters for the `feature` command and other
@@ -51,18 +52,6 @@ type State struct {
 	Raw string `json:"raw,omitempty"`
 	// Invalid says why the stored text is not a valid value; Value is then zero.
 	Invalid string `json:"invalid,omitempty"`
-}
-
-// Describe says in words what the state means for the functions.
-func (s State) Describe() string {
-	switch {
-	case s.Invalid != "":
-		return "INVALID value (functions fail until it is fixed): " + s.Invalid
-	case !s.Found:
-		return "absent, definition default: " + s.Value.Describe()
-	default:
-		return s.Value.Describe()
-	}
 }
 
 // Get reads a flag's parameter. The flag must have a definition, since an
@@ -204,42 +193,5 @@ func (s *Store) Set(ctx context.Context, flag, parameter string, c Change, meta 
 // finds it in the console to the flag's rollout issue.
 func description(def featureflags.Definition) string {
 	d := "Feature flag " + def.Name + ", written by the feature command; rollout: " + def.RolloutIssueURL
-	if len(d) > 1024 {
-		d = d[:1024]
-	}
-	return d
-}
-
-// Deletion is the outcome of one Delete in one environment.
-type Deletion struct {
-	Before  State `json:"before"`
-	Deleted bool  `json:"deleted"`
-}
-
-// Delete removes a flag's parameter, after which the definition's default
-// applies. Unlike Get and Set it accepts a flag whose definition is gone: the
-// rollout plan deletes the parameter after the definition has been removed.
-// An absent parameter is not an error.
-func (s *Store) Delete(ctx context.Context, flag, parameter string, dryRun bool) (Deletion, error) {
-	if !featureflags.ValidName(flag) {
-		return Deletion{}, fmt.Errorf("delete feature flag: %q is not a flag name", printable(flag))
-	}
-	before, err := ReadParameter(ctx, s.api, flag, parameter)
-	if err != nil {
-		return Deletion{}, err
-	}
-	d := Deletion{Before: before}
-	if !before.Found || dryRun {
-		return d, nil
-	}
-	_, err = s.api.DeleteParameter(ctx, &ssm.DeleteParameterInput{Name: aws.String(parameter)})
-	var notFound *types.ParameterNotFound
-	switch {
-	case errors.As(err, &notFound):
-		return d, nil
-	case err != nil:
-		return d, fmt.Errorf("delete feature flag parameter %s: %w", parameter, err)
-	}
-	d.Deleted = true
-	return d, nil
+	return textfit.Fit(d, 1024)
 }

@@ -23,6 +23,7 @@ import (
 
 	featureflags "gitlab.com/gitlab-org/secret-detection/partner-token-verification/config/feature_flags"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/textfit"
 )
 
 // ParameterPrefix is where the contract keeps flag parameters; a flag's
@@ -176,15 +177,12 @@ func checkText(field, s string, limit int) error {
 
 // printable bounds text taken from input before it goes into a message.
 func printable(s string) string {
-	if len(s) > 80 {
-		s = s[:80] + "..."
-	}
 	return strings.Map(func(r rune) rune {
 		if !unicode.IsPrint(r) {
 			return '?'
 		}
 		return r
-	}, s)
+	}, textfit.Fit(s, 80))
 }
 
 // partnerName is the form of a partner name. The flag checks the form

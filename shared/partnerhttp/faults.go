@@ -15,6 +15,7 @@ import (
 	"unicode"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/textfit"
 )
 
 // RetryAfter returns how long a partner asked us to wait, 0 when no header
@@ -137,10 +138,7 @@ func BoundedText(s string) string {
 		}
 		return ' '
 	}, s)
-	if len(s) > maxText {
-		s = s[:maxText] + "…"
-	}
-	return s
+	return textfit.Fit(s, maxText)
 }
 
 type callInfoKey struct{}

@@ -198,17 +198,11 @@ func (c *Client) newRequest(ctx context.Context, r Request) (*http.Request, erro
 	if method == "" {
 		method = http.MethodGet
 	}
-	var body *strings.Reader
+	var body io.Reader // a nil *strings.Reader would not be a nil io.Reader
 	if r.Form != nil {
 		body = strings.NewReader(r.Form.Encode())
 	}
-	var req *http.Request
-	var err error
-	if body != nil {
-		req, err = http.NewRequestWithContext(ctx, method, u.String(), body)
-	} else {
-		req, err = http.NewRequestWithContext(ctx, method, u.String(), nil)
-	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
 	if err != nil {
 		return nil, err
 	}

@@ -182,15 +182,6 @@ func (v *Verifier) Verify(ctx context.Context, tokenType finding.TokenType, f fi
 	return verdict, err
 }
 
-// currentRate is the rate in requests per second the limiter admits now,
-// lower than the configured rate while it recovers from a 429.
-func (v *Verifier) currentRate() float64 {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	v.recover(v.now())
-	return float64(v.current)
-}
-
 // acquire takes one token, waiting for it only when that is short and
 // ends before ctx's deadline.
 func (v *Verifier) acquire(ctx context.Context) error {

@@ -454,3 +454,12 @@ func TestDefaultMaxWaitKeepsABatchInTheInvocation(t *testing.T) {
 		t.Fatalf("slept %d times, want 9 waits for tokens", len(*slept))
 	}
 }
+
+// currentRate is the rate in requests per second the limiter admits now,
+// lower than the configured rate while it recovers from a 429.
+func (v *Verifier) currentRate() float64 {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.recover(v.now())
+	return float64(v.current)
+}

@@ -34,9 +34,9 @@ type EnvUpdate struct {
 
 // EnvDeletion is the outcome of a parameter deletion in one environment.
 type EnvDeletion struct {
-	Environment string                `json:"environment"`
-	Deletion    *featureflag.Deletion `json:"deletion,omitempty"`
-	Error       string                `json:"error,omitempty"`
+	Environment string    `json:"environment"`
+	Deletion    *Deletion `json:"deletion,omitempty"`
+	Error       string    `json:"error,omitempty"`
 }
 
 // AdvanceResult is what one advance found and did.
@@ -145,7 +145,7 @@ func (r *Runner) Advance(ctx context.Context, o AdvanceOptions) (*AdvanceResult,
 		}
 		for _, name := range stage.Environments {
 			e := r.Envs[name]
-			d, err := featureflag.NewStore(e.SSM, r.Now).Delete(ctx, r.Plan.Flag, e.Parameter, o.DryRun)
+			d, err := Delete(ctx, e.SSM, r.Plan.Flag, e.Parameter, o.DryRun)
 			ed := EnvDeletion{Environment: name, Deletion: &d}
 			if err != nil {
 				ed.Error = err.Error()

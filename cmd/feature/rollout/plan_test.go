@@ -1,7 +1,6 @@
 package rollout
 
 import (
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/registry"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -11,6 +10,7 @@ import (
 	featureflags "gitlab.com/gitlab-org/secret-detection/partner-token-verification/config/feature_flags"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/samtemplate"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/featureflag"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/registry"
 )
 
 func repoRoot(t *testing.T) string {

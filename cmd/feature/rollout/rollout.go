@@ -4,10 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/registry"
 	"slices"
 	"strings"
 	"time"
+
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/registry"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
@@ -32,7 +33,7 @@ type Environment struct {
 	Name      string
 	Stack     string
 	Parameter string
-	SSM       featureflag.StoreAPI
+	SSM       SSMAPI
 	// CloudWatch reads the stack's alarms.
 	CloudWatch CloudWatchAPI
 	// CloudFormation reads the stack's outputs; nil skips them.

@@ -213,7 +213,7 @@ func TestEndToEnd(t *testing.T) {
 		before := h.sandbox.Requests()
 		got := h.run(t, "IngressQueue", eventBodies(t, "ingress-scan.json")...)
 		for id, r := range got {
-			if _, routable := registry.Route(r.RuleID); routable && r.Reason != finding.ReasonFeatureDisabled &&
+			if rt, _, _ := registry.Check(finding.Finding{RuleID: r.RuleID}); rt.Partner != "" && r.Reason != finding.ReasonFeatureDisabled &&
 				r.Reason != finding.ReasonMalformedToken && r.Reason != finding.ReasonMissingContext && r.Reason != finding.ReasonUnsupportedTokenType {
 				t.Errorf("%s: %s with the flag off", id, r.Reason)
 			}

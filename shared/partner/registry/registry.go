@@ -101,26 +101,6 @@ func Lookup(name string) (partner.Definition, bool) {
 	return partner.Definition{}, false
 }
 
-// RuleIDs lists every routed rule id, sorted.
-func RuleIDs() []string {
-	ids := make([]string, 0, len(routes))
-	for id := range routes {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	return ids
-}
-
-// Route says which partner verifies a rule id and as what token type
-// (before the partner's own check, which may type a token by its prefix).
-func Route(ruleID string) (finding.Route, bool) {
-	r, ok := routes[ruleID]
-	if !ok {
-		return finding.Route{}, false
-	}
-	return finding.Route{Partner: r.def.Name, TokenType: r.rule}, true
-}
-
 // Check is the gate every finding passes before any partner call, in the
 // dispatcher and again in the partner function (a message put straight on
 // a partner queue is held to the same rules). It returns the finding's

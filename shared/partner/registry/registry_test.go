@@ -144,24 +144,18 @@ func TestRoutes(t *testing.T) {
 	want["anthropic-api-key"] = finding.Route{Partner: anthropicpartner.Name, TokenType: anthropicpartner.TokenAPIKey}
 	want["anthropic-admin-api-key"] = finding.Route{Partner: anthropicpartner.Name, TokenType: anthropicpartner.TokenAdminKey}
 	for rule, r := range want {
-		got, ok := Route(rule)
-		if !ok || got != r {
-			t.Errorf("Route(%q) = %v, %v; want %v", rule, got, ok, r)
+		got, ok := routes[rule]
+		if !ok || (finding.Route{Partner: got.def.Name, TokenType: got.rule}) != r {
+			t.Errorf("route of %q = %v, %v; want %v", rule, got, ok, r)
 		}
 	}
 	for _, rule := range []string{"", "aws", "Postman API Token", "GCP"} {
-		if _, ok := Route(rule); ok {
-			t.Errorf("Route(%q) routes; rule ids match exactly", rule)
+		if _, ok := routes[rule]; ok {
+			t.Errorf("%q routes; rule ids match exactly", rule)
 		}
 	}
-	ids := RuleIDs()
-	if len(ids) != len(want) {
-		t.Fatalf("RuleIDs = %v", ids)
-	}
-	for i := 1; i < len(ids); i++ {
-		if ids[i-1] >= ids[i] {
-			t.Errorf("RuleIDs not sorted: %v", ids)
-		}
+	if len(routes) != len(want) {
+		t.Errorf("%d rule ids routed, want %d", len(routes), len(want))
 	}
 	for _, p := range Names() {
 		if got, ok := Lookup(string(p)); !ok || got.Name != p {

@@ -67,11 +67,10 @@ func TestEventsAgreeWithSamples(t *testing.T) {
 				case !strings.Contains(f.ID, "active"):
 					continue // samples of other outcomes (malformed, unsupported, ...)
 				}
-				rt, ok := registry.Route(f.RuleID)
-				if !ok {
+				rt, reason, msg := registry.Check(f)
+				if rt.Partner == "" {
 					t.Fatalf("%s: %s: no route", file, f.ID)
 				}
-				rt, reason, msg := registry.Check(f)
 				if reason != "" {
 					t.Errorf("%s: %s: %s: %s", filepath.Base(file), f.ID, reason, msg)
 					continue
