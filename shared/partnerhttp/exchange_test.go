@@ -44,6 +44,8 @@ func TestRetryAfterForms(t *testing.T) {
 		{"X-RateLimit-Reset with requests remaining (GitHub secondary limit)", http.Header{"X-Ratelimit-Remaining": {"4990"}, "X-Ratelimit-Reset": {strconv.FormatInt(testNow.Unix()+3600, 10)}}, 0},
 		{"X-RateLimit-Reset with none remaining", http.Header{"X-Ratelimit-Remaining": {"0"}, "X-Ratelimit-Reset": {strconv.FormatInt(testNow.Unix()+3600, 10)}}, time.Hour},
 		{"RateLimit-Reset with requests remaining", http.Header{"Ratelimit-Remaining": {"3"}, "Ratelimit-Reset": {"42"}}, 0},
+		{"Postman X-RateLimit-RetryAfter seconds", http.Header{"X-Ratelimit-Retryafter": {"12"}, "X-Ratelimit-Remaining": {"0"}, "X-Ratelimit-Reset": {strconv.FormatInt(testNow.Unix()+60, 10)}}, 12 * time.Second},
+		{"Postman X-RateLimit-RetryAfter garbage falls through to the reset", http.Header{"X-Ratelimit-Retryafter": {"later"}, "X-Ratelimit-Remaining": {"0"}, "X-Ratelimit-Reset": {strconv.FormatInt(testNow.Unix()+60, 10)}}, time.Minute},
 		{"Retry-After wins over the rest", http.Header{"Retry-After": {"3"}, "X-Ratelimit-Reset-Requests": {"6m0s"}}, 3 * time.Second},
 	}
 	for _, tc := range tests {

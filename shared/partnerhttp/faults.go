@@ -20,8 +20,9 @@ import (
 
 // RetryAfter returns how long a partner asked us to wait, 0 when no header
 // says. It reads, first match wins: Retry-After (delta seconds or an HTTP
-// date); X-RateLimit-Reset and RateLimit-Reset (a Unix time or delta
-// seconds), unless their -Remaining header says requests remain;
+// date); Postman's X-RateLimit-RetryAfter (delta seconds); X-RateLimit-Reset
+// and RateLimit-Reset (a Unix time or delta seconds), unless their
+// -Remaining header says requests remain;
 // RateLimit-ResetTime (an HTTP date); OpenAI's
 // x-ratelimit-reset-requests / -tokens (a Go-like duration such as 6m0s or
 // 12ms); Anthropic's anthropic-ratelimit-requests-reset / -tokens-reset (RFC 3339).
@@ -34,6 +35,10 @@ func RetryAfter(h http.Header, now time.Time) time.Duration {
 		if t, err := http.ParseTime(v); err == nil {
 			return until(t)
 		}
+	}
+	// Postman's delta seconds (learning.postman.com, postman-api-rate-limits).
+	if secs, err := strconv.ParseInt(strings.TrimSpace(h.Get("X-RateLimit-RetryAfter")), 10, 64); err == nil && secs >= 0 {
+		return time.Duration(secs) * time.Second
 	}
 	for _, name := range []string{"X-RateLimit-Reset", "RateLimit-Reset"} {
 		v := strings.TrimSpace(h.Get(name))

@@ -193,8 +193,16 @@ func TestVerifyAgainstDouble(t *testing.T) {
 			want: want{kind: verify.RateLimited, httpStatus: 429, retryMin: 7 * time.Second, retryMax: 7 * time.Second, msg: "rate limited", metrics: metrics.Summary{Requests: 1, RateLimitHits: 1}, calls: 1}},
 		{name: "429 Retry-After HTTP date", retryAfter: httpDate(), setup: fault(srv, partnertest.Fault429),
 			want: want{kind: verify.RateLimited, httpStatus: 429, retryMin: 27 * time.Second, retryMax: 30 * time.Second, metrics: metrics.Summary{Requests: 1, RateLimitHits: 1}, calls: 1}},
-		{name: "429 X-RateLimit-Reset only", retryAfter: "", setup: fault(srv, partnertest.Fault429),
-			want: want{kind: verify.RateLimited, httpStatus: 429, retryMin: 58 * time.Second, retryMax: 61 * time.Second, metrics: metrics.Summary{Requests: 1, RateLimitHits: 1}, calls: 1}},
+		// Postman's own 429 headers without Retry-After: X-RateLimit-RetryAfter
+		// seconds, then X-RateLimit-Reset epoch seconds (both about a minute).
+		{name: "429 X-RateLimit-RetryAfter and -Reset only", retryAfter: "", setup: fault(srv, partnertest.Fault429),
+			want: want{kind: verify.RateLimited, httpStatus: 429, retryMin: 59 * time.Second, retryMax: 61 * time.Second, metrics: metrics.Summary{Requests: 1, RateLimitHits: 1}, calls: 1}},
+		{name: "429 with the support article's nested body", retryAfter: "", setup: func(t *testing.T, key string) finding.Finding {
+			srv.AddKey(key, 5)
+			srv.SetLegacyRateLimitBody(true)
+			srv.Controls.Push(partnertest.Fault429)
+			return postmanFinding(key)
+		}, want: want{kind: verify.RateLimited, httpStatus: 429, retryMin: 59 * time.Second, retryMax: 61 * time.Second, metrics: metrics.Summary{Requests: 1, RateLimitHits: 1}, calls: 1}},
 		{name: "429 on a live key", retryAfter: "1", setup: func(t *testing.T, key string) finding.Finding {
 			srv.AddKey(key, 5)
 			srv.Controls.Push(partnertest.Fault429)
@@ -217,6 +225,7 @@ func TestVerifyAgainstDouble(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			srv.Controls.Reset()
+			srv.SetLegacyRateLimitBody(false)
 			srv.Controls.SetRetryAfter(tc.retryAfter)
 			key := postmandouble.NewAPIKey()
 			f := tc.setup(t, key)

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest"
@@ -47,14 +48,15 @@ const (
 type Server struct {
 	*partnertest.Server
 
-	mu   sync.RWMutex
-	keys map[string]int // API key -> user id
+	mu        sync.RWMutex
+	keys      map[string]int // API key -> user id
+	legacy429 atomic.Bool
 }
 
 // Start serves the double on addr ("" picks a free loopback port).
 func Start(addr string) (*Server, error) {
 	s := &Server{keys: map[string]int{}}
-	ps, err := partnertest.Serve(addr, http.HandlerFunc(s.serveHTTP), WriteError)
+	ps, err := partnertest.Serve(addr, http.HandlerFunc(s.serveHTTP), s.writeError)
 	if err != nil {
 		return nil, fmt.Errorf("postmandouble: start: %w", err)
 	}
@@ -168,29 +170,53 @@ type errorBody struct {
 }
 
 // WriteError writes an error as Postman does; it is the double's
-// partnertest.ErrorWriter. 429 gets a flat rateLimited body and the
-// X-RateLimit-* headers, reset in UTC epoch seconds (learning.postman.com,
-// postman-api-rate-limits; ../shared/PARTNERS.md, Postman); Retry-After, when
-// set by the fault layer, is kept. Sources disagree on the rest: the current
-// docs name X-RateLimit-RetryAfter / RetryAfter in seconds, RateLimit and
-// RateLimit-Policy: 300;w=60, which the double does not send (the verifier
-// honours Retry-After and X-RateLimit-Reset); the older support article shows
-// a 429 body {"error":{"name":"rateLimitError","message":"... retry at
-// <epoch milliseconds>"}}, not this flat one. A 429 is a rate limit by its
-// status alone, so no body shape changes a verdict;
+// partnertest.ErrorWriter. 429 gets the headers of the current docs
+// (learning.postman.com, postman-api-rate-limits; ../shared/PARTNERS.md,
+// Postman): X-RateLimit-Limit/-Remaining/-Reset (UTC epoch seconds),
+// X-RateLimit-RetryAfter (seconds), RateLimit and RateLimit-Policy:
+// 300;w=60; Retry-After, when set by the fault layer, is kept. The docs
+// show no 429 body; the double sends the flat rateLimited body Postman's
+// API answers with today, or with SetLegacyRateLimitBody the older support
+// article's {"error":{"name":"rateLimitError","message":"... retry at
+// <epoch milliseconds>"}}. A 429 is a rate limit by its status alone, so no
+// body shape changes a verdict (the verifier's table has a row for each);
 // 500 and 503 get Postman's server error names; everything else is
 // {"error":{"name":code,"message":msg}}.
 func WriteError(w http.ResponseWriter, status int, code, msg string) {
+	writeError(w, status, code, msg, false)
+}
+
+// SetLegacyRateLimitBody makes the double's 429s carry the support
+// article's nested body instead of the flat one.
+func (s *Server) SetLegacyRateLimitBody(on bool) { s.legacy429.Store(on) }
+
+func (s *Server) writeError(w http.ResponseWriter, status int, code, msg string) {
+	writeError(w, status, code, msg, s.legacy429.Load())
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string, legacy429 bool) {
 	// 401 {"error":{"name":"AuthenticationError","message":...}} is
 	// ../shared/PARTNERS.md (Postman); the other statuses reuse that envelope,
 	// as the support article's 429 and 503 bodies do.
 	switch status {
 	case http.StatusTooManyRequests:
-		reset := rateLimitReset(w.Header().Get("Retry-After"), time.Now())
+		now := time.Now()
+		reset := rateLimitReset(w.Header().Get("Retry-After"), now)
+		wait := strconv.FormatInt(int64((reset.Sub(now)+time.Second-1)/time.Second), 10) // rounded up: never early
 		h := w.Header()
 		h.Set("X-RateLimit-Limit", strconv.Itoa(RateLimitPerMinute))
 		h.Set("X-RateLimit-Remaining", "0")
 		h.Set("X-RateLimit-Reset", strconv.FormatInt(reset.Unix(), 10))
+		h.Set("X-RateLimit-RetryAfter", wait)
+		h.Set("RateLimit", "limit="+strconv.Itoa(RateLimitPerMinute)+", remaining=0, reset="+wait)
+		h.Set("RateLimit-Policy", strconv.Itoa(RateLimitPerMinute)+";w=60")
+		if legacy429 {
+			var b errorBody
+			b.Error.Name = "rateLimitError"
+			b.Error.Message = "You have exceeded the rate limit, retry at " + strconv.FormatInt(reset.UnixMilli(), 10)
+			writeJSON(w, status, b)
+			return
+		}
 		writeJSON(w, status, map[string]string{
 			"error":   "rateLimited",
 			"message": "Rate limit exceeded. Please retry after " + strconv.FormatInt(reset.Unix(), 10),

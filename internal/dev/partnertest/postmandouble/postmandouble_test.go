@@ -190,6 +190,13 @@ func TestRateLimitAnswer(t *testing.T) {
 			if err != nil || reset < lo || reset > hi {
 				t.Errorf("X-RateLimit-Reset = %q, want a Unix time in [%d, %d]", a.header.Get("X-RateLimit-Reset"), lo, hi)
 			}
+			wait, err := strconv.ParseInt(a.header.Get("X-RateLimit-RetryAfter"), 10, 64)
+			if err != nil || now.Unix()+wait < reset-1 || now.Unix()+wait > reset+1 {
+				t.Errorf("X-RateLimit-RetryAfter = %q, want the seconds to the reset %d", a.header.Get("X-RateLimit-RetryAfter"), reset)
+			}
+			if a.header.Get("RateLimit-Policy") != "300;w=60" || !strings.HasPrefix(a.header.Get("RateLimit"), "limit=300, remaining=0, reset=") {
+				t.Errorf("RateLimit/-Policy = %q/%q", a.header.Get("RateLimit"), a.header.Get("RateLimit-Policy"))
+			}
 			var body struct{ Error, Message string }
 			if err := json.Unmarshal(a.body, &body); err != nil {
 				t.Fatal(err)
@@ -201,6 +208,16 @@ func TestRateLimitAnswer(t *testing.T) {
 	}
 	if s.Controls.RateLimited() != int64(len(tests)) {
 		t.Errorf("RateLimited = %d", s.Controls.RateLimited())
+	}
+
+	// The older support article's nested body, on request.
+	s.SetLegacyRateLimitBody(true)
+	s.Controls.SetRetryAfter("")
+	s.Controls.Push(partnertest.Fault429)
+	a := get(t, s, http.MethodGet, "/me", k)
+	var legacy errorBody
+	if err := json.Unmarshal(a.body, &legacy); err != nil || a.status != 429 || legacy.Error.Name != "rateLimitError" || !strings.Contains(legacy.Error.Message, "retry at ") {
+		t.Errorf("legacy 429 = %d %s (%v)", a.status, a.body, err)
 	}
 }
 
