@@ -60,7 +60,7 @@ func apiCode(err error) string {
 
 func TestGetCallerIdentityWithTheSDK(t *testing.T) {
 	s := start(t)
-	id, secret := stsdouble.NewKeyPair()
+	id, secret := stsdouble.NewKeyPairIn(account)
 	s.AddKey(id, secret, account)
 	out, err := sdkCall(t, s, id, secret)
 	if err != nil {
@@ -149,7 +149,7 @@ func TestErrorAnswersWithTheSDK(t *testing.T) {
 
 func TestThrottlingIsCountedDown(t *testing.T) {
 	s := start(t)
-	id, secret := stsdouble.NewKeyPair()
+	id, secret := stsdouble.NewKeyPairIn(account)
 	s.AddKey(id, secret, account)
 	s.PushThrottling(2)
 	var codes []string
