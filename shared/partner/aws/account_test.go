@@ -1,9 +1,14 @@
 package awspartner
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
+	"time"
+
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/stsdouble"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 )
 
 // TestAccountID: the published vectors, the legacy ids that carry no
@@ -100,4 +105,59 @@ func FuzzAccountID(f *testing.F) {
 			t.Fatalf("AccountID(%q) = %s, which encodes as %s…", raw, got, again[:13])
 		}
 	})
+}
+
+// TestSTSAgreesWithDecodedAccount: the account STS's GetCallerIdentity
+// names for a live key (the double reads it from the key id with its own
+// decoder) is the one AccountID decodes, for the published vector's
+// account and random ones, AKIA keys with their secret and without.
+func TestSTSAgreesWithDecodedAccount(t *testing.T) {
+	d := startDouble(t)
+	v := newVerifier(t, d.URL, 5*time.Second, nil)
+	for _, account := range []string{"609629065308", testAccount, "000000000001", "999999999999"} {
+		id, secret := stsdouble.NewKeyPairIn(account)
+		d.AddKey(id, secret, "")
+		decoded, ok := AccountID(id)
+		if !ok || decoded != account {
+			t.Fatalf("AccountID(%s) = %q, %v; want %s", id, decoded, ok, account)
+		}
+		verdict, err := v.Verify(context.Background(), finding.TokenAWSAccessKey, awsFinding(id, secret))
+		if err != nil || verdict.Details[DetailAccountID] != decoded {
+			t.Errorf("STS says account %v (%v), the key id %s", verdict.Details[DetailAccountID], err, decoded)
+		}
+		if got := known(awsFinding(id, "")); got[DetailAccountID] != decoded || got[DetailCanary] != nil {
+			t.Errorf("known = %v", got)
+		}
+	}
+	if got, ok := stsdouble.AccountOf("ASIAY34FZKBOKMUTVV7A"); !ok || got != "609629065308" {
+		t.Errorf("the double decodes the published vector as %q, %v", got, ok)
+	}
+}
+
+// TestCanaryCheckComesFirst: a canary account's key id is refused by the
+// format gate before anything else about it is judged (ASIA, a bad
+// secret), so no call is ever made for it; a key id of another account
+// is not.
+func TestCanaryCheckComesFirst(t *testing.T) {
+	for account := range canaryAccounts {
+		for _, f := range []finding.Finding{
+			awsFinding(stsdouble.KeyID("AKIA", account), ""),
+			awsFinding(stsdouble.KeyID("ASIA", account), ""),
+			awsFinding(stsdouble.KeyID("AKIA", account), "not a secret"),
+		} {
+			_, reason, msg := Definition.Examine(f)
+			if reason != finding.ReasonCanaryToken || !strings.Contains(msg, "canary") || strings.Contains(msg, f.Token.Reveal()) {
+				t.Errorf("account %s: %s (%q), want canary_token", account, reason, msg)
+			}
+			if got := known(f); got[DetailAccountID] != account || got[DetailCanary] != true {
+				t.Errorf("account %s: known = %v", account, got)
+			}
+		}
+	}
+	if _, reason, _ := Definition.Examine(awsFinding(stsdouble.KeyID("AKIA", "052310077263"), "")); reason != "" {
+		t.Errorf("a neighbour of a canary account: %s", reason)
+	}
+	if len(canaryAccounts) < 10 {
+		t.Errorf("%d canary accounts; Thinkst's alone are 10", len(canaryAccounts))
+	}
 }
