@@ -45,7 +45,9 @@ func TestAWSAccountOnEveryResult(t *testing.T) {
 	akia, asia := stsdouble.KeyID("AKIA", account), stsdouble.KeyID("ASIA", account)
 	legacy := "AKIAIOSFODNN7EXAMPLE"
 	fault := func(k verify.FaultKind) func() (verify.Verdict, error) {
-		return func() (verify.Verdict, error) { return verify.Verdict{}, &verify.Fault{Kind: k, Partner: "aws", Op: "sts GetCallerIdentity"} }
+		return func() (verify.Verdict, error) {
+			return verify.Verdict{}, &verify.Fault{Kind: k, Partner: "aws", Op: "sts GetCallerIdentity"}
+		}
 	}
 	verdict := func(r finding.Reason, d finding.Details) func() (verify.Verdict, error) {
 		return func() (verify.Verdict, error) { return verify.Verdict{Reason: r, Details: d}, nil }
