@@ -250,7 +250,8 @@ func TestEndToEnd(t *testing.T) {
 		got := h.run(t, "IngressQueue", eventBodies(t, "ingress-scan.json")...)
 		for id, r := range got {
 			if rt, _, _ := registry.Check(finding.Finding{RuleID: r.RuleID}); rt.Partner != "" && r.Reason != finding.ReasonFeatureDisabled &&
-				r.Reason != finding.ReasonMalformedToken && r.Reason != finding.ReasonMissingContext && r.Reason != finding.ReasonUnsupportedTokenType {
+				r.Reason != finding.ReasonMalformedToken && r.Reason != finding.ReasonMissingContext && r.Reason != finding.ReasonUnsupportedTokenType &&
+				r.Reason != finding.ReasonCanaryToken {
 				t.Errorf("%s: %s with the flag off", id, r.Reason)
 			}
 		}

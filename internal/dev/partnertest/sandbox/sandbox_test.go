@@ -168,3 +168,33 @@ func TestEnvJSONNamesEveryEndpoint(t *testing.T) {
 		}
 	}
 }
+
+// eventFindings are the findings of every parseable record of events/.
+func eventFindings(t *testing.T) []finding.Finding {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join("..", "..", "..", "..", "events", "*.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no events found: %v", err)
+	}
+	var out []finding.Finding
+	for _, file := range files {
+		raw, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ev struct {
+			Records []struct {
+				Body string `json:"body"`
+			} `json:"Records"`
+		}
+		if err := json.Unmarshal(raw, &ev); err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		for _, rec := range ev.Records {
+			if b, err := finding.Parse([]byte(rec.Body)); err == nil {
+				out = append(out, b.Findings...)
+			}
+		}
+	}
+	return out
+}
