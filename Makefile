@@ -67,7 +67,7 @@ test: tools-check $(RIE)
 ## fuzz: each fuzz target (package:Target) for FUZZTIME, one after the other;
 ## plain `go test` (and so CI) already runs their seed corpora in testdata/fuzz
 FUZZTIME ?= 30s
-FUZZ_TARGETS := shared/finding:FuzzParse shared/partner/aws:FuzzSTSAnswer \
+FUZZ_TARGETS := shared/finding:FuzzParse shared/partner/aws:FuzzSTSAnswer shared/partner/aws:FuzzAccountID \
 	shared/partner/gcp:FuzzGoogleAnswer shared/partner/postman:FuzzPostmanAnswer \
 	shared/partner/heroku:FuzzHerokuAnswer \
 	shared/partner/openai:FuzzOpenaiAnswer \

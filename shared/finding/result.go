@@ -27,6 +27,7 @@ const (
 	ReasonMissingContext       Reason = "missing_context"
 	ReasonFeatureDisabled      Reason = "feature_disabled"
 	ReasonRateLimited          Reason = "rate_limited"
+	ReasonCanaryToken          Reason = "canary_token"
 	ReasonPartnerError         Reason = "partner_error"
 )
 

@@ -41,6 +41,19 @@ type Definition struct {
 	Rate Rate
 	// New builds the verifier; o.Endpoints follow Endpoints' order.
 	New func(o partnerhttp.Options) (verify.Verifier, error)
+	// Details declares, per token type, every details key a result of that
+	// type can carry (what a live key reveals: scopes, expiry, owner or
+	// account ids; and what is known without a call, such as AWS's
+	// aws_account_id and canary). A token type with none has an empty
+	// entry, so that every type is declared; the README's "What a live key
+	// can do" table and the tests that hold every result to its
+	// declaration read it.
+	Details map[finding.TokenType][]string
+	// Known returns the details a finding carries without any call (AWS:
+	// the account its key id encodes), nil when there are none. They go on
+	// every result of the finding, whatever its reason, and may hold no
+	// credential material. Nil for partners that know nothing offline.
+	Known func(f finding.Finding) finding.Details
 }
 
 // Scanner names the family of a rule id.

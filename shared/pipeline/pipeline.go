@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -160,9 +161,31 @@ func precheck(b finding.Batch, f finding.Finding, now time.Time) (rt finding.Rou
 	if reason == "" {
 		return rt, finding.Result{}, false
 	}
-	r = finding.NewResult(b, f, rt, reason, now)
+	r = newResult(b, f, rt, reason, now)
 	r.Message = msg
 	return rt, r, true
+}
+
+// newResult is finding.NewResult with the details the finding's partner
+// knows without a call (registry.Known). Every result goes through here,
+// in the dispatcher and the worker alike, so that such details reach each
+// result of the finding: malformed, disabled, canary, faulted or
+// verified.
+func newResult(b finding.Batch, f finding.Finding, rt finding.Route, reason finding.Reason, now time.Time) finding.Result {
+	r := finding.NewResult(b, f, rt, reason, now)
+	r.Details = registry.Known(rt, f)
+	return r
+}
+
+// withVerdict adds a verdict's details to the known ones; the partner's
+// answer wins a key both hold, since it is what the partner says now.
+func withVerdict(known, verdict finding.Details) finding.Details {
+	if len(known) == 0 {
+		return verdict
+	}
+	out := maps.Clone(known)
+	maps.Copy(out, verdict)
+	return out
 }
 
 // gated returns the feature_disabled result when the flag is off for the
@@ -176,7 +199,7 @@ func (c *Common) gated(ctx context.Context, b finding.Batch, f finding.Finding, 
 	if on {
 		return finding.Result{}, false, nil
 	}
-	r := finding.NewResult(b, f, rt, finding.ReasonFeatureDisabled, c.Now())
+	r := newResult(b, f, rt, finding.ReasonFeatureDisabled, c.Now())
 	r.Message = fmt.Sprintf("feature flag is off for this project or for partner %s", p)
 	return r, true, nil
 }

@@ -140,7 +140,7 @@ func (w *Worker) one(ctx context.Context, b finding.Batch, f finding.Finding, fi
 		return outcome{result: r}, nil, nil
 	}
 	if rt.Partner != w.cfg.Partner {
-		r := finding.NewResult(b, f, rt, finding.ReasonUnsupportedTokenType, w.cfg.Now())
+		r := newResult(b, f, rt, finding.ReasonUnsupportedTokenType, w.cfg.Now())
 		r.Message = fmt.Sprintf("the %s function does not verify %s tokens (partner %s)", w.cfg.Partner, rt.TokenType, rt.Partner)
 		return outcome{result: r}, nil, nil
 	}
@@ -168,12 +168,12 @@ func (w *Worker) one(ctx context.Context, b finding.Batch, f finding.Finding, fi
 		if !final {
 			return outcome{}, fault, nil
 		}
-		r := finding.NewResult(b, f, rt, fault.Kind.Reason(), w.cfg.Now())
+		r := newResult(b, f, rt, fault.Kind.Reason(), w.cfg.Now())
 		r.Message = "retries spent: " + fault.Error()
 		return outcome{result: r, latency: time.Since(start)}, nil, nil
 	}
-	r = finding.NewResult(b, f, rt, verdict.Reason, w.cfg.Now())
-	r.Details, r.Message, r.Cached = verdict.Details, verdict.Message, verdict.Cached
+	r = newResult(b, f, rt, verdict.Reason, w.cfg.Now())
+	r.Details, r.Message, r.Cached = withVerdict(r.Details, verdict.Details), verdict.Message, verdict.Cached
 	return outcome{result: r, latency: time.Since(start)}, nil, nil
 }
 

@@ -190,6 +190,8 @@ func TestEndToEnd(t *testing.T) {
 		} {
 			want[id] = reason
 		}
+		want["aws-canary"] = finding.ReasonCanaryToken
+		want["aws-session-key-current-format"] = finding.ReasonUnsupportedTokenType
 		for id, reason := range want {
 			r, ok := got[id]
 			if !ok {
@@ -206,6 +208,40 @@ func TestEndToEnd(t *testing.T) {
 		if got["aws-active-with-secret"].Details["aws_account_id"] != sandbox.SampleAWSAccount {
 			t.Errorf("AWS details = %v", got["aws-active-with-secret"].Details)
 		}
+		if d := got["aws-canary"].Details; d["canary"] != true || d["aws_account_id"] != sandbox.SampleAWSCanaryAccount {
+			t.Errorf("AWS canary details = %v", d)
+		}
+		if d := got["aws-session-key-current-format"].Details; d["aws_account_id"] != sandbox.SampleAWSAccount {
+			t.Errorf("AWS ASIA details = %v", d)
+		}
+		if d := got["aws-session-key"].Details; d != nil {
+			t.Errorf("a legacy ASIA key id has details %v", d)
+		}
+	})
+
+	t.Run("canary key: unknown/canary_token, no STS request", func(t *testing.T) {
+		h.setFlag(t, featureflag.Change{Enable: true})
+		before := h.sandbox.Requests()
+		got := h.run(t, "AwsQueue", eventBodies(t, "aws-access-key.json")...)
+		after := h.sandbox.Requests()
+		r := got["aws-canary"]
+		if r.Status != finding.StatusUnknown || r.Reason != finding.ReasonCanaryToken || r.Details["canary"] != true {
+			t.Errorf("aws-canary through the AWS queue: %s/%s %v", r.Status, r.Reason, r.Details)
+		}
+		if r := got["aws-asia-session-key"]; r.Reason != finding.ReasonUnsupportedTokenType || r.Details["aws_account_id"] != sandbox.SampleAWSAccount {
+			t.Errorf("aws-asia-session-key: %s %v", r.Reason, r.Details)
+		}
+		// The live and inactive samples are sent (three requests at most, fewer
+		// when verdicts are cached); the canary and the ASIA key never are.
+		if n := after["aws"] - before["aws"]; n > 3 {
+			t.Errorf("STS got %d requests for the samples, want at most 3", n)
+		}
+		before = h.sandbox.Requests()
+		got = h.run(t, "IngressQueue", canaryOnly(t))
+		if r := got["aws-canary"]; r.Reason != finding.ReasonCanaryToken {
+			t.Errorf("aws-canary through the ingress queue: %s", r.Reason)
+		}
+		assertNoNewRequests(t, before, h.sandbox.Requests())
 	})
 
 	t.Run("flag off: feature_disabled, no partner call", func(t *testing.T) {
@@ -214,7 +250,8 @@ func TestEndToEnd(t *testing.T) {
 		got := h.run(t, "IngressQueue", eventBodies(t, "ingress-scan.json")...)
 		for id, r := range got {
 			if rt, _, _ := registry.Check(finding.Finding{RuleID: r.RuleID}); rt.Partner != "" && r.Reason != finding.ReasonFeatureDisabled &&
-				r.Reason != finding.ReasonMalformedToken && r.Reason != finding.ReasonMissingContext && r.Reason != finding.ReasonUnsupportedTokenType {
+				r.Reason != finding.ReasonMalformedToken && r.Reason != finding.ReasonMissingContext && r.Reason != finding.ReasonUnsupportedTokenType &&
+				r.Reason != finding.ReasonCanaryToken {
 				t.Errorf("%s: %s with the flag off", id, r.Reason)
 			}
 		}
@@ -327,6 +364,19 @@ func TestEndToEnd(t *testing.T) {
 			t.Error("no outcome log line captured")
 		}
 	})
+}
+
+// canaryOnly is the canary sample of events/aws-access-key.json as one
+// ingress message.
+func canaryOnly(t *testing.T) string {
+	t.Helper()
+	for _, body := range eventBodies(t, "aws-access-key.json") {
+		if strings.Contains(body, `"aws-canary"`) {
+			return body
+		}
+	}
+	t.Fatal("events/aws-access-key.json has no aws-canary sample")
+	return ""
 }
 
 func assertNoNewRequests(t *testing.T, before, after map[string]int64) {

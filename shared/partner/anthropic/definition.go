@@ -53,6 +53,10 @@ var Definition = partnerdef.Definition{
 	Rate: partnerdef.Rate{PerSecond: 0.4, Burst: 1, Limit: 50.0 / 60,
 		Source: "https://docs.anthropic.com/en/api/rate-limits (per-organization limits; the lowest tier allows 50 requests per minute)"},
 	New: func(o partnerhttp.Options) (verify.Verifier, error) { return New(o) },
+	Details: map[finding.TokenType][]string{
+		TokenAPIKey:   {DetailOrganizationID, DetailRestricted},
+		TokenAdminKey: {DetailOrganizationID, DetailRestricted},
+	},
 }
 
 var (

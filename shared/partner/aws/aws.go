@@ -49,6 +49,8 @@ const ProbeSecret = "GitLabSecretDetectionProbeNotASecretKey0"
 const (
 	DetailAccountID     = "aws_account_id"
 	DetailSecretMatches = "secret_matches"
+	// DetailCanary is true on a key id of a canary-token account.
+	DetailCanary = "canary"
 )
 
 // op names the call in faults.

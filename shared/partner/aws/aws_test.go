@@ -57,7 +57,7 @@ func awsFinding(keyID, secret string) finding.Finding {
 
 // liveKey registers a fresh key pair with the double.
 func liveKey(d *stsdouble.Server) (string, string) {
-	id, secret := stsdouble.NewKeyPair()
+	id, secret := stsdouble.NewKeyPairIn(testAccount)
 	d.AddKey(id, secret, testAccount)
 	return id, secret
 }

@@ -27,6 +27,10 @@ var Definition = partnerdef.Definition{
 	// 10 instances at 20/s.
 	Rate: partnerdef.Rate{PerSecond: 50, Burst: 10, Limit: 200, Source: "https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html"},
 	New:  func(o partnerhttp.Options) (verify.Verifier, error) { return New(o) },
+	Details: map[finding.TokenType][]string{
+		finding.TokenAWSAccessKey: {DetailAccountID, DetailSecretMatches, DetailCanary},
+	},
+	Known: known,
 }
 
 var (
@@ -36,9 +40,14 @@ var (
 )
 
 // check admits long-term AKIA key ids, with a well-formed secret key in
-// the context when there is one.
+// the context when there is one. A key id of a canary-token account, AKIA
+// or ASIA, is refused first: it is bait, never sent, whatever else is
+// wrong with the finding.
 func check(t finding.TokenType, f finding.Finding) (finding.TokenType, finding.Reason, string) {
 	tok := f.Token.Reveal()
+	if account, ok := AccountID(tok); ok && IsCanaryAccount(account) {
+		return t, finding.ReasonCanaryToken, "the key id belongs to a known canary-token AWS account: not sent, so its owner's alarm is not tripped"
+	}
 	if !keyID.MatchString(tok) {
 		if anyKeyID.MatchString(tok) {
 			// The prefix is one of AWS's published unique-id prefixes, not secret.
@@ -50,4 +59,20 @@ func check(t finding.TokenType, f finding.Finding) (finding.TokenType, finding.R
 		return partnerdef.Malformed(t, "context.aws_secret_access_key is not 40 base64 characters")
 	}
 	return partnerdef.Pass(t)
+}
+
+// known is what an AWS finding tells without a call: the account its key
+// id encodes, and whether that account issues canary tokens. An account
+// id is not credential material: STS's GetAccessKeyInfo gives it to anyone
+// holding the key id.
+func known(f finding.Finding) finding.Details {
+	account, ok := AccountID(f.Token.Reveal())
+	if !ok {
+		return nil
+	}
+	d := finding.Details{DetailAccountID: account}
+	if IsCanaryAccount(account) {
+		d[DetailCanary] = true
+	}
+	return d
 }

@@ -5,6 +5,10 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
@@ -61,13 +65,15 @@ func (v *Verifier) verifyAccessToken(ctx context.Context, token string) (verify.
 			Scope string `json:"scope"`
 			Email string `json:"email"`
 			Error string `json:"error"`
+			// Exp is the expiry in epoch seconds; Google sends it as a string.
+			Exp json.RawMessage `json:"exp"`
 		}
 		if json.Unmarshal(a.Body, &info) != nil || info.Error != "" || (info.Azp == "" && info.Aud == "" && info.Scope == "") {
 			return verify.Verdict{}, v.c.Unusable(ctx, r, a, "200 without token information")
 		}
-		verdict := verify.Verdict{Reason: finding.ReasonPartnerConfirmed}
+		verdict := verify.Verdict{Reason: finding.ReasonPartnerConfirmed, Details: tokenDetails(info.Scope, info.Exp, token)}
 		if isServiceAccountEmail(info.Email) {
-			verdict.Details = finding.Details{DetailClientEmail: info.Email}
+			verdict.Details[DetailClientEmail] = info.Email
 		}
 		return verdict, nil
 	case a.Status == http.StatusBadRequest && isOAuthError && e.Error == "invalid_token":
@@ -79,4 +85,33 @@ func (v *Verifier) verifyAccessToken(ctx context.Context, token string) (verify.
 	default:
 		return verify.Verdict{}, v.c.Unusable(ctx, r, a, "unexpected http status")
 	}
+}
+
+// tokenScope is one OAuth scope as Google writes them: a URL
+// (https://www.googleapis.com/auth/cloud-platform) or a short name
+// (openid, email). Anything else is dropped, so that the details never
+// carry text a proxy put there.
+var tokenScope = regexp.MustCompile(`^[A-Za-z0-9._:/-]{1,256}$`)
+
+// tokenDetails are what tokeninfo tells of a live access token besides its
+// service account: its scopes, and its expiry (epoch seconds, as a string
+// or a number) as RFC 3339. An unreadable value is left out: the token is
+// live either way.
+func tokenDetails(scope string, exp json.RawMessage, token string) finding.Details {
+	d := finding.Details{}
+	var scopes []string
+	for _, s := range strings.Fields(scope) {
+		if tokenScope.MatchString(s) && !strings.Contains(s, token) && len(scopes) < 64 {
+			scopes = append(scopes, s)
+		}
+	}
+	if len(scopes) > 0 {
+		d[DetailScopes] = scopes
+	}
+	if n, err := strconv.ParseInt(strings.Trim(string(exp), `"`), 10, 64); err == nil {
+		if t := time.Unix(n, 0).UTC(); t.Year() >= 2000 && t.Year() < 10000 {
+			d[DetailExpiresAt] = t.Format(time.RFC3339)
+		}
+	}
+	return d
 }

@@ -34,6 +34,12 @@ var Definition = partnerdef.Definition{
 	// instances, well inside them.
 	Rate: partnerdef.Rate{PerSecond: 20, Burst: 10, Limit: 50, Source: "https://cloud.google.com/apis/docs/capping-api-usage"},
 	New:  func(o partnerhttp.Options) (verify.Verifier, error) { return New(o) },
+	Details: map[finding.TokenType][]string{
+		finding.TokenGCPAPIKey:            {DetailErrorReason},
+		finding.TokenGCPServiceAccountKey: {DetailClientEmail},
+		finding.TokenGCPOAuthClientSecret: {},
+		finding.TokenGCPAccessToken:       {DetailClientEmail, DetailScopes, DetailExpiresAt},
+	},
 }
 
 var (

@@ -37,6 +37,14 @@ const (
 // DetailClientEmail is the details key naming a service account's email.
 const DetailClientEmail = "gcp_client_email"
 
+// Details keys of a live access token, from tokeninfo.
+const (
+	// DetailScopes are the token's OAuth scopes.
+	DetailScopes = "scopes"
+	// DetailExpiresAt is when the token expires, RFC 3339.
+	DetailExpiresAt = "expires_at"
+)
+
 // DetailErrorReason is the details key of the Google reason (SERVICE_DISABLED,
 // API_KEY_*_BLOCKED) that showed an API key is live although the call failed.
 const DetailErrorReason = "gcp_error_reason"

@@ -249,8 +249,10 @@ func rows(t *testing.T, d *googledouble.Double, sa serviceAccountKeys) []row {
 	unknownAccessToken := func(*testing.T, *googledouble.Double) finding.Finding {
 		return mkFinding(finding.TokenGCPAccessToken, googledouble.NewAccessToken(), "")
 	}
-	userToken := googledouble.TokenInfo{Azp: "1-a.apps.googleusercontent.com", Aud: "1-a.apps.googleusercontent.com", Scope: "openid email", Email: "someone@example.com"}
-	saToken := googledouble.TokenInfo{Azp: "1234", Aud: "1234", Scope: ServiceAccountScope, Email: sa.email}
+	// The expiry is fixed, far ahead, so that expires_at is known.
+	expiry := time.Date(2099, 1, 2, 3, 4, 5, 0, time.UTC)
+	userToken := googledouble.TokenInfo{Azp: "1-a.apps.googleusercontent.com", Aud: "1-a.apps.googleusercontent.com", Scope: "openid email", Email: "someone@example.com", Expiry: expiry}
+	saToken := googledouble.TokenInfo{Azp: "1234", Aud: "1234", Scope: ServiceAccountScope, Email: sa.email, Expiry: expiry}
 
 	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -338,9 +340,11 @@ func rows(t *testing.T, d *googledouble.Double, sa serviceAccountKeys) []row {
 		}, want: noCall(finding.ReasonMalformedToken)},
 
 		// gcp_access_token
-		{name: "live user token", tt: finding.TokenGCPAccessToken, finding: accessToken(userToken), want: confirmed},
+		// A person's e-mail never becomes a detail; scopes and expiry do.
+		{name: "live user token", tt: finding.TokenGCPAccessToken, finding: accessToken(userToken),
+			want: withDetails(confirmed, finding.Details{DetailScopes: []string{"openid", "email"}, DetailExpiresAt: "2099-01-02T03:04:05Z"})},
 		{name: "live service-account token", tt: finding.TokenGCPAccessToken, finding: accessToken(saToken),
-			want: withDetails(confirmed, finding.Details{DetailClientEmail: sa.email})},
+			want: withDetails(confirmed, finding.Details{DetailClientEmail: sa.email, DetailScopes: []string{ServiceAccountScope}, DetailExpiresAt: "2099-01-02T03:04:05Z"})},
 		{name: "unknown token", tt: finding.TokenGCPAccessToken, finding: unknownAccessToken, want: rejected},
 		{name: "revoked token", tt: finding.TokenGCPAccessToken, finding: func(_ *testing.T, d *googledouble.Double) finding.Finding {
 			tok := d.AddAccessToken(userToken)
@@ -358,7 +362,7 @@ func rows(t *testing.T, d *googledouble.Double, sa serviceAccountKeys) []row {
 			}
 			issued := d.IssuedTokens()
 			return mkFinding(finding.TokenGCPAccessToken, issued[len(issued)-1], "")
-		}, want: withDetails(confirmed, finding.Details{DetailClientEmail: sa.email})},
+		}, want: withDetails(confirmed, finding.Details{DetailClientEmail: sa.email, DetailScopes: []string{ServiceAccountScope}, DetailExpiresAt: anyTime})},
 		{name: "not ya29", tt: finding.TokenGCPAccessToken, finding: func(*testing.T, *googledouble.Double) finding.Finding {
 			return mkFinding(finding.TokenGCPAccessToken, "ya30."+googledouble.NewAccessToken()[5:], "")
 		}, want: noCall(finding.ReasonMalformedToken)},
@@ -398,6 +402,9 @@ func rows(t *testing.T, d *googledouble.Double, sa serviceAccountKeys) []row {
 	}
 	return rs
 }
+
+// anyTime in a wanted detail stands for any RFC 3339 time.
+const anyTime = "<any RFC 3339 time>"
 
 func TestVerify(t *testing.T) {
 	d := googledouble.New(t)
@@ -442,6 +449,14 @@ func TestVerify(t *testing.T) {
 				}
 				if verdict.Reason != r.want.reason {
 					t.Fatalf("reason %s (%s), want %s", verdict.Reason, verdict.Message, r.want.reason)
+				}
+				if r.want.details[DetailExpiresAt] == anyTime {
+					// The double's clock set this expiry: only its form is known.
+					if at, ok := verdict.Details[DetailExpiresAt].(string); ok {
+						if _, err := time.Parse(time.RFC3339, at); err == nil {
+							verdict.Details[DetailExpiresAt] = anyTime
+						}
+					}
 				}
 				if fmt.Sprint(verdict.Details) != fmt.Sprint(r.want.details) {
 					t.Fatalf("details %v, want %v", verdict.Details, r.want.details)

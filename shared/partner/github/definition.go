@@ -61,6 +61,14 @@ var Definition = partnerdef.Definition{
 	Rate: partnerdef.Rate{PerSecond: 0.0072, Burst: 4, Limit: 60.0 / 3600,
 		Source: "https://docs.github.com/en/rest/using-the-rest-api/rate-limits-for-the-rest-api#primary-rate-limit-for-unauthenticated-users"},
 	New: func(o partnerhttp.Options) (verify.Verifier, error) { return New(o) },
+	Details: map[finding.TokenType][]string{
+		TokenPAT:             {DetailLogin, DetailScopes, DetailExpiresAt},
+		TokenFineGrainedPAT:  {DetailLogin, DetailScopes, DetailExpiresAt},
+		TokenOAuth:           {DetailLogin, DetailScopes, DetailExpiresAt},
+		TokenUser:            {DetailLogin, DetailScopes, DetailExpiresAt},
+		TokenAppInstallation: {DetailScopes, DetailExpiresAt},
+		TokenRefresh:         {},
+	},
 }
 
 // The formats of contract §7 and GitHub's token announcement (github.blog

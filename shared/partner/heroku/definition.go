@@ -43,6 +43,9 @@ var Definition = partnerdef.Definition{
 	// least MaximumConcurrency) at 0.6/s give 1.2/s, burst 1 each.
 	Rate: partnerdef.Rate{PerSecond: 0.6, Burst: 1, Limit: 1.25, Source: RateSource},
 	New:  func(o partnerhttp.Options) (verify.Verifier, error) { return New(o) },
+	Details: map[finding.TokenType][]string{
+		TokenAPIKey: {DetailAccountID},
+	},
 }
 
 // Token formats: Heroku's prefixed tokens (gitleaks heroku-api-key-v2) and

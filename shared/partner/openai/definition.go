@@ -65,6 +65,10 @@ var Definition = partnerdef.Definition{
 	Rate: partnerdef.Rate{PerSecond: 2.5, Burst: 1, Limit: 5,
 		Source: "https://platform.openai.com/docs/guides/rate-limits (per organization and project, no per-caller limit: our own ceiling)"},
 	New: func(o partnerhttp.Options) (verify.Verifier, error) { return New(o) },
+	Details: map[finding.TokenType][]string{
+		TokenAPIKey:   {DetailOrganization},
+		TokenAdminKey: {DetailOrganization},
+	},
 }
 
 // check types a key by prefix and checks its shape. The message names the

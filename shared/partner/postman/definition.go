@@ -27,6 +27,9 @@ var Definition = partnerdef.Definition{
 	// 1.5/s with burst 1 for two instances (3/s in all).
 	Rate: partnerdef.Rate{PerSecond: 3, Burst: 3, Limit: 5, Source: "https://learning.postman.com/docs/developer/postman-api/postman-api-rate-limits/"},
 	New:  func(o partnerhttp.Options) (verify.Verifier, error) { return New(o) },
+	Details: map[finding.TokenType][]string{
+		finding.TokenPostmanAPIKey: {DetailUserID},
+	},
 }
 
 var apiKey = regexp.MustCompile(`^PMAK-[0-9a-f]{24}-[0-9a-f]{34}$`)

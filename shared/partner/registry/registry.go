@@ -66,6 +66,11 @@ func buildRoutes(defs []partner.Definition) (map[string]route, error) {
 			return nil, fmt.Errorf("partner %s: rules, endpoints, rate, Check and New are required", d.Name)
 		}
 		names[d.Name] = true
+		for tt := range d.Details {
+			if !slices.Contains(d.TokenTypes, tt) {
+				return nil, fmt.Errorf("partner %s: Details declares token type %s, not in TokenTypes", d.Name, tt)
+			}
+		}
 		for _, r := range d.Rules {
 			if prev, ok := m[r.ID]; ok {
 				return nil, fmt.Errorf("rule id %q routed to both %s and %s", r.ID, prev.def.Name, d.Name)
@@ -116,6 +121,17 @@ func Check(f finding.Finding) (finding.Route, finding.Reason, string) {
 		return finding.Route{}, finding.ReasonUnsupportedTokenType, "no partner verifies rule_id " + finding.QuoteRule(f.RuleID)
 	}
 	return r.def.Examine(f)
+}
+
+// Known returns the details of f that its route's partner knows without
+// a call (partner.Definition.Known), for every result of f; nil when the
+// route has no partner or the partner knows none.
+func Known(rt finding.Route, f finding.Finding) finding.Details {
+	d, ok := Lookup(string(rt.Partner))
+	if !ok || d.Known == nil {
+		return nil
+	}
+	return d.Known(f)
 }
 
 // Options reads a partner's endpoints from the environment (each

@@ -43,6 +43,9 @@ var Definition = partnerdef.Definition{
 	// 0.5/s with burst 1 (1/s in all).
 	Rate: partnerdef.Rate{PerSecond: 0.5, Burst: 1, Limit: 1, Source: "https://www.twilio.com/docs/sendgrid/api-reference/how-to-use-the-sendgrid-v3-api/rate-limits"},
 	New:  func(o partnerhttp.Options) (verify.Verifier, error) { return New(o) },
+	Details: map[finding.TokenType][]string{
+		TokenAPIKey: {DetailScopes},
+	},
 }
 
 // apiKey is SendGrid's key form: "SG.", a 22-character key id, ".", a

@@ -45,6 +45,10 @@ var Definition = partnerdef.Definition{
 	// at once.
 	Rate: partnerdef.Rate{PerSecond: 5, Burst: 2, Limit: 20, Source: "https://docs.stripe.com/rate-limits"},
 	New:  func(o partnerhttp.Options) (verify.Verifier, error) { return New(o) },
+	Details: map[finding.TokenType][]string{
+		TokenSecretKey:     {DetailLivemode},
+		TokenRestrictedKey: {DetailLivemode},
+	},
 }
 
 // keyBody is what follows a key's mode prefix: letters and digits. Stripe

@@ -104,6 +104,7 @@ func (d *stsDouble) Controls() []*partnertest.Controls {
 }
 func (d *stsDouble) RegisterSamples() error {
 	d.AddKey(SampleAWSKeyID, SampleAWSSecret, SampleAWSAccount)
+	d.AddKey(SampleAWSCanaryKeyID, SampleAWSSecret, "")
 	return nil
 }
 func (d *stsDouble) Check(c Credential) error {

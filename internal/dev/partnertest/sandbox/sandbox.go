@@ -44,6 +44,19 @@ const (
 	SampleServiceAccountKeyID = "0000000000000000000000000000000000sample"
 )
 
+// AWS samples of key ids that encode their account (events/aws-access-key.json
+// and events/ingress-scan.json).
+const (
+	// SampleAWSCanaryKeyID is a key id of a Thinkst Canarytokens account,
+	// SampleAWSCanaryAccount, live in the double: never sent, it must come
+	// back unknown/canary_token, not active.
+	SampleAWSCanaryKeyID   = "AKIAQYLPMN5HF5A7424C"
+	SampleAWSCanaryAccount = "052310077262"
+	// SampleAWSSessionKeyID is a current-format ASIA key id of
+	// SampleAWSAccount: unsupported, yet its result names the account.
+	SampleAWSSessionKeyID = "ASIARZPUZDIKGZQDDUF7"
+)
+
 // SampleServiceAccountKey is the key file of the active sample service
 // account (events/gcp-service-account-key.json carries it, and a copy
 // under an unregistered email as the inactive sample).

@@ -16,7 +16,9 @@ import (
 // TestEventsAgreeWithSamples runs every finding of events/ through the real
 // verifiers against the sandbox: findings named "...inactive..." must come
 // back inactive and "...active..." active, so the sample events and the
-// sandbox's registered credentials cannot drift apart.
+// sandbox's registered credentials cannot drift apart. Findings named
+// "...canary..." must be refused as canary_token before any call, although
+// the double holds them live (the verifier, asked anyway, says active).
 func TestEventsAgreeWithSamples(t *testing.T) {
 	s, err := Start(Addrs{})
 	if err != nil {
@@ -34,6 +36,7 @@ func TestEventsAgreeWithSamples(t *testing.T) {
 	}
 	checked := map[finding.TokenType]int{}
 	unsupported := map[finding.TokenType]bool{}
+	canaries := 0
 	for _, file := range files {
 		raw, err := os.ReadFile(file)
 		if err != nil {
@@ -55,6 +58,18 @@ func TestEventsAgreeWithSamples(t *testing.T) {
 			for _, f := range b.Findings {
 				want := finding.StatusActive
 				switch {
+				case strings.Contains(f.ID, "canary"):
+					rt, reason, _ := registry.Check(f)
+					known := registry.Known(rt, f)
+					if reason != finding.ReasonCanaryToken || known["canary"] != true || known["aws_account_id"] == nil {
+						t.Errorf("%s: %s: %s, details %v; want canary_token, canary and account", filepath.Base(file), f.ID, reason, known)
+						continue
+					}
+					if v, err := verifiers[rt.Partner].Verify(context.Background(), rt.TokenType, f); err != nil || v.Status() != finding.StatusActive {
+						t.Errorf("%s: %s: the double does not hold the canary live (%s, %v): the sample proves nothing", filepath.Base(file), f.ID, v.Reason, err)
+					}
+					canaries++
+					continue
 				case strings.Contains(f.ID, "unsupported"):
 					// A token type no call can judge (GitHub's ghr_ refresh
 					// tokens): its sample must be refused before any call.
@@ -86,6 +101,9 @@ func TestEventsAgreeWithSamples(t *testing.T) {
 				checked[rt.TokenType]++
 			}
 		}
+	}
+	if canaries == 0 {
+		t.Error("events/ has no canary sample")
 	}
 	for _, d := range registry.All() {
 		for _, tt := range d.TokenTypes {
@@ -149,4 +167,34 @@ func TestEnvJSONNamesEveryEndpoint(t *testing.T) {
 			t.Errorf("the sandbox has no fault controls for %s", d.Name)
 		}
 	}
+}
+
+// eventFindings are the findings of every parseable record of events/.
+func eventFindings(t *testing.T) []finding.Finding {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join("..", "..", "..", "..", "events", "*.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no events found: %v", err)
+	}
+	var out []finding.Finding
+	for _, file := range files {
+		raw, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ev struct {
+			Records []struct {
+				Body string `json:"body"`
+			} `json:"Records"`
+		}
+		if err := json.Unmarshal(raw, &ev); err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		for _, rec := range ev.Records {
+			if b, err := finding.Parse([]byte(rec.Body)); err == nil {
+				out = append(out, b.Findings...)
+			}
+		}
+	}
+	return out
 }

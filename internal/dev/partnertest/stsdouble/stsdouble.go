@@ -90,8 +90,13 @@ func Start(addr string) (*Server, error) {
 }
 
 // AddKey registers a live access key: requests signed with keyID and secret
-// get the caller identity of an IAM user in account.
+// get the caller identity of an IAM user. As with STS, the account is the
+// one a current-format key id encodes (see AccountOf); account is the
+// account of a legacy key id (AKIAI…, AKIAJ…), which encodes none.
 func (s *Server) AddKey(keyID, secret, account string) {
+	if a, ok := AccountOf(keyID); ok {
+		account = a
+	}
 	n := s.users.Add(1)
 	id := identity{
 		secret:  secret,
@@ -431,8 +436,79 @@ func randomBase32(n int) string {
 
 // NewKeyPair generates a random long-term access key pair in AWS's formats
 // (AKIA + 16 base32 characters, a 40-character base64 secret), for tests.
+// The key id is of the current format, in a random account.
 func NewKeyPair() (keyID, secret string) {
+	var n [8]byte
+	_, _ = rand.Read(n[:])
+	account := fmt.Sprintf("%012d", (uint64(n[0])<<32|uint64(n[1])<<24|uint64(n[2])<<16|uint64(n[3])<<8|uint64(n[4]))%1_000_000_000_000)
+	return NewKeyPairIn(account)
+}
+
+// NewKeyPairIn is NewKeyPair with a key id of the given 12-digit account.
+func NewKeyPairIn(account string) (keyID, secret string) {
 	raw := make([]byte, 30)
 	_, _ = rand.Read(raw)
-	return "AKIA" + randomBase32(16), base64.StdEncoding.EncodeToString(raw)
+	return KeyID("AKIA", account), base64.StdEncoding.EncodeToString(raw)
+}
+
+// KeyID returns a random current-format key id with prefix (AKIA, ASIA)
+// that encodes account: 16 base32 characters holding a 1 (the generation
+// bit), the account in 40 bits, then random bits. It panics on an account
+// that is not 12 digits: a test's mistake.
+func KeyID(prefix, account string) string {
+	var n uint64
+	if _, err := fmt.Sscanf(account, "%012d", &n); err != nil || len(account) != 12 {
+		panic("stsdouble: KeyID: account is not 12 digits")
+	}
+	var tail [8]byte
+	_, _ = rand.Read(tail[:])
+	// 80 bits, most significant first: generation, account, 39 random bits.
+	hi := uint64(1)<<40 | n // the first 41 bits
+	lo := uint64(tail[0])<<32 | uint64(tail[1])<<24 | uint64(tail[2])<<16 | uint64(tail[3])<<8 | uint64(tail[4])
+	lo &= 1<<39 - 1
+	out := make([]byte, 16)
+	for i := range out {
+		bit := 5 * i // the first of this character's five bits
+		var v uint64
+		for j := 0; j < 5; j++ {
+			b := bit + j
+			var x uint64
+			if b < 41 {
+				x = hi >> (40 - b) & 1
+			} else {
+				x = lo >> (79 - b) & 1
+			}
+			v = v<<1 | x
+		}
+		out[i] = base32Alphabet[v]
+	}
+	return prefix + string(out)
+}
+
+// AccountOf is the account a current-format AKIA or ASIA key id encodes,
+// decoded bit by bit as KeyID encodes it: the double's own reading, kept
+// apart from the verifier's so that each checks the other.
+func AccountOf(keyID string) (string, bool) {
+	if len(keyID) != 20 || (!strings.HasPrefix(keyID, "AKIA") && !strings.HasPrefix(keyID, "ASIA")) {
+		return "", false
+	}
+	var bits uint64 // the first 45 bits: nine characters
+	for _, c := range keyID[4:13] {
+		v := strings.IndexRune(base32Alphabet, c)
+		if v < 0 {
+			return "", false
+		}
+		bits = bits<<5 | uint64(v)
+	}
+	if strings.IndexFunc(keyID[13:], func(c rune) bool { return !strings.ContainsRune(base32Alphabet, c) }) >= 0 {
+		return "", false
+	}
+	if bits>>44 == 0 {
+		return "", false // legacy: no account
+	}
+	n := bits >> 4 & (1<<40 - 1)
+	if n > 999_999_999_999 {
+		return "", false
+	}
+	return fmt.Sprintf("%012d", n), true
 }

@@ -60,7 +60,7 @@ func apiCode(err error) string {
 
 func TestGetCallerIdentityWithTheSDK(t *testing.T) {
 	s := start(t)
-	id, secret := stsdouble.NewKeyPair()
+	id, secret := stsdouble.NewKeyPairIn(account)
 	s.AddKey(id, secret, account)
 	out, err := sdkCall(t, s, id, secret)
 	if err != nil {
@@ -149,7 +149,7 @@ func TestErrorAnswersWithTheSDK(t *testing.T) {
 
 func TestThrottlingIsCountedDown(t *testing.T) {
 	s := start(t)
-	id, secret := stsdouble.NewKeyPair()
+	id, secret := stsdouble.NewKeyPairIn(account)
 	s.AddKey(id, secret, account)
 	s.PushThrottling(2)
 	var codes []string
@@ -367,5 +367,31 @@ func TestNewKeyPair(t *testing.T) {
 			t.Fatal("NewKeyPair repeated a value")
 		}
 		seen[id], seen[secret] = true, true
+	}
+}
+
+// TestAccountIsTheKeyIDs: as with STS, a current-format key id answers
+// with the account it encodes, whatever AddKey was told; a legacy key id,
+// which encodes none, with the account AddKey was given.
+func TestAccountIsTheKeyIDs(t *testing.T) {
+	s := start(t)
+	id, secret := stsdouble.NewKeyPairIn("609629065308")
+	s.AddKey(id, secret, account)
+	if out, err := sdkCall(t, s, id, secret); err != nil || aws.ToString(out.Account) != "609629065308" {
+		t.Errorf("current key id: account %q, %v; want the key id's", aws.ToString(out.Account), err)
+	}
+	legacy := "AKIAIOSFODNN7EXAMPLE"
+	s.AddKey(legacy, secret, account)
+	if out, err := sdkCall(t, s, legacy, secret); err != nil || aws.ToString(out.Account) != account {
+		t.Errorf("legacy key id: account %q, %v; want %s", aws.ToString(out.Account), err, account)
+	}
+	for _, tc := range []struct{ id, want string }{
+		{"ASIAY34FZKBOKMUTVV7A", "609629065308"}, // Aidan Steele's example, Tal Be'ery's decoding
+		{stsdouble.KeyID("ASIA", "000000000042"), "000000000042"},
+		{legacy, ""}, {"AROAY34FZKBOKMUTVV7A", ""}, {"AKIAY34FZKBOKMUTVV70", ""},
+	} {
+		if got, ok := stsdouble.AccountOf(tc.id); got != tc.want || ok != (tc.want != "") {
+			t.Errorf("AccountOf(%s) = %q, %v; want %q", tc.id, got, ok, tc.want)
+		}
 	}
 }
