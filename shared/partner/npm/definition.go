@@ -48,9 +48,9 @@ var Definition = partnerdef.Definition{
 	// the registry. Every call of ours comes from one egress IP and most
 	// tokens we check are revoked, a stream of 401s that looks like token
 	// guessing to an edge filter. So Limit is our own ceiling at about half
-	// that average, 1 request per second (60 a minute, what GitLab allows one
-	// project against SendGrid or GitHub-scale partners). The template runs
-	// 2 instances at 0.5/s with burst 1 (1/s in all).
+	// that average, 1 request per second (60 a minute, the cap GitLab puts
+	// on SendGrid checks per project). The template runs 2 instances at
+	// 0.5/s with burst 1 (1/s in all).
 	Rate: partnerdef.Rate{PerSecond: 0.5, Burst: 1, Limit: 1, Source: RateSource},
 	New:  func(o partnerhttp.Options) (verify.Verifier, error) { return New(o) },
 }
