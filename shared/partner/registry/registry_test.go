@@ -139,6 +139,8 @@ func TestRoutes(t *testing.T) {
 		"github-refresh-token":                 {Partner: githubpartner.Partner, TokenType: githubpartner.TokenRefresh},
 		"Sendgrid API token":                   {Partner: "sendgrid", TokenType: "sendgrid_api_key"},
 		"sendgrid-api-token":                   {Partner: "sendgrid", TokenType: "sendgrid_api_key"},
+		"npm access token":                     {Partner: "npm", TokenType: "npm_access_token"},
+		"npm-access-token":                     {Partner: "npm", TokenType: "npm_access_token"},
 	}
 	want["anthropic_key"] = finding.Route{Partner: anthropicpartner.Name, TokenType: anthropicpartner.TokenAPIKey}
 	want["anthropic-api-key"] = finding.Route{Partner: anthropicpartner.Name, TokenType: anthropicpartner.TokenAPIKey}

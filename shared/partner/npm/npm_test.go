@@ -1,0 +1,674 @@
+package npmpartner_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/npmdouble"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/metrics"
+	npmpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/npm"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/verify"
+)
+
+const (
+	ruleGitLab   = "npm access token"
+	ruleGitleaks = "npm-access-token"
+)
+
+func startDouble(t *testing.T) *npmdouble.Server {
+	t.Helper()
+	s, err := npmdouble.Start("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+func newVerifier(t *testing.T, endpoint string, timeout time.Duration, tr http.RoundTripper) *npmpartner.Verifier {
+	t.Helper()
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := npmpartner.New(partnerhttp.Options{Endpoints: []*url.URL{u}, Timeout: timeout, Transport: tr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func npmFinding(tok string) finding.Finding {
+	return finding.Finding{ID: "f-1", RuleID: ruleGitleaks, Token: finding.Secret(tok)}
+}
+
+// outcome is what one verification produced, with the metrics it recorded.
+type outcome struct {
+	verdict verify.Verdict
+	err     error
+	m       metrics.Summary
+}
+
+// callerVerify verifies f as pipeline.Worker does: a finding reaches Verify
+// only routed to its own token type and past the partner's gate
+// (Definition.Examine), so the rows that test that gate get their verdict
+// here, without a call.
+func callerVerify(ctx context.Context, v verify.Verifier, tt finding.TokenType, f finding.Finding) (verify.Verdict, error) {
+	rt, reason, msg := npmpartner.Definition.Examine(f)
+	if reason != "" {
+		return verify.Verdict{Reason: reason, Message: msg}, nil
+	}
+	if rt.TokenType != tt {
+		return verify.Verdict{Reason: finding.ReasonUnsupportedTokenType, Message: "rule_id is routed to " + string(rt.TokenType) + ", not " + string(tt)}, nil
+	}
+	return v.Verify(ctx, tt, f)
+}
+
+func run(v *npmpartner.Verifier, tt finding.TokenType, f finding.Finding) outcome {
+	rec := metrics.New()
+	verdict, err := callerVerify(metrics.NewContext(context.Background(), rec), v, tt, f)
+	m := rec.Snapshot()["npm"]
+	m.LatencyMS = nil
+	return outcome{verdict, err, m}
+}
+
+// want describes the expected outcome of a row: a verdict (reason set) or a fault.
+type want struct {
+	reason     finding.Reason // verdict reason; "" when a fault is expected
+	kind       verify.FaultKind
+	httpStatus int
+	network    bool
+	retryMin   time.Duration
+	retryMax   time.Duration
+	msg        string // a substring of the fault or verdict message
+	metrics    metrics.Summary
+	calls      int64 // requests the double saw
+}
+
+func check(t *testing.T, got outcome, w want) {
+	t.Helper()
+	if got.verdict.Status() == finding.StatusInactive && got.err != nil {
+		t.Fatal("a fault came with an inactive verdict")
+	}
+	if w.reason != "" {
+		if got.err != nil {
+			t.Fatalf("Verify error = %v, want verdict %s", got.err, w.reason)
+		}
+		if got.verdict.Reason != w.reason {
+			t.Fatalf("reason = %q (%s), want %q", got.verdict.Reason, got.verdict.Message, w.reason)
+		}
+		if !strings.Contains(got.verdict.Message, w.msg) {
+			t.Errorf("message = %q, want it to contain %q", got.verdict.Message, w.msg)
+		}
+	} else {
+		if got.err == nil {
+			t.Fatalf("verdict %+v (status %s), want a fault; a fault must never be an answer", got.verdict, got.verdict.Status())
+		}
+		if got.verdict.Reason != "" {
+			t.Errorf("a fault came with verdict reason %q", got.verdict.Reason)
+		}
+		f, ok := verify.AsFault(got.err)
+		if !ok {
+			t.Fatalf("error %v is not a *verify.Fault", got.err)
+		}
+		if f.Kind != w.kind || f.HTTPStatus != w.httpStatus || f.Network != w.network {
+			t.Errorf("fault = %+v, want kind %v, http %d, network %v", *f, w.kind, w.httpStatus, w.network)
+		}
+		if finding.StatusOf(f.Kind.Reason()) != finding.StatusUnknown {
+			t.Errorf("fault ends in %q, want an unknown reason", f.Kind.Reason())
+		}
+		if f.Partner != npmpartner.Name || f.Op != "GET /-/whoami" {
+			t.Errorf("fault names %q %q", f.Partner, f.Op)
+		}
+		if f.RetryAfter < w.retryMin || f.RetryAfter > w.retryMax {
+			t.Errorf("RetryAfter = %v, want within [%v, %v]", f.RetryAfter, w.retryMin, w.retryMax)
+		}
+		if !strings.Contains(got.err.Error(), w.msg) {
+			t.Errorf("error = %q, want it to contain %q", got.err, w.msg)
+		}
+	}
+	if !reflect.DeepEqual(got.m, w.metrics) {
+		t.Errorf("metrics = %+v, want %+v", got.m, w.metrics)
+	}
+}
+
+// TestVerifyAgainstDouble has one row per answer the npm registry can give,
+// served by the double, and the verdict or fault each must give.
+func TestVerifyAgainstDouble(t *testing.T) {
+	srv := startDouble(t)
+	one := metrics.Summary{Requests: 1}
+	errored := metrics.Summary{Requests: 1, Errors: 1}
+	network := metrics.Summary{Requests: 1, Errors: 1, NetworkErrors: 1}
+	limited := metrics.Summary{Requests: 1, RateLimitHits: 1}
+	httpDate := func() string { return time.Now().Add(30 * time.Second).UTC().Format(http.TimeFormat) }
+	const name = "some-maintainer"
+
+	tests := []struct {
+		name       string
+		rejection  npmdouble.RejectionBody
+		tokenType  finding.TokenType
+		setup      func(t *testing.T, tok string) finding.Finding // registers tokens, pushes faults
+		retryAfter string
+		timeout    time.Duration
+		want       want
+	}{
+		{name: "live token: 200 username", setup: func(t *testing.T, tok string) finding.Finding {
+			srv.AddToken(tok, name)
+			return npmFinding(tok)
+		}, want: want{reason: finding.ReasonPartnerConfirmed, metrics: one, calls: 1}},
+		{name: "live token under GitLab's rule", setup: func(t *testing.T, tok string) finding.Finding {
+			srv.AddToken(tok, name)
+			return finding.Finding{ID: "f-1", RuleID: ruleGitLab, Token: finding.Secret(tok)}
+		}, want: want{reason: finding.ReasonPartnerConfirmed, metrics: one, calls: 1}},
+		{name: "unknown token: 401 empty body", setup: func(t *testing.T, tok string) finding.Finding {
+			return npmFinding(tok)
+		}, want: want{reason: finding.ReasonPartnerRejected, metrics: one, calls: 1}},
+		{name: "unknown token: 401 JSON error", rejection: npmdouble.RejectJSON, setup: func(t *testing.T, tok string) finding.Finding {
+			return npmFinding(tok)
+		}, want: want{reason: finding.ReasonPartnerRejected, metrics: one, calls: 1}},
+		{name: "revoked token: 401 empty body", setup: func(t *testing.T, tok string) finding.Finding {
+			srv.AddToken(tok, name)
+			srv.RevokeToken(tok)
+			return npmFinding(tok)
+		}, want: want{reason: finding.ReasonPartnerRejected, metrics: one, calls: 1}},
+		{name: "revoked token: 401 JSON error", rejection: npmdouble.RejectJSON, setup: func(t *testing.T, tok string) finding.Finding {
+			srv.AddToken(tok, name)
+			srv.RevokeToken(tok)
+			return npmFinding(tok)
+		}, want: want{reason: finding.ReasonPartnerRejected, metrics: one, calls: 1}},
+		{name: "token bound to other IP addresses: 401 ipaddress challenge", setup: func(t *testing.T, tok string) finding.Finding {
+			srv.AddTokenMode(tok, name, npmdouble.IPRestricted)
+			return npmFinding(tok)
+		}, want: want{kind: verify.PartnerError, httpStatus: 401, msg: "ipaddress", metrics: errored, calls: 1}},
+		{name: "one-time password asked: 401 otp challenge", setup: func(t *testing.T, tok string) finding.Finding {
+			srv.AddTokenMode(tok, name, npmdouble.OTPRequired)
+			return npmFinding(tok)
+		}, want: want{kind: verify.PartnerError, httpStatus: 401, msg: "otp", metrics: errored, calls: 1}},
+		{name: "403 forbidden", setup: func(t *testing.T, tok string) finding.Finding {
+			srv.AddTokenMode(tok, name, npmdouble.Forbidden)
+			return npmFinding(tok)
+		}, want: want{kind: verify.PartnerError, httpStatus: 403, msg: "403", metrics: errored, calls: 1}},
+		{name: "200 without a username", setup: func(t *testing.T, tok string) finding.Finding {
+			srv.AddTokenMode(tok, name, npmdouble.NoUsername)
+			return npmFinding(tok)
+		}, want: want{kind: verify.PartnerError, httpStatus: 200, msg: "proves nothing", metrics: errored, calls: 1}},
+		{name: "malformed token: too short, no call", setup: func(t *testing.T, tok string) finding.Finding {
+			srv.AddToken(tok[:30], name)
+			return npmFinding(tok[:30])
+		}, want: want{reason: finding.ReasonMalformedToken, msg: "not an npm access token"}},
+		{name: "malformed token: one character too long, no call", setup: func(t *testing.T, tok string) finding.Finding {
+			return npmFinding(tok + "x")
+		}, want: want{reason: finding.ReasonMalformedToken}},
+		{name: "malformed token: not alphanumeric, no call", setup: func(t *testing.T, tok string) finding.Finding {
+			return npmFinding(tok[:20] + "_" + tok[21:])
+		}, want: want{reason: finding.ReasonMalformedToken}},
+		{name: "legacy UUID token: malformed, no call", setup: func(t *testing.T, tok string) finding.Finding {
+			return npmFinding("a73c9572-f1b9-8983-983d-ba3ac3cc913d")
+		}, want: want{reason: finding.ReasonMalformedToken, msg: "npm_ + 36"}},
+		{name: "other partner's token type: no call", tokenType: finding.TokenPostmanAPIKey, setup: func(t *testing.T, tok string) finding.Finding {
+			srv.AddToken(tok, name)
+			return npmFinding(tok)
+		}, want: want{reason: finding.ReasonUnsupportedTokenType, msg: "npm_access_token"}},
+		{name: "500", setup: fault(srv, partnertest.Fault500), want: want{kind: verify.PartnerError, httpStatus: 500, msg: "server error", metrics: errored, calls: 1}},
+		{name: "502 HTML", setup: fault(srv, partnertest.Fault502), want: want{kind: verify.PartnerError, httpStatus: 502, metrics: errored, calls: 1}},
+		{name: "503", setup: fault(srv, partnertest.Fault503), want: want{kind: verify.PartnerError, httpStatus: 503, metrics: errored, calls: 1}},
+		{name: "504 HTML", setup: fault(srv, partnertest.Fault504), want: want{kind: verify.PartnerError, httpStatus: 504, metrics: errored, calls: 1}},
+		{name: "429 without a wait header", retryAfter: "", setup: fault(srv, partnertest.Fault429),
+			want: want{kind: verify.RateLimited, httpStatus: 429, retryMin: 0, retryMax: 0, msg: "rate limited", metrics: limited, calls: 1}},
+		{name: "429 with Retry-After seconds", retryAfter: "7", setup: fault(srv, partnertest.Fault429),
+			want: want{kind: verify.RateLimited, httpStatus: 429, retryMin: 7 * time.Second, retryMax: 7 * time.Second, msg: "rate limited", metrics: limited, calls: 1}},
+		{name: "429 with Retry-After HTTP date", retryAfter: httpDate(), setup: fault(srv, partnertest.Fault429),
+			want: want{kind: verify.RateLimited, httpStatus: 429, retryMin: 27 * time.Second, retryMax: 30 * time.Second, metrics: limited, calls: 1}},
+		{name: "429 on a live token", retryAfter: "1", setup: func(t *testing.T, tok string) finding.Finding {
+			srv.AddToken(tok, name)
+			srv.Controls.Push(partnertest.Fault429)
+			return npmFinding(tok)
+		}, want: want{kind: verify.RateLimited, httpStatus: 429, retryMin: time.Second, retryMax: time.Second, metrics: limited, calls: 1}},
+		{name: "reset", setup: fault(srv, partnertest.FaultReset), want: want{kind: verify.PartnerError, network: true, msg: "network error", metrics: network, calls: 1}},
+		{name: "hang with a short timeout", timeout: 300 * time.Millisecond, setup: fault(srv, partnertest.FaultHang),
+			want: want{kind: verify.PartnerError, network: true, msg: "timeout", metrics: network, calls: 1}},
+		{name: "slow live answer within the timeout", timeout: 2 * time.Second, setup: func(t *testing.T, tok string) finding.Finding {
+			srv.AddToken(tok, name)
+			srv.Controls.SetLatency(100*time.Millisecond, 0)
+			return npmFinding(tok)
+		}, want: want{reason: finding.ReasonPartnerConfirmed, metrics: one, calls: 1}},
+		{name: "garbled 200", setup: fault(srv, partnertest.FaultGarbled), want: want{kind: verify.PartnerError, httpStatus: 200, msg: "proves nothing", metrics: errored, calls: 1}},
+		{name: "empty 200", setup: fault(srv, partnertest.FaultEmpty), want: want{kind: verify.PartnerError, httpStatus: 200, msg: "proves nothing", metrics: errored, calls: 1}},
+		{name: "truncated 200", setup: fault(srv, partnertest.FaultTruncated), want: want{kind: verify.PartnerError, httpStatus: 200, msg: "read body", metrics: errored, calls: 1}},
+		{name: "HTML 401 from a proxy", setup: fault(srv, partnertest.FaultHTML401), want: want{kind: verify.PartnerError, httpStatus: 401, msg: "HTML page", metrics: errored, calls: 1}},
+		{name: "HTML 403 from a WAF", setup: fault(srv, partnertest.FaultHTML403), want: want{kind: verify.PartnerError, httpStatus: 403, msg: "HTML page", metrics: errored, calls: 1}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv.Controls.Reset()
+			srv.Controls.SetRetryAfter(tc.retryAfter)
+			srv.SetRejectionBody(tc.rejection)
+			tok := npmdouble.NewToken()
+			f := tc.setup(t, tok)
+			tt := tc.tokenType
+			if tt == "" {
+				tt = npmpartner.TokenAccessToken
+			}
+			got := run(newVerifier(t, srv.URL, tc.timeout, nil), tt, f)
+			check(t, got, tc.want)
+			if got.verdict.Reason == finding.ReasonPartnerConfirmed {
+				if !reflect.DeepEqual(got.verdict.Details, finding.Details{npmpartner.DetailUsername: name}) {
+					t.Errorf("details = %v, want only %s = the registered user", got.verdict.Details, npmpartner.DetailUsername)
+				}
+			} else if got.verdict.Details != nil {
+				t.Errorf("details on a %q verdict: %v", got.verdict.Reason, got.verdict.Details)
+			}
+			if calls := srv.Controls.Requests(); calls != tc.want.calls {
+				t.Errorf("double saw %d requests, want %d", calls, tc.want.calls)
+			}
+		})
+	}
+}
+
+// fault returns a row setup that registers the token as live and scripts
+// f, so that any verdict but a fault would be wrong.
+func fault(srv *npmdouble.Server, f partnertest.Fault) func(*testing.T, string) finding.Finding {
+	return func(_ *testing.T, tok string) finding.Finding {
+		srv.AddToken(tok, "some-maintainer")
+		srv.Controls.Push(f)
+		return npmFinding(tok)
+	}
+}
+
+// TestEnforcedRateLimit drives the shared limiter knob: the second request
+// inside the window is refused with the Retry-After the knob sets.
+func TestEnforcedRateLimit(t *testing.T) {
+	srv := startDouble(t)
+	tok := npmdouble.NewToken()
+	srv.AddToken(tok, npmdouble.NewUsername())
+	srv.Controls.SetRateLimit(0.001, 1)
+	srv.Controls.SetRetryAfter("2")
+	v := newVerifier(t, srv.URL, 0, nil)
+	check(t, run(v, npmpartner.TokenAccessToken, npmFinding(tok)),
+		want{reason: finding.ReasonPartnerConfirmed, metrics: metrics.Summary{Requests: 1}})
+	check(t, run(v, npmpartner.TokenAccessToken, npmFinding(tok)),
+		want{kind: verify.RateLimited, httpStatus: 429, retryMin: 2 * time.Second, retryMax: 2 * time.Second, msg: "rate limited",
+			metrics: metrics.Summary{Requests: 1, RateLimitHits: 1}})
+	if srv.Controls.RateLimited() != 1 {
+		t.Errorf("double sent %d 429s, want 1", srv.Controls.RateLimited())
+	}
+}
+
+// serveOnce answers every request with one canned answer.
+func serveOnce(t *testing.T, status int, contentType, body string, header map[string]string) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for k, v := range header {
+			w.Header().Set(k, v)
+		}
+		if contentType != "" {
+			w.Header().Set("Content-Type", contentType)
+		}
+		w.WriteHeader(status)
+		_, _ = w.Write([]byte(body))
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// TestVerifyRejections: contract §7 makes any non-HTML 401 npm's rejection,
+// whatever its body (unconfirmed), unless it challenges for an IP address
+// or a one-time password.
+func TestVerifyRejections(t *testing.T) {
+	tests := []struct {
+		name        string
+		contentType string
+		body        string
+		header      map[string]string
+	}{
+		{"empty", "", "", nil},
+		{"JSON error", "application/json", `{"error":"Unauthorized"}`, nil},
+		{"JSON without error", "application/json", `{}`, nil},
+		{"plain text", "text/plain", "Unauthorized", nil},
+		{"another challenge", "application/json", `{"error":"x"}`, map[string]string{"WWW-Authenticate": `Bearer realm="npm"`}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := serveOnce(t, 401, tc.contentType, tc.body, tc.header)
+			got := run(newVerifier(t, srv.URL, 0, nil), npmpartner.TokenAccessToken, npmFinding(npmdouble.NewToken()))
+			check(t, got, want{reason: finding.ReasonPartnerRejected, metrics: metrics.Summary{Requests: 1}})
+		})
+	}
+}
+
+// TestVerifyUnusableAnswers covers answers the double never gives but a
+// proxy, a registry change or a misconfiguration can: each proves nothing.
+func TestVerifyUnusableAnswers(t *testing.T) {
+	canary := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+		t.Error("the redirect target was contacted")
+	}))
+	defer canary.Close()
+	tok := npmdouble.NewToken()
+	tests := []struct {
+		name        string
+		status      int
+		contentType string
+		body        string
+		header      map[string]string
+		wantMsg     string
+	}{
+		{"200 empty username", 200, "application/json", `{"username":""}`, nil, "proves nothing"},
+		{"200 null username", 200, "application/json", `{"username":null}`, nil, "proves nothing"},
+		{"200 username a number", 200, "application/json", `{"username":7}`, nil, "proves nothing"},
+		{"200 Username of another case", 200, "application/json", `{"Username":"someone"}`, nil, "proves nothing"},
+		{"200 an e-mail address", 200, "application/json", `{"username":"someone@example.com"}`, nil, "proves nothing"},
+		{"200 username with a space", 200, "application/json", `{"username":"some one"}`, nil, "proves nothing"},
+		{"200 username too long", 200, "application/json", `{"username":"` + strings.Repeat("a", 215) + `"}`, nil, "proves nothing"},
+		{"200 username echoes the token", 200, "application/json", `{"username":"` + tok + `"}`, nil, "proves nothing"},
+		{"200 an array", 200, "application/json", `[{"username":"someone"}]`, nil, "proves nothing"},
+		{"200 two documents", 200, "application/json", `{"username":"a"}{"username":"b"}`, nil, "proves nothing"},
+		{"200 trailing garbage", 200, "application/json", `{"username":"a"}x`, nil, "proves nothing"},
+		{"200 HTML captive portal", 200, "text/html", `<html><body>Sign in to Wi-Fi</body></html>`, nil, "HTML page"},
+		{"200 too long", 200, "application/json", `{"username":"a","pad":"` + strings.Repeat("x", 70*1024) + `"}`, nil, "read body"},
+		{"401 HTML without a content type", 401, "", `<!DOCTYPE html><title>401</title>`, nil, "HTML page"},
+		{"401 ipaddress challenge among others", 401, "application/json", `{"error":"x"}`, map[string]string{"WWW-Authenticate": "Bearer, IPAddress"}, "ipaddress"},
+		{"401 OTP challenge in upper case", 401, "application/json", `{"error":"x"}`, map[string]string{"WWW-Authenticate": "OTP"}, "otp"},
+		{"401 one-time pass body without a challenge", 401, "application/json", `{"error":"You must provide a one-time pass."}`, nil, "otp"},
+		{"403 JSON", 403, "application/json", `{"error":"Forbidden"}`, nil, "403"},
+		{"403 empty", 403, "", ``, nil, "403"},
+		{"404", 404, "application/json", `{"error":"Not found"}`, nil, "unexpected http status 404"},
+		{"302 to elsewhere", 302, "", "", map[string]string{"Location": canary.URL + "/-/whoami"}, "unexpected http status 302"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := serveOnce(t, tc.status, tc.contentType, tc.body, tc.header)
+			got := run(newVerifier(t, srv.URL, 0, nil), npmpartner.TokenAccessToken, npmFinding(tok))
+			check(t, got, want{kind: verify.PartnerError, httpStatus: tc.status, msg: tc.wantMsg, metrics: metrics.Summary{Requests: 1, Errors: 1}})
+		})
+	}
+}
+
+// TestForbiddenWithRetryAfterIsARateLimit: a 403 that carries Retry-After
+// is the edge throttling us (partnerhttp), never a verdict on the token.
+func TestForbiddenWithRetryAfterIsARateLimit(t *testing.T) {
+	srv := serveOnce(t, 403, "application/json", `{"error":"Forbidden"}`, map[string]string{"Retry-After": "3"})
+	got := run(newVerifier(t, srv.URL, 0, nil), npmpartner.TokenAccessToken, npmFinding(npmdouble.NewToken()))
+	check(t, got, want{kind: verify.RateLimited, httpStatus: 403, msg: "rate limited", retryMin: 3 * time.Second, retryMax: 3 * time.Second,
+		metrics: metrics.Summary{Requests: 1, RateLimitHits: 1}})
+}
+
+// recordingTransport passes requests on and remembers what they carried.
+type recordingTransport struct {
+	mu   sync.Mutex
+	base http.RoundTripper
+	reqs []*http.Request
+}
+
+func (rt *recordingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	rt.mu.Lock()
+	rt.reqs = append(rt.reqs, req.Clone(context.Background()))
+	rt.mu.Unlock()
+	return rt.base.RoundTrip(req)
+}
+
+// TestRequestShape: GET /-/whoami with the token only in the Authorization
+// header (never in the URL or a body), Accept: application/json and this
+// project's User-Agent.
+func TestRequestShape(t *testing.T) {
+	srv := startDouble(t)
+	rt := &recordingTransport{base: &http.Transport{}}
+	v := newVerifier(t, srv.URL+"/", 0, rt)
+	toks := []string{npmdouble.NewToken(), npmdouble.NewToken()}
+	for _, tok := range toks {
+		srv.AddToken(tok, npmdouble.NewUsername())
+		if got := run(v, npmpartner.TokenAccessToken, npmFinding(tok)); got.verdict.Reason != finding.ReasonPartnerConfirmed {
+			t.Fatalf("Verify = %+v, %v", got.verdict, got.err)
+		}
+	}
+	if len(rt.reqs) != len(toks) {
+		t.Fatalf("transport saw %d requests", len(rt.reqs))
+	}
+	for i, r := range rt.reqs {
+		tok := toks[i]
+		if r.Method != http.MethodGet || r.URL.String() != srv.URL+"/-/whoami" {
+			t.Errorf("request %d: %s %s, want GET %s/-/whoami", i, r.Method, r.URL, srv.URL)
+		}
+		if strings.Contains(r.URL.String(), tok) || strings.Contains(r.URL.String(), tok[4:]) {
+			t.Errorf("request %d carries the token in its URL", i)
+		}
+		if r.Body != nil && r.Body != http.NoBody {
+			t.Errorf("request %d has a body", i)
+		}
+		if got := r.Header.Get("Authorization"); got != "Bearer "+tok {
+			t.Errorf("request %d: Authorization is not the Bearer token", i)
+		}
+		if got := r.Header.Get("Accept"); got != "application/json" {
+			t.Errorf("request %d: Accept = %q", i, got)
+		}
+		if got := r.Header.Get("User-Agent"); got != partnerhttp.UserAgent || got == "" {
+			t.Errorf("request %d: User-Agent = %q", i, got)
+		}
+		for name, vs := range r.Header {
+			if name == "Authorization" {
+				continue
+			}
+			for _, val := range vs {
+				if strings.Contains(val, tok[4:]) {
+					t.Errorf("request %d: header %s carries the token", i, name)
+				}
+			}
+		}
+		if got := srv.Controls.CountFor(tok); got != 1 {
+			t.Errorf("double counted %d requests for token %d", got, i)
+		}
+	}
+}
+
+// TestMissingAuthorization: the double, like the registry, answers 401 to
+// a whoami without a token.
+func TestMissingAuthorization(t *testing.T) {
+	srv := startDouble(t)
+	resp, err := http.Get(srv.URL + "/-/whoami")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("status = %d, want 401", resp.StatusCode)
+	}
+}
+
+func TestEndpointWithPathPrefix(t *testing.T) {
+	var path string
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		path = r.URL.Path
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"username":"someone"}`))
+	}))
+	defer srv.Close()
+	got := run(newVerifier(t, srv.URL+"/npm/", 0, nil), npmpartner.TokenAccessToken, npmFinding(npmdouble.NewToken()))
+	check(t, got, want{reason: finding.ReasonPartnerConfirmed, metrics: metrics.Summary{Requests: 1}})
+	mu.Lock()
+	defer mu.Unlock()
+	if path != "/npm/-/whoami" {
+		t.Errorf("path = %q, want /npm/-/whoami", path)
+	}
+}
+
+func TestConcurrentVerifications(t *testing.T) {
+	srv := startDouble(t)
+	v := newVerifier(t, srv.URL, 0, nil)
+	toks := make([]string, 16)
+	names := make([]string, 16)
+	for i := range toks {
+		toks[i] = npmdouble.NewToken()
+		names[i] = npmdouble.NewUsername()
+		if i%2 == 0 {
+			srv.AddToken(toks[i], names[i])
+		}
+	}
+	var wg sync.WaitGroup
+	results := make([]outcome, len(toks))
+	for i, k := range toks {
+		wg.Go(func() { results[i] = run(v, npmpartner.TokenAccessToken, npmFinding(k)) })
+	}
+	wg.Wait()
+	for i, r := range results {
+		want := finding.ReasonPartnerRejected
+		if i%2 == 0 {
+			want = finding.ReasonPartnerConfirmed
+		}
+		if r.err != nil || r.verdict.Reason != want {
+			t.Errorf("token %d: %+v, %v; want %s", i, r.verdict, r.err, want)
+		}
+		if want == finding.ReasonPartnerConfirmed && r.verdict.Details[npmpartner.DetailUsername] != names[i] {
+			t.Errorf("token %d: details %v belong to another token", i, r.verdict.Details)
+		}
+	}
+}
+
+func TestCancelledContextIsAFault(t *testing.T) {
+	srv := startDouble(t)
+	tok := npmdouble.NewToken()
+	srv.AddToken(tok, npmdouble.NewUsername())
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	verdict, err := newVerifier(t, srv.URL, 0, nil).Verify(ctx, npmpartner.TokenAccessToken, npmFinding(tok))
+	f, ok := verify.AsFault(err)
+	if !ok || f.Kind != verify.PartnerError || !f.Network || verdict.Reason != "" {
+		t.Errorf("Verify = %+v, %v; want a network partner error", verdict, err)
+	}
+}
+
+// TestNoSecretLeaks runs every class of answer and checks that no verdict,
+// error or log line of the outcomes carries the token or a part of it.
+func TestNoSecretLeaks(t *testing.T) {
+	srv := startDouble(t)
+	var logBuf bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	faults := []partnertest.Fault{partnertest.FaultNone, partnertest.Fault500, partnertest.Fault502,
+		partnertest.Fault503, partnertest.Fault504, partnertest.Fault429, partnertest.FaultReset,
+		partnertest.FaultGarbled, partnertest.FaultEmpty, partnertest.FaultTruncated,
+		partnertest.FaultHTML401, partnertest.FaultHTML403, partnertest.FaultHang}
+	modes := []npmdouble.Mode{npmdouble.Live, npmdouble.IPRestricted, npmdouble.OTPRequired, npmdouble.Forbidden, npmdouble.NoUsername}
+	v := newVerifier(t, srv.URL, 300*time.Millisecond, nil)
+	var toks, texts []string
+	verifyAndLog := func(tok string, label string) {
+		f := npmFinding(tok)
+		verdict, err := v.Verify(context.Background(), npmpartner.TokenAccessToken, f)
+		errText := ""
+		if err != nil {
+			errText = err.Error()
+		}
+		texts = append(texts, fmt.Sprintf("%v|%+v|%#v|%s|%v", verdict, verdict, verdict, errText, err))
+		log.Info("verification", "case", label, "finding", f, "token", f.Token,
+			"reason", verdict.Reason, "details", verdict.Details, "message", verdict.Message, "error", err)
+	}
+	for _, rejection := range []npmdouble.RejectionBody{npmdouble.RejectEmpty, npmdouble.RejectJSON} {
+		srv.SetRejectionBody(rejection)
+		for _, live := range []bool{true, false} {
+			for _, fl := range faults {
+				tok := npmdouble.NewToken()
+				toks = append(toks, tok)
+				if live {
+					srv.AddToken(tok, npmdouble.NewUsername())
+				}
+				srv.Controls.Push(fl)
+				verifyAndLog(tok, fl.String())
+			}
+		}
+	}
+	for _, m := range modes {
+		tok := npmdouble.NewToken()
+		toks = append(toks, tok)
+		srv.AddTokenMode(tok, npmdouble.NewUsername(), m)
+		verifyAndLog(tok, fmt.Sprint("mode ", m))
+	}
+	// A malformed token never leaves the process, but its message must not quote it either.
+	bad := npmdouble.NewToken()[:30]
+	toks = append(toks, bad)
+	rt, reason, msg := npmpartner.Definition.Examine(npmFinding(bad))
+	texts = append(texts, fmt.Sprintf("%v %s %s", rt, reason, msg))
+
+	texts = append(texts, logBuf.String())
+	if !strings.Contains(logBuf.String(), `"reason":"partner_confirmed"`) || !strings.Contains(logBuf.String(), `"reason":"partner_rejected"`) ||
+		!strings.Contains(logBuf.String(), "http 500") || !strings.Contains(logBuf.String(), "ipaddress") {
+		t.Fatal("the outcome log is missing outcomes; the leak check would prove nothing")
+	}
+	for _, k := range toks {
+		parts := []string{k, k[4:]}
+		if len(k) >= 30 {
+			parts = append(parts, k[4:20], k[20:])
+		}
+		for i, s := range texts {
+			for _, p := range parts {
+				if strings.Contains(s, p) {
+					t.Errorf("text %d of %d contains a token or part of one", i, len(texts))
+				}
+			}
+		}
+	}
+}
+
+func TestNew(t *testing.T) {
+	for _, ep := range []string{"", "/-/whoami", "ftp://registry.npmjs.org"} {
+		t.Run(ep, func(t *testing.T) {
+			var u *url.URL
+			if ep != "" {
+				u, _ = url.Parse(ep)
+			}
+			if v, err := npmpartner.New(partnerhttp.Options{Endpoints: []*url.URL{u}}); err == nil || v != nil {
+				t.Errorf("New = %v, %v; want an error", v, err)
+			} else if !strings.HasPrefix(err.Error(), "npm: new verifier:") {
+				t.Errorf("error %q does not name the operation", err)
+			}
+		})
+	}
+	u, _ := url.Parse(npmpartner.DefaultEndpoint)
+	for _, eps := range [][]*url.URL{nil, {u, u}} {
+		if v, err := npmpartner.New(partnerhttp.Options{Endpoints: eps}); err == nil || v != nil {
+			t.Errorf("New with %d endpoints = %v, %v; want an error", len(eps), v, err)
+		}
+	}
+}
+
+// TestDefinition: the rule ids of contract §7 in both families, the one
+// endpoint, and a rate whose least deployment (two instances) stays within
+// the Limit, itself within npm's acceptable-use average (5 million
+// requests a month).
+func TestDefinition(t *testing.T) {
+	d := npmpartner.Definition
+	if d.Name != "npm" || d.Title != "npm" {
+		t.Errorf("name %q, title %q", d.Name, d.Title)
+	}
+	want := map[string]bool{"npm access token": true, "npm-access-token": true}
+	for _, r := range d.Rules {
+		if !want[r.ID] || r.TokenType != npmpartner.TokenAccessToken {
+			t.Errorf("rule %+v", r)
+		}
+		delete(want, r.ID)
+	}
+	if len(want) != 0 {
+		t.Errorf("missing rules %v", want)
+	}
+	if len(d.TokenTypes) != 1 || d.TokenTypes[0] != npmpartner.TokenAccessToken {
+		t.Errorf("token types %v", d.TokenTypes)
+	}
+	if len(d.Endpoints) != 1 || d.Endpoints[0].Env != "PARTNER_ENDPOINT_NPM" || d.Endpoints[0].Default != "https://registry.npmjs.org" {
+		t.Errorf("endpoints %+v", d.Endpoints)
+	}
+	if 2*d.Rate.PerSecond > d.Rate.Limit || d.Rate.Limit > 5e6/(31*86400) || !strings.HasPrefix(d.Rate.Source, "https://") {
+		t.Errorf("rate %+v", d.Rate)
+	}
+}
