@@ -51,8 +51,9 @@ var Definition = partnerdef.Definition{
 	// that average, 1 request per second (60 a minute, the cap GitLab puts
 	// on SendGrid checks per project). The template runs 2 instances at
 	// 0.5/s with burst 1 (1/s in all).
-	Rate: partnerdef.Rate{PerSecond: 0.5, Burst: 1, Limit: 1, Source: RateSource},
-	New:  func(o partnerhttp.Options) (verify.Verifier, error) { return New(o) },
+	Details: map[finding.TokenType][]string{TokenAccessToken: {DetailUsername}},
+	Rate:    partnerdef.Rate{PerSecond: 0.5, Burst: 1, Limit: 1, Source: RateSource},
+	New:     func(o partnerhttp.Options) (verify.Verifier, error) { return New(o) },
 }
 
 // accessToken is npm's token form: npm_ and 36 ASCII letters and digits
