@@ -33,6 +33,7 @@ import (
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/awstest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/localrun"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/localstack"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/sandbox"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/samtemplate"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
@@ -145,8 +146,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if err := writeEnvVars(envFile, stack.Env); err != nil {
 			return fail("%v", err)
 		}
-		printKeep(stdout, moto.Endpoint, stack)
-		fmt.Fprintf(stdout, "  make invoke FUNCTION=PostmanFunction EVENT=events/postman-api-key.json   # uses %s\n", envFile)
+		if err := localstack.ApplyRollout(ctx, stack.Template, awstest.Config(moto.Endpoint)); err != nil {
+			return fail("%v", err)
+		}
+		printKeep(stdout, keepCommands(moto.Endpoint, stack.Local, filepath.Join("bin", "feature")), envFile)
 		<-ctx.Done()
 	}
 	if missing > 0 {
@@ -309,18 +312,4 @@ func writeEnvVars(path string, env map[string]map[string]string) error {
 		return err
 	}
 	return os.WriteFile(path, append(b, '\n'), 0o600)
-}
-
-func printKeep(w io.Writer, endpoint string, stack *localrun.Stack) {
-	ingress, _ := stack.Queue("IngressQueue")
-	results, _ := stack.Queue("ResultsQueue")
-	fmt.Fprintf(w, `
-The stack keeps running (Ctrl-C stops it). In another shell:
-
-  export AWS_ENDPOINT_URL=%s AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
-  aws sqs send-message --queue-url %s --message-body "$(jq -r '.Records[0].body' events/postman-api-key.json)"
-  aws sqs receive-message --queue-url %s --max-number-of-messages 10
-  bin/feature get %s --local
-  bin/feature set %s false --partner=postman --local
-`, endpoint, ingress.URL, results.URL, flagName, flagName)
 }
