@@ -66,14 +66,14 @@ func TestKeepCommandsWorkAsPrinted(t *testing.T) {
 	}
 	env = append(env, "HOME="+t.TempDir(), "USER=tester") // no ~/.aws of the machine's user
 	want := []string{
-		`"MessageId"`,                           // send-message
-		`{"finding_id":"postman-active"}`,       // receive-message: the body, as is
-		"0",                                     // the DLQ count
-		`"enabled": false`,                      // feature get: the template's initial flag
-		"partners.postman",                      // feature set --partner=postman
-		"May advance: no",                       // rollout status at 2026-11-19 ...
-		"Advancing to stage 1/5 non-production", // ... and advance
-		"",                                      // set-alarm-state prints nothing
+		`"MessageId"`,                      // send-message
+		`{"finding_id":"postman-active"}`,  // receive-message: the body, as is
+		"0",                                // the DLQ count
+		"version 1, off",                   // feature get: the template's initial flag
+		"switched off for partner postman", // feature set --partner=postman
+		"Next: stage 1 (non-production). May advance: yes", // rollout status at 2026-11-19 ...
+		"Advancing to stage 1/5 non-production",            // ... and advance
+		"",                                                 // set-alarm-state prints nothing
 	}
 	if len(cmds) != len(want) {
 		t.Fatalf("%d commands printed, the test knows %d", len(cmds), len(want))
