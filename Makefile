@@ -54,11 +54,12 @@ run: tools-check $(RIE) install
 	$(BIN)/localrun $(ARGS)
 
 ## invoke: one function under the Lambda emulator, as `sam local invoke` does:
-##   make invoke FUNCTION=PostmanFunction EVENT=events/postman-api-key.json [ENV_VARS=env.json]
+##   make invoke FUNCTION=PostmanFunction EVENT=events/postman-api-key.json [ENV_VARS=env.json] [DEBUG=1]
+##   (DEBUG=1 also prints the emulator's own log, as sam local invoke --debug does)
 ENV_VARS ?= $(if $(wildcard .local/env.json),.local/env.json,env.json)
 invoke: $(RIE)
 	@test -n "$(FUNCTION)" -a -n "$(EVENT)" || { echo "usage: make invoke FUNCTION=<LogicalId> EVENT=events/<file>.json [ENV_VARS=env.json]" >&2; exit 2; }
-	$(GO) run ./cmd/invoke -function $(FUNCTION) -event $(EVENT) -env-vars $(ENV_VARS)
+	$(GO) run ./cmd/invoke -function $(FUNCTION) -event $(EVENT) -env-vars $(ENV_VARS) $(if $(DEBUG),-debug)
 
 ## test: every test, including the ones on moto_server (started by the tests themselves)
 test: tools-check $(RIE)

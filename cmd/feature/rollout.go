@@ -21,9 +21,9 @@ import (
 )
 
 const rolloutUsage = `usage:
-  feature rollout status   NAME [--json]
-  feature rollout advance  NAME [--reason=TEXT] [--force --reason=TEXT] [--by=WHO] [--dry-run] [--json]
-  feature rollout rollback NAME [--reason=TEXT] [--by=WHO] [--dry-run] [--json]
+  feature rollout status   NAME [--json] [--local [--now=TIME]] [--endpoint-url=URL]
+  feature rollout advance  NAME [--reason=TEXT] [--force --reason=TEXT] [--by=WHO] [--dry-run] [--json] [--local [--now=TIME]] [--endpoint-url=URL]
+  feature rollout rollback NAME [--reason=TEXT] [--by=WHO] [--dry-run] [--json] [--local [--now=TIME]] [--endpoint-url=URL]
 
 Runs the flag's rollout plan, config/rollouts/NAME.yml (docs/rollout.md), in the environments
 it names (sections of samconfig.toml).
@@ -42,6 +42,13 @@ rollback  turns the flag off (every gate) in every environment the plan sets it 
 --by defaults to the OS user; --dry-run writes nothing; --config=PATH names samconfig.toml (its
 directory is the repository searched); --plan=PATH names another plan file.
 
+--local runs the plan on the local AWS of "make run ARGS=--keep" (--endpoint-url, else
+AWS_ENDPOINT_URL): each environment of the plan is a region of its own there, with its flag
+parameter, alarms and stack (local-<environment>). --now=TIME (2026-11-19, or RFC 3339) is the
+date the checks and the written updated_at use, to walk the plan's calendar; it needs --local.
+--endpoint-url=URL alone sends every environment's requests to URL, with its samconfig.toml
+profile and region.
+
 Exit status: 0 done, 1 one or more environments failed, 2 invalid command line,
 3 advance held back by a check.
 `
@@ -54,7 +61,7 @@ const exitHeld = 3
 const rolloutTimeout = 5 * time.Minute
 
 // rolloutValueOptions take a value.
-var rolloutValueOptions = []string{"reason", "by", "config", "plan", "endpoint-url"}
+var rolloutValueOptions = []string{"reason", "by", "config", "plan", "endpoint-url", "now"}
 
 // rolloutOptionCommands says which rollout commands accept an option.
 var rolloutOptionCommands = map[string][]string{
@@ -95,7 +102,10 @@ type rolloutInvocation struct {
 	config      string
 	plan        string
 	endpointURL string
-	seen        map[string]bool
+	// local runs the plan on the local AWS; now, when set, is its clock.
+	local bool
+	now   time.Time
+	seen  map[string]bool
 }
 
 func parseRolloutArgs(args []string) (rolloutInvocation, error) {
@@ -110,9 +120,9 @@ func parseRolloutArgs(args []string) (rolloutInvocation, error) {
 		name, value, hasValue := o.name, o.value, o.hasValue
 		isValue := slices.Contains(rolloutValueOptions, name)
 		switch {
-		case name == local || slices.Contains(namedEnvironments, name):
+		case slices.Contains(namedEnvironments, name):
 			return inv, usagef("rollout takes no environment: the plan names them (--%s)", name)
-		case !isValue && !slices.Contains([]string{"force", "dry-run", "json"}, name):
+		case !isValue && !slices.Contains([]string{"force", "dry-run", "json", local}, name):
 			return inv, usagef("unknown option --%s", name)
 		case isValue && !hasValue:
 			return inv, usagef("--%s needs a value", name)
@@ -133,6 +143,14 @@ func parseRolloutArgs(args []string) (rolloutInvocation, error) {
 			inv.dryRun = true
 		case "json":
 			inv.json = true
+		case local:
+			inv.local = true
+		case "now":
+			t, err := parseNow(value)
+			if err != nil {
+				return inv, err
+			}
+			inv.now = t
 		case "reason":
 			inv.reason = value
 		case "by":
@@ -171,7 +189,23 @@ func parseRolloutArgs(args []string) (rolloutInvocation, error) {
 	if inv.force && strings.TrimSpace(inv.reason) == "" {
 		return inv, &usageError{"--force needs --reason: " + rollout.ErrForceNeedsReason.Error()}
 	}
+	if !inv.now.IsZero() && !inv.local {
+		// A deployed environment's checks run on the real date, always.
+		return inv, usagef("--now needs --local: only the local plan can be walked at another date")
+	}
 	return inv, nil
+}
+
+// parseNow reads --now: a UTC day (the plan's dates are days) or an RFC 3339 instant.
+func parseNow(s string) (time.Time, error) {
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t, nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, usagef("--now=%s: want a day (2026-11-19) or an RFC 3339 time (2026-11-19T10:00:00Z)", s)
+	}
+	return t, nil
 }
 
 // runRollout is `feature rollout ...`, with its surroundings and clock
@@ -181,6 +215,9 @@ func runRollout(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 	if err == nil && inv.command == "help" {
 		fmt.Fprint(stdout, rolloutUsage)
 		return exitOK
+	}
+	if !inv.now.IsZero() {
+		now = func() time.Time { return inv.now }
 	}
 	var runner *rollout.Runner
 	var targets map[string]target
@@ -256,7 +293,12 @@ func prepareRollout(ctx context.Context, inv *rolloutInvocation, getenv func(str
 	if plan.Flag != inv.flag {
 		return nil, nil, fmt.Errorf("%s is the plan of %s, not %s", planPath, plan.Flag, inv.flag)
 	}
-	list, err := resolveTargets(invocation{envs: plan.Environments(), config: config, endpointURL: inv.endpointURL}, getenv, cwd)
+	var list []target
+	if inv.local {
+		list, err = localRolloutTargets(plan.Environments(), inv.endpointURL, getenv)
+	} else {
+		list, err = resolveTargets(invocation{envs: plan.Environments(), config: config, endpointURL: inv.endpointURL}, getenv, cwd)
+	}
 	if err != nil {
 		return nil, nil, err
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
 	featureflags "gitlab.com/gitlab-org/secret-detection/partner-token-verification/config/feature_flags"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/localstack"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/featureflag"
 )
 
@@ -34,6 +35,9 @@ type target struct {
 	profile  string
 	stack    string
 	endpoint string // set for --local and --endpoint-url
+	// onLocalAWS marks an environment of the plan placed on the local AWS
+	// (feature rollout --local): static test credentials, no profile.
+	onLocalAWS bool
 	// flagParameter is the stack's FeatureFlagParameterName override, the
 	// parameter of the partner token verification flag; "" means the default.
 	flagParameter string
@@ -157,6 +161,38 @@ func resolveTargets(inv invocation, getenv func(string) string, cwd string) ([]t
 	return targets, nil
 }
 
+// localRolloutTargets places a plan's environments on the local AWS of
+// `make run ARGS=--keep`, each in the region localstack.ApplyRollout gave it.
+func localRolloutTargets(envs []string, endpointURL string, getenv func(string) string) ([]target, error) {
+	ep := endpointURL
+	if ep == "" {
+		ep = getenv("AWS_ENDPOINT_URL")
+	}
+	if ep == "" {
+		return nil, fmt.Errorf("--local needs the local AWS endpoint: start it with `make run ARGS=--keep` and pass the --endpoint-url it prints (or export AWS_ENDPOINT_URL)")
+	}
+	if err := checkEndpoint(ep); err != nil {
+		return nil, fmt.Errorf("--local: %w", err)
+	}
+	var targets []target
+	for _, name := range envs {
+		e, ok := localstack.RolloutEnvironmentNamed(name)
+		if !ok {
+			return nil, fmt.Errorf("--local: the plan's environment %s has no local stand-in (the local AWS has %s)", name, localRolloutNames())
+		}
+		targets = append(targets, target{name: e.Name, region: e.Region, stack: e.Stack, endpoint: ep, onLocalAWS: true})
+	}
+	return targets, nil
+}
+
+func localRolloutNames() string {
+	var names []string
+	for _, e := range localstack.RolloutEnvironments {
+		names = append(names, e.Name)
+	}
+	return strings.Join(names, ", ")
+}
+
 func checkEndpoint(s string) error {
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -168,7 +204,7 @@ func checkEndpoint(s string) error {
 // awsConfig builds the SDK configuration of a target: its profile and
 // region from samconfig.toml, or the local AWS with test credentials.
 func awsConfig(ctx context.Context, t target) (aws.Config, error) {
-	if t.name == local {
+	if t.name == local || t.onLocalAWS {
 		return aws.Config{
 			Region:       t.region,
 			Credentials:  credentials.NewStaticCredentialsProvider("testing", "testing", ""),

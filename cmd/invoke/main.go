@@ -5,8 +5,14 @@
 // (parameter defaults resolved; variables that name stack resources come
 // from the env-vars file, in SAM's --env-vars format, so the same file
 // serves `sam local invoke`), posts the event and prints the response.
+// As `sam local invoke` does, it shows the function's output and hides the
+// emulator's debug log unless -debug is given, prints Lambda's error
+// payload when the function fails, and exits 1 then; it also exits 1 when
+// the function reports every record of the event as a batch item failure.
+// An env-vars file whose local AWS no longer answers (a stale
+// .local/env.json) is refused before anything is built.
 //
-//	invoke -function PostmanFunction -event events/postman-api-key.json [-env-vars env.json]
+//	invoke -function PostmanFunction -event events/postman-api-key.json [-env-vars env.json] [-debug]
 package main
 
 import (
@@ -18,17 +24,25 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/awstest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/lambdalocal"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/localrun"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/samtemplate"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/pipeline"
 )
 
 func main() {
@@ -43,6 +57,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fn := fs.String("function", "", "logical id of the function in template.yaml (e.g. DispatcherFunction)")
 	eventPath := fs.String("event", "", "SQS event file (see events/)")
 	envVars := fs.String("env-vars", "", "environment file in `sam local invoke --env-vars` format (optional)")
+	debug := fs.Bool("debug", false, "also print the emulator's own log lines")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -83,10 +98,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		maps.Copy(env, extra)
 	}
+	var missing []string
 	for _, name := range unset {
 		if _, ok := env[name]; !ok {
-			fmt.Fprintf(stderr, "invoke: %s is not set: it names a stack resource; give it in the -env-vars file\n", name)
+			missing = append(missing, name)
 		}
+	}
+	if len(missing) > 0 {
+		// The function runs anyway, as under sam local invoke: its init
+		// error says what it could not do without them.
+		fmt.Fprintf(stderr, "invoke: no local stack: %s name stack resources that %s does not give; start one with `make run ARGS=--keep` (it writes .local/env.json, which make invoke then uses)\n",
+			strings.Join(missing, ", "), envVarsName(*envVars))
+	} else if err := checkStack(ctx, env); err != nil {
+		return fail(1, "the local stack of %s is gone (%v): start it again with `make run ARGS=--keep`, or pass ENV_VARS=<file>", envVarsName(*envVars), err)
 	}
 	buildDir := filepath.Join(root, ".local", "invoke")
 	if err := localrun.Build(ctx, root, buildDir, f); err != nil {
@@ -99,7 +123,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	function, err := lambdalocal.Start(ctx, lambdalocal.Options{
 		Name: *fn, RIE: rie, Bootstrap: localrun.Bootstrap(buildDir, f), Env: env,
 		Timeout: time.Duration(f.Timeout) * time.Second, MemoryMB: f.MemorySize,
-		Output: func(line string) { fmt.Fprintln(stderr, line) },
+		Output: func(line string) {
+			if *debug || !lambdalocal.IsEmulatorLine(line) {
+				fmt.Fprintln(stderr, line)
+			}
+		},
 	})
 	if err != nil {
 		return fail(1, "%v", err)
@@ -110,23 +138,97 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil && !errors.As(err, &fe) {
 		return fail(1, "%v", err)
 	}
+	if fe != nil {
+		// Lambda's error payload on one line, as sam local invoke prints it.
+		fmt.Fprintln(stdout, fe.Payload)
+		return 1
+	}
 	var pretty bytes.Buffer
 	if json.Indent(&pretty, out, "", "  ") == nil {
 		out = pretty.Bytes()
 	}
 	fmt.Fprintln(stdout, string(out))
-	if fe != nil {
+	if n, all := allRecordsFailed(payload, out); all {
+		fmt.Fprintf(stderr, "invoke: the function reported all %d records of the event as batch item failures (the log above says why)\n", n)
 		return 1
 	}
 	return 0
 }
 
+// envVarsName is how a message names the env-vars file.
+func envVarsName(path string) string {
+	if path == "" {
+		return "the environment (no -env-vars file)"
+	}
+	return path
+}
+
+// stackProbeTimeout bounds the check that the env-vars file's local AWS
+// still holds its queues: a stack that is up answers in milliseconds.
+const stackProbeTimeout = 3 * time.Second
+
+// checkStack fails when the environment points at a local AWS
+// (AWS_ENDPOINT_URL) that no longer answers or no longer has the results
+// queue: a .local/env.json left by a stopped `make run ARGS=--keep`.
+// Without that check every record would fail on a connection error.
+func checkStack(ctx context.Context, env map[string]string) error {
+	endpoint, queue := env["AWS_ENDPOINT_URL"], env[pipeline.EnvResultsQueue]
+	if endpoint == "" || queue == "" {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, stackProbeTimeout)
+	defer cancel()
+	cfg := awstest.Config(endpoint)
+	cfg.RetryMaxAttempts = 1
+	_, err := sqs.NewFromConfig(cfg).GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
+		QueueUrl: aws.String(queue), AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameQueueArn}})
+	var opErr *net.OpError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &opErr):
+		return fmt.Errorf("nothing answers at %s", endpoint)
+	}
+	return fmt.Errorf("%s has no queue %s", endpoint, queue)
+}
+
+// allRecordsFailed reports whether the response of an SQS-event
+// invocation lists every record of the event as a batch item failure, and
+// how many records there were: the invocation succeeded, yet nothing did.
+func allRecordsFailed(event, response []byte) (int, bool) {
+	var ev events.SQSEvent
+	var resp events.SQSEventResponse
+	if json.Unmarshal(event, &ev) != nil || json.Unmarshal(response, &resp) != nil || len(ev.Records) == 0 {
+		return 0, false
+	}
+	failed := map[string]bool{}
+	for _, f := range resp.BatchItemFailures {
+		failed[f.ItemIdentifier] = true
+	}
+	for _, r := range ev.Records {
+		if !failed[r.MessageId] {
+			return len(ev.Records), false
+		}
+	}
+	return len(ev.Records), true
+}
+
 // Environment is a function's environment as template.yaml defines it, with
-// parameters at their defaults; unset lists the variables that name a stack
-// resource (a queue URL), which only a deployment or the env-vars file can give.
+// parameters at their defaults and SSM parameters by name; unset lists the
+// variables that name a stack resource (a queue URL), which only a
+// deployment or the env-vars file can give.
 func Environment(tpl *samtemplate.Template, fn string) (env map[string]string, unset []string, err error) {
 	f := tpl.Functions[fn]
 	scope := samtemplate.Scope{Pseudo: samtemplate.Pseudo("local", awstest.Region, samtemplate.LocalAccountID)}
+	// !Ref of an SSM parameter is its Name, known from the template alone
+	// (FEATURE_FLAG_PARAMETER): only queues need a stack.
+	scope.Resource = func(id, attr string) (string, error) {
+		r, ok := tpl.Resources[id]
+		if !ok || r.Type != samtemplate.TypeSSMParameter || attr != "" {
+			return "", fmt.Errorf("%s: %w", id, samtemplate.ErrUnresolvable)
+		}
+		return tpl.EvalString(r.Properties["Name"], scope)
+	}
 	env = map[string]string{}
 	for _, name := range slices.Sorted(maps.Keys(f.Environment)) {
 		v, err := tpl.EvalString(f.Environment[name].Expr, scope)

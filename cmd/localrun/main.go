@@ -23,6 +23,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -33,6 +34,7 @@ import (
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/awstest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/localrun"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/localstack"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/sandbox"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/samtemplate"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
@@ -71,7 +73,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if _, err := os.Stat(feature); err != nil {
 		return fail("%s missing: run `make install` (make run does)", feature)
 	}
-	bodies, expected, err := loadEvents(filepath.Join(root, *eventsDir))
+	bodies, expected, samples, err := loadEvents(filepath.Join(root, *eventsDir))
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -111,7 +113,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return fail("feature set: %v", err)
 	}
 
-	fmt.Fprintf(stdout, "sending %d scans from %s/ to the ingress queue ...\n", len(bodies), *eventsDir)
+	fmt.Fprintf(stdout, "sending %s from %s/ to the ingress queue ...\n", samples.describe(len(bodies), len(expected)), *eventsDir)
 	for _, b := range bodies {
 		if err := stack.Send(ctx, "IngressQueue", b); err != nil {
 			return fail("%v", err)
@@ -122,13 +124,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return fail("%v", err)
 	}
 	printResults(stdout, results, outcomes)
+	resultList := make([]finding.Result, 0, len(results))
+	for _, r := range results {
+		resultList = append(resultList, r)
+	}
+	for _, n := range localrun.ResultNotes(resultList, partnerRates(stack.Env)) {
+		fmt.Fprintf(stdout, "  %s\n", n)
+	}
 	dlq, err := stack.DeadLetterCounts(ctx)
 	if err != nil {
 		return fail("%v", err)
 	}
-	printDLQ(stdout, dlq)
+	expectedDLQ, why := samples.deadLetters()
+	printDLQ(stdout, dlq, expectedDLQ, why)
 	fmt.Fprintln(stdout)
-	if err := localrun.Summarize(stack.Metrics, stack.Template, time.Since(start)).Write(stdout); err != nil {
+	summary := localrun.Summarize(stack.Metrics, stack.Template, time.Since(start))
+	summary.AddResults(resultList)
+	summary.AddDeadLetters(stack.Template, stack.Local.Scope(), dlq, expectedDLQ, why)
+	if err := summary.Write(stdout); err != nil {
 		return fail("%v", err)
 	}
 
@@ -145,8 +158,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if err := writeEnvVars(envFile, stack.Env); err != nil {
 			return fail("%v", err)
 		}
-		printKeep(stdout, moto.Endpoint, stack)
-		fmt.Fprintf(stdout, "  make invoke FUNCTION=PostmanFunction EVENT=events/postman-api-key.json   # uses %s\n", envFile)
+		if err := localstack.ApplyRollout(ctx, stack.Template, awstest.Config(moto.Endpoint)); err != nil {
+			return fail("%v", err)
+		}
+		printKeep(stdout, keepCommands(moto.Endpoint, stack.Local, filepath.Join("bin", "feature")), envFile)
 		<-ctx.Done()
 	}
 	if missing > 0 {
@@ -155,12 +170,49 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// loadEvents reads every events/*.json and returns the message bodies and
-// the findings each parseable body must produce a result for.
-func loadEvents(dir string) ([]string, map[key]bool, error) {
+// sampleSet says what the messages of events/ are: the scans they carry
+// and the bodies that do not parse, which the dispatcher moves to the
+// ingress DLQ on purpose.
+type sampleSet struct {
+	scans map[string]bool
+	// unparseable counts the bodies that do not parse, by file (relative name).
+	unparseable map[string]int
+}
+
+// describe says how many messages, scans and findings the samples are.
+func (s sampleSet) describe(messages, findings int) string {
+	bad := 0
+	for _, n := range s.unparseable {
+		bad += n
+	}
+	return fmt.Sprintf("%d messages (%d scans, a scan's findings spread over one or more messages, and %d unparseable sample meant for the ingress DLQ) with %d findings",
+		messages, len(s.scans), bad, findings)
+}
+
+// deadLetters are the DLQ counts the samples are meant to leave, and why.
+func (s sampleSet) deadLetters() (map[string]int, map[string]string) {
+	files := make([]string, 0, len(s.unparseable))
+	n := 0
+	for f, c := range s.unparseable {
+		files = append(files, f)
+		n += c
+	}
+	if n == 0 {
+		return map[string]int{}, map[string]string{}
+	}
+	sort.Strings(files)
+	return map[string]int{"IngressDeadLetterQueue": n},
+		map[string]string{"IngressDeadLetterQueue": "the unparseable sample of " + strings.Join(files, ", ") + ", moved there by the dispatcher"}
+}
+
+// loadEvents reads every events/*.json and returns the message bodies,
+// the findings each parseable body must produce a result for, and what
+// the samples are.
+func loadEvents(dir string) ([]string, map[key]bool, sampleSet, error) {
+	samples := sampleSet{scans: map[string]bool{}, unparseable: map[string]int{}}
 	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
 	if err != nil || len(files) == 0 {
-		return nil, nil, fmt.Errorf("no events in %s", dir)
+		return nil, nil, samples, fmt.Errorf("no events in %s", dir)
 	}
 	sort.Strings(files)
 	var bodies []string
@@ -168,24 +220,41 @@ func loadEvents(dir string) ([]string, map[key]bool, error) {
 	for _, f := range files {
 		raw, err := os.ReadFile(f)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, samples, err
 		}
 		var ev events.SQSEvent
 		if err := json.Unmarshal(raw, &ev); err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", f, err)
+			return nil, nil, samples, fmt.Errorf("%s: %w", f, err)
 		}
 		for _, r := range ev.Records {
 			bodies = append(bodies, r.Body)
 			b, err := finding.Parse([]byte(r.Body))
 			if err != nil {
-				continue // the dead-letter sample: no finding to expect
+				// The dead-letter sample: no finding to expect.
+				samples.unparseable[filepath.Join(filepath.Base(dir), filepath.Base(f))]++
+				continue
 			}
+			samples.scans[b.ScanID] = true
 			for _, fd := range b.Findings {
 				expected[key{b.ScanID, fd.ID}] = true
 			}
 		}
 	}
-	return bodies, expected, nil
+	return bodies, expected, samples, nil
+}
+
+// partnerRates are the partner functions' limiter rates, by partner, from
+// their environments.
+func partnerRates(env map[string]map[string]string) map[string]float64 {
+	out := map[string]float64{}
+	for _, e := range env {
+		if p := e["PARTNER"]; p != "" {
+			if r, err := strconv.ParseFloat(e["PARTNER_RATE_PER_SECOND"], 64); err == nil {
+				out[p] = r
+			}
+		}
+	}
+	return out
 }
 
 // collect drains results until every expected finding has one, the stack
@@ -286,15 +355,22 @@ func printResults(w io.Writer, results map[key]finding.Result, o *outcomeLog) {
 	tw.Flush()
 }
 
-func printDLQ(w io.Writer, counts map[string]int) {
+func printDLQ(w io.Writer, counts, expected map[string]int, why map[string]string) {
 	ids := make([]string, 0, len(counts))
 	for id := range counts {
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
-	fmt.Fprintln(w, "\ndead-letter queues:")
+	fmt.Fprintln(w, "\ndead-letter queues (count, then what the samples put there on purpose):")
 	for _, id := range ids {
-		fmt.Fprintf(w, "  %-28s %d\n", id, counts[id])
+		note := fmt.Sprintf("expected %d", expected[id])
+		if why[id] != "" {
+			note += ": " + why[id]
+		}
+		if counts[id] != expected[id] {
+			note += "; UNEXPECTED"
+		}
+		fmt.Fprintf(w, "  %-28s %d  %s\n", id, counts[id], note)
 	}
 }
 
@@ -309,18 +385,4 @@ func writeEnvVars(path string, env map[string]map[string]string) error {
 		return err
 	}
 	return os.WriteFile(path, append(b, '\n'), 0o600)
-}
-
-func printKeep(w io.Writer, endpoint string, stack *localrun.Stack) {
-	ingress, _ := stack.Queue("IngressQueue")
-	results, _ := stack.Queue("ResultsQueue")
-	fmt.Fprintf(w, `
-The stack keeps running (Ctrl-C stops it). In another shell:
-
-  export AWS_ENDPOINT_URL=%s AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
-  aws sqs send-message --queue-url %s --message-body "$(jq -r '.Records[0].body' events/postman-api-key.json)"
-  aws sqs receive-message --queue-url %s --max-number-of-messages 10
-  bin/feature get %s --local
-  bin/feature set %s false --partner=postman --local
-`, endpoint, ingress.URL, results.URL, flagName, flagName)
 }

@@ -8,6 +8,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -34,6 +37,11 @@ type Function struct {
 	done    chan struct{}
 	mu      sync.Mutex // one invocation at a time, as one Lambda instance
 	timeout time.Duration
+
+	// failMu guards failure: the emulator's last "Init failed" or "Invoke
+	// failed" reason, which its empty 502 answer leaves out.
+	failMu  sync.Mutex
+	failure string
 }
 
 // Options describe how to start a function.
@@ -105,6 +113,11 @@ func Start(ctx context.Context, o Options) (*Function, error) {
 		sc := bufio.NewScanner(out)
 		sc.Buffer(make([]byte, 64*1024), 1024*1024)
 		for sc.Scan() {
+			if m := failedLine.FindStringSubmatch(sc.Text()); m != nil {
+				f.failMu.Lock()
+				f.failure = m[1]
+				f.failMu.Unlock()
+			}
 			if o.Output != nil {
 				o.Output(sc.Text())
 			}
@@ -177,6 +190,13 @@ func (f *Function) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Our own request id, so that an error payload made up for the
+	// emulator's empty answer names the invocation, as Lambda's does.
+	requestID := rand.Text()
+	req.Header.Set("X-Amzn-RequestId", requestID)
+	f.failMu.Lock()
+	f.failure = ""
+	f.failMu.Unlock()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("lambdalocal: invoke %s: %w", f.Name, err)
@@ -186,11 +206,63 @@ func (f *Function) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lambdalocal: invoke %s: read response: %w", f.Name, err)
 	}
+	if timedOut.Match(body) {
+		body = errorPayload("Sandbox.Timedout", requestID, strings.TrimSpace(string(body)))
+		return body, &FunctionError{Function: f.Name, Payload: string(body)}
+	}
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Amz-Function-Error") != "" || isErrorPayload(body) {
+		if len(bytes.TrimSpace(body)) == 0 {
+			body = errorPayload("Runtime.ExitError", requestID, f.failureReason())
+		}
 		return body, &FunctionError{Function: f.Name, Payload: strings.TrimSpace(string(body))}
 	}
 	return body, nil
 }
+
+// failedLine is the emulator's log line of a failed init or invocation;
+// its reason ("Runtime exited with error: exit status 1") is what Lambda
+// puts in the Runtime.ExitError payload.
+var failedLine = regexp.MustCompile(`\(rapid\) (?:Init|Invoke) failed error=(.+?) InvokeID=`)
+
+// timedOut is the emulator's answer to an invocation past its timeout.
+var timedOut = regexp.MustCompile(`^Task timed out after [0-9.]+ seconds$`)
+
+// failureReason is the reason the emulator logged for the failure it just
+// answered; the log arrives through a pipe, so it may trail the answer.
+func (f *Function) failureReason() string {
+	for range 20 {
+		f.failMu.Lock()
+		r := f.failure
+		f.failMu.Unlock()
+		if r != "" {
+			return r
+		}
+		select {
+		case <-f.done:
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return "Runtime exited without providing a reason"
+}
+
+// errorPayload is Lambda's error payload for a failure of the runtime
+// itself, which the emulator answers without one.
+func errorPayload(errorType, requestID, reason string) []byte {
+	b, _ := json.Marshal(struct {
+		ErrorType    string `json:"errorType"`
+		ErrorMessage string `json:"errorMessage"`
+	}{errorType, "RequestId: " + requestID + " Error: " + reason})
+	return b
+}
+
+// emulatorLine is a log line of the emulator itself ("06 Dec 2026
+// 18:01:41,748 [DEBUG] (rapid) ..."), as opposed to the function's output
+// and the START/END/REPORT lines Lambda also writes to the log.
+var emulatorLine = regexp.MustCompile(`^\d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2},\d{3} \[\w+\] \(\w+\) `)
+
+// IsEmulatorLine reports whether a line of Output is the emulator's own
+// debug log, which `sam local invoke` only shows with --debug.
+func IsEmulatorLine(line string) bool { return emulatorLine.MatchString(line) }
 
 // FunctionError is a failed invocation: the handler returned an error,
 // panicked, or the runtime timed out.

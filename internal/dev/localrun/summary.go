@@ -272,6 +272,11 @@ type Summary struct {
 	Alarms []AlarmVerdict
 	// Problems are EMF records or alarms that could not be read.
 	Problems []string
+	// DeadLetters are the DLQs after the run and their alarms (AddDeadLetters).
+	DeadLetters []DeadLetterVerdict
+
+	// uncached counts each partner's verdicts reached without the cache (AddResults).
+	uncached map[string]int
 }
 
 // PartnerSummary is one partner's figures over a run.
@@ -435,9 +440,20 @@ func (s Summary) Write(w io.Writer) error {
 		}
 	}
 	var b strings.Builder
+	s.writeRequestNotes(&b)
 	fmt.Fprintf(&b, "Partner alarms in ALARM if these figures held for their evaluation periods: %d of %d\n", len(firing), len(s.Alarms))
 	for _, a := range firing {
 		fmt.Fprintf(&b, "  %s (%s): %s %s %s\n", a.Alert, a.Partner, strconv.FormatFloat(a.Value, 'f', -1, 64), operatorSign(a.ComparisonOperator), strconv.FormatFloat(a.Threshold, 'f', -1, 64))
+	}
+	if len(s.DeadLetters) > 0 {
+		s.writeDeadLetters(&b)
+		dlq := 0
+		for _, d := range s.DeadLetters {
+			if d.InAlarm {
+				dlq++
+			}
+		}
+		fmt.Fprintf(&b, "Alarms that would fire: %d (%d partner, %d dead-letter queue)\n", len(firing)+dlq, len(firing), dlq)
 	}
 	for _, p := range s.Problems {
 		fmt.Fprintf(&b, "  problem: %s\n", p)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"path/filepath"
 	"slices"
@@ -360,5 +361,91 @@ func TestTemplateMathParses(t *testing.T) {
 		if _, err := ParseMath(e); err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+// localScope names every queue of the template as make run's stack does.
+func localScope() samtemplate.Scope {
+	s := samtemplate.SymbolicScope("local", "us-east-1", samtemplate.LocalAccountID)
+	s.Resource = func(id, attr string) (string, error) {
+		if attr == "QueueName" {
+			return "local-" + id, nil
+		}
+		return "", samtemplate.ErrUnresolvable
+	}
+	return s
+}
+
+// TestSummaryDeadLetterAlarms checks that the DLQ alarms of the template
+// count among the alarms that would fire, and that the summary tells the
+// intended sample from a message that should not be there.
+func TestSummaryDeadLetterAlarms(t *testing.T) {
+	tpl := loadTemplate(t)
+	s := Summarize(NewEMFCollector(), tpl, time.Minute)
+	counts := map[string]int{"IngressDeadLetterQueue": 1, "ResultsDeadLetterQueue": 0, "PostmanDeadLetterQueue": 2}
+	for _, p := range registry.Names() {
+		if id := strings.ToUpper(string(p)[:1]) + string(p)[1:] + "DeadLetterQueue"; id != "PostmanDeadLetterQueue" {
+			counts[id] = 0
+		}
+	}
+	s.AddDeadLetters(tpl, localScope(), counts, map[string]int{"IngressDeadLetterQueue": 1},
+		map[string]string{"IngressDeadLetterQueue": "the unparseable sample of events/ingress-unparseable.json"})
+	var out bytes.Buffer
+	if err := s.Write(&out); err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Join(strings.Fields(out.String()), " ")
+	for _, want := range []string{
+		fmt.Sprintf("Dead-letter queue alarms in ALARM with these counts (they page on one message): 2 of %d", len(counts)),
+		"SecretDetectionDeadLetterQueueNotEmpty (IngressDeadLetterQueue): 1 > 0, expected: the unparseable sample of events/ingress-unparseable.json",
+		"SecretDetectionDeadLetterQueueNotEmpty (PostmanDeadLetterQueue): 2 > 0, not expected: look at the queue",
+		"Alarms that would fire: 2 (0 partner, 2 dead-letter queue)",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("summary lacks %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(text, "(ResultsDeadLetterQueue)") {
+		t.Errorf("an empty DLQ is listed as firing:\n%s", out.String())
+	}
+}
+
+// TestSummaryExplainsFewerRequestsThanVerdicts: three Postman findings
+// with one credential, verified together, make one request.
+func TestSummaryExplainsFewerRequestsThanVerdicts(t *testing.T) {
+	c := collect(t, 7, repeat(1, request{"postman", 200, 100 * time.Millisecond})...)
+	s := Summarize(c, loadTemplate(t), time.Minute)
+	var rs []finding.Result
+	for _, cached := range []bool{false, false, false, true} {
+		rs = append(rs, finding.Result{Partner: finding.PartnerPostman, Reason: finding.ReasonPartnerConfirmed, Status: finding.StatusActive, Cached: cached})
+	}
+	s.AddResults(rs)
+	var out bytes.Buffer
+	if err := s.Write(&out); err != nil {
+		t.Fatal(err)
+	}
+	if want := "postman: 1 requests for 3 uncached verdicts: findings with the same credential in flight at once share one call"; !strings.Contains(out.String(), want) {
+		t.Errorf("summary lacks %q:\n%s", want, out.String())
+	}
+	if strings.Contains(out.String(), "aws: ") {
+		t.Errorf("a partner without the gap is explained:\n%s", out.String())
+	}
+}
+
+func TestResultNotes(t *testing.T) {
+	rs := []finding.Result{
+		{ScanID: "s", FindingID: "b", Partner: finding.PartnerPostman, Status: finding.StatusUnknown, Reason: finding.ReasonPartnerError, Message: "partner answered 503 three times"},
+		{ScanID: "s", FindingID: "a", Partner: finding.PartnerPostman, Status: finding.StatusActive, Reason: finding.ReasonPartnerConfirmed},
+		{ScanID: "s", FindingID: "c", RuleID: "x", Status: finding.StatusUnknown, Reason: finding.ReasonUnsupportedTokenType},
+	}
+	notes := ResultNotes(rs, map[string]float64{"postman": 2, "aws": 0.5})
+	want := []string{
+		"MS is each finding's time from receipt to result (its outcome log's latency_ms); it includes the wait for its partner's rate limiter, " +
+			"one function instance per partner here, so after the burst each call waits its turn: postman 2/s (0.5s between calls)",
+		"unknown s b (partner_error): partner answered 503 three times",
+		"unknown s c (unsupported_token_type): (no message)",
+	}
+	if !slices.Equal(notes, want) {
+		t.Errorf("notes:\n%q\nwant\n%q", notes, want)
 	}
 }
