@@ -82,9 +82,8 @@ func run(v *slackpartner.Verifier, f finding.Finding) outcome {
 
 // want describes the expected outcome of a row: a verdict (reason set) or a fault.
 type want struct {
-	reason     finding.Reason    // verdict reason; "" when a fault is expected
-	details    finding.Details   // details of a confirmed token
-	tokenType  finding.TokenType // the gate's type, for verdicts without a call
+	reason     finding.Reason  // verdict reason; "" when a fault is expected
+	details    finding.Details // details of a confirmed token
 	kind       verify.FaultKind
 	httpStatus int
 	network    bool

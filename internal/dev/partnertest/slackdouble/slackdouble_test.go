@@ -84,7 +84,7 @@ func TestTokens(t *testing.T) {
 			t.Errorf("token of the wrong form (%d characters, prefix %s)", len(tok), tok[:5])
 		}
 	}
-	if NewToken() == NewToken() {
+	if a, b := NewToken(), NewToken(); a == b {
 		t.Error("NewToken repeated a token")
 	}
 }
