@@ -77,6 +77,7 @@ FUZZ_TARGETS := shared/finding:FuzzParse shared/partner/aws:FuzzSTSAnswer shared
 	shared/partner/anthropic:FuzzAnthropicAnswer \
 	shared/partner/sendgrid:FuzzSendgridAnswer \
 	shared/partner/npm:FuzzNpmAnswer
+	shared/partner/slack:FuzzSlackAnswer
 fuzz:
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
 	  echo "fuzz $$name in ./$$pkg for $(FUZZTIME)"; \

@@ -159,6 +159,7 @@ var requiredOverrides = []string{
 	"PostmanRatePerSecond", "PostmanMaxConcurrency", "FeatureFlagCacheTtl",
 	"SendgridRatePerSecond", "SendgridMaxConcurrency",
 	"NpmRatePerSecond", "NpmMaxConcurrency",
+	"SlackRatePerSecond", "SlackMaxConcurrency",
 }
 
 // templateParameter is what samconfig's overrides are checked against.

@@ -22,7 +22,7 @@ func TestParseRates(t *testing.T) {
 	}{
 		{"", map[string]float64{}, false},
 		{"postman=3,aws=50", map[string]float64{"postman": 3, "aws": 50}, false},
-		{"slack=3", nil, true},
+		{"nosuchpartner=3", nil, true},
 		{"postman", nil, true},
 		{"postman=-1", nil, true},
 		{"postman=x", nil, true},

@@ -180,7 +180,7 @@ func scan(tk tokens) map[string]any {
 			{"id": "f-pmak", "rule_id": "Postman API token", "token": tk.pmak, "recheck": true},
 			{"id": "f-asia", "rule_id": "AWS", "token": tk.asia},
 			{"id": "f-bad", "rule_id": "Postman API token", "token": "PMAK-nothex"},
-			{"id": "f-unknown", "rule_id": "Slack token", "token": "xoxb-123"},
+			{"id": "f-unknown", "rule_id": "generic-api-key", "token": "xoxb-123"},
 		},
 	}
 }

@@ -454,7 +454,8 @@ func (e *Env) Scan(creds []Cred, outcome Outcome) (string, []byte, error) {
 		x := outcome(c)
 		e.obs.Expect[Key{scanID, c.Name}] = &x
 	}
-	other := "xoxb-" + randomHex(16)
+	// A Slack refresh token: routed to Slack, but no call can judge it.
+	other := "xoxe-1-" + randomHex(16)
 	e.obs.Secrets = append(e.obs.Secrets, other)
 	b.Findings = append(b.Findings, finding.Finding{ID: "unsupported", RuleID: "Slack token", Token: finding.Secret(other)})
 	e.obs.Expect[Key{scanID, "unsupported"}] = &Expectation{Allowed: []finding.Reason{finding.ReasonUnsupportedTokenType}, Terminal: true, Exactly: 1}

@@ -184,6 +184,8 @@ func TestEndToEnd(t *testing.T) {
 			"sendgrid-malformed": finding.ReasonMalformedToken,
 			"npm-active":         finding.ReasonPartnerConfirmed, "npm-inactive": finding.ReasonPartnerRejected,
 			"npm-malformed": finding.ReasonMalformedToken,
+			"slack-active":  finding.ReasonPartnerConfirmed, "slack-inactive": finding.ReasonPartnerRejected,
+			"slack-malformed": finding.ReasonMalformedToken,
 		}
 		for id, reason := range map[string]finding.Reason{
 			"anthropic-api-key-active": finding.ReasonPartnerConfirmed, "anthropic-api-key-inactive": finding.ReasonPartnerRejected,

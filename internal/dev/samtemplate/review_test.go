@@ -45,6 +45,7 @@ var partnerIDs = map[finding.Partner]string{
 	anthropicpartner.Name: "Anthropic",
 	"sendgrid":            "Sendgrid",
 	"npm":                 "Npm",
+	"slack":               "Slack",
 }
 
 // envKind says what an environment variable must point at.
@@ -101,6 +102,7 @@ func expectedEnv() map[string]map[string]envWant {
 			"PARTNER_QUEUE_URL_ANTHROPIC": {envQueueURL, "AnthropicQueue"},
 			"PARTNER_QUEUE_URL_SENDGRID":  {envQueueURL, "SendgridQueue"},
 			"PARTNER_QUEUE_URL_NPM":       {envQueueURL, "NpmQueue"},
+			"PARTNER_QUEUE_URL_SLACK":     {envQueueURL, "SlackQueue"},
 		}),
 		// Partner functions run one binary: PARTNER picks the partner. Endpoints are the
 		// contract's defaults in code; PARTNER_ENDPOINT_* exist for local doubles only.
@@ -171,6 +173,13 @@ func expectedEnv() map[string]map[string]envWant {
 			"PARTNER_RATE_BURST":      {envLiteral, "1"},
 			"PARTNER_CONCURRENCY":     {envLiteral, ""},
 		}),
+		"SlackFunction": with(common("SlackDeadLetterQueue"), map[string]envWant{
+			"PARTNER":                 {envLiteral, "slack"},
+			"PARTNER_TIMEOUT":         {envParam, "PartnerTimeout"},
+			"PARTNER_RATE_PER_SECOND": {envParam, "SlackRatePerSecond"},
+			"PARTNER_RATE_BURST":      {envLiteral, "1"},
+			"PARTNER_CONCURRENCY":     {envLiteral, ""},
+		}),
 		// It reads FEATURE_FLAG_PARAMETER, ENVIRONMENT, LOG_LEVEL and STACK_NAME; Globals give it
 		// the others too, and it has no source queue of its own.
 		"AutoRollbackFunction": with(autoRollback, map[string]envWant{
@@ -193,13 +202,14 @@ var functionSources = map[string]struct{ queue, maxConcurrency string }{
 	"AnthropicFunction":  {"AnthropicQueue", "AnthropicMaxConcurrency"},
 	"SendgridFunction":   {"SendgridQueue", "SendgridMaxConcurrency"},
 	"NpmFunction":        {"NpmQueue", "NpmMaxConcurrency"},
+	"SlackFunction":      {"SlackQueue", "SlackMaxConcurrency"},
 }
 
 // snsFunctions are the functions the on-call topic triggers instead of a
 // queue, with the condition they are deployed under (off by default).
 var snsFunctions = map[string]string{"AutoRollbackFunction": "AutoRollbackOn"}
 
-var queueStems = []string{"Ingress", "Aws", "Gcp", "Postman", "Results", "Heroku", "Openai", "Stripe", "Github", "Anthropic", "Sendgrid", "Npm"}
+var queueStems = []string{"Ingress", "Aws", "Gcp", "Postman", "Results", "Heroku", "Openai", "Stripe", "Github", "Anthropic", "Sendgrid", "Npm", "Slack"}
 
 var consumeActions = []string{"sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:ReceiveMessage"}
 
@@ -219,6 +229,7 @@ func expectedReach() map[string]map[string][]string {
 			"AnthropicQueue": send,
 			"SendgridQueue":  send,
 			"NpmQueue":       send,
+			"SlackQueue":     send,
 		},
 		"AutoRollbackFunction": {},
 	}

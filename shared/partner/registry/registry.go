@@ -20,6 +20,7 @@ import (
 	openaipartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/openai"
 	postmanpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/postman"
 	sendgridpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/sendgrid"
+	slackpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/slack"
 	stripepartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/stripe"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
 )
@@ -36,6 +37,7 @@ var all = []partner.Definition{
 	anthropicpartner.Definition,
 	sendgridpartner.Definition,
 	npmpartner.Definition,
+	slackpartner.Definition,
 }
 
 // routes maps every rule id of every partner to its partner and token type.

@@ -78,7 +78,7 @@ func TestCheck(t *testing.T) {
 		{"postman", finding.Finding{RuleID: "Postman API token", Token: finding.Secret(postmanToken())}, "", ""},
 		{"postman upper-case hex", finding.Finding{RuleID: "Postman API token", Token: finding.Secret(strings.ToUpper(postmanToken()))}, finding.ReasonMalformedToken, "Postman API key"},
 		{"postman short", finding.Finding{RuleID: "Postman API token", Token: finding.Secret(postmanToken()[:50])}, finding.ReasonMalformedToken, "Postman API key"},
-		{"unknown rule", finding.Finding{RuleID: "Slack token", Token: finding.Secret("xoxb-" + randHex(20))}, finding.ReasonUnsupportedTokenType, `"Slack token"`},
+		{"unknown rule", finding.Finding{RuleID: "generic-api-key", Token: finding.Secret("xoxb-" + randHex(20))}, finding.ReasonUnsupportedTokenType, `"generic-api-key"`},
 		{"unknown unprintable rule", finding.Finding{RuleID: "a\tb", Token: "x"}, finding.ReasonUnsupportedTokenType, "unprintable"},
 		{"problem wins", finding.Finding{RuleID: "Postman API token", Token: finding.Secret(postmanToken()), Problem: &finding.FieldError{Field: "findings[0].x", Msg: "bad"}}, finding.ReasonMalformedToken, "findings[0].x: bad"},
 	}
@@ -142,6 +142,9 @@ func TestRoutes(t *testing.T) {
 		"npm access token":                     {Partner: "npm", TokenType: "npm_access_token"},
 		"npm-access-token":                     {Partner: "npm", TokenType: "npm_access_token"},
 	}
+	want["Slack token"] = finding.Route{Partner: "slack", TokenType: "slack_bot_token"}
+	want["slack-bot-token"] = finding.Route{Partner: "slack", TokenType: "slack_bot_token"}
+	want["slack-user-token"] = finding.Route{Partner: "slack", TokenType: "slack_user_token"}
 	want["anthropic_key"] = finding.Route{Partner: anthropicpartner.Name, TokenType: anthropicpartner.TokenAPIKey}
 	want["anthropic-api-key"] = finding.Route{Partner: anthropicpartner.Name, TokenType: anthropicpartner.TokenAPIKey}
 	want["anthropic-admin-api-key"] = finding.Route{Partner: anthropicpartner.Name, TokenType: anthropicpartner.TokenAdminKey}

@@ -95,6 +95,7 @@ var kits = map[finding.Partner]Kit{
 	anthropicPartner:      anthropicKit,
 	"sendgrid":            sendgridKit,
 	"npm":                 npmKit,
+	"slack":               slackKit,
 }
 
 type stsDouble struct{ *stsdouble.Server }

@@ -1,0 +1,158 @@
+package slackpartner_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
+	slackpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/slack"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/verify"
+)
+
+// fuzzToken is the bot token the fuzzer's responses may echo ({{TOKEN}},
+// and its secret tail as {{SECRET}}). It is generated from a fixed seed so
+// that a failing input reproduces, and the corpus holds only the placeholders.
+var fuzzToken = func() string {
+	r := rand.New(rand.NewPCG(0x51ac, 0x7e57))
+	const alnum = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+	var b strings.Builder
+	b.WriteString("xoxb-")
+	for range 12 {
+		b.WriteByte(alnum[52+r.IntN(10)])
+	}
+	b.WriteByte('-')
+	for range 13 {
+		b.WriteByte(alnum[52+r.IntN(10)])
+	}
+	b.WriteByte('-')
+	for range 24 {
+		b.WriteByte(alnum[r.IntN(len(alnum))])
+	}
+	return b.String()
+}()
+
+// FuzzSlackAnswer feeds arbitrary answers to POST /auth.test (status,
+// headers, body, a dropped or truncated connection) to the real verifier
+// and holds its classification to the contract: it never panics; a fault
+// (no answer, a truncated body, 429, 5xx) is always a *verify.Fault, never
+// a verdict; partner_rejected comes only from a 200 or 401 whose body is
+// Slack's envelope with ok false and one of its authentication errors,
+// partner_confirmed only from a 200 with ok true; "ratelimited" is never a
+// verdict; and the token appears in no verdict, detail or fault.
+func FuzzSlackAnswer(f *testing.F) {
+	srv := partnertest.NewFuzzServer(f)
+	v, err := slackpartner.New(partnerhttp.Options{Endpoints: []*url.URL{srv.Endpoint()}, Timeout: 5 * time.Second})
+	if err != nil {
+		f.Fatal(err)
+	}
+	secret := fuzzToken[strings.LastIndex(fuzzToken, "-")+1:]
+	f.Fuzz(func(t *testing.T, mode byte, status int, header string, body []byte) {
+		resp := partnertest.NewFuzzAnswer(mode, status, header, body, "{{TOKEN}}", fuzzToken, "{{SECRET}}", secret)
+		srv.Set(resp)
+		fd := finding.Finding{ID: "f-1", RuleID: rule, Token: finding.Secret(fuzzToken)}
+		verdict, err := v.Verify(context.Background(), slackpartner.TokenBot, fd)
+
+		text := verdict.Message + fmt.Sprint(verdict.Details)
+		if err != nil {
+			text += err.Error()
+		}
+		if strings.Contains(strings.ToLower(text), strings.ToLower(secret)) {
+			t.Fatal("the token or its secret part appears in the verdict or fault text")
+		}
+		if err != nil {
+			fault, ok := verify.AsFault(err)
+			switch {
+			case !ok:
+				t.Fatalf("error %q is not a *verify.Fault", err)
+			case verdict.Reason != "":
+				t.Fatalf("both a verdict (%s) and a fault", verdict.Reason)
+			// A header net/http cannot read means the 429 never arrived.
+			case resp.Status == http.StatusTooManyRequests && !resp.Truncate && !fault.Network && fault.Kind != verify.RateLimited:
+				t.Fatalf("a 429 is a %s fault, want rate limited", fault.Kind)
+			}
+			return
+		}
+		switch {
+		case resp.Status == 0:
+			t.Fatalf("no answer yielded verdict %s", verdict.Reason)
+		case resp.Truncate:
+			t.Fatalf("a truncated answer (http %d) yielded verdict %s", resp.Status, verdict.Reason)
+		case resp.Status == http.StatusTooManyRequests || resp.Status >= 500:
+			t.Fatalf("http %d yielded verdict %s", resp.Status, verdict.Reason)
+		}
+		switch verdict.Reason {
+		case finding.ReasonPartnerConfirmed:
+			if resp.Status != http.StatusOK || !isSlackOK(resp.Body) {
+				t.Fatalf("partner_confirmed from http %d with a body that is not Slack's ok:true", resp.Status)
+			}
+		case finding.ReasonPartnerRejected:
+			if !isSlackRejection(resp.Status, resp.Body) {
+				t.Fatalf("partner_rejected from http %d with a body that is not Slack's rejection: %q", resp.Status, finding.Scrub(string(resp.Body), fuzzToken))
+			}
+		default:
+			t.Fatalf("verdict %q for a well-formed token", verdict.Reason)
+		}
+	})
+}
+
+// isSlackOK is Slack's success: one JSON object whose "ok" is true.
+func isSlackOK(body []byte) bool {
+	var doc map[string]any
+	return json.Unmarshal(body, &doc) == nil && doc["ok"] == true
+}
+
+// isSlackRejection is Slack's answer for a token it refuses: a 200 (or a
+// 401) whose body is one JSON object with "ok" false and, under "error",
+// one of the authentication errors of auth.test.
+func isSlackRejection(status int, body []byte) bool {
+	if status != http.StatusOK && status != http.StatusUnauthorized {
+		return false
+	}
+	var doc map[string]any
+	if json.Unmarshal(body, &doc) != nil || doc["ok"] != false {
+		return false
+	}
+	switch doc["error"] {
+	case "invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired":
+		return true
+	}
+	return false
+}
+
+// TestFuzzOracle shows the rejection oracle tells Slack's body from look-alikes.
+func TestFuzzOracle(t *testing.T) {
+	cases := []struct {
+		name   string
+		status int
+		body   string
+		want   bool
+	}{
+		{"invalid_auth", 200, `{"ok":false,"error":"invalid_auth"}`, true},
+		{"token_revoked with 401", 401, `{"ok":false,"error":"token_revoked"}`, true},
+		{"with a warning", 200, `{"ok":false,"error":"account_inactive","warning":"superfluous_charset"}`, true},
+		{"same body with 403", 403, `{"ok":false,"error":"invalid_auth"}`, false},
+		{"ratelimited", 200, `{"ok":false,"error":"ratelimited"}`, false},
+		{"team_added_to_org", 200, `{"ok":false,"error":"team_added_to_org"}`, false},
+		{"ok true", 200, `{"ok":true,"error":"invalid_auth"}`, false},
+		{"ok a string", 200, `{"ok":"false","error":"invalid_auth"}`, false},
+		{"upper-case keys", 200, `{"OK":false,"Error":"invalid_auth"}`, false},
+		{"truncated", 200, `{"ok":false,"error":"invalid_au`, false},
+		{"HTML", 200, `<html><body>invalid_auth</body></html>`, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := isSlackRejection(tc.status, []byte(tc.body)); got != tc.want {
+				t.Fatalf("isSlackRejection = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,705 @@
+package slackpartner_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"reflect"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/slackdouble"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/metrics"
+	slackpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/slack"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/verify"
+)
+
+const rule = "Slack token"
+
+func startDouble(t *testing.T) *slackdouble.Server {
+	t.Helper()
+	s, err := slackdouble.Start("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+func newVerifier(t *testing.T, endpoint string, timeout time.Duration, tr http.RoundTripper) *slackpartner.Verifier {
+	t.Helper()
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := slackpartner.New(partnerhttp.Options{Endpoints: []*url.URL{u}, Timeout: timeout, Transport: tr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func slackFinding(tok string) finding.Finding {
+	return finding.Finding{ID: "f-1", RuleID: rule, Token: finding.Secret(tok)}
+}
+
+// outcome is what one verification produced, with the metrics it recorded.
+type outcome struct {
+	verdict verify.Verdict
+	err     error
+	m       metrics.Summary
+}
+
+// callerVerify verifies f as pipeline.Worker does: a finding reaches Verify
+// only past the partner's gate (Definition.Examine), typed by its prefix,
+// so the rows that test that gate get their verdict here, without a call.
+func callerVerify(ctx context.Context, v verify.Verifier, f finding.Finding) (verify.Verdict, error) {
+	rt, reason, msg := slackpartner.Definition.Examine(f)
+	if reason != "" {
+		return verify.Verdict{Reason: reason, Message: msg}, nil
+	}
+	return v.Verify(ctx, rt.TokenType, f)
+}
+
+func run(v *slackpartner.Verifier, f finding.Finding) outcome {
+	rec := metrics.New()
+	verdict, err := callerVerify(metrics.NewContext(context.Background(), rec), v, f)
+	m := rec.Snapshot()["slack"]
+	m.LatencyMS = nil
+	return outcome{verdict, err, m}
+}
+
+// want describes the expected outcome of a row: a verdict (reason set) or a fault.
+type want struct {
+	reason     finding.Reason  // verdict reason; "" when a fault is expected
+	details    finding.Details // details of a confirmed token
+	kind       verify.FaultKind
+	httpStatus int
+	network    bool
+	retryMin   time.Duration
+	retryMax   time.Duration
+	msg        string // a substring of the fault or verdict message
+	metrics    metrics.Summary
+	calls      int64 // requests the double saw
+}
+
+func check(t *testing.T, got outcome, w want) {
+	t.Helper()
+	if got.verdict.Status() == finding.StatusInactive && got.err != nil {
+		t.Fatal("a fault came with an inactive verdict")
+	}
+	if w.reason != "" {
+		if got.err != nil {
+			t.Fatalf("Verify error = %v, want verdict %s", got.err, w.reason)
+		}
+		if got.verdict.Reason != w.reason {
+			t.Fatalf("reason = %q (%s), want %q", got.verdict.Reason, got.verdict.Message, w.reason)
+		}
+		if !strings.Contains(got.verdict.Message, w.msg) {
+			t.Errorf("message = %q, want it to contain %q", got.verdict.Message, w.msg)
+		}
+		if w.reason == finding.ReasonPartnerConfirmed {
+			if !reflect.DeepEqual(got.verdict.Details, w.details) {
+				t.Errorf("details = %#v, want %#v", got.verdict.Details, w.details)
+			}
+		} else if got.verdict.Details != nil {
+			t.Errorf("details on a %q verdict: %v", got.verdict.Reason, got.verdict.Details)
+		}
+	} else {
+		if got.err == nil {
+			t.Fatalf("verdict %+v (status %s), want a fault; a fault must never be an answer", got.verdict, got.verdict.Status())
+		}
+		if got.verdict.Reason != "" || got.verdict.Details != nil {
+			t.Errorf("a fault came with verdict %+v", got.verdict)
+		}
+		f, ok := verify.AsFault(got.err)
+		if !ok {
+			t.Fatalf("error %v is not a *verify.Fault", got.err)
+		}
+		if f.Kind != w.kind || f.HTTPStatus != w.httpStatus || f.Network != w.network {
+			t.Errorf("fault = %+v, want kind %v, http %d, network %v", *f, w.kind, w.httpStatus, w.network)
+		}
+		if finding.StatusOf(f.Kind.Reason()) != finding.StatusUnknown {
+			t.Errorf("fault ends in %q, want an unknown reason", f.Kind.Reason())
+		}
+		if f.Partner != slackpartner.Name || f.Op != "POST /auth.test" {
+			t.Errorf("fault names %q %q", f.Partner, f.Op)
+		}
+		if f.RetryAfter < w.retryMin || f.RetryAfter > w.retryMax {
+			t.Errorf("RetryAfter = %v, want within [%v, %v]", f.RetryAfter, w.retryMin, w.retryMax)
+		}
+		if !strings.Contains(got.err.Error(), w.msg) {
+			t.Errorf("error = %q, want it to contain %q", got.err, w.msg)
+		}
+	}
+	if !reflect.DeepEqual(got.m, w.metrics) {
+		t.Errorf("metrics = %+v, want %+v", got.m, w.metrics)
+	}
+}
+
+// setContentType sends requests with another Content-Type, to show what
+// Slack's invalid_post_type becomes.
+type setContentType struct {
+	base http.RoundTripper
+	ct   string
+}
+
+func (s setContentType) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Content-Type", s.ct)
+	return s.base.RoundTrip(r)
+}
+
+// TestVerifyAgainstDouble has one row per answer Slack (or something in
+// its place) gives to POST /auth.test, and the verdict or fault each must give.
+func TestVerifyAgainstDouble(t *testing.T) {
+	srv := startDouble(t)
+	one := metrics.Summary{Requests: 1}
+	unusable := metrics.Summary{Requests: 1, Errors: 1}
+	network := metrics.Summary{Requests: 1, Errors: 1, NetworkErrors: 1}
+	limited := metrics.Summary{Requests: 1, RateLimitHits: 1}
+	httpDate := func() string { return time.Now().Add(30 * time.Second).UTC().Format(http.TimeFormat) }
+	live := func(tok string) func(*testing.T) (finding.Finding, finding.Details) {
+		return func(*testing.T) (finding.Finding, finding.Details) {
+			id := srv.AddToken(tok)
+			return slackFinding(tok), finding.Details{slackpartner.DetailTeamID: id.TeamID, slackpartner.DetailUserID: id.UserID}
+		}
+	}
+	inState := func(st slackdouble.State) func(*testing.T) (finding.Finding, finding.Details) {
+		return func(*testing.T) (finding.Finding, finding.Details) {
+			tok := slackdouble.NewToken()
+			srv.SetState(tok, st)
+			return slackFinding(tok), nil
+		}
+	}
+	// liveWith registers a live bot token and turns a knob, so that any
+	// verdict but the row's would be wrong.
+	liveWith := func(knob func()) func(*testing.T) (finding.Finding, finding.Details) {
+		return func(*testing.T) (finding.Finding, finding.Details) {
+			tok := slackdouble.NewToken()
+			srv.AddToken(tok)
+			knob()
+			return slackFinding(tok), nil
+		}
+	}
+	forced := func(code string) func(*testing.T) (finding.Finding, finding.Details) {
+		return liveWith(func() { srv.SetError(code) })
+	}
+	fault := func(f partnertest.Fault) func(*testing.T) (finding.Finding, finding.Details) {
+		return liveWith(func() { srv.Controls.Push(f) })
+	}
+	noCall := func(tok string) func(*testing.T) (finding.Finding, finding.Details) {
+		return func(*testing.T) (finding.Finding, finding.Details) {
+			srv.AddToken(tok) // live in the double: only the gate may refuse it
+			return slackFinding(tok), nil
+		}
+	}
+
+	tests := []struct {
+		name       string
+		setup      func(t *testing.T) (finding.Finding, finding.Details)
+		retryAfter string // the Retry-After the fault layer gives a 429
+		timeout    time.Duration
+		transport  http.RoundTripper
+		want       want
+	}{
+		// 200 {"ok":true,…}: auth.test's success, every live token kind.
+		{name: "bot token", setup: live(slackdouble.NewToken()), want: want{reason: finding.ReasonPartnerConfirmed, metrics: one, calls: 1}},
+		{name: "user token", setup: live(slackdouble.NewUserToken()), want: want{reason: finding.ReasonPartnerConfirmed, metrics: one, calls: 1}},
+		{name: "rotating bot token", setup: live(slackdouble.NewRotatingToken(false)), want: want{reason: finding.ReasonPartnerConfirmed, metrics: one, calls: 1}},
+		{name: "rotating user token", setup: live(slackdouble.NewRotatingToken(true)), want: want{reason: finding.ReasonPartnerConfirmed, metrics: one, calls: 1}},
+		{name: "enterprise install without a team id", setup: func(*testing.T) (finding.Finding, finding.Details) {
+			tok := slackdouble.NewToken()
+			srv.AddTokenAs(tok, slackdouble.Identity{UserID: "W0123456789", BotID: "B0123456789"})
+			return slackFinding(tok), finding.Details{slackpartner.DetailUserID: "W0123456789"}
+		}, want: want{reason: finding.ReasonPartnerConfirmed, metrics: one, calls: 1}},
+		// 200 {"ok":false,"error":…}: Slack's own rejections.
+		{name: "unknown token: invalid_auth", setup: func(*testing.T) (finding.Finding, finding.Details) {
+			return slackFinding(slackdouble.NewToken()), nil
+		}, want: want{reason: finding.ReasonPartnerRejected, metrics: one, calls: 1}},
+		{name: "revoked: token_revoked", setup: inState(slackdouble.Revoked), want: want{reason: finding.ReasonPartnerRejected, metrics: one, calls: 1}},
+		{name: "expired: token_expired", setup: inState(slackdouble.Expired), want: want{reason: finding.ReasonPartnerRejected, metrics: one, calls: 1}},
+		{name: "deactivated: account_inactive", setup: inState(slackdouble.AccountInactive), want: want{reason: finding.ReasonPartnerRejected, metrics: one, calls: 1}},
+		{name: "not_authed", setup: forced("not_authed"), want: want{reason: finding.ReasonPartnerRejected, metrics: one, calls: 1}},
+		{name: "invalid_auth with HTTP 401", setup: func(*testing.T) (finding.Finding, finding.Details) {
+			srv.SetRejectStatus(http.StatusUnauthorized)
+			return slackFinding(slackdouble.NewToken()), nil
+		}, want: want{reason: finding.ReasonPartnerRejected, metrics: one, calls: 1}},
+		{name: "token_revoked with HTTP 401", setup: func(t *testing.T) (finding.Finding, finding.Details) {
+			srv.SetRejectStatus(http.StatusUnauthorized)
+			return inState(slackdouble.Revoked)(t)
+		}, want: want{reason: finding.ReasonPartnerRejected, metrics: one, calls: 1}},
+		// Valid but restricted, or in transition: says nothing of the token.
+		{name: "team_added_to_org", setup: inState(slackdouble.AddedToOrg), want: want{kind: verify.PartnerError, httpStatus: 200, msg: "team_added_to_org", metrics: unusable, calls: 1}},
+		// Request-format and server errors in Slack's envelope.
+		{name: "invalid_arg_name", setup: forced("invalid_arg_name"), want: want{kind: verify.PartnerError, httpStatus: 200, msg: "invalid_arg_name", metrics: unusable, calls: 1}},
+		{name: "invalid_form_data", setup: forced("invalid_form_data"), want: want{kind: verify.PartnerError, httpStatus: 200, msg: "invalid_form_data", metrics: unusable, calls: 1}},
+		{name: "request_timeout", setup: forced("request_timeout"), want: want{kind: verify.PartnerError, httpStatus: 200, msg: "request_timeout", metrics: unusable, calls: 1}},
+		{name: "fatal_error", setup: forced("fatal_error"), want: want{kind: verify.PartnerError, httpStatus: 200, msg: "fatal_error", metrics: unusable, calls: 1}},
+		{name: "internal_error", setup: forced("internal_error"), want: want{kind: verify.PartnerError, httpStatus: 200, msg: "internal_error", metrics: unusable, calls: 1}},
+		{name: "service_unavailable", setup: forced("service_unavailable"), want: want{kind: verify.PartnerError, httpStatus: 200, msg: "service_unavailable", metrics: unusable, calls: 1}},
+		{name: "an error code Slack adds later", setup: forced("ekm_access_denied"), want: want{kind: verify.PartnerError, httpStatus: 200, msg: "ekm_access_denied", metrics: unusable, calls: 1}},
+		{name: "invalid_post_type for another content type", transport: setContentType{&http.Transport{}, "application/xml"}, setup: liveWith(func() {}),
+			want: want{kind: verify.PartnerError, httpStatus: 200, msg: "invalid_post_type", metrics: unusable, calls: 1}},
+		// The format gate: no call.
+		{name: "refresh token: unsupported", setup: noCall("xoxe-1-" + strings.Repeat("A", 146)), want: want{reason: finding.ReasonUnsupportedTokenType, msg: "refresh"}},
+		{name: "session token xoxc: unsupported", setup: noCall("xoxc-" + strings.Repeat("1", 12) + "-" + strings.Repeat("a", 40)), want: want{reason: finding.ReasonUnsupportedTokenType, msg: "d cookie"}},
+		{name: "session cookie xoxd: unsupported", setup: noCall("xoxd-" + strings.Repeat("a", 60)), want: want{reason: finding.ReasonUnsupportedTokenType, msg: "d cookie"}},
+		{name: "fragment cut by an older rule: malformed", setup: noCall("xoxb-176536724810"), want: want{reason: finding.ReasonMalformedToken, msg: "not a Slack bot token"}},
+		{name: "app-level token: malformed", setup: noCall("xapp-1-A0123456789-0123456789012-" + strings.Repeat("a", 64)), want: want{reason: finding.ReasonMalformedToken, msg: "not a Slack bot or user token"}},
+		{name: "legacy xoxa: malformed", setup: noCall("xoxa-2-" + strings.Repeat("a", 40)), want: want{reason: finding.ReasonMalformedToken}},
+		{name: "user token with a space: malformed", setup: noCall("xoxp-1234567890-abc def-ghijklmnop"), want: want{reason: finding.ReasonMalformedToken, msg: "not a Slack user token"}},
+		// Rate limits: 429 + ratelimited + Retry-After (seconds), and ratelimited inside a 200.
+		{name: "429 ratelimited, Retry-After 7 s", retryAfter: "7", setup: fault(partnertest.Fault429),
+			want: want{kind: verify.RateLimited, httpStatus: 429, retryMin: 7 * time.Second, retryMax: 7 * time.Second, msg: "rate limited", metrics: limited, calls: 1}},
+		{name: "429 ratelimited, Retry-After an HTTP date", retryAfter: httpDate(), setup: fault(partnertest.Fault429),
+			want: want{kind: verify.RateLimited, httpStatus: 429, retryMin: 28 * time.Second, retryMax: 30 * time.Second, metrics: limited, calls: 1}},
+		{name: "429 ratelimited without Retry-After", retryAfter: "", setup: fault(partnertest.Fault429),
+			want: want{kind: verify.RateLimited, httpStatus: 429, metrics: limited, calls: 1}},
+		{name: "429 on a revoked token", retryAfter: "2", setup: func(t *testing.T) (finding.Finding, finding.Details) {
+			f, _ := inState(slackdouble.Revoked)(t)
+			srv.Controls.Push(partnertest.Fault429)
+			return f, nil
+		}, want: want{kind: verify.RateLimited, httpStatus: 429, retryMin: 2 * time.Second, retryMax: 2 * time.Second, metrics: limited, calls: 1}},
+		{name: "200 ratelimited with Retry-After 3 s", retryAfter: "3", setup: liveWith(func() {
+			srv.SetRateLimitStatus(http.StatusOK)
+			srv.Controls.Push(partnertest.Fault429)
+		}), want: want{kind: verify.RateLimited, httpStatus: 200, retryMin: 3 * time.Second, retryMax: 3 * time.Second, msg: "ratelimited", metrics: limited, calls: 1}},
+		{name: "200 ratelimited without Retry-After", retryAfter: "", setup: liveWith(func() {
+			srv.SetRateLimitStatus(http.StatusOK)
+			srv.Controls.Push(partnertest.Fault429)
+		}), want: want{kind: verify.RateLimited, httpStatus: 200, msg: "ratelimited", metrics: limited, calls: 1}},
+		// Faults of the exchange.
+		{name: "500", setup: fault(partnertest.Fault500), want: want{kind: verify.PartnerError, httpStatus: 500, msg: "http 500", metrics: unusable, calls: 1}},
+		{name: "502 HTML", setup: fault(partnertest.Fault502), want: want{kind: verify.PartnerError, httpStatus: 502, metrics: unusable, calls: 1}},
+		{name: "503", setup: fault(partnertest.Fault503), want: want{kind: verify.PartnerError, httpStatus: 503, metrics: unusable, calls: 1}},
+		{name: "504 HTML", setup: fault(partnertest.Fault504), want: want{kind: verify.PartnerError, httpStatus: 504, metrics: unusable, calls: 1}},
+		{name: "reset", setup: fault(partnertest.FaultReset), want: want{kind: verify.PartnerError, network: true, msg: "network error", metrics: network, calls: 1}},
+		{name: "hang with a short timeout", timeout: 300 * time.Millisecond, setup: fault(partnertest.FaultHang),
+			want: want{kind: verify.PartnerError, network: true, msg: "timeout", metrics: network, calls: 1}},
+		{name: "slow live answer within the timeout", timeout: 2 * time.Second, setup: func(t *testing.T) (finding.Finding, finding.Details) {
+			srv.Controls.SetLatency(100*time.Millisecond, 0)
+			return live(slackdouble.NewToken())(t)
+		}, want: want{reason: finding.ReasonPartnerConfirmed, metrics: one, calls: 1}},
+		{name: "garbled 200", setup: fault(partnertest.FaultGarbled), want: want{kind: verify.PartnerError, httpStatus: 200, msg: "proves nothing", metrics: unusable, calls: 1}},
+		{name: "empty 200", setup: fault(partnertest.FaultEmpty), want: want{kind: verify.PartnerError, httpStatus: 200, msg: "proves nothing", metrics: unusable, calls: 1}},
+		{name: "truncated 200", setup: fault(partnertest.FaultTruncated), want: want{kind: verify.PartnerError, httpStatus: 200, msg: "read body", metrics: unusable, calls: 1}},
+		{name: "HTML 401 from a proxy", setup: fault(partnertest.FaultHTML401), want: want{kind: verify.PartnerError, httpStatus: 401, msg: "HTML page", metrics: unusable, calls: 1}},
+		{name: "HTML 403 from a WAF", setup: fault(partnertest.FaultHTML403), want: want{kind: verify.PartnerError, httpStatus: 403, msg: "HTML page", metrics: unusable, calls: 1}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv.Reset()
+			srv.Controls.SetRetryAfter(tc.retryAfter)
+			f, details := tc.setup(t)
+			w := tc.want
+			if w.reason == finding.ReasonPartnerConfirmed {
+				w.details = details
+			}
+			got := run(newVerifier(t, srv.URL, tc.timeout, tc.transport), f)
+			check(t, got, w)
+			if calls := srv.Controls.Requests(); calls != w.calls {
+				t.Errorf("double saw %d requests, want %d", calls, w.calls)
+			}
+		})
+	}
+}
+
+// TestVerifyOtherAnswers covers answers the double never gives but a proxy,
+// a change at Slack or a misconfiguration can: none is inactive.
+func TestVerifyOtherAnswers(t *testing.T) {
+	canary := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+		t.Error("the redirect target was contacted")
+	}))
+	defer canary.Close()
+	tok := slackdouble.NewToken()
+	limited := metrics.Summary{Requests: 1, RateLimitHits: 1}
+	tests := []struct {
+		name        string
+		status      int
+		contentType string
+		body        string
+		header      map[string]string
+		want        want
+	}{
+		{"200 ok true without user_id", 200, "application/json", `{"ok":true,"team_id":"T0123456789"}`, nil, want{httpStatus: 200, msg: "without Slack's user id"}},
+		{"200 ok true with a user_id that is no id", 200, "application/json", `{"ok":true,"user_id":"` + tok + `"}`, nil, want{httpStatus: 200, msg: "without Slack's user id"}},
+		{"200 ok as a string", 200, "application/json", `{"ok":"true","user_id":"U0123456789"}`, nil, want{httpStatus: 200, msg: "proves nothing"}},
+		{"200 upper-case OK", 200, "application/json", `{"OK":true,"user_id":"U0123456789"}`, nil, want{httpStatus: 200, msg: "proves nothing"}},
+		{"200 no ok at all", 200, "application/json", `{"error":"invalid_auth"}`, nil, want{httpStatus: 200, msg: "proves nothing"}},
+		{"200 ok false without error", 200, "application/json", `{"ok":false}`, nil, want{httpStatus: 200, msg: "without Slack's error code"}},
+		{"200 ok false with an error object", 200, "application/json", `{"ok":false,"error":{"code":"invalid_auth"}}`, nil, want{httpStatus: 200, msg: "unrecognised"}},
+		{"200 ok false error echoing the token", 200, "application/json", `{"ok":false,"error":"` + tok + `"}`, nil, want{httpStatus: 200, msg: "unrecognised"}},
+		{"200 two documents", 200, "application/json", `{"ok":false,"error":"invalid_auth"}{"ok":true}`, nil, want{httpStatus: 200, msg: "proves nothing"}},
+		{"200 a JSON array", 200, "application/json", `[{"ok":false,"error":"invalid_auth"}]`, nil, want{httpStatus: 200, msg: "proves nothing"}},
+		{"200 JSON null", 200, "application/json", `null`, nil, want{httpStatus: 200, msg: "proves nothing"}},
+		{"200 HTML captive portal", 200, "text/html", `<html><body>Sign in to Wi-Fi</body></html>`, nil, want{httpStatus: 200, msg: "HTML page"}},
+		{"200 too long", 200, "application/json", `{"ok":false,"error":"invalid_auth","pad":"` + strings.Repeat("x", 70*1024) + `"}`, nil, want{httpStatus: 200, msg: "read body"}},
+		{"201 ok true", 201, "application/json", `{"ok":true,"user_id":"U0123456789"}`, nil, want{httpStatus: 201, msg: "without Slack's user id"}},
+		{"401 empty", 401, "", ``, nil, want{httpStatus: 401, msg: "proves nothing"}},
+		{"401 not Slack's envelope", 401, "application/json", `{"message":"Unauthorized"}`, nil, want{httpStatus: 401, msg: "proves nothing"}},
+		{"403 invalid_auth", 403, "application/json", `{"ok":false,"error":"invalid_auth"}`, nil, want{httpStatus: 403, msg: "a status Slack does not answer with"}},
+		{"404 unknown_method", 404, "application/json", `{"ok":false,"error":"unknown_method"}`, nil, want{httpStatus: 404, msg: "unknown_method"}},
+		{"403 with Retry-After", 403, "application/json", `{"ok":false,"error":"invalid_auth"}`, map[string]string{"Retry-After": "5"},
+			want{kind: verify.RateLimited, httpStatus: 403, retryMin: 5 * time.Second, retryMax: 5 * time.Second, msg: "rate limited", metrics: limited}},
+		{"302 to elsewhere", 302, "", "", map[string]string{"Location": canary.URL + "/api/auth.test"}, want{httpStatus: 302, msg: "proves nothing"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				for k, v := range tc.header {
+					w.Header().Set(k, v)
+				}
+				if tc.contentType != "" {
+					w.Header().Set("Content-Type", tc.contentType)
+				}
+				w.WriteHeader(tc.status)
+				_, _ = w.Write([]byte(tc.body))
+			}))
+			defer srv.Close()
+			w := tc.want
+			if w.kind == verify.PartnerError { // the zero kind: an unusable answer
+				w.metrics = metrics.Summary{Requests: 1, Errors: 1}
+			}
+			check(t, run(newVerifier(t, srv.URL, 0, nil), slackFinding(tok)), w)
+		})
+	}
+}
+
+// recordingTransport passes requests on and remembers their shape.
+type recordingTransport struct {
+	mu       sync.Mutex
+	base     http.RoundTripper
+	urls     []string
+	methods  []string
+	uas      []string
+	types    []string
+	bodies   []string
+	inHeader int
+}
+
+func (rt *recordingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	rt.urls = append(rt.urls, req.URL.String())
+	rt.methods = append(rt.methods, req.Method)
+	rt.uas = append(rt.uas, req.Header.Get("User-Agent"))
+	rt.types = append(rt.types, req.Header.Get("Content-Type"))
+	body := ""
+	if req.Body != nil {
+		b, _ := io.ReadAll(req.Body)
+		body = string(b)
+		req.Body = io.NopCloser(bytes.NewReader(b))
+	}
+	rt.bodies = append(rt.bodies, body)
+	if tok, ok := strings.CutPrefix(req.Header.Get("Authorization"), "Bearer "); ok && tok != "" && !strings.Contains(req.URL.String(), tok) && !strings.Contains(body, tok) {
+		rt.inHeader++
+	}
+	return rt.base.RoundTrip(req)
+}
+
+// TestRequestShape: POST <base>/auth.test keeping the base's /api path, the
+// token only in the Authorization header (never in the URL or the body, which
+// is an empty form), our User-Agent set.
+func TestRequestShape(t *testing.T) {
+	srv := startDouble(t)
+	tok := slackdouble.NewUserToken()
+	srv.AddToken(tok)
+	rt := &recordingTransport{base: &http.Transport{}}
+	v := newVerifier(t, srv.URL+"/api/", 0, rt)
+	for range 3 {
+		if got := run(v, slackFinding(tok)); got.verdict.Reason != finding.ReasonPartnerConfirmed {
+			t.Fatalf("Verify = %+v, %v", got.verdict, got.err)
+		}
+	}
+	if len(rt.urls) != 3 {
+		t.Fatalf("transport saw %d requests", len(rt.urls))
+	}
+	for i := range rt.urls {
+		if rt.urls[i] != srv.URL+"/api/auth.test" || rt.methods[i] != http.MethodPost {
+			t.Errorf("request %d: %s %s, want POST %s/api/auth.test", i, rt.methods[i], rt.urls[i], srv.URL)
+		}
+		if rt.uas[i] != partnerhttp.UserAgent {
+			t.Errorf("User-Agent = %q", rt.uas[i])
+		}
+		if rt.types[i] != "application/x-www-form-urlencoded" || rt.bodies[i] != "" {
+			t.Errorf("request %d: Content-Type %q, body of %d bytes; want an empty form", i, rt.types[i], len(rt.bodies[i]))
+		}
+	}
+	if rt.inHeader != 3 {
+		t.Errorf("%d of 3 requests carried the token in Authorization only", rt.inHeader)
+	}
+	if got := srv.Controls.CountFor(tok); got != 3 {
+		t.Errorf("double counted %d requests for the token", got)
+	}
+}
+
+// TestDefaultEndpointPath: the default base keeps Slack's /api path.
+func TestDefaultEndpointPath(t *testing.T) {
+	var path atomic.Value
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		path.Store(r.URL.Path)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"ok":true,"team_id":"T1234567890","user_id":"U1234567890"}`))
+	}))
+	defer srv.Close()
+	got := run(newVerifier(t, srv.URL+"/api", 0, nil), slackFinding(slackdouble.NewToken()))
+	check(t, got, want{reason: finding.ReasonPartnerConfirmed, details: finding.Details{slackpartner.DetailTeamID: "T1234567890", slackpartner.DetailUserID: "U1234567890"},
+		metrics: metrics.Summary{Requests: 1}})
+	if p, _ := path.Load().(string); p != "/api/auth.test" {
+		t.Errorf("path = %q, want /api/auth.test", p)
+	}
+	if slackpartner.DefaultEndpoint != "https://slack.com/api" {
+		t.Errorf("DefaultEndpoint = %q", slackpartner.DefaultEndpoint)
+	}
+}
+
+// TestSessionTokenInTheDouble shows why the gate refuses xoxc- tokens: the
+// double, like Slack, answers invalid_auth to a live session token sent
+// without its d cookie, which the verifier would have to read as inactive.
+func TestSessionTokenInTheDouble(t *testing.T) {
+	srv := startDouble(t)
+	tok := "xoxc-" + strings.Repeat("1", 12) + "-" + strings.Repeat("a", 40)
+	srv.AddSession(tok, "xoxd-cookie")
+	got := run(newVerifier(t, srv.URL, 0, nil), slackFinding(tok))
+	if got.verdict.Reason != finding.ReasonUnsupportedTokenType || srv.Controls.Requests() != 0 {
+		t.Fatalf("session token: %+v, %v after %d calls; want unsupported without a call", got.verdict, got.err, srv.Controls.Requests())
+	}
+	v := newVerifier(t, srv.URL, 0, nil)
+	verdict, err := v.Verify(context.Background(), slackpartner.TokenBot, slackFinding(tok))
+	if err != nil || verdict.Reason != finding.ReasonPartnerRejected {
+		t.Fatalf("a live session token without its cookie: %+v, %v; the double should answer invalid_auth", verdict, err)
+	}
+}
+
+func TestConcurrentVerifications(t *testing.T) {
+	srv := startDouble(t)
+	v := newVerifier(t, srv.URL, 0, nil)
+	toks := make([]string, 16)
+	ids := make([]slackdouble.Identity, len(toks))
+	for i := range toks {
+		toks[i] = slackdouble.NewToken()
+		if i%2 == 0 {
+			ids[i] = srv.AddToken(toks[i])
+		}
+	}
+	var wg sync.WaitGroup
+	results := make([]outcome, len(toks))
+	for i, k := range toks {
+		wg.Go(func() { results[i] = run(v, slackFinding(k)) })
+	}
+	wg.Wait()
+	for i, r := range results {
+		want := finding.ReasonPartnerRejected
+		if i%2 == 0 {
+			want = finding.ReasonPartnerConfirmed
+		}
+		if r.err != nil || r.verdict.Reason != want {
+			t.Errorf("token %d: %+v, %v; want %s", i, r.verdict, r.err, want)
+		}
+		if want == finding.ReasonPartnerConfirmed && r.verdict.Details[slackpartner.DetailUserID] != ids[i].UserID {
+			t.Errorf("token %d: details %v belong to another token", i, r.verdict.Details)
+		}
+	}
+}
+
+func TestCancelledContextIsAFault(t *testing.T) {
+	srv := startDouble(t)
+	tok := slackdouble.NewToken()
+	srv.AddToken(tok)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	verdict, err := newVerifier(t, srv.URL, 0, nil).Verify(ctx, slackpartner.TokenBot, slackFinding(tok))
+	f, ok := verify.AsFault(err)
+	if !ok || f.Kind != verify.PartnerError || !f.Network || verdict.Reason != "" {
+		t.Errorf("Verify = %+v, %v; want a network partner error", verdict, err)
+	}
+}
+
+func TestOtherTokenTypeIsNotCalled(t *testing.T) {
+	srv := startDouble(t)
+	tok := slackdouble.NewToken()
+	srv.AddToken(tok)
+	for _, tt := range []finding.TokenType{slackpartner.TokenRefresh, slackpartner.TokenSession, finding.TokenPostmanAPIKey} {
+		verdict, err := newVerifier(t, srv.URL, 0, nil).Verify(context.Background(), tt, slackFinding(tok))
+		if err != nil || verdict.Reason != finding.ReasonUnsupportedTokenType {
+			t.Errorf("Verify(%s) = %+v, %v", tt, verdict, err)
+		}
+	}
+	if srv.Controls.Requests() != 0 {
+		t.Errorf("double saw %d requests", srv.Controls.Requests())
+	}
+}
+
+// TestNoSecretLeaks runs every class of answer and checks that no verdict,
+// error or log line of the outcomes carries the token or a part of it.
+func TestNoSecretLeaks(t *testing.T) {
+	srv := startDouble(t)
+	var logBuf bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	faults := []partnertest.Fault{partnertest.FaultNone, partnertest.Fault500, partnertest.Fault502,
+		partnertest.Fault503, partnertest.Fault504, partnertest.Fault429, partnertest.FaultReset,
+		partnertest.FaultGarbled, partnertest.FaultEmpty, partnertest.FaultTruncated,
+		partnertest.FaultHTML401, partnertest.FaultHTML403, partnertest.FaultHang}
+	v := newVerifier(t, srv.URL, 300*time.Millisecond, nil)
+	var toks, texts []string
+	record := func(f finding.Finding, label string, verdict verify.Verdict, err error) {
+		errText := ""
+		if err != nil {
+			errText = err.Error()
+		}
+		texts = append(texts, fmt.Sprintf("%v|%+v|%#v|%s|%v", verdict, verdict, verdict, errText, err))
+		log.Info("verification", "case", label, "finding", f, "token", f.Token,
+			"reason", verdict.Reason, "details", verdict.Details, "message", verdict.Message, "error", err)
+	}
+	verifyOne := func(tok, label string) {
+		toks = append(toks, tok)
+		verdict, err := callerVerify(context.Background(), v, slackFinding(tok))
+		record(slackFinding(tok), label, verdict, err)
+	}
+	for _, live := range []bool{true, false} {
+		for _, fl := range faults {
+			tok := slackdouble.NewToken()
+			if live {
+				srv.AddToken(tok)
+			}
+			srv.Controls.Push(fl)
+			verifyOne(tok, fl.String())
+		}
+	}
+	for _, st := range []slackdouble.State{slackdouble.Revoked, slackdouble.AddedToOrg} {
+		tok := slackdouble.NewUserToken()
+		srv.SetState(tok, st)
+		verifyOne(tok, "state")
+	}
+	for _, code := range []string{"ratelimited", "fatal_error"} {
+		srv.SetError(code)
+		verifyOne(slackdouble.NewRotatingToken(false), code)
+	}
+	srv.SetError("")
+	verifyOne("xoxe-1-"+strings.Repeat("R", 146), "refresh")
+	verifyOne("xoxc-123456789012-"+strings.Repeat("s", 40), "session")
+	verifyOne("xoxb-176536724810", "fragment")
+	verifyOne("xoxb-"+strings.Repeat("9", 12)+"-bad token with spaces", "malformed")
+
+	texts = append(texts, logBuf.String())
+	for _, s := range []string{`"reason":"partner_confirmed"`, `"reason":"partner_rejected"`, "http 500", "team_added_to_org", "ratelimited", "malformed_token", "unsupported_token_type"} {
+		if !strings.Contains(logBuf.String(), s) {
+			t.Fatalf("the outcome log lacks %q; the leak check would prove nothing", s)
+		}
+	}
+	for _, k := range toks {
+		// The secret part: what follows the last numeric segment.
+		tail := k[strings.LastIndex(k, "-")+1:]
+		for i, s := range texts {
+			if strings.Contains(s, k) || (len(tail) >= 12 && strings.Contains(s, tail)) {
+				t.Errorf("text %d of %d contains a token or part of one", i, len(texts))
+			}
+		}
+	}
+}
+
+func TestNew(t *testing.T) {
+	for _, ep := range []string{"", "/api", "ftp://slack.com/api"} {
+		var u *url.URL
+		if ep != "" {
+			u, _ = url.Parse(ep)
+		}
+		if v, err := slackpartner.New(partnerhttp.Options{Endpoints: []*url.URL{u}}); err == nil || v != nil {
+			t.Errorf("New(%q) = %v, %v; want an error", ep, v, err)
+		} else if !strings.HasPrefix(err.Error(), "slack: new verifier:") {
+			t.Errorf("error %q does not name the operation", err)
+		}
+	}
+	u, _ := url.Parse(slackpartner.DefaultEndpoint)
+	for _, eps := range [][]*url.URL{nil, {u, u}} {
+		if v, err := slackpartner.New(partnerhttp.Options{Endpoints: eps}); err == nil || v != nil {
+			t.Errorf("New with %d endpoints = %v, %v; want an error", len(eps), v, err)
+		}
+	}
+}
+
+// TestEnforcedRateLimit drives the double's own limiter rather than a
+// scripted 429: the second request inside the window is refused with
+// Slack's ratelimited answer and the wait in Retry-After seconds.
+func TestEnforcedRateLimit(t *testing.T) {
+	srv := startDouble(t)
+	tok := slackdouble.NewToken()
+	id := srv.AddToken(tok)
+	srv.Controls.SetRateLimit(0.001, 1)
+	srv.Controls.SetRetryAfter("2")
+	v := newVerifier(t, srv.URL, 0, nil)
+	check(t, run(v, slackFinding(tok)), want{reason: finding.ReasonPartnerConfirmed,
+		details: finding.Details{slackpartner.DetailTeamID: id.TeamID, slackpartner.DetailUserID: id.UserID}, metrics: metrics.Summary{Requests: 1}})
+	check(t, run(v, slackFinding(tok)), want{kind: verify.RateLimited, httpStatus: 429, retryMin: 2 * time.Second, retryMax: 2 * time.Second,
+		metrics: metrics.Summary{Requests: 1, RateLimitHits: 1}})
+	if srv.Controls.RateLimited() != 1 {
+		t.Errorf("double sent %d 429s, want 1", srv.Controls.RateLimited())
+	}
+}
+
+// TestDefinition pins the contract §7 row: rule ids of both scanners, the
+// endpoint variable and default, and a rate within its own limit.
+func TestDefinition(t *testing.T) {
+	d := slackpartner.Definition
+	rules := map[string]finding.TokenType{}
+	for _, r := range d.Rules {
+		rules[r.ID] = r.TokenType
+	}
+	if !reflect.DeepEqual(rules, map[string]finding.TokenType{"Slack token": slackpartner.TokenBot, "slack-bot-token": slackpartner.TokenBot, "slack-user-token": slackpartner.TokenUser}) {
+		t.Errorf("rules = %v", d.Rules)
+	}
+	if len(d.Endpoints) != 1 || d.Endpoints[0].Env != "PARTNER_ENDPOINT_SLACK" || d.Endpoints[0].Default != "https://slack.com/api" {
+		t.Errorf("endpoints = %v", d.Endpoints)
+	}
+	if d.Rate.PerSecond*2 > d.Rate.Limit || !strings.HasPrefix(d.Rate.Source, "https://") {
+		t.Errorf("rate = %+v: two instances at the default rate exceed Limit, or Source is no URL", d.Rate)
+	}
+}
+
+// TestCheckTypesByPrefix: every prefix under every Slack rule gets its type.
+func TestCheckTypesByPrefix(t *testing.T) {
+	tests := []struct {
+		tok    string
+		typ    finding.TokenType
+		reason finding.Reason
+	}{
+		{slackdouble.NewToken(), slackpartner.TokenBot, ""},
+		{slackdouble.NewUserToken(), slackpartner.TokenUser, ""},
+		{slackdouble.NewRotatingToken(false), slackpartner.TokenBot, ""},
+		{slackdouble.NewRotatingToken(true), slackpartner.TokenUser, ""},
+		{"xoxb-17653672481-19874698323-pdFZKVeTuE8sk7oOcBrzbqgy", slackpartner.TokenBot, ""},
+		{"xoxb-153445930147-Tjy11gGxUW6Cf99YOYwtzG0K", slackpartner.TokenBot, ""},
+		{"xoxe-1-" + strings.Repeat("A", 146), slackpartner.TokenRefresh, finding.ReasonUnsupportedTokenType},
+		{"xoxc-1-" + strings.Repeat("c", 40), slackpartner.TokenSession, finding.ReasonUnsupportedTokenType},
+		{"xoxd-" + strings.Repeat("d", 40), slackpartner.TokenSession, finding.ReasonUnsupportedTokenType},
+		{"xoxb-1234567890", slackpartner.TokenBot, finding.ReasonMalformedToken},
+		{"xoxe.xoxp-1-short", slackpartner.TokenUser, finding.ReasonMalformedToken},
+		{"XOXB-1234567890-abcdefghijkl", "", finding.ReasonMalformedToken},
+		{"xoxs-1234567890-abcdefghijkl", "", finding.ReasonMalformedToken},
+		{" xoxb-1234567890-abcdefghijkl", "", finding.ReasonMalformedToken},
+	}
+	for _, rule := range []string{"Slack token", "slack-bot-token", "slack-user-token"} {
+		for _, tc := range tests {
+			f := finding.Finding{ID: "f", RuleID: rule, Token: finding.Secret(tc.tok)}
+			rt, reason, msg := slackpartner.Definition.Examine(f)
+			if reason != tc.reason || (tc.typ != "" && rt.TokenType != tc.typ) {
+				t.Errorf("%s under %q: %s %q (%s), want %s %q", finding.Scrub(tc.tok[:8], tc.tok), rule, rt.TokenType, reason, msg, tc.typ, tc.reason)
+			}
+			if strings.Contains(msg, tc.tok) {
+				t.Errorf("message quotes the token")
+			}
+		}
+	}
+}
