@@ -74,7 +74,8 @@ FUZZ_TARGETS := shared/finding:FuzzParse shared/partner/aws:FuzzSTSAnswer \
 	shared/partner/stripe:FuzzStripeAnswer \
 	shared/partner/github:FuzzGithubAnswer \
 	shared/partner/anthropic:FuzzAnthropicAnswer \
-	shared/partner/sendgrid:FuzzSendgridAnswer
+	shared/partner/sendgrid:FuzzSendgridAnswer \
+	shared/partner/gitlab:FuzzGitlabAnswer
 fuzz:
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
 	  echo "fuzz $$name in ./$$pkg for $(FUZZTIME)"; \
