@@ -19,6 +19,7 @@ import (
 	openaipartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/openai"
 	postmanpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/postman"
 	sendgridpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/sendgrid"
+	gitlabpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/gitlab"
 	stripepartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/stripe"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
 )
@@ -34,6 +35,7 @@ var all = []partner.Definition{
 	githubpartner.Definition,
 	anthropicpartner.Definition,
 	sendgridpartner.Definition,
+	gitlabpartner.Definition,
 }
 
 // routes maps every rule id of every partner to its partner and token type.

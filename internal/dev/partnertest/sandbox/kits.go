@@ -94,6 +94,7 @@ var kits = map[finding.Partner]Kit{
 	githubpartner.Partner: githubKit,
 	anthropicPartner:      anthropicKit,
 	"sendgrid":            sendgridKit,
+	"gitlab":              gitlabKit,
 }
 
 type stsDouble struct{ *stsdouble.Server }
