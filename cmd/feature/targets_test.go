@@ -158,6 +158,7 @@ var requiredOverrides = []string{
 	"AwsRatePerSecond", "AwsMaxConcurrency", "GcpRatePerSecond", "GcpMaxConcurrency",
 	"PostmanRatePerSecond", "PostmanMaxConcurrency", "FeatureFlagCacheTtl",
 	"SendgridRatePerSecond", "SendgridMaxConcurrency",
+	"GitlabRatePerSecond", "GitlabMaxConcurrency",
 }
 
 // templateParameter is what samconfig's overrides are checked against.

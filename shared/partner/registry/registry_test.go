@@ -139,13 +139,12 @@ func TestRoutes(t *testing.T) {
 		"github-refresh-token":                 {Partner: githubpartner.Partner, TokenType: githubpartner.TokenRefresh},
 		"Sendgrid API token":                   {Partner: "sendgrid", TokenType: "sendgrid_api_key"},
 		"sendgrid-api-token":                   {Partner: "sendgrid", TokenType: "sendgrid_api_key"},
-		"gitlab_personal_access_token":          {Partner: "gitlab", TokenType: "gitlab_personal_access_token"},
-		"gitlab_personal_access_token_routable": {Partner: "gitlab", TokenType: "gitlab_personal_access_token"},
-		"gitlab-pat":                            {Partner: "gitlab", TokenType: "gitlab_personal_access_token"},
-		"gitlab-pat-routable":                   {Partner: "gitlab", TokenType: "gitlab_personal_access_token"},
 	}
 	want["anthropic_key"] = finding.Route{Partner: anthropicpartner.Name, TokenType: anthropicpartner.TokenAPIKey}
 	want["anthropic-api-key"] = finding.Route{Partner: anthropicpartner.Name, TokenType: anthropicpartner.TokenAPIKey}
+	for _, id := range []string{"gitlab_personal_access_token", "gitlab_personal_access_token_routable", "gitlab-pat", "gitlab-pat-routable"} {
+		want[id] = finding.Route{Partner: "gitlab", TokenType: "gitlab_personal_access_token"}
+	}
 	want["anthropic-admin-api-key"] = finding.Route{Partner: anthropicpartner.Name, TokenType: anthropicpartner.TokenAdminKey}
 	for rule, r := range want {
 		got, ok := routes[rule]
