@@ -182,6 +182,8 @@ func TestEndToEnd(t *testing.T) {
 			"github-malformed": finding.ReasonMalformedToken,
 			"sendgrid-active":  finding.ReasonPartnerConfirmed, "sendgrid-inactive": finding.ReasonPartnerRejected,
 			"sendgrid-malformed": finding.ReasonMalformedToken,
+			"gitlab-active":      finding.ReasonPartnerConfirmed, "gitlab-inactive": finding.ReasonPartnerRejected,
+			"gitlab-malformed": finding.ReasonMalformedToken,
 		}
 		for id, reason := range map[string]finding.Reason{
 			"anthropic-api-key-active": finding.ReasonPartnerConfirmed, "anthropic-api-key-inactive": finding.ReasonPartnerRejected,
