@@ -78,6 +78,7 @@ FUZZ_TARGETS := shared/finding:FuzzParse shared/partner/aws:FuzzSTSAnswer shared
 	shared/partner/sendgrid:FuzzSendgridAnswer \
 	shared/partner/npm:FuzzNpmAnswer
 	shared/partner/slack:FuzzSlackAnswer
+	shared/partner/gitlab:FuzzGitlabAnswer
 fuzz:
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
 	  echo "fuzz $$name in ./$$pkg for $(FUZZTIME)"; \

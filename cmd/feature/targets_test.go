@@ -160,6 +160,7 @@ var requiredOverrides = []string{
 	"SendgridRatePerSecond", "SendgridMaxConcurrency",
 	"NpmRatePerSecond", "NpmMaxConcurrency",
 	"SlackRatePerSecond", "SlackMaxConcurrency",
+	"GitlabRatePerSecond", "GitlabMaxConcurrency",
 }
 
 // templateParameter is what samconfig's overrides are checked against.

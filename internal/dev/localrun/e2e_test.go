@@ -186,6 +186,8 @@ func TestEndToEnd(t *testing.T) {
 			"npm-malformed": finding.ReasonMalformedToken,
 			"slack-active":  finding.ReasonPartnerConfirmed, "slack-inactive": finding.ReasonPartnerRejected,
 			"slack-malformed": finding.ReasonMalformedToken,
+			"gitlab-active":   finding.ReasonPartnerConfirmed, "gitlab-inactive": finding.ReasonPartnerRejected,
+			"gitlab-malformed": finding.ReasonMalformedToken,
 		}
 		for id, reason := range map[string]finding.Reason{
 			"anthropic-api-key-active": finding.ReasonPartnerConfirmed, "anthropic-api-key-inactive": finding.ReasonPartnerRejected,

@@ -46,6 +46,7 @@ var partnerIDs = map[finding.Partner]string{
 	"sendgrid":            "Sendgrid",
 	"npm":                 "Npm",
 	"slack":               "Slack",
+	"gitlab":              "Gitlab",
 }
 
 // envKind says what an environment variable must point at.
@@ -103,6 +104,7 @@ func expectedEnv() map[string]map[string]envWant {
 			"PARTNER_QUEUE_URL_SENDGRID":  {envQueueURL, "SendgridQueue"},
 			"PARTNER_QUEUE_URL_NPM":       {envQueueURL, "NpmQueue"},
 			"PARTNER_QUEUE_URL_SLACK":     {envQueueURL, "SlackQueue"},
+			"PARTNER_QUEUE_URL_GITLAB":    {envQueueURL, "GitlabQueue"},
 		}),
 		// Partner functions run one binary: PARTNER picks the partner. Endpoints are the
 		// contract's defaults in code; PARTNER_ENDPOINT_* exist for local doubles only.
@@ -180,6 +182,13 @@ func expectedEnv() map[string]map[string]envWant {
 			"PARTNER_RATE_BURST":      {envLiteral, "1"},
 			"PARTNER_CONCURRENCY":     {envLiteral, ""},
 		}),
+		"GitlabFunction": with(common("GitlabDeadLetterQueue"), map[string]envWant{
+			"PARTNER":                 {envLiteral, "gitlab"},
+			"PARTNER_TIMEOUT":         {envParam, "PartnerTimeout"},
+			"PARTNER_RATE_PER_SECOND": {envParam, "GitlabRatePerSecond"},
+			"PARTNER_RATE_BURST":      {envLiteral, "1"},
+			"PARTNER_CONCURRENCY":     {envLiteral, ""},
+		}),
 		// It reads FEATURE_FLAG_PARAMETER, ENVIRONMENT, LOG_LEVEL and STACK_NAME; Globals give it
 		// the others too, and it has no source queue of its own.
 		"AutoRollbackFunction": with(autoRollback, map[string]envWant{
@@ -203,13 +212,14 @@ var functionSources = map[string]struct{ queue, maxConcurrency string }{
 	"SendgridFunction":   {"SendgridQueue", "SendgridMaxConcurrency"},
 	"NpmFunction":        {"NpmQueue", "NpmMaxConcurrency"},
 	"SlackFunction":      {"SlackQueue", "SlackMaxConcurrency"},
+	"GitlabFunction":     {"GitlabQueue", "GitlabMaxConcurrency"},
 }
 
 // snsFunctions are the functions the on-call topic triggers instead of a
 // queue, with the condition they are deployed under (off by default).
 var snsFunctions = map[string]string{"AutoRollbackFunction": "AutoRollbackOn"}
 
-var queueStems = []string{"Ingress", "Aws", "Gcp", "Postman", "Results", "Heroku", "Openai", "Stripe", "Github", "Anthropic", "Sendgrid", "Npm", "Slack"}
+var queueStems = []string{"Ingress", "Aws", "Gcp", "Postman", "Results", "Heroku", "Openai", "Stripe", "Github", "Anthropic", "Sendgrid", "Npm", "Slack", "Gitlab"}
 
 var consumeActions = []string{"sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:ReceiveMessage"}
 
@@ -230,6 +240,7 @@ func expectedReach() map[string]map[string][]string {
 			"SendgridQueue":  send,
 			"NpmQueue":       send,
 			"SlackQueue":     send,
+			"GitlabQueue":    send,
 		},
 		"AutoRollbackFunction": {},
 	}

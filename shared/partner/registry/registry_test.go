@@ -147,6 +147,9 @@ func TestRoutes(t *testing.T) {
 	want["slack-user-token"] = finding.Route{Partner: "slack", TokenType: "slack_user_token"}
 	want["anthropic_key"] = finding.Route{Partner: anthropicpartner.Name, TokenType: anthropicpartner.TokenAPIKey}
 	want["anthropic-api-key"] = finding.Route{Partner: anthropicpartner.Name, TokenType: anthropicpartner.TokenAPIKey}
+	for _, id := range []string{"gitlab_personal_access_token", "gitlab_personal_access_token_routable", "gitlab-pat", "gitlab-pat-routable"} {
+		want[id] = finding.Route{Partner: "gitlab", TokenType: "gitlab_personal_access_token"}
+	}
 	want["anthropic-admin-api-key"] = finding.Route{Partner: anthropicpartner.Name, TokenType: anthropicpartner.TokenAdminKey}
 	for rule, r := range want {
 		got, ok := routes[rule]

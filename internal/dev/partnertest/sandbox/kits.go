@@ -96,6 +96,7 @@ var kits = map[finding.Partner]Kit{
 	"sendgrid":            sendgridKit,
 	"npm":                 npmKit,
 	"slack":               slackKit,
+	"gitlab":              gitlabKit,
 }
 
 type stsDouble struct{ *stsdouble.Server }
