@@ -8,7 +8,7 @@
 // scans of events/, and prints every result, the DLQ counts and a metrics
 // summary. It exits 0 only if every finding got its result.
 //
-//	localrun [-keep] [-events DIR] [-timeout 2m]
+//	localrun [-keep] [-events DIR | -report FILE] [-timeout 2m]
 package main
 
 import (
@@ -54,6 +54,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	keep := fs.Bool("keep", false, "leave the stack running after the run and print how to use it")
 	eventsDir := fs.String("events", "events", "directory of SQS events whose bodies are sent to the ingress queue")
+	report := fs.String("report", "", "a gitleaks JSON report or TruffleHog JSON lines to send instead of events/")
 	timeout := fs.Duration("timeout", 2*time.Minute, "how long to wait for every finding to get its result")
 	verbose := fs.Bool("v", false, "print every line the functions and the emulator print")
 	if err := fs.Parse(args); err != nil {
@@ -72,6 +73,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return fail("%s missing: run `make install` (make run does)", feature)
 	}
 	bodies, expected, err := loadEvents(filepath.Join(root, *eventsDir))
+	source := *eventsDir + "/"
+	if *report != "" {
+		bodies, expected, err = loadReport(*report, stdout)
+		source = *report
+	}
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -111,7 +117,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return fail("feature set: %v", err)
 	}
 
-	fmt.Fprintf(stdout, "sending %d scans from %s/ to the ingress queue ...\n", len(bodies), *eventsDir)
+	fmt.Fprintf(stdout, "sending %d scans from %s to the ingress queue ...\n", len(bodies), source)
 	for _, b := range bodies {
 		if err := stack.Send(ctx, "IngressQueue", b); err != nil {
 			return fail("%v", err)
@@ -146,6 +152,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return fail("%v", err)
 		}
 		printKeep(stdout, moto.Endpoint, stack)
+		removeRecord, err := keepRecord(root, moto.Endpoint, stack)
+		if err != nil {
+			return fail("%v", err)
+		}
+		defer removeRecord()
+		fmt.Fprintf(stdout, "  bin/submit --local --report gitleaks-report.json   # a scanner report to this stack (%s)\n", localrun.RecordFile)
 		fmt.Fprintf(stdout, "  make invoke FUNCTION=PostmanFunction EVENT=events/postman-api-key.json   # uses %s\n", envFile)
 		<-ctx.Done()
 	}
