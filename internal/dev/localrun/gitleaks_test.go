@@ -3,12 +3,14 @@ package localrun
 import (
 	"context"
 	"crypto/rand"
+	"debug/buildinfo"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -81,6 +83,21 @@ func TestRealGitleaksReport(t *testing.T) {
 	gitleaks := filepath.Join(root, "bin", "gitleaks")
 	if _, err := os.Stat(gitleaks); errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("%s missing: run `make tools` (it installs the pinned gitleaks)", gitleaks)
+	}
+	// The expectations below are those of one gitleaks release's rules.
+	mk, err := os.ReadFile(filepath.Join(root, "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pin := regexp.MustCompile(`(?m)^GITLEAKS_VERSION := (\S+)$`).FindSubmatch(mk)
+	info, err := buildinfo.ReadFile(gitleaks)
+	switch {
+	case pin == nil:
+		t.Fatal("Makefile: no GITLEAKS_VERSION")
+	case err != nil:
+		t.Fatalf("%s: %v", gitleaks, err)
+	case info.Main.Version != string(pin[1]):
+		t.Fatalf("%s is %s, the Makefile pins %s: rm %s && make tools", gitleaks, info.Main.Version, pin[1], gitleaks)
 	}
 
 	repo := t.TempDir()
