@@ -37,6 +37,9 @@ func loadReport(path string, stdout io.Writer) ([]string, map[key]bool, error) {
 	if err := scanreport.Summarize(rep, scanID, reportProject, len(packed), oversized, false).Write(stdout); err != nil {
 		return nil, nil, err
 	}
+	if err := scanreport.WriteFindings(stdout, rep); err != nil {
+		return nil, nil, err
+	}
 	bodies := make([]string, len(packed))
 	for i, b := range packed {
 		bodies[i] = string(b)

@@ -9,7 +9,7 @@
 // package scanreport); sends them; and prints a summary that never holds a
 // token.
 //
-//	submit --report FILE (--queue-url URL | --local) [--project-id N --project-path PATH] [--scan-id ID] [--dry-run]
+//	submit --report FILE (--queue-url URL | --local | --dry-run) [--project-id N --project-path PATH] [--scan-id ID] [--list]
 //
 // --queue-url uses the standard AWS configuration (AWS_PROFILE,
 // AWS_REGION, AWS_ENDPOINT_URL, …). --local sends to the stack `make run
@@ -62,6 +62,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	projectPath := fs.String("project-path", "", "project.full_path of the batches, e.g. gitlab-org/gitlab (--local default "+localProject.FullPath+", below a group make run enables)")
 	scanID := fs.String("scan-id", "", "scan_id of the batches (default report- and a hash of the report, stable for the same report)")
 	dryRun := fs.Bool("dry-run", false, "read, map and pack the report and print the summary, but send nothing")
+	list := fs.Bool("list", false, "also list each finding's id with its scanner rule and file:line @commit (never the token)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -132,7 +133,15 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err := scanreport.Summarize(rep, *scanID, project, len(bodies), oversized, !*dryRun).Write(stdout); err != nil {
 		return fail("%v", err)
 	}
-	if !*dryRun && len(bodies) > 0 {
+	if *list {
+		if err := scanreport.WriteFindings(stdout, rep); err != nil {
+			return fail("%v", err)
+		}
+	}
+	switch {
+	case *dryRun:
+		fmt.Fprintln(stdout, "dry run: nothing was sent")
+	case len(bodies) > 0:
 		fmt.Fprintln(stdout, "each finding gets one result on the results queue: active, inactive, or unknown with its reason")
 	}
 	if len(oversized) > 0 {

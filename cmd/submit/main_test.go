@@ -85,7 +85,7 @@ func TestSubmitBothFormats(t *testing.T) {
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			q := &fakeQueue{url: "https://sqs.eu-west-1.amazonaws.com/123456789012/ingress"}
-			code, out := submit(t, q, "--report", fixtures+tc.file, "--queue-url", q.url, "--project-id", "278964", "--project-path", "gitlab-org/gitlab")
+			code, out := submit(t, q, "--report", fixtures+tc.file, "--queue-url", q.url, "--project-id", "278964", "--project-path", "gitlab-org/gitlab", "--list")
 			if code != 0 {
 				t.Fatalf("exit %d:\n%s", code, out)
 			}
@@ -133,8 +133,9 @@ func TestSubmitLocalDefaultsAndDryRun(t *testing.T) {
 		t.Errorf("local batch: project %+v scan %s", b.Project, b.ScanID)
 	}
 	q = &fakeQueue{url: "unused"}
-	code, out = submit(t, q, "--report", fixtures+"trufflehog-git.jsonl", "--dry-run", "--project-id", "1", "--project-path", "g/p")
-	if code != 0 || len(q.bodies) != 0 || !strings.Contains(out, "1 batches packed (not sent)") {
+	code, out = submit(t, q, "--report", fixtures+"trufflehog-git.jsonl", "--dry-run", "--list", "--project-id", "1", "--project-path", "g/p")
+	if code != 0 || len(q.bodies) != 0 || !strings.Contains(out, "1 batches packed") || !strings.Contains(out, "dry run: nothing was sent") ||
+		!strings.Contains(out, "notes/slack.txt:2") || !strings.Contains(out, "config/aws.yml:3 @9f2c1e7a5b3d") {
 		t.Errorf("dry run: exit %d, %d sent:\n%s", code, len(q.bodies), out)
 	}
 }

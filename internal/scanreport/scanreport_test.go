@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -270,4 +271,22 @@ func fixtureSecrets(t *testing.T, raw []byte) []string {
 		add(m["RawV2"].(string))
 	}
 	return out
+}
+
+func TestWriteFindings(t *testing.T) {
+	rep, raw := readFixture(t, "gitleaks-git.json")
+	rep.Entries[0].File = "evil\x1b[2Jname"
+	var out bytes.Buffer
+	if err := WriteFindings(&out, rep); err != nil {
+		t.Fatal(err)
+	}
+	s := out.String()
+	if strings.Contains(s, "\x1b") || !strings.Contains(s, `"evil\x1b[2Jname:4 @615bc43c5f04"`) || !regexp.MustCompile(rep.Entries[1].Finding.ID+` +"generic-api-key" +creds.env:2 @615bc43c5f04\n`).MatchString(s) {
+		t.Errorf("listing:\n%s", s)
+	}
+	for _, sec := range fixtureSecrets(t, raw) {
+		if strings.Contains(s, sec) {
+			t.Errorf("listing prints a secret:\n%s", s)
+		}
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -108,7 +109,7 @@ func (s Summary) Write(w io.Writer) error {
 	}
 	verb := "sent"
 	if !s.Sent {
-		verb = "packed (not sent)"
+		verb = "packed"
 	}
 	fmt.Fprintf(&b, "%d batches %s\n", s.Batches, verb)
 	_, err := io.WriteString(w, b.String())
@@ -130,4 +131,26 @@ func quoteAll(rs []string) []string {
 		out[i] = quoteRule(r)
 	}
 	return out
+}
+
+// WriteFindings lists each finding's id with its scanner rule and where it
+// was found, so that a result's finding_id leads back to the report. It
+// prints no token and no match.
+func WriteFindings(w io.Writer, rep *Report) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "FINDING\tSCANNER RULE\tFOUND AT")
+	for _, e := range rep.Entries {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", e.Finding.ID, quoteRule(e.ScannerRule), printable(e.Location()))
+	}
+	return tw.Flush()
+}
+
+// printable shows a path from the report with control characters escaped:
+// a file name can hold anything, and must not steer the terminal.
+func printable(s string) string {
+	q := strconv.Quote(s)
+	if q[1:len(q)-1] == s {
+		return s
+	}
+	return q
 }
