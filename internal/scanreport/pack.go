@@ -13,6 +13,7 @@ import (
 // token would be verified as a different one.
 type Oversized struct {
 	Entry Entry
+	// Bytes is the size of the smallest message that would carry it.
 	Bytes int
 }
 

@@ -50,6 +50,8 @@ type Entry struct {
 	// contract §7: its finding is still sent and comes back
 	// unsupported_token_type.
 	Mapped bool
+	// File, Line and Commit are where the scanner found it (Commit is
+	// empty for a directory or filesystem scan).
 	File   string
 	Line   int
 	Commit string
@@ -57,7 +59,9 @@ type Entry struct {
 
 // Report is a scanner report read into findings.
 type Report struct {
-	Format  Format
+	// Format is the scanner the report came from.
+	Format Format
+	// Entries are the findings in report order.
 	Entries []Entry
 	// PairedAWSSecrets counts AWS key ids that got the secret access key
 	// found beside them as context.aws_secret_access_key.

@@ -15,17 +15,23 @@ import (
 // Summary describes what was read and sent. It holds no token: it is
 // built from rule ids, counts and locations only.
 type Summary struct {
-	Format    Format
-	ScanID    string
-	Project   finding.Project
-	Findings  int
-	Batches   int
-	Sent      bool
-	Paired    int
+	// Format, ScanID and Project say what was read and for whom it is sent.
+	Format  Format
+	ScanID  string
+	Project finding.Project
+	// Findings is how many findings the report holds.
+	Findings int
+	// Batches is how many batches were packed, or sent when Sent is true.
+	Batches int
+	Sent    bool
+	// Paired is how many AWS key ids carry their secret key as context.
+	Paired int
+	// Oversized are the findings no message can carry.
 	Oversized []Oversized
-	rules     []ruleCount
-	unmapped  []string
-	gcpNoID   int
+
+	rules    []ruleCount
+	unmapped []string
+	gcpNoID  int
 }
 
 type ruleCount struct {
