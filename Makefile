@@ -10,6 +10,9 @@ STATICCHECK := $(BIN)/staticcheck
 # run the real bootstrap binaries under it (no Docker, no SAM CLI needed).
 RIE_VERSION := v0.0.0-20261030222936-bef5c4ba774d
 RIE := $(BIN)/aws-lambda-rie
+# gitleaks, pinned: the real-scanner test (internal/dev/localrun) scans a generated repository with it.
+GITLEAKS_VERSION := v8.30.1
+GITLEAKS := $(BIN)/gitleaks
 # Deployed functions are arm64; local runs build for this machine.
 LAMBDA_GOARCH ?= arm64
 # SAM build targets (build-<LogicalId>) -> their main package. `Function` is the one function of
@@ -62,7 +65,7 @@ invoke: $(RIE)
 	$(GO) run ./cmd/invoke -function $(FUNCTION) -event $(EVENT) -env-vars $(ENV_VARS) $(if $(DEBUG),-debug)
 
 ## test: every test, including the ones on moto_server (started by the tests themselves)
-test: tools-check $(RIE)
+test: tools-check $(RIE) $(GITLEAKS)
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 ## fuzz: each fuzz target (package:Target) for FUZZTIME, one after the other;
@@ -121,8 +124,12 @@ $(STATICCHECK):
 	@mkdir -p $(BIN)
 	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
-## tools: the pinned Go tools (staticcheck, aws-lambda-rie) into bin/
-tools: $(STATICCHECK) $(RIE)
+## tools: the pinned Go tools (staticcheck, aws-lambda-rie, gitleaks) into bin/
+tools: $(STATICCHECK) $(RIE) $(GITLEAKS)
+
+$(GITLEAKS):
+	@mkdir -p $(BIN)
+	GOBIN=$(BIN) $(GO) install github.com/zricethezav/gitleaks/v8@$(GITLEAKS_VERSION)
 
 $(RIE):
 	@mkdir -p $(BIN)

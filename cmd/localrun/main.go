@@ -8,7 +8,7 @@
 // scans of events/, and prints every result, the DLQ counts and a metrics
 // summary. It exits 0 only if every finding got its result.
 //
-//	localrun [-keep] [-events DIR] [-timeout 2m]
+//	localrun [-keep] [-events DIR | -report FILE] [-timeout 2m]
 package main
 
 import (
@@ -56,6 +56,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	keep := fs.Bool("keep", false, "leave the stack running after the run and print how to use it")
 	eventsDir := fs.String("events", "events", "directory of SQS events whose bodies are sent to the ingress queue")
+	report := fs.String("report", "", "a gitleaks JSON report or TruffleHog JSON lines to send instead of events/")
 	timeout := fs.Duration("timeout", 2*time.Minute, "how long to wait for every finding to get its result")
 	verbose := fs.Bool("v", false, "print every line the functions and the emulator print")
 	if err := fs.Parse(args); err != nil {
@@ -74,6 +75,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return fail("%s missing: run `make install` (make run does)", feature)
 	}
 	bodies, expected, samples, err := loadEvents(filepath.Join(root, *eventsDir))
+	source := *eventsDir + "/"
+	if *report != "" {
+		bodies, expected, err = loadReport(*report, stdout)
+		samples, source = sampleSet{}, *report
+	}
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -113,7 +119,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return fail("feature set: %v", err)
 	}
 
-	fmt.Fprintf(stdout, "sending %s from %s/ to the ingress queue ...\n", samples.describe(len(bodies), len(expected)), *eventsDir)
+	what := samples.describe(len(bodies), len(expected))
+	if *report != "" {
+		what = fmt.Sprintf("%d messages with %d findings", len(bodies), len(expected))
+	}
+	fmt.Fprintf(stdout, "sending %s from %s to the ingress queue ...\n", what, source)
 	for _, b := range bodies {
 		if err := stack.Send(ctx, "IngressQueue", b); err != nil {
 			return fail("%v", err)
@@ -161,7 +171,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if err := localstack.ApplyRollout(ctx, stack.Template, awstest.Config(moto.Endpoint)); err != nil {
 			return fail("%v", err)
 		}
+		removeRecord, err := keepRecord(root, moto.Endpoint, stack)
+		if err != nil {
+			return fail("%v", err)
+		}
+		defer removeRecord()
 		printKeep(stdout, keepCommands(moto.Endpoint, stack.Local, filepath.Join("bin", "feature")), envFile)
+		fmt.Fprintf(stdout, "  bin/submit --local --report gitleaks-report.json   # a scanner report of yours to this stack (%s)\n", localrun.RecordFile)
 		<-ctx.Done()
 	}
 	if missing > 0 {
