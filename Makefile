@@ -79,9 +79,10 @@ FUZZ_TARGETS := shared/finding:FuzzParse shared/partner/aws:FuzzSTSAnswer shared
 	shared/partner/github:FuzzGithubAnswer \
 	shared/partner/anthropic:FuzzAnthropicAnswer \
 	shared/partner/sendgrid:FuzzSendgridAnswer \
-	shared/partner/npm:FuzzNpmAnswer
-	shared/partner/slack:FuzzSlackAnswer
+	shared/partner/npm:FuzzNpmAnswer \
+	shared/partner/slack:FuzzSlackAnswer \
 	shared/partner/gitlab:FuzzGitlabAnswer
+
 fuzz:
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
 	  echo "fuzz $$name in ./$$pkg for $(FUZZTIME)"; \

@@ -33,6 +33,15 @@ func randAlnum(n int) string {
 	return string(b)
 }
 
+func randDigits(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	for i := range b {
+		b[i] = '0' + b[i]%10
+	}
+	return string(b)
+}
+
 func randHexUpper(n int) string { return strings.ToUpper(randHex(n)) }
 
 func randHex(n int) string {
@@ -66,6 +75,10 @@ var malformedSamples = map[finding.Partner]struct {
 	"sendgrid": {func() string { return "SG." + randAlnum(66) }, true, "sendgrid-api-token takes 66 characters after SG. without the dot SendGrid keys have after 22"},
 	"anthropic": {func() string { return "sk-ant-api03-" + randAlnum(92) + "AA" }, false,
 		"anthropic-api-key wants exactly 93 characters before AA, as our check does"},
+	"npm":    {func() string { return "npm_" + randAlnum(35) }, false, "npm-access-token wants exactly 36 characters after npm_, as our check does"},
+	"gitlab": {func() string { return "glpat-" + randAlnum(12) }, false, "gitlab-pat wants 20 characters after glpat-, as our check does"},
+	"slack": {func() string { return "xoxb-" + randDigits(6) }, false,
+		"slack-bot-token wants two runs of 10 to 13 digits, which our check also admits; a shorter token matches neither"},
 }
 
 // TestRealGitleaksReport commits live, revoked and malformed credentials of
