@@ -103,6 +103,20 @@ func (c *Common) deadLetter(ctx context.Context, rec events.SQSMessage, perr err
 	return nil
 }
 
+// deadLetterRejected moves a message some of whose findings could not be
+// identified to the dead-letter queue, body unchanged, with the rejected
+// findings' indexes. Call it once the accepted findings are done (forwarded
+// or concluded), so that nothing valid waits for a redrive and nothing
+// rejected is lost.
+func (c *Common) deadLetterRejected(ctx context.Context, rec events.SQSMessage, b finding.Batch) error {
+	re := b.Rejection()
+	if re == nil {
+		return nil
+	}
+	reason := sqsbatch.WithAttributes(re, map[string]string{sqsbatch.RejectedFindingsAttribute: re.Indexes()})
+	return c.deadLetter(ctx, rec, reason)
+}
+
 // outcome is a terminal result with what its log line needs besides it.
 type outcome struct {
 	result  finding.Result
