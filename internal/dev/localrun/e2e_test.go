@@ -17,9 +17,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/awstest"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/msgschema"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/sandbox"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/msgschema"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/samtemplate"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/featureflag"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
