@@ -1,4 +1,4 @@
-// Package pipeline is what the four functions do with a batch of SQS
+// Package pipeline is what the dispatcher and partner functions do with a batch of SQS
 // records: the dispatcher (validate, gate, route, fan out) and the partner
 // worker (gate, verify, retry or conclude). Both write exactly one terminal
 // result per accepted finding to the results queue, one structured log line

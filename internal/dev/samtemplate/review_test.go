@@ -1511,3 +1511,42 @@ func TestSamconfigOnCallPlaceholders(t *testing.T) {
 		}
 	}
 }
+
+// TestREADMECountsTheFunctions: README's count of binaries and functions
+// is the Makefile's and the template's.
+func TestREADMECountsTheFunctions(t *testing.T) {
+	tpl, _ := repoTemplate(t)
+	root, err := samtemplate.FindRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Join(strings.Fields(string(readme)), " ")
+	words := map[string]int{"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6}
+	m := regexp.MustCompile(`(\w+) binaries \(` + "`make build`" + `\), one Lambda function per partner plus (\w+)\.`).FindStringSubmatch(text)
+	if m == nil {
+		t.Fatal("README no longer says how many binaries and functions the template deploys: update this test")
+	}
+	mk, err := makefileFunctions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(strings.Fields(mk)); words[m[1]] != got {
+		t.Errorf("README says %s binaries, the Makefile builds %d", m[1], got)
+	}
+	partners, others := 0, 0
+	for _, f := range tpl.Functions {
+		if f.Application != "" {
+			partners++
+		} else {
+			others++
+		}
+	}
+	if partners != len(tpl.Applications) || words[m[2]] != others {
+		t.Errorf("README says one function per partner plus %s; the template has %d partner functions for %d partners, plus %d",
+			m[2], partners, len(tpl.Applications), others)
+	}
+}
