@@ -129,14 +129,14 @@ func parseArgs(args []string) (invocation, error) {
 		}
 	}
 	if len(positional) == 0 {
-		return inv, usagef("no command: want set, get, delete or list")
+		return inv, usagef("no command: want set, get, delete, list or rollout")
 	}
 	inv.command, positional = positional[0], positional[1:]
 	want := map[string]int{"set": 2, "get": 1, "delete": 1, "list": 0}
 	n, ok := want[inv.command]
 	switch {
 	case !ok:
-		return inv, usagef("unknown command %q: want set, get, delete or list", inv.command)
+		return inv, usagef("unknown command %q: want set, get, delete, list or rollout", inv.command)
 	case len(positional) < n:
 		return inv, usagef("%s needs %s", inv.command, map[string]string{"set": "NAME and true or false", "get": "NAME", "delete": "NAME"}[inv.command])
 	case len(positional) > n:

@@ -1,8 +1,12 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"reflect"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -150,5 +154,29 @@ func TestParsedChangeApplies(t *testing.T) {
 	if v.Enabled || !v.EnabledFor(finding.Project{ID: 1, FullPath: "gitlab-com/gl-security/x"}, finding.PartnerAWS) ||
 		v.EnabledFor(finding.Project{ID: 1, FullPath: "gitlab-org-archive/x"}, finding.PartnerAWS) {
 		t.Errorf("stage 2 value %+v", v)
+	}
+}
+
+// TestNoCommandNamesEveryCommand: `feature` alone names every command the
+// usage lists, rollout included, so a user finds it without --help.
+func TestNoCommandNamesEveryCommand(t *testing.T) {
+	var commands []string
+	for _, m := range regexp.MustCompile(`(?m)^  feature ([a-z]+)`).FindAllStringSubmatch(usage, -1) {
+		commands = append(commands, m[1])
+	}
+	if len(commands) < 5 || !slices.Contains(commands, "rollout") {
+		t.Fatalf("usage lists %v: the test is not reading it", commands)
+	}
+	for _, args := range [][]string{nil, {"enable"}} {
+		var stdout, stderr bytes.Buffer
+		if rc := run(context.Background(), args, &stdout, &stderr, func(string) string { return "" }, t.TempDir()); rc != exitUsage {
+			t.Errorf("feature %v: exit %d, want %d", args, rc, exitUsage)
+		}
+		first, _, _ := strings.Cut(stderr.String(), "\n")
+		for _, c := range commands {
+			if !strings.Contains(first, c) {
+				t.Errorf("feature %v says %q: %s is missing", args, first, c)
+			}
+		}
 	}
 }

@@ -57,6 +57,20 @@ type Batch struct {
 	ScanID   string    `json:"scan_id"`
 	Project  Project   `json:"project"`
 	Findings []Finding `json:"findings"`
+
+	// Rejected are the findings Parse could not identify (no usable id, or
+	// the id of an earlier finding): they can get no result, so the message
+	// must go to the dead-letter queue once the accepted findings are done.
+	// Findings holds only the accepted ones. It is never serialized.
+	Rejected []Rejection `json:"-"`
+}
+
+// Rejection is one finding of a batch that cannot be identified.
+type Rejection struct {
+	// Index is the finding's position in the message's findings array.
+	Index int
+	// Err names the field at fault without quoting it.
+	Err *BodyError
 }
 
 // ContextValue returns a companion value by name, or "" when absent.
@@ -102,8 +116,11 @@ type rawBatch struct {
 
 // Parse decodes and validates a finding batch. It returns a *BodyError when
 // the body as a whole is unusable (not JSON, wrong version, no scan id or
-// project, a finding without a usable id, duplicate ids). Findings that can be
-// identified but break the schema are returned with Problem set.
+// project, no findings array). A finding without a usable id, or with the id
+// of an earlier finding, is listed in Batch.Rejected by index and left out
+// of Batch.Findings, so one bad finding does not hold back the others.
+// Findings that can be identified but break the schema are returned with
+// Problem set.
 func Parse(body []byte) (Batch, error) {
 	if len(body) > MaxBodyBytes {
 		return Batch{}, &BodyError{Msg: fmt.Sprintf("body is %d bytes, limit %d", len(body), MaxBodyBytes)}
@@ -156,10 +173,12 @@ func Parse(body []byte) (Batch, error) {
 	for i, rf := range raw.Findings {
 		f, err := parseFinding(i, rf)
 		if err != nil {
-			return Batch{}, err
+			b.Rejected = append(b.Rejected, Rejection{Index: i, Err: err})
+			continue
 		}
 		if j, dup := seen[f.ID]; dup {
-			return Batch{}, &BodyError{Field: fmt.Sprintf("findings[%d].id", i), Msg: fmt.Sprintf("duplicate of findings[%d].id", j)}
+			b.Rejected = append(b.Rejected, Rejection{Index: i, Err: &BodyError{Field: fmt.Sprintf("findings[%d].id", i), Msg: fmt.Sprintf("duplicate of findings[%d].id", j)}})
+			continue
 		}
 		seen[f.ID] = i
 		b.Findings = append(b.Findings, f)
@@ -168,7 +187,7 @@ func Parse(body []byte) (Batch, error) {
 }
 
 // parseFinding returns a *BodyError only when the finding has no usable id.
-func parseFinding(i int, raw json.RawMessage) (Finding, error) {
+func parseFinding(i int, raw json.RawMessage) (Finding, *BodyError) {
 	field := func(name string) string { return fmt.Sprintf("findings[%d].%s", i, name) }
 	var idOnly struct {
 		ID any `json:"id"`
@@ -316,4 +335,86 @@ func Encode(b Batch) ([]byte, error) {
 		return nil, fmt.Errorf("encode finding batch: %w", err)
 	}
 	return bytes.TrimRight(buf.Bytes(), "\n"), nil
+}
+
+// Rejection returns the dead-letter reason of a batch with rejected
+// findings, or nil when every finding was accepted.
+func (b Batch) Rejection() *RejectedError {
+	if len(b.Rejected) == 0 {
+		return nil
+	}
+	return &RejectedError{Rejected: b.Rejected, Accepted: len(b.Findings)}
+}
+
+// RejectedError says which findings of a message could not be identified
+// and how many others were accepted; like BodyError it never quotes the body.
+type RejectedError struct {
+	Rejected []Rejection
+	Accepted int
+}
+
+// maxListedRejections keeps the reason short: the index list names them all.
+const maxListedRejections = 4
+
+// Error names the first rejected findings and what is wrong with each.
+func (e *RejectedError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "finding batch: %d of %d findings rejected (no usable id), the other %d accepted: ",
+		len(e.Rejected), len(e.Rejected)+e.Accepted, e.Accepted)
+	for i, r := range e.Rejected {
+		if i == maxListedRejections {
+			fmt.Fprintf(&b, "; and %d more", len(e.Rejected)-i)
+			break
+		}
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(r.Err.Field + ": " + r.Err.Msg)
+	}
+	return b.String()
+}
+
+// Unwrap gives the rejections' errors, so errors.As finds a *BodyError.
+func (e *RejectedError) Unwrap() []error {
+	errs := make([]error, len(e.Rejected))
+	for i, r := range e.Rejected {
+		errs[i] = r.Err
+	}
+	return errs
+}
+
+// maxIndexListBytes bounds Indexes: a message attribute counts against the
+// dead-letter queue's message size, next to the original body.
+const maxIndexListBytes = 1024
+
+// Indexes lists the rejected findings' indexes in the findings array,
+// consecutive ones as ranges ("2,5,7-9"), for a person or a script that
+// resends them. A list longer than 1 KiB ends with ",..." after the last
+// index that fits.
+func (e *RejectedError) Indexes() string {
+	var parts []string
+	for i := 0; i < len(e.Rejected); {
+		j := i
+		for j+1 < len(e.Rejected) && e.Rejected[j+1].Index == e.Rejected[j].Index+1 {
+			j++
+		}
+		if j > i {
+			parts = append(parts, fmt.Sprintf("%d-%d", e.Rejected[i].Index, e.Rejected[j].Index))
+		} else {
+			parts = append(parts, fmt.Sprintf("%d", e.Rejected[i].Index))
+		}
+		i = j + 1
+	}
+	var b strings.Builder
+	for i, p := range parts {
+		if b.Len()+len(p)+5 > maxIndexListBytes {
+			b.WriteString(",...")
+			break
+		}
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(p)
+	}
+	return b.String()
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -64,9 +65,6 @@ func TestParseBodyErrors(t *testing.T) {
 		}
 	}
 	raw := func(s string) func(*testing.T) []byte { return func(*testing.T) []byte { return []byte(s) } }
-	finding0 := func(mut func(f map[string]any)) func(t *testing.T) []byte {
-		return withDoc(func(d map[string]any) { mut(d["findings"].([]any)[0].(map[string]any)) })
-	}
 	tests := []struct {
 		name      string
 		body      func(t *testing.T) []byte
@@ -106,20 +104,6 @@ func TestParseBodyErrors(t *testing.T) {
 		{"findings missing", withDoc(func(d map[string]any) { delete(d, "findings") }), "findings", "missing"},
 		{"findings null", withDoc(func(d map[string]any) { d["findings"] = nil }), "findings", "missing"},
 		{"findings not an array", withDoc(func(d map[string]any) { d["findings"] = map[string]any{} }), "", "wrong type"},
-		{"finding not an object", withDoc(func(d map[string]any) { d["findings"] = []any{"f-1"} }), "findings[0]", "wrong type"},
-		{"finding without id", finding0(func(f map[string]any) { delete(f, "id") }), "findings[0].id", "missing"},
-		{"finding id null", finding0(func(f map[string]any) { f["id"] = nil }), "findings[0].id", "missing"},
-		{"finding id a number", finding0(func(f map[string]any) { f["id"] = 17 }), "findings[0].id", "not a string"},
-		{"finding id empty", finding0(func(f map[string]any) { f["id"] = "" }), "findings[0].id", "empty"},
-		{"finding id 129 chars", finding0(func(f map[string]any) { f["id"] = strings.Repeat("i", 129) }), "findings[0].id", "129 characters, limit 128"},
-		{"finding id control char", finding0(func(f map[string]any) { f["id"] = "f\x00" }), "findings[0].id", "control character"},
-		{"duplicate ids", withDoc(func(d map[string]any) {
-			d["findings"] = []any{
-				map[string]any{"id": "a", "rule_id": "AWS", "token": "x"},
-				map[string]any{"id": "b", "rule_id": "AWS", "token": "x"},
-				map[string]any{"id": "a", "rule_id": "AWS", "token": "x"},
-			}
-		}), "findings[2].id", "duplicate of findings[0].id"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -142,6 +126,143 @@ func TestParseBodyErrors(t *testing.T) {
 				t.Errorf("error is %d bytes long; it must not quote the body", len(err.Error()))
 			}
 		})
+	}
+}
+
+// TestParseRejectsUnidentifiedFindings: a finding without a usable id, or
+// with the id of an earlier one, is rejected by index; the findings beside
+// it are accepted, so one bad finding does not hold back a scan.
+func TestParseRejectsUnidentifiedFindings(t *testing.T) {
+	good := func(id string) map[string]any {
+		return map[string]any{"id": id, "rule_id": "Postman API token", "token": postmanToken()}
+	}
+	tests := []struct {
+		name      string
+		bad       any
+		wantField string
+		wantMsg   string
+	}{
+		{"finding not an object", "f-1", "findings[1]", "wrong type"},
+		{"finding without id", map[string]any{"rule_id": "AWS", "token": "x"}, "findings[1].id", "missing"},
+		{"finding id null", map[string]any{"id": nil, "rule_id": "AWS", "token": "x"}, "findings[1].id", "missing"},
+		{"finding id a number", map[string]any{"id": 17, "rule_id": "AWS", "token": "x"}, "findings[1].id", "not a string"},
+		{"finding id empty", map[string]any{"id": "", "rule_id": "AWS", "token": "x"}, "findings[1].id", "empty"},
+		{"finding id 129 chars", map[string]any{"id": strings.Repeat("i", 129), "rule_id": "AWS", "token": "x"}, "findings[1].id", "129 characters, limit 128"},
+		{"finding id 200 chars", map[string]any{"id": strings.Repeat("i", 200), "rule_id": "AWS", "token": "x"}, "findings[1].id", "200 characters, limit 128"},
+		{"finding id control char", map[string]any{"id": "f\x00", "rule_id": "AWS", "token": "x"}, "findings[1].id", "control character"},
+		{"duplicate id", good("g-0"), "findings[1].id", "duplicate of findings[0].id"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d := validDoc()
+			d["findings"] = []any{good("g-0"), tc.bad, good("g-2")}
+			b, err := Parse(mustJSON(t, d))
+			if err != nil {
+				t.Fatalf("Parse: %v; one bad finding must not fail the batch", err)
+			}
+			if len(b.Findings) != 2 || b.Findings[0].ID != "g-0" || b.Findings[1].ID != "g-2" {
+				t.Fatalf("accepted %+v, want g-0 and g-2", b.Findings)
+			}
+			for _, f := range b.Findings {
+				if f.Problem != nil {
+					t.Errorf("%s: Problem %v", f.ID, f.Problem)
+				}
+			}
+			if len(b.Rejected) != 1 || b.Rejected[0].Index != 1 {
+				t.Fatalf("Rejected = %+v, want findings[1]", b.Rejected)
+			}
+			be := b.Rejected[0].Err
+			if be.Field != tc.wantField || !strings.Contains(be.Msg, tc.wantMsg) {
+				t.Errorf("rejection %q, want field %q and a message containing %q", be, tc.wantField, tc.wantMsg)
+			}
+			re := b.Rejection()
+			if re == nil {
+				t.Fatal("Rejection() = nil")
+			}
+			msg := re.Error()
+			if !strings.HasPrefix(msg, "finding batch: 1 of 3 findings rejected (no usable id), the other 2 accepted: "+tc.wantField+": ") {
+				t.Errorf("reason %q does not count and name the rejected finding", msg)
+			}
+			if re.Indexes() != "1" {
+				t.Errorf("Indexes() = %q, want 1", re.Indexes())
+			}
+			var got *BodyError
+			if !errors.As(re, &got) || got != be {
+				t.Error("errors.As does not find the rejection's *BodyError")
+			}
+		})
+	}
+}
+
+func TestParseRejectsLaterDuplicates(t *testing.T) {
+	d := validDoc()
+	f := func(id string) map[string]any { return map[string]any{"id": id, "rule_id": "AWS", "token": "x"} }
+	d["findings"] = []any{f("a"), f("b"), f("a"), f("a"), f("b")}
+	b, err := Parse(mustJSON(t, d))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Findings) != 2 || b.Findings[0].ID != "a" || b.Findings[1].ID != "b" {
+		t.Fatalf("accepted %+v, want the first a and the first b", b.Findings)
+	}
+	want := []string{"findings[2].id: duplicate of findings[0].id", "findings[3].id: duplicate of findings[0].id", "findings[4].id: duplicate of findings[1].id"}
+	if len(b.Rejected) != len(want) {
+		t.Fatalf("Rejected = %+v, want %d", b.Rejected, len(want))
+	}
+	for i, r := range b.Rejected {
+		if got := r.Err.Field + ": " + r.Err.Msg; got != want[i] {
+			t.Errorf("rejection %d = %q, want %q", i, got, want[i])
+		}
+	}
+	if got := b.Rejection().Indexes(); got != "2-4" {
+		t.Errorf("Indexes() = %q, want 2-4", got)
+	}
+}
+
+func TestParseEveryFindingRejected(t *testing.T) {
+	d := validDoc()
+	d["findings"] = []any{map[string]any{"rule_id": "AWS", "token": "x"}}
+	b, err := Parse(mustJSON(t, d))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Findings) != 0 || len(b.Rejected) != 1 {
+		t.Fatalf("findings %d, rejected %d; want 0 and 1", len(b.Findings), len(b.Rejected))
+	}
+	if msg := b.Rejection().Error(); msg != "finding batch: 1 of 1 findings rejected (no usable id), the other 0 accepted: findings[0].id: missing" {
+		t.Errorf("reason %q", msg)
+	}
+}
+
+func TestParseWithoutRejections(t *testing.T) {
+	b, err := Parse(mustJSON(t, validDoc()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Rejected != nil || b.Rejection() != nil {
+		t.Errorf("a clean batch has rejections %+v", b.Rejected)
+	}
+}
+
+func TestRejectedErrorIsBounded(t *testing.T) {
+	var rs []Rejection
+	for i := range 4000 {
+		if i%3 == 1 {
+			continue // gaps keep the ranges short, so the list must be cut
+		}
+		rs = append(rs, Rejection{Index: i, Err: &BodyError{Field: "findings[" + strconv.Itoa(i) + "].id", Msg: "missing"}})
+	}
+	re := &RejectedError{Rejected: rs, Accepted: 1333}
+	msg := re.Error()
+	if !strings.Contains(msg, "2667 of 4000 findings rejected") || !strings.HasSuffix(msg, "; and 2663 more") {
+		t.Errorf("reason %q", msg)
+	}
+	if len(msg) > 300 {
+		t.Errorf("reason is %d bytes", len(msg))
+	}
+	idx := re.Indexes()
+	if len(idx) > maxIndexListBytes || !strings.HasPrefix(idx, "0,2-3,5-6,") || !strings.HasSuffix(idx, ",...") {
+		t.Errorf("Indexes() is %d bytes: %.40s...%s", len(idx), idx, idx[max(0, len(idx)-20):])
 	}
 }
 

@@ -84,7 +84,8 @@ var fieldErrorText = regexp.MustCompile(`^findings\[\d+\](?:\.(?:rule_id|token|c
 
 // FuzzParse holds Parse to its contract for any body: it never panics; it
 // returns either a *BodyError whose text quotes nothing of the body, or a
-// batch whose findings have unique, bounded, printable ids; every finding it
+// batch whose findings have unique, bounded, printable ids and whose
+// rejections name their index without quoting anything; every finding it
 // accepts can be forwarded alone, and get its result, within one SQS
 // message; and no text derived from it (errors, problems, Check messages)
 // contains a credential of the body.
@@ -120,6 +121,23 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("accepted a scan_id of %d characters", utf8.RuneCountInString(b.ScanID))
 		case b.Project.ID <= 0 || b.Project.FullPath == "":
 			t.Fatalf("accepted project %d with an empty path or a non-positive id", b.Project.ID)
+		}
+		lastRejected := -1
+		for _, r := range b.Rejected {
+			if r.Index <= lastRejected || r.Index < 0 {
+				t.Fatalf("rejections out of order: index %d after %d", r.Index, lastRejected)
+			}
+			lastRejected = r.Index
+			if !bodyErrorText.MatchString(r.Err.Error()) {
+				t.Fatalf("rejection text %q is outside the fixed vocabulary", r.Err)
+			}
+			leaks("rejection", r.Err.Error(), "")
+		}
+		if re := b.Rejection(); re != nil {
+			if len(re.Error()) > 1024 || len(re.Indexes()) > 1024 {
+				t.Fatalf("the dead-letter reason (%d bytes) or index list (%d bytes) is unbounded", len(re.Error()), len(re.Indexes()))
+			}
+			leaks("dead-letter reason", re.Error()+re.Indexes(), "")
 		}
 		seen := make(map[string]bool, len(b.Findings))
 		now := time.Date(2026, 11, 25, 18, 35, 16, 0, time.UTC)

@@ -2,6 +2,8 @@ package finding
 
 import (
 	"encoding/json"
+	"fmt"
+	"regexp"
 	"time"
 )
 
@@ -30,6 +32,16 @@ const (
 	ReasonCanaryToken          Reason = "canary_token"
 	ReasonPartnerError         Reason = "partner_error"
 )
+
+// known reports whether r is one of the reasons of contract §3.
+func (r Reason) known() bool {
+	switch r {
+	case ReasonPartnerConfirmed, ReasonPartnerRejected, ReasonUnsupportedTokenType, ReasonMalformedToken,
+		ReasonMissingContext, ReasonFeatureDisabled, ReasonRateLimited, ReasonCanaryToken, ReasonPartnerError:
+		return true
+	}
+	return false
+}
 
 // StatusOf is the status each reason implies; the contract fixes the pairing.
 func StatusOf(r Reason) Status {
@@ -82,8 +94,15 @@ func NewResult(b Batch, f Finding, rt Route, reason Reason, now time.Time) Resul
 	return r
 }
 
-// MarshalJSON writes checked_at as RFC 3339 UTC with seconds, as the contract shows.
+// MarshalJSON writes checked_at as RFC 3339 UTC with seconds, as the contract
+// shows. It refuses a result outside the contract (an unknown reason, a
+// status the reason does not imply, an id the batch schema would refuse), so
+// that a bug becomes a retried record, never a message the results consumer
+// misreads.
 func (r Result) MarshalJSON() ([]byte, error) {
+	if err := r.check(); err != nil {
+		return nil, err
+	}
 	type plain Result
 	return json.Marshal(struct {
 		plain
@@ -95,3 +114,35 @@ func (r Result) MarshalJSON() ([]byte, error) {
 // an account id or a login, a list of strings for scopes, a boolean such as
 // canary. Never a person's e-mail, never credential material.
 type Details map[string]any
+
+// ResultError says how a result breaks contract §3; it names fields and
+// the contract's own words, never a value from a message.
+type ResultError struct {
+	Field string
+	Msg   string
+}
+
+// Error names the field and what is wrong with it.
+func (e *ResultError) Error() string { return "result: " + e.Field + ": " + e.Msg }
+
+func (r Result) check() error {
+	switch {
+	case r.Version != 1:
+		return &ResultError{"version", fmt.Sprintf("%d, want 1", r.Version)}
+	case !r.Reason.known():
+		return &ResultError{"reason", "not a reason of the contract"}
+	case r.Status != StatusOf(r.Reason):
+		return &ResultError{"status", fmt.Sprintf("must be %s for reason %s", StatusOf(r.Reason), r.Reason)}
+	case r.ScanID == "" || checkID(r.ScanID) != "":
+		return &ResultError{"scan_id", "empty, too long or with a control character"}
+	case r.FindingID == "" || checkID(r.FindingID) != "":
+		return &ResultError{"finding_id", "empty, too long or with a control character"}
+	case r.ProjectID <= 0:
+		return &ResultError{"project_id", "not a positive integer"}
+	case !fingerprintRE.MatchString(r.Fingerprint):
+		return &ResultError{"fingerprint", "not sha256: and 64 lowercase hex digits"}
+	}
+	return nil
+}
+
+var fingerprintRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)

@@ -50,9 +50,12 @@ func (d *Dispatcher) Handle(ctx context.Context, ev events.SQSEvent) (events.SQS
 
 // processRecord validates one ingress message and, per finding, either
 // forwards it to its partner queue (one finding per message) or concludes
-// it at once. The record succeeds only when every forward and every
-// result was sent; otherwise SQS redelivers it whole (at-least-once: the
-// partner side's verdict cache makes a repeated forward cheap).
+// it at once. Findings without a usable id (or with a repeated one) cannot
+// get a result: once the others are done, the message goes to the
+// dead-letter queue naming them. The record succeeds only when every
+// forward, every result and that dead letter were sent; otherwise SQS
+// redelivers it whole (at-least-once: the partner side's verdict cache
+// makes a repeated forward cheap).
 func (d *Dispatcher) processRecord(ctx context.Context, rec events.SQSMessage) error {
 	b, err := finding.Parse([]byte(rec.Body))
 	if err != nil {
@@ -95,7 +98,11 @@ func (d *Dispatcher) processRecord(ctx context.Context, rec events.SQSMessage) e
 	if err := d.cfg.emit(ctx, attempt, outs); err != nil {
 		return err
 	}
+	if err := d.cfg.deadLetterRejected(ctx, rec, b); err != nil {
+		return err
+	}
 	d.cfg.Logger.InfoContext(ctx, "scan dispatched", "scan_id", b.ScanID, "project_id", b.Project.ID,
-		"message_id", rec.MessageId, "findings", len(b.Findings), "forwarded", forwarded, "concluded", len(outs))
+		"message_id", rec.MessageId, "findings", len(b.Findings), "forwarded", forwarded, "concluded", len(outs),
+		"rejected", len(b.Rejected))
 	return nil
 }

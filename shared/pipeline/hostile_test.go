@@ -301,6 +301,14 @@ type hostileCase struct {
 	// reach are the findings that must reach Postman: the dispatcher
 	// forwards each, the Postman function verifies each.
 	reach []string
+	// rejected, when set, is the record's dead letter after its other
+	// findings were done: the indexes of the rejected findings and the
+	// first one's field and message.
+	rejected *rejected
+}
+
+type rejected struct {
+	indexes, field, msg string
 }
 
 type concluded struct {
@@ -430,7 +438,13 @@ func hostileCases() []hostileCase {
 		{name: "duplicate finding ids", body: func(t *testing.T, live string) (string, []string) {
 			return mustMarshal(t, hostileDoc(hostileFinding("f-1", "Postman API token", live), hostileFinding("f-2", "AWS", "x"),
 				hostileFinding("f-1", "Postman API token", live))), []string{live}
-		}, dlqField: "findings[2].id", dlqMsg: "duplicate of findings[0].id"},
+		}, concluded: map[string]concluded{"f-2": {finding.ReasonMalformedToken, "AWS access key id"}}, reach: []string{"f-1"},
+			rejected: &rejected{"2", "findings[2].id", "duplicate of findings[0].id"}},
+		{name: "one 200-character id among valid findings", body: func(t *testing.T, live string) (string, []string) {
+			return mustMarshal(t, hostileDoc(hostileFinding("f-1", "Postman API token", live), hostileFinding(strings.Repeat("i", 200), "Postman API token", live),
+				hostileFinding("f-3", "AWS", "x"), map[string]any{"rule_id": "AWS", "token": live})), []string{live}
+		}, concluded: map[string]concluded{"f-3": {finding.ReasonMalformedToken, "AWS access key id"}}, reach: []string{"f-1"},
+			rejected: &rejected{"1,3", "findings[1].id", "200 characters, limit 128"}},
 		{name: "context value over 4 KiB under a key that is a credential", body: func(t *testing.T, live string) (string, []string) {
 			key := randomHex(40)
 			f := hostileFinding("f-1", "Postman API token", live)
@@ -510,9 +524,37 @@ func assertDeadLettered(t *testing.T, rig *hostileRig, field, msg string, calls 
 	}
 }
 
+// assertRejected: the record went to the dead-letter queue once, naming
+// its rejected findings by index, without quoting the body.
+func assertRejected(t *testing.T, rig *hostileRig, want rejected) {
+	t.Helper()
+	rig.dead.mu.Lock()
+	errs := append([]error(nil), rig.dead.errs...)
+	rig.dead.mu.Unlock()
+	if len(errs) != 1 {
+		t.Fatalf("dead letters = %d, want 1 naming the rejected findings", len(errs))
+	}
+	var re *finding.RejectedError
+	if !errors.As(errs[0], &re) {
+		t.Fatalf("dead-letter reason is %T, want a *finding.RejectedError", errs[0])
+	}
+	if got := re.Indexes(); got != want.indexes {
+		t.Fatalf("rejected indexes %q, want %q", got, want.indexes)
+	}
+	var be *finding.BodyError
+	if !errors.As(errs[0], &be) || be.Field != want.field || !strings.Contains(be.Msg, want.msg) {
+		t.Fatalf("dead-letter reason %q; want field %q and a msg containing %q", errs[0], want.field, want.msg)
+	}
+	if len(errs[0].Error()) > 512 {
+		t.Fatalf("dead-letter reason is %d bytes: it must name the problem, not quote the body", len(errs[0].Error()))
+	}
+}
+
 func assertOutcomes(t *testing.T, rig *hostileRig, kind string, tc hostileCase, calls int64) {
 	t.Helper()
-	if n := len(rig.dead.errs); n != 0 {
+	if tc.rejected != nil {
+		assertRejected(t, rig, *tc.rejected)
+	} else if n := len(rig.dead.errs); n != 0 {
 		t.Fatalf("the body was dead-lettered (%v); want it accepted", rig.dead.errs[0])
 	}
 	got := map[string]finding.Result{}

@@ -1,4 +1,4 @@
-// Package pipeline is what the four functions do with a batch of SQS
+// Package pipeline is what the dispatcher and partner functions do with a batch of SQS
 // records: the dispatcher (validate, gate, route, fan out) and the partner
 // worker (gate, verify, retry or conclude). Both write exactly one terminal
 // result per accepted finding to the results queue, one structured log line
@@ -102,6 +102,20 @@ func (c *Common) deadLetter(ctx context.Context, rec events.SQSMessage, perr err
 		return &recordError{"dead-letter", err}
 	}
 	return nil
+}
+
+// deadLetterRejected moves a message some of whose findings could not be
+// identified to the dead-letter queue, body unchanged, with the rejected
+// findings' indexes. Call it once the accepted findings are done (forwarded
+// or concluded), so that nothing valid waits for a redrive and nothing
+// rejected is lost.
+func (c *Common) deadLetterRejected(ctx context.Context, rec events.SQSMessage, b finding.Batch) error {
+	re := b.Rejection()
+	if re == nil {
+		return nil
+	}
+	reason := sqsbatch.WithAttributes(re, map[string]string{sqsbatch.RejectedFindingsAttribute: re.Indexes()})
+	return c.deadLetter(ctx, rec, reason)
 }
 
 // outcome is a terminal result with what its log line needs besides it.

@@ -129,7 +129,10 @@ func (w *Worker) processRecord(ctx context.Context, rec events.SQSMessage) error
 			"retry_in_s", int(d.Seconds()), "fault", retry.Error())
 		return &retryError{retry}
 	}
-	return w.cfg.emit(ctx, attempt, outs)
+	if err := w.cfg.emit(ctx, attempt, outs); err != nil {
+		return err
+	}
+	return w.cfg.deadLetterRejected(ctx, rec, b)
 }
 
 // one decides one finding: a terminal outcome, or a fault to retry on.

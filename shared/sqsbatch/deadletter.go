@@ -22,9 +22,30 @@ const (
 	// SourceQueueAttribute is the message attribute holding the source
 	// queue's ARN, for a redrive back to it.
 	SourceQueueAttribute = "source_queue_arn"
+	// RejectedFindingsAttribute is the message attribute listing, by index
+	// in the findings array, the findings of a batch that could get no
+	// result ("2,5,7-9"); the other findings of that message were verified.
+	RejectedFindingsAttribute = "rejected_findings"
 	// maxReasonBytes keeps the reason attribute short.
 	maxReasonBytes = 512
+	// maxExtraAttributeBytes bounds an attribute given by WithAttributes.
+	maxExtraAttributeBytes = 1024
 )
+
+// attributedError is a dead-letter reason with extra message attributes.
+type attributedError struct {
+	error
+	attrs map[string]string
+}
+
+func (e *attributedError) Unwrap() error { return e.error }
+
+// WithAttributes attaches message attributes to a dead-letter reason, such as
+// RejectedFindingsAttribute; DeadLetter sets them next to its own. Values
+// must be as secret-free as the reason; longer ones are cut to 1 KiB.
+func WithAttributes(reason error, attrs map[string]string) error {
+	return &attributedError{reason, attrs}
+}
 
 // ErrNoDeadLetterQueue means DEAD_LETTER_QUEUE_URL is unset, so an
 // unparseable record is left to the source queue's redrive policy.
@@ -74,7 +95,16 @@ func (d *DeadLetterer) DeadLetter(ctx context.Context, rec events.SQSMessage, re
 			"message_id", rec.MessageId, "reason", why, "cause", ErrNoDeadLetterQueue.Error())
 		return fmt.Errorf("dead-letter message %s (%s): %w", rec.MessageId, why, ErrNoDeadLetterQueue)
 	}
-	attrs := map[string]string{ReasonAttribute: why}
+	attrs := map[string]string{}
+	var extra *attributedError
+	if errors.As(reason, &extra) {
+		for k, v := range extra.attrs {
+			if v = cleanAttribute(v, maxExtraAttributeBytes); v != "" {
+				attrs[k] = v
+			}
+		}
+	}
+	attrs[ReasonAttribute] = why
 	if rec.MessageId != "" {
 		attrs[OriginalMessageIDAttribute] = rec.MessageId
 	}
@@ -86,25 +116,34 @@ func (d *DeadLetterer) DeadLetter(ctx context.Context, rec events.SQSMessage, re
 			"message_id", rec.MessageId, "reason", why, "error", err.Error())
 		return fmt.Errorf("dead-letter message %s (%s): %w", rec.MessageId, why, err)
 	}
-	logger.WarnContext(ctx, "sqsbatch: moved an unparseable record to the dead-letter queue",
-		"message_id", rec.MessageId, "reason", why, "dead_letter_queue", queueName(d.sender.queueURL))
+	args := []any{"message_id", rec.MessageId, "reason", why, "dead_letter_queue", queueName(d.sender.queueURL)}
+	if v, ok := attrs[RejectedFindingsAttribute]; ok {
+		args = append(args, RejectedFindingsAttribute, v)
+	}
+	logger.WarnContext(ctx, "sqsbatch: moved an unparseable record to the dead-letter queue", args...)
 	return nil
 }
 
 // cleanReason keeps a reason short and made of characters SQS accepts.
 func cleanReason(s string) string {
+	if c := cleanAttribute(s, maxReasonBytes); strings.TrimSpace(c) != "" {
+		return c
+	}
+	return "unparseable body"
+}
+
+// cleanAttribute cuts s to limit bytes and replaces characters SQS refuses
+// in an attribute value with spaces.
+func cleanAttribute(s string, limit int) string {
 	var b strings.Builder
 	for _, r := range s {
-		if b.Len()+utf8.RuneLen(r) > maxReasonBytes {
+		if b.Len()+utf8.RuneLen(r) > limit {
 			break
 		}
 		if r == utf8.RuneError || r < 0x20 || (r >= 0xD800 && r <= 0xDFFF) || r == 0xFFFE || r == 0xFFFF {
 			r = ' '
 		}
 		b.WriteRune(r)
-	}
-	if strings.TrimSpace(b.String()) == "" {
-		return "unparseable body"
 	}
 	return b.String()
 }

@@ -72,6 +72,47 @@ func TestDeadLetter(t *testing.T) {
 	}
 }
 
+// TestDeadLetterWithAttributes: a partly rejected batch goes to the DLQ with
+// its body unchanged, the reason, and the indexes of the rejected findings;
+// an extra attribute cannot replace the reason, and a long one is cut.
+func TestDeadLetterWithAttributes(t *testing.T) {
+	body := `{"version":1,"findings":[{"id":"a"},{"id":"a"}]}`
+	rec := events.SQSMessage{MessageId: "msg-2", Body: body}
+	f := &fakeSQS{}
+	log, buf := testLogger()
+	d := NewDeadLetterer(f, "https://q/IngressDLQ", log)
+	base := errors.New("finding batch: 1 of 2 findings rejected (no usable id), the other 1 accepted: findings[1].id: duplicate of findings[0].id")
+	reason := WithAttributes(base, map[string]string{
+		RejectedFindingsAttribute: "1",
+		ReasonAttribute:           "overridden",
+		"long":                    strings.Repeat("9", 3000),
+	})
+	if !errors.Is(reason, base) {
+		t.Fatal("WithAttributes hides the reason from errors.Is")
+	}
+	if err := d.DeadLetter(context.Background(), rec, reason); err != nil {
+		t.Fatal(err)
+	}
+	calls := f.calls()
+	if len(calls) != 1 || len(calls[0]) != 1 {
+		t.Fatalf("calls %v, want one entry", len(calls))
+	}
+	e := calls[0][0]
+	attr := func(name string) string { return aws.ToString(e.MessageAttributes[name].StringValue) }
+	if aws.ToString(e.MessageBody) != body {
+		t.Error("the original body was not sent unchanged")
+	}
+	if attr(RejectedFindingsAttribute) != "1" || attr(ReasonAttribute) != base.Error() || attr(OriginalMessageIDAttribute) != "msg-2" {
+		t.Errorf("attributes %q %q %q", attr(RejectedFindingsAttribute), attr(ReasonAttribute), attr(OriginalMessageIDAttribute))
+	}
+	if n := len(attr("long")); n != maxExtraAttributeBytes {
+		t.Errorf("long attribute is %d bytes, want cut to %d", n, maxExtraAttributeBytes)
+	}
+	if !strings.Contains(buf.String(), `"rejected_findings":"1"`) {
+		t.Errorf("the log line does not name the rejected findings: %s", buf.String())
+	}
+}
+
 func TestDeadLettererWithoutQueueAndNil(t *testing.T) {
 	if NewDeadLetterer(&fakeSQS{}, "", nil).enabled() {
 		t.Error("enabled without a dead-letter queue")

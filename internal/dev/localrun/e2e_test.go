@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/awstest"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/msgschema"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/sandbox"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/samtemplate"
@@ -37,6 +38,8 @@ type harness struct {
 	store   *featureflag.Store
 	param   string
 	logs    *syncBuffer
+	// validated counts the results checked against the result schema.
+	validated int
 }
 
 type syncBuffer struct {
@@ -140,10 +143,7 @@ func (h *harness) run(t *testing.T, queue string, bodies ...string) map[string]f
 	if err := h.stack.WaitIdle(ctx); err != nil {
 		t.Fatalf("%v\nfunction output:\n%s", err, h.logs.String())
 	}
-	rs, err := h.stack.Results(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rs := h.results(ctx, t)
 	out := map[string]finding.Result{}
 	for _, r := range rs {
 		key := r.FindingID
@@ -152,6 +152,33 @@ func (h *harness) run(t *testing.T, queue string, bodies ...string) map[string]f
 		}
 		out[key] = r
 	}
+	return out
+}
+
+// results drains the results queue and validates every result against
+// docs/schemas/result-v1.schema.json, the contract the consumer reads.
+func (h *harness) results(ctx context.Context, t *testing.T) []finding.Result {
+	t.Helper()
+	schema, err := msgschema.Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bodies, err := h.stack.Drain(ctx, "ResultsQueue")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]finding.Result, 0, len(bodies))
+	for _, b := range bodies {
+		var r finding.Result
+		if err := json.Unmarshal([]byte(b), &r); err != nil {
+			t.Fatalf("a result is not JSON: %v", err)
+		}
+		if err := schema.Check([]byte(b)); err != nil {
+			t.Errorf("the result of finding %s breaks the result schema: %v", r.FindingID, err)
+		}
+		out = append(out, r)
+	}
+	h.validated += len(out)
 	return out
 }
 
@@ -298,6 +325,39 @@ func TestEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("findings without a usable id: the others verified, the message in the ingress DLQ", func(t *testing.T) {
+		var doc map[string]any
+		if err := json.Unmarshal([]byte(eventBodies(t, "postman-api-key.json")[0]), &doc); err != nil {
+			t.Fatal(err)
+		}
+		fs := doc["findings"].([]any)
+		want := map[string]bool{}
+		for _, f := range fs {
+			want[f.(map[string]any)["id"].(string)] = true
+		}
+		first := fs[0].(map[string]any)
+		long := map[string]any{"id": strings.Repeat("i", 200), "rule_id": first["rule_id"], "token": first["token"]}
+		dup := map[string]any{"id": first["id"], "rule_id": first["rule_id"], "token": first["token"]}
+		doc["findings"] = append([]any{long}, append(fs, dup)...)
+		body, _ := json.Marshal(doc)
+		got := h.run(t, "IngressQueue", string(body))
+		if len(got) != len(want) {
+			t.Errorf("%d results, want one per accepted finding (%d)", len(got), len(want))
+		}
+		for id := range want {
+			if r, ok := got[id]; !ok || r.Status == finding.StatusUnknown {
+				t.Errorf("%s: %+v, want a verdict although other findings of its message were rejected", id, r)
+			}
+		}
+		dlq, err := h.stack.Drain(context.Background(), "IngressDeadLetterQueue")
+		if err != nil || len(dlq) != 1 || dlq[0] != string(body) {
+			t.Fatalf("ingress DLQ holds %d messages (%v); want the original body once", len(dlq), err)
+		}
+		if !strings.Contains(h.logs.String(), `"rejected_findings":"0,`) {
+			t.Error("no log line names the rejected findings")
+		}
+	})
+
 	t.Run("partner failing transiently, then recovering", func(t *testing.T) {
 		h.sandbox.Postman.Controls.Push(partnertest.Fault503, partnertest.FaultReset, partnertest.FaultReset)
 		// recheck: the active verdict of this key is cached from earlier subtests.
@@ -335,10 +395,7 @@ func TestEndToEnd(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		rs, err := h.stack.Results(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
+		rs := h.results(context.Background(), t)
 		if len(rs) != 1 || h.sandbox.Requests()["postman"]-before > 1 {
 			t.Fatalf("%d results and %d partner calls for one message delivered twice; want 1 and at most 1", len(rs), h.sandbox.Requests()["postman"]-before)
 		}
@@ -368,6 +425,9 @@ func TestEndToEnd(t *testing.T) {
 		}
 		if !strings.Contains(out, `"msg":"finding outcome"`) {
 			t.Error("no outcome log line captured")
+		}
+		if h.validated < 40 {
+			t.Errorf("%d results were checked against the result schema, want every result of the run", h.validated)
 		}
 	})
 }

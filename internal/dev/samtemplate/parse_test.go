@@ -283,8 +283,14 @@ func TestSetParameterRebuilds(t *testing.T) {
 	if err := tpl.SetParameter("NoSuchParameter", "x"); err == nil {
 		t.Fatal("SetParameter accepted an unknown parameter")
 	}
+	if _, err := tpl.Condition("HasOnCallEndpoint"); err == nil {
+		t.Fatal("HasOnCallEndpoint evaluated although the required OnCallEndpoint has no value")
+	}
+	if err := tpl.SetParameter("OnCallEndpoint", ""); err != nil {
+		t.Fatal(err)
+	}
 	if on, err := tpl.Condition("HasOnCallEndpoint"); err != nil || on {
-		t.Fatalf("HasOnCallEndpoint = %v, %v with the default empty endpoint", on, err)
+		t.Fatalf("HasOnCallEndpoint = %v, %v with an empty endpoint", on, err)
 	}
 	if err := tpl.SetParameter("OnCallEndpoint", "https://paging.example/hook"); err != nil {
 		t.Fatal(err)

@@ -282,6 +282,7 @@ var reviewChecks = []check{
 	{"queue alarms", checkQueueAlarms},
 	{"dashboard", checkDashboard},
 	{"outputs", checkOutputs},
+	{"integration", checkIntegration},
 }
 
 // partnerStackFile is the nested template every partner application uses.
@@ -368,7 +369,7 @@ func TestReviewCatchesDefects(t *testing.T) {
 		{"postman burst dropped", root, "        RateBurst: 1\n", "", "environment"},
 		{"wildcard action", root, "Action: [logs:CreateLogStream, logs:PutLogEvents]", "Action: ['logs:*']", "iam"},
 		{"partner wildcard action", child, "Action: [logs:CreateLogStream, logs:PutLogEvents]", "Action: ['logs:*']", "iam"},
-		{"wildcard resource", root, "Resource: !GetAtt IngressQueue.Arn\n", "Resource: '*'\n", "iam"},
+		{"wildcard resource", root, "Resource: !GetAtt IngressQueue.Arn\n              - Sid: SendTo", "Resource: '*'\n              - Sid: SendTo", "iam"},
 		{"partner wildcard resource", child, "Resource: !GetAtt Queue.Arn\n", "Resource: '*'\n", "iam"},
 		{"function reaches another partner's queue", root, "ResultsQueueArn: !GetAtt ResultsQueue.Arn", "ResultsQueueArn: !GetAtt Gcp.Outputs.QueueArn", "iam"},
 		{"partner reads another parameter", root, "FeatureFlagParameterArn: !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${FeatureFlagParameter}", "FeatureFlagParameterArn: !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/*", "iam"},
@@ -394,6 +395,20 @@ func TestReviewCatchesDefects(t *testing.T) {
 		{"auto-rollback on by default", root, "Default: 'false'", "Default: 'true'", "functions"},
 		{"auto-rollback without its condition", root, "    Condition: AutoRollbackOn\n    Metadata:", "    Metadata:", "functions"},
 		{"auto-rollback on another topic", root, "Topic: !Ref OnCallTopic", "Topic: !Ref IngressQueue", "functions"},
+		{"ingress queue takes 1 MiB", root, "MaximumMessageSize: 262144", "MaximumMessageSize: 1048576", "integration"},
+		{"results queue at the SQS default", root, "      MaximumMessageSize: 262144\n      RedrivePolicy:\n        deadLetterTargetArn: !GetAtt ResultsDeadLetterQueue.Arn", "      RedrivePolicy:\n        deadLetterTargetArn: !GetAtt ResultsDeadLetterQueue.Arn", "integration"},
+		{"partner queue takes 1 MiB", child, "MaximumMessageSize: 262144", "MaximumMessageSize: 1048576", "integration"},
+		{"dead-letter queue too small for a body and its reason", root, "      SqsManagedSseEnabled: true\n      MessageRetentionPeriod: 1209600", "      SqsManagedSseEnabled: true\n      MaximumMessageSize: 262144\n      MessageRetentionPeriod: 1209600", "integration"},
+		{"scanner may also receive", root, "Action: sqs:SendMessage\n            Resource: !GetAtt IngressQueue.Arn", "Action: [sqs:SendMessage, sqs:ReceiveMessage]\n            Resource: !GetAtt IngressQueue.Arn", "integration"},
+		{"consumer may purge", root, "sqs:ChangeMessageVisibility, sqs:GetQueueAttributes]\n            Resource: !GetAtt ResultsQueue.Arn", "sqs:ChangeMessageVisibility, sqs:GetQueueAttributes, sqs:PurgeQueue]\n            Resource: !GetAtt ResultsQueue.Arn", "integration"},
+		{"consumer reads the ingress queue", root, "Queues: [!Ref ResultsQueue]", "Queues: [!Ref IngressQueue]", "integration"},
+		{"scanner policy without its condition", root, "    Condition: HasScannerPrincipal\n", "", "integration"},
+		{"consumer policy even without a principal", root, "HasResultsConsumerPrincipal: !Not [!Equals [!Ref ResultsConsumerPrincipalArn, '']]", "HasResultsConsumerPrincipal: !Equals [!Ref ResultsConsumerPrincipalArn, '']", "integration"},
+		{"any principal accepted", root, "AllowedPattern: '^$|^arn:aws[a-z-]*:iam::[0-9]{12}:(root|role/.+|user/.+)$'", "AllowedPattern: '.*'", "integration"},
+		{"export not scoped to the stack", root, "Name: !Sub ${AWS::StackName}-ResultsQueueArn", "Name: ResultsQueueArn", "integration"},
+		{"ingress URL not exported", root, "    Export:\n      Name: !Sub ${AWS::StackName}-IngressQueueUrl\n", "", "integration"},
+		{"on-call address as a default", root, "    ConstraintDescription: an https:// URL, an e-mail address, or '' for no subscription\n", "    ConstraintDescription: an https:// URL, an e-mail address, or '' for no subscription\n    Default: oncall@example.com\n", "integration"},
+		{"on-call endpoint takes anything", root, "AllowedPattern: '^$|^https://[^\\s]+$|^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$'", "AllowedPattern: '.*'", "integration"},
 		{"auto-rollback without its stack name", root, "          STACK_NAME: !Ref AWS::StackName\n", "          STACK_NAME: partner-token-verification\n", "environment"},
 	}
 	for _, tc := range tests {
@@ -504,7 +519,8 @@ func checkParameters(tpl *samtemplate.Template) []string {
 	var p []string
 	want := map[string]string{
 		"FeatureFlagCacheTtl": "30s", "FeatureFlagParameterName": flagParameterName, "MaxAttempts": "5",
-		"AutoRollback": "false", "LogRetentionDays": "30", "OnCallEndpoint": "", "OnCallProtocol": "https",
+		"AutoRollback": "false", "LogRetentionDays": "30", "OnCallProtocol": "https",
+		"ScannerPrincipalArn": "", "ResultsConsumerPrincipalArn": "",
 	}
 	for _, name := range []string{"Environment", "AwsRatePerSecond", "AwsMaxConcurrency", "GcpRatePerSecond",
 		"GcpMaxConcurrency", "PostmanRatePerSecond", "PostmanMaxConcurrency",
@@ -519,6 +535,8 @@ func checkParameters(tpl *samtemplate.Template) []string {
 			p = append(p, "parameter "+name+" is missing")
 		case !par.HasDefault:
 			p = append(p, "parameter "+name+" has no default")
+		case (name == "ScannerPrincipalArn" || name == "ResultsConsumerPrincipalArn") && par.Default != "":
+			p = append(p, fmt.Sprintf("parameter %s defaults to %q: a principal is granted only when given", name, par.Default))
 		case def != "" && par.Default != def:
 			p = append(p, fmt.Sprintf("parameter %s defaults to %q, want %q", name, par.Default, def))
 		}
@@ -1061,8 +1079,12 @@ func checkOnCall(tpl *samtemplate.Template) []string {
 	if s.Condition == "" {
 		return append(p, "subscription has no condition: an empty OnCallEndpoint would fail the deploy")
 	}
-	if on, err := tpl.Condition(s.Condition); err != nil || on {
-		if ep, _ := tpl.ParameterValue("OnCallEndpoint"); ep == "" {
+	// OnCallEndpoint is required: a stack without paging passes '' on purpose.
+	if ep, err := tpl.ParameterValue("OnCallEndpoint"); err != nil || ep == "" {
+		if err := tpl.SetParameter("OnCallEndpoint", ""); err != nil {
+			return append(p, "OnCallEndpoint refuses '', the value of a stack without paging: "+err.Error())
+		}
+		if on, err := tpl.Condition(s.Condition); err != nil || on {
 			p = append(p, fmt.Sprintf("subscription condition %s is %v (%v) with an empty endpoint", s.Condition, on, err))
 		}
 	}
@@ -1353,4 +1375,211 @@ func checkOutputs(tpl *samtemplate.Template) []string {
 		}
 	}
 	return p
+}
+
+// contractMaxMessageBytes is the contract's message size limit (§2).
+const contractMaxMessageBytes = finding.MaxBodyBytes
+
+// checkIntegration: what a real account's integrators rely on. The working
+// queues refuse what the functions would only dead-letter (SQS itself now
+// takes 1 MiB) while dead-letter queues keep room for a full body and its
+// reason; the scanner's and the results consumer's principals get exactly
+// their side of the contract, and only when given; the queues they need are
+// exported under the stack's name; the on-call address has no default.
+func checkIntegration(tpl *samtemplate.Template) []string {
+	var p []string
+	for id, q := range tpl.Queues {
+		size := tpl.Resources[id].Prop("MaximumMessageSize")
+		switch {
+		case strings.HasSuffix(id, "DeadLetterQueue"):
+			if size.IsSet() && q.MaximumMessageSize <= contractMaxMessageBytes {
+				p = append(p, fmt.Sprintf("%s: MaximumMessageSize %d leaves no room for a %d-byte body and its dead-letter attributes", id, q.MaximumMessageSize, contractMaxMessageBytes))
+			}
+		case !size.IsSet() || q.MaximumMessageSize != contractMaxMessageBytes:
+			p = append(p, fmt.Sprintf("%s: MaximumMessageSize %v, want %d written out (the contract's limit; SQS defaults to 1 MiB)", id, size.Expr, contractMaxMessageBytes))
+		}
+	}
+	p = append(p, checkQueuePolicy(tpl, "IngressQueueScannerPolicy", "HasScannerPrincipal", "ScannerPrincipalArn", "IngressQueue",
+		[]string{"sqs:SendMessage"})...)
+	p = append(p, checkQueuePolicy(tpl, "ResultsQueueConsumerPolicy", "HasResultsConsumerPrincipal", "ResultsConsumerPrincipalArn", "ResultsQueue",
+		[]string{"sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"})...)
+	if got := tpl.ResourcesOfType("AWS::SQS::QueuePolicy"); len(got) != 2 {
+		p = append(p, fmt.Sprintf("queue policies %v, want the scanner's and the consumer's only", got))
+	}
+	for _, name := range []string{"IngressQueueUrl", "IngressQueueArn", "ResultsQueueUrl", "ResultsQueueArn"} {
+		o := tpl.Outputs[name]
+		if o == nil {
+			p = append(p, "no output "+name)
+			continue
+		}
+		if sub, _ := o.Export.Expr.(map[string]any); sub["Fn::Sub"] != "${AWS::StackName}-"+name {
+			p = append(p, fmt.Sprintf("output %s exports %v, want !Sub ${AWS::StackName}-%s (two stacks in one region must not collide)", name, o.Export.Expr, name))
+		}
+	}
+	ep := tpl.Parameters["OnCallEndpoint"]
+	switch {
+	case ep == nil:
+		p = append(p, "no OnCallEndpoint parameter")
+	case ep.HasDefault:
+		p = append(p, fmt.Sprintf("OnCallEndpoint defaults to %q: every deploy must say where alarms page", ep.Default))
+	default:
+		for v, ok := range map[string]bool{"": true, "https://paging.example/hook": true, "oncall@example.com": true,
+			samconfigPlaceholder: false, "http://paging.example/hook": false, "not an address": false} {
+			if err := ep.Validate(v); (err == nil) != ok {
+				p = append(p, fmt.Sprintf("OnCallEndpoint accepts %q: %v, want %v", v, err == nil, ok))
+			}
+		}
+	}
+	return p
+}
+
+// samconfigPlaceholder is how samconfig.toml marks the on-call address to set.
+const samconfigPlaceholder = "SET-ME-oncall-address"
+
+// checkQueuePolicy: the policy exists only under its condition, which is
+// false for an empty principal and true for a given one; it is on the one
+// queue, for the one principal, with exactly the actions given. The
+// principal parameter refuses a wildcard.
+func checkQueuePolicy(tpl *samtemplate.Template, id, cond, param, queue string, actions []string) []string {
+	var p []string
+	r := tpl.Resources[id]
+	if r == nil {
+		return []string{"no " + id}
+	}
+	if r.Condition != cond {
+		p = append(p, fmt.Sprintf("%s: condition %q, want %s", id, r.Condition, cond))
+	}
+	par := tpl.Parameters[param]
+	if par == nil {
+		return append(p, "no parameter "+param)
+	}
+	for v, ok := range map[string]bool{"": true, "arn:aws:iam::123456789012:role/scanner": true, "arn:aws:iam::123456789012:root": true,
+		"*": false, "arn:aws:iam::*:root": false, "123456789012": false} {
+		if err := par.Validate(v); (err == nil) != ok {
+			p = append(p, fmt.Sprintf("%s accepts %q: %v, want %v", param, v, err == nil, ok))
+		}
+	}
+	// Try both values, then leave the parameter at its default for the
+	// checks that follow.
+	for _, v := range []string{"arn:aws:iam::123456789012:role/x", par.Default} {
+		if err := tpl.SetParameter(param, v); err != nil {
+			return append(p, err.Error())
+		}
+		if on, err := tpl.Condition(cond); err != nil || on != (v != "") {
+			p = append(p, fmt.Sprintf("%s with %s=%q is %v (%v), want %v", cond, param, v, on, err, v != ""))
+		}
+	}
+	if qs, _ := r.Properties["Queues"].([]any); len(qs) != 1 || !isRef(qs[0], queue) {
+		p = append(p, fmt.Sprintf("%s: Queues %v, want [!Ref %s]", id, r.Properties["Queues"], queue))
+	}
+	doc, _ := r.Properties["PolicyDocument"].(map[string]any)
+	sts, _ := doc["Statement"].([]any)
+	if len(sts) != 1 {
+		return append(p, fmt.Sprintf("%s: %d statements, want 1", id, len(sts)))
+	}
+	st, _ := sts[0].(map[string]any)
+	principal, _ := st["Principal"].(map[string]any)
+	if st["Effect"] != "Allow" || len(principal) != 1 || !isRef(principal["AWS"], param) {
+		p = append(p, fmt.Sprintf("%s: statement %v, want Allow for the principal !Ref %s only", id, st, param))
+	}
+	var got []string
+	switch a := st["Action"].(type) {
+	case string:
+		got = []string{a}
+	case []any:
+		for _, x := range a {
+			s, _ := x.(string)
+			got = append(got, s)
+		}
+	}
+	if slices.Sort(got); !slices.Equal(got, actions) {
+		p = append(p, fmt.Sprintf("%s: actions %v, want exactly %v", id, got, actions))
+	}
+	if ga, _ := st["Resource"].(map[string]any); !slices.Equal(asStrings(ga["Fn::GetAtt"]), []string{queue, "Arn"}) {
+		p = append(p, fmt.Sprintf("%s: Resource %v, want !GetAtt %s.Arn", id, st["Resource"], queue))
+	}
+	return p
+}
+
+func isRef(v any, name string) bool {
+	m, _ := v.(map[string]any)
+	return len(m) == 1 && m["Ref"] == name
+}
+
+func asStrings(v any) []string {
+	l, _ := v.([]any)
+	out := make([]string, len(l))
+	for i, x := range l {
+		out[i], _ = x.(string)
+	}
+	return out
+}
+
+// TestSamconfigOnCallPlaceholders: samconfig.toml names no organisation's
+// on-call address; every environment's deploy carries the placeholder, which
+// the template refuses, so `sam deploy` stops until the address is set.
+func TestSamconfigOnCallPlaceholders(t *testing.T) {
+	tpl, _ := repoTemplate(t)
+	root, err := samtemplate.FindRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(root, "samconfig.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(raw)
+	deploys := strings.Count(text, ".deploy.parameters]")
+	values := regexp.MustCompile(`OnCallEndpoint=("[^"]*"|\S*?)[\s"]`).FindAllStringSubmatch(text, -1)
+	if deploys == 0 || len(values) != deploys {
+		t.Fatalf("%d deploy sections, %d OnCallEndpoint overrides: want one per environment", deploys, len(values))
+	}
+	for _, m := range values {
+		v := m[1]
+		if v != samconfigPlaceholder {
+			t.Errorf("samconfig.toml sets OnCallEndpoint=%s, want the placeholder %s (an address belongs to whoever deploys)", v, samconfigPlaceholder)
+		}
+		if err := tpl.Parameters["OnCallEndpoint"].Validate(v); err == nil {
+			t.Errorf("the template accepts OnCallEndpoint=%s: a deploy with the placeholder would not stop", v)
+		}
+	}
+}
+
+// TestREADMECountsTheFunctions: README's count of binaries and functions
+// is the Makefile's and the template's.
+func TestREADMECountsTheFunctions(t *testing.T) {
+	tpl, _ := repoTemplate(t)
+	root, err := samtemplate.FindRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Join(strings.Fields(string(readme)), " ")
+	words := map[string]int{"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6}
+	m := regexp.MustCompile(`(\w+) binaries \(` + "`make build`" + `\), one Lambda function per partner plus (\w+)\.`).FindStringSubmatch(text)
+	if m == nil {
+		t.Fatal("README no longer says how many binaries and functions the template deploys: update this test")
+	}
+	mk, err := makefileFunctions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(strings.Fields(mk)); words[m[1]] != got {
+		t.Errorf("README says %s binaries, the Makefile builds %d", m[1], got)
+	}
+	partners, others := 0, 0
+	for _, f := range tpl.Functions {
+		if f.Application != "" {
+			partners++
+		} else {
+			others++
+		}
+	}
+	if partners != len(tpl.Applications) || words[m[2]] != others {
+		t.Errorf("README says one function per partner plus %s; the template has %d partner functions for %d partners, plus %d",
+			m[2], partners, len(tpl.Applications), others)
+	}
 }

@@ -121,6 +121,8 @@ type Output struct {
 	Description string
 	Condition   string
 	Value       Value
+	// Export is Export.Name, unset when the output is not exported.
+	Export Value
 }
 
 // FindRoot returns the repository root: the nearest directory, from the
@@ -283,6 +285,10 @@ func (t *Template) parseSections(read FileReader) error {
 		o := &Output{Name: name, Value: Value{Expr: v, t: t}}
 		o.Description, _ = m["Description"].(string)
 		o.Condition, _ = m["Condition"].(string)
+		o.Export = Value{t: t}
+		if e, ok := m["Export"].(map[string]any); ok {
+			o.Export.Expr = e["Name"]
+		}
 		t.Outputs[name] = o
 	}
 	return nil
