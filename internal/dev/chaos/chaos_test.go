@@ -118,6 +118,14 @@ func TestInvariantsCatchViolations(t *testing.T) {
 		{"no function measured", func(o *Observation) { o.Memory = nil }, []string{"memory bounded"}},
 		{"only functions never invoked", func(o *Observation) { o.Memory = o.Memory[1:] }, []string{"memory bounded"}},
 		{"a runtime restarted", func(o *Observation) { o.Memory[0].Processes = 2 }, []string{"documented outcome"}},
+		{"a runtime restarted after the scenario killed it", func(o *Observation) {
+			o.Memory[0].Processes = 3
+			o.Killed["PostmanFunction"] = 2
+		}, nil},
+		{"a runtime restarted more often than it was killed", func(o *Observation) {
+			o.Memory[0].Processes = 3
+			o.Killed["PostmanFunction"] = 1
+		}, []string{"documented outcome"}},
 		{"a wrong unknown reason", func(o *Observation) {
 			o.Results[Key{"s", "postman-active"}][0].Status, o.Results[Key{"s", "postman-active"}][0].Reason = finding.StatusUnknown, finding.ReasonRateLimited
 		}, []string{"documented outcome"}},

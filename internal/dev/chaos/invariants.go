@@ -60,6 +60,9 @@ type Observation struct {
 	CanaryHits int64
 	// Memory is each function's peak memory.
 	Memory []Memory
+	// Killed counts the bootstrap processes the scenario itself killed, by
+	// function: the restarts they cause are not crashes.
+	Killed map[string]int
 	// Problems are the scenario's own checks that failed (documented
 	// behaviour not seen, a fault that never fired, a crash).
 	Problems []string
@@ -69,7 +72,7 @@ type Observation struct {
 
 func newObservation(name string) *Observation {
 	return &Observation{Scenario: name, Expect: map[Key]*Expectation{}, Results: map[Key][]finding.Result{},
-		DeadLettered: map[Key]int{}, Queued: map[Key]int{}}
+		DeadLettered: map[Key]int{}, Queued: map[Key]int{}, Killed: map[string]int{}}
 }
 
 // Invariant is one column of the table: a property every scenario must keep.
@@ -243,8 +246,9 @@ func checkOutcome(o *Observation) []string {
 		v = append(v, fmt.Sprintf("%s/%s: a result for a finding never sent", r.ScanID, r.FindingID))
 	}
 	for _, m := range o.Memory {
-		if m.Processes > 1 {
-			v = append(v, fmt.Sprintf("%s: its runtime was restarted %d times (crash or hard timeout)", m.Function, m.Processes-1))
+		if restarts := m.Processes - 1; restarts > o.Killed[m.Function] {
+			v = append(v, fmt.Sprintf("%s: its runtime was restarted %d times, %d of them after the scenario killed it (the others: a crash or hard timeout)",
+				m.Function, restarts, o.Killed[m.Function]))
 		}
 	}
 	return append(v, o.Problems...)
