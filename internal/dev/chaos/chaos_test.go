@@ -139,6 +139,18 @@ func TestInvariantsCatchViolations(t *testing.T) {
 			o.Expect[k].Allowed = append(o.Expect[k].Allowed, finding.ReasonPartnerError)
 			o.Results[k] = append(o.Results[k], finding.Result{ScanID: "s", FindingID: k.Finding, Status: finding.StatusUnknown, Reason: finding.ReasonPartnerError})
 		}, []string{"documented outcome"}},
+		{"an unknown beside a verdict where mixing is allowed", func(o *Observation) {
+			k := Key{"s", "postman-inactive"}
+			o.Expect[k].Exactly, o.Expect[k].Mixed = 0, true
+			o.Expect[k].Allowed = append(o.Expect[k].Allowed, finding.ReasonPartnerError)
+			o.Results[k] = append(o.Results[k], finding.Result{ScanID: "s", FindingID: k.Finding, Status: finding.StatusUnknown, Reason: finding.ReasonPartnerError})
+		}, nil},
+		{"two verdicts disagreeing where mixing is allowed", func(o *Observation) {
+			k := Key{"s", "postman-inactive"}
+			o.Expect[k].Exactly, o.Expect[k].Mixed = 0, true
+			o.Expect[k].Allowed = append(o.Expect[k].Allowed, finding.ReasonPartnerConfirmed)
+			o.Results[k] = append(o.Results[k], finding.Result{ScanID: "s", FindingID: k.Finding, Status: finding.StatusActive, Reason: finding.ReasonPartnerConfirmed})
+		}, []string{"documented outcome"}},
 		{"a result for a finding never sent", func(o *Observation) {
 			o.Unexpected = []finding.Result{{ScanID: "s", FindingID: "ghost", Status: finding.StatusInactive}}
 		}, []string{"no false inactive", "documented outcome"}},

@@ -28,6 +28,10 @@ type Expectation struct {
 	// Exactly is the number of results required; 0 accepts any number,
 	// as long as they agree (at-least-once delivery may repeat one).
 	Exactly int
+	// Mixed lets an unknown result stand beside a verdict: one delivery met
+	// faults past its retries (or the flag off) while another got the
+	// answer. Verdicts must still agree with each other.
+	Mixed bool
 }
 
 // Observation is everything a scenario left behind, for the invariants.
@@ -237,7 +241,7 @@ func checkOutcome(o *Observation) []string {
 			if !slices.Contains(e.Allowed, r.Reason) {
 				v = append(v, fmt.Sprintf("%s (%s): %s/%s, want %s", k, e.Cred.Name, r.Status, r.Reason, reasons(e.Allowed)))
 			}
-			if r.Status != rs[0].Status {
+			if contradicts(e, rs[0], r) {
 				v = append(v, fmt.Sprintf("%s: contradicting results %s and %s", k, rs[0].Status, r.Status))
 			}
 		}
@@ -252,6 +256,32 @@ func checkOutcome(o *Observation) []string {
 		}
 	}
 	return append(v, o.Problems...)
+}
+
+// contradicts reports whether two results of one finding disagree.
+func contradicts(e *Expectation, a, b finding.Result) bool {
+	if e.Mixed && (a.Status == finding.StatusUnknown || b.Status == finding.StatusUnknown) {
+		return false
+	}
+	return a.Status != b.Status
+}
+
+// Contradictions counts the findings whose results disagree.
+func Contradictions(o *Observation) int {
+	n := 0
+	for k, rs := range o.Results {
+		e := o.Expect[k]
+		if e == nil {
+			continue
+		}
+		for _, r := range rs[1:] {
+			if contradicts(e, rs[0], r) {
+				n++
+				break
+			}
+		}
+	}
+	return n
 }
 
 func reasons(rs []finding.Reason) string {
