@@ -275,8 +275,8 @@ func runOne(ctx context.Context, cfg Config, sc Scenario) (obs *Observation, err
 			}
 			return shorten(t, sc.Setup.Timeouts)
 		},
-		Output:      e.lines.add,
-		Logger:      logger,
+		Output: e.lines.add,
+		Logger: logger,
 	}
 	if err := buildBootstraps(ctx, cfg, sc.Setup.Bootstraps); err != nil {
 		return nil, err
