@@ -100,7 +100,10 @@ func worker(ctx context.Context) (*pipeline.Worker, error) {
 	if base := duration(pipeline.EnvBackoffBase, 0); base > 0 {
 		backoff = sqsbatch.BackoffFrom(base)
 	}
-	inner := &panicsOnce{inner: v, seen: map[string]bool{}}
+	// Outermost: the verdict cache runs its inner verifier on a goroutine
+	// of its own (one call for concurrent asks), where a panic would kill
+	// the process instead of failing the record.
+	cached := verdictcache.New(throttle.New(v, def.Name, rate), def.Name, verdictcache.Options{})
 	return pipeline.NewWorker(pipeline.WorkerConfig{
 		Common: pipeline.Common{
 			Results:     sqsbatch.NewSender(client, os.Getenv(pipeline.EnvResultsQueue)),
@@ -111,7 +114,7 @@ func worker(ctx context.Context) (*pipeline.Worker, error) {
 			Concurrency: conc,
 		},
 		Partner:     def.Name,
-		Verifier:    verdictcache.New(throttle.New(inner, def.Name, rate), def.Name, verdictcache.Options{}),
+		Verifier:    &panicsOnce{inner: cached, seen: map[string]bool{}},
 		Requeue:     pipeline.QueueDelayer{Queues: sqsbatch.NewQueueURLResolver(client)},
 		MaxAttempts: attempts,
 		Backoff:     backoff,
