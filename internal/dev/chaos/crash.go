@@ -86,7 +86,7 @@ func crash(name, fault string, short bool, outcome Outcome, arm func(e *Env, onc
 // answers. No result was written; SQS redelivers the record after its
 // visibility timeout and a fresh instance verifies it: exactly one result.
 func killDuringPartnerCall() Scenario {
-	return crash("kill-during-partner-call", "SIGKILL of each partner function while its first partner call waits for the answer", true, Truth,
+	return crash("kill-during-partner-call", "SIGKILL of each partner function while its first partner call waits for the answer", false, Truth,
 		func(e *Env, once *onceEach) {
 			for _, p := range registry.Names() {
 				fn := functionOf(p)
@@ -147,7 +147,7 @@ func killBeforeResultsSent() Scenario {
 // died with the old one) verifies it again. A second, identical result is
 // allowed; a contradicting one is not.
 func killAfterResultsSent() Scenario {
-	s := crash("kill-after-results-sent", "SIGKILL of each partner function right after SQS accepted its results, before the batch response", true,
+	s := crash("kill-after-results-sent", "SIGKILL of each partner function right after SQS accepted its results, before the batch response", false,
 		AtLeastOnce(Truth), func(e *Env, once *onceEach) {
 			if err := resultsHook(e, once, false); err != nil {
 				e.Problem("%v", err)
@@ -241,7 +241,7 @@ func verifierPanic() Scenario {
 		s.Bootstraps[id] = "internal/dev/chaos/panicking"
 	}
 	return Scenario{Name: "verifier-panic", Fault: "every partner's verifier panics on each token's first call (a chaos-only build), the value quoting the token",
-		Short: true, Setup: s,
+		Setup: s,
 		Run: func(e *Env) error {
 			creds, err := e.Creds()
 			if err != nil {
