@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -118,6 +119,14 @@ func TestInvariantsCatchViolations(t *testing.T) {
 		{"no function measured", func(o *Observation) { o.Memory = nil }, []string{"memory bounded"}},
 		{"only functions never invoked", func(o *Observation) { o.Memory = o.Memory[1:] }, []string{"memory bounded"}},
 		{"a runtime restarted", func(o *Observation) { o.Memory[0].Processes = 2 }, []string{"documented outcome"}},
+		{"a runtime restarted after the scenario killed it", func(o *Observation) {
+			o.Memory[0].Processes = 3
+			o.Killed["PostmanFunction"] = 2
+		}, nil},
+		{"a runtime restarted more often than it was killed", func(o *Observation) {
+			o.Memory[0].Processes = 3
+			o.Killed["PostmanFunction"] = 1
+		}, []string{"documented outcome"}},
 		{"a wrong unknown reason", func(o *Observation) {
 			o.Results[Key{"s", "postman-active"}][0].Status, o.Results[Key{"s", "postman-active"}][0].Reason = finding.StatusUnknown, finding.ReasonRateLimited
 		}, []string{"documented outcome"}},
@@ -130,6 +139,18 @@ func TestInvariantsCatchViolations(t *testing.T) {
 			o.Expect[k].Exactly = 0
 			o.Expect[k].Allowed = append(o.Expect[k].Allowed, finding.ReasonPartnerError)
 			o.Results[k] = append(o.Results[k], finding.Result{ScanID: "s", FindingID: k.Finding, Status: finding.StatusUnknown, Reason: finding.ReasonPartnerError})
+		}, []string{"documented outcome"}},
+		{"an unknown beside a verdict where mixing is allowed", func(o *Observation) {
+			k := Key{"s", "postman-inactive"}
+			o.Expect[k].Exactly, o.Expect[k].Mixed = 0, true
+			o.Expect[k].Allowed = append(o.Expect[k].Allowed, finding.ReasonPartnerError)
+			o.Results[k] = append(o.Results[k], finding.Result{ScanID: "s", FindingID: k.Finding, Status: finding.StatusUnknown, Reason: finding.ReasonPartnerError})
+		}, nil},
+		{"two verdicts disagreeing where mixing is allowed", func(o *Observation) {
+			k := Key{"s", "postman-inactive"}
+			o.Expect[k].Exactly, o.Expect[k].Mixed = 0, true
+			o.Expect[k].Allowed = append(o.Expect[k].Allowed, finding.ReasonPartnerConfirmed)
+			o.Results[k] = append(o.Results[k], finding.Result{ScanID: "s", FindingID: k.Finding, Status: finding.StatusActive, Reason: finding.ReasonPartnerConfirmed})
 		}, []string{"documented outcome"}},
 		{"a result for a finding never sent", func(o *Observation) {
 			o.Unexpected = []finding.Result{{ScanID: "s", FindingID: "ghost", Status: finding.StatusInactive}}
@@ -250,5 +271,44 @@ func TestProxy(t *testing.T) {
 	}
 	if p.Refused() != 2 {
 		t.Errorf("Refused() = %d, want 2", p.Refused())
+	}
+}
+
+// TestSoakShort is the short form of `make soak` that `make test` runs:
+// 300 findings over every partner with the soak's faults, kills,
+// duplicates and flag flip, on a fixed seed (SOAK_SEED replays another).
+func TestSoakShort(t *testing.T) {
+	root, err := samtemplate.FindRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed := uint64(20251206)
+	if v := os.Getenv("SOAK_SEED"); v != "" {
+		if seed, err = strconv.ParseUint(v, 10, 64); err != nil {
+			t.Fatalf("SOAK_SEED: %v", err)
+		}
+	}
+	t.Logf("seed %d", seed)
+	moto := awstest.Shared(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var stats SoakStats
+	var obs *Observation
+	sc := Soak(SoakOptions{Findings: 300, Seed: seed, KillEvery: 3 * time.Second, Settle: 3 * time.Minute, Progress: func(l string) { t.Log(l) }}, &stats)
+	sc.Check = func(o *Observation) []string { obs = o; return nil }
+	rep, err := Run(ctx, Config{Root: root, Endpoint: moto.Endpoint, Progress: func(l string) { t.Log(l) }}, []Scenario{sc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	rep.Print(&b)
+	t.Log("\n" + b.String())
+	line := SoakLine(obs, rep.Rows[0])
+	t.Log(line)
+	if !rep.OK() || line != "findings=300 results=300 missing=0 contradictions=0 leaked=0" {
+		t.Fatalf("soak: %s", line)
+	}
+	if stats.Kills == 0 {
+		t.Error("no function process was killed: the short soak proved nothing about crashes")
 	}
 }

@@ -28,6 +28,10 @@ type Expectation struct {
 	// Exactly is the number of results required; 0 accepts any number,
 	// as long as they agree (at-least-once delivery may repeat one).
 	Exactly int
+	// Mixed lets an unknown result stand beside a verdict: one delivery met
+	// faults past its retries (or the flag off) while another got the
+	// answer. Verdicts must still agree with each other.
+	Mixed bool
 }
 
 // Observation is everything a scenario left behind, for the invariants.
@@ -60,6 +64,9 @@ type Observation struct {
 	CanaryHits int64
 	// Memory is each function's peak memory.
 	Memory []Memory
+	// Killed counts the bootstrap processes the scenario itself killed, by
+	// function: the restarts they cause are not crashes.
+	Killed map[string]int
 	// Problems are the scenario's own checks that failed (documented
 	// behaviour not seen, a fault that never fired, a crash).
 	Problems []string
@@ -69,7 +76,7 @@ type Observation struct {
 
 func newObservation(name string) *Observation {
 	return &Observation{Scenario: name, Expect: map[Key]*Expectation{}, Results: map[Key][]finding.Result{},
-		DeadLettered: map[Key]int{}, Queued: map[Key]int{}}
+		DeadLettered: map[Key]int{}, Queued: map[Key]int{}, Killed: map[string]int{}}
 }
 
 // Invariant is one column of the table: a property every scenario must keep.
@@ -234,7 +241,7 @@ func checkOutcome(o *Observation) []string {
 			if !slices.Contains(e.Allowed, r.Reason) {
 				v = append(v, fmt.Sprintf("%s (%s): %s/%s, want %s", k, e.Cred.Name, r.Status, r.Reason, reasons(e.Allowed)))
 			}
-			if r.Status != rs[0].Status {
+			if contradicts(e, rs[0], r) {
 				v = append(v, fmt.Sprintf("%s: contradicting results %s and %s", k, rs[0].Status, r.Status))
 			}
 		}
@@ -243,11 +250,38 @@ func checkOutcome(o *Observation) []string {
 		v = append(v, fmt.Sprintf("%s/%s: a result for a finding never sent", r.ScanID, r.FindingID))
 	}
 	for _, m := range o.Memory {
-		if m.Processes > 1 {
-			v = append(v, fmt.Sprintf("%s: its runtime was restarted %d times (crash or hard timeout)", m.Function, m.Processes-1))
+		if restarts := m.Processes - 1; restarts > o.Killed[m.Function] {
+			v = append(v, fmt.Sprintf("%s: its runtime was restarted %d times, %d of them after the scenario killed it (the others: a crash or hard timeout)",
+				m.Function, restarts, o.Killed[m.Function]))
 		}
 	}
 	return append(v, o.Problems...)
+}
+
+// contradicts reports whether two results of one finding disagree.
+func contradicts(e *Expectation, a, b finding.Result) bool {
+	if e.Mixed && (a.Status == finding.StatusUnknown || b.Status == finding.StatusUnknown) {
+		return false
+	}
+	return a.Status != b.Status
+}
+
+// Contradictions counts the findings whose results disagree.
+func Contradictions(o *Observation) int {
+	n := 0
+	for k, rs := range o.Results {
+		e := o.Expect[k]
+		if e == nil {
+			continue
+		}
+		for _, r := range rs[1:] {
+			if contradicts(e, rs[0], r) {
+				n++
+				break
+			}
+		}
+	}
+	return n
 }
 
 func reasons(rs []finding.Reason) string {

@@ -155,7 +155,10 @@ func comm(pid int) string {
 }
 
 // vmHWM reads the peak resident set size in kB from /proc/<pid>/status.
-func vmHWM(pid int) (int64, bool) {
+func vmHWM(pid int) (int64, bool) { return procStatus(pid, "VmHWM:") }
+
+// procStatus reads one kB field of /proc/<pid>/status.
+func procStatus(pid int, field string) (int64, bool) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, false
@@ -163,7 +166,7 @@ func vmHWM(pid int) (int64, bool) {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+		if v, ok := strings.CutPrefix(sc.Text(), field); ok {
 			n, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 			return n, err == nil
 		}

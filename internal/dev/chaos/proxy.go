@@ -8,11 +8,15 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 )
 
 // Rule picks the requests a Proxy refuses, from the AWS JSON-protocol
@@ -34,6 +38,42 @@ func RefuseSends(queueURL string) Rule {
 	}
 }
 
+// SentPartners returns the partners of the results a SendMessage or
+// SendMessageBatch request body carries: whose function sent it.
+func SentPartners(body []byte) []finding.Partner {
+	var in struct {
+		MessageBody string
+		Entries     []struct{ MessageBody string }
+	}
+	if json.Unmarshal(body, &in) != nil {
+		return nil
+	}
+	bodies := []string{in.MessageBody}
+	for _, e := range in.Entries {
+		bodies = append(bodies, e.MessageBody)
+	}
+	var out []finding.Partner
+	for _, b := range bodies {
+		var r finding.Result
+		if json.Unmarshal([]byte(b), &r) == nil && r.Partner != "" && !slices.Contains(out, r.Partner) {
+			out = append(out, r.Partner)
+		}
+	}
+	return out
+}
+
+// Hook intervenes in the requests Pick selects (after the Rule of Refuse,
+// which answers first): Before runs before such a request is forwarded —
+// when it returns true the request is dropped, never reaching the local
+// AWS, and its connection closed unanswered; After runs once the local AWS
+// has answered, before the answer is passed back. The crash scenarios kill
+// a function from them: before or after its results were sent.
+type Hook struct {
+	Pick   Rule
+	Before func(body []byte) (drop bool)
+	After  func(body []byte)
+}
+
 // Proxy stands between the functions and the local AWS for one service
 // (AWS_ENDPOINT_URL_SSM, AWS_ENDPOINT_URL_SQS): it passes requests through,
 // answers the ones a Rule picks with a 500 InternalError, or is down (its
@@ -46,6 +86,7 @@ type Proxy struct {
 
 	mu   sync.Mutex
 	rule Rule
+	hook *Hook
 	srv  *http.Server
 }
 
@@ -77,6 +118,13 @@ func (p *Proxy) Refuse(r Rule) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.rule = r
+}
+
+// SetHook installs h (nil removes it).
+func (p *Proxy) SetHook(h *Hook) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.hook = h
 }
 
 // Down closes the port and every open connection: callers get connection refused.
@@ -133,7 +181,7 @@ func (p *Proxy) handle(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.mu.Lock()
-	rule := p.rule
+	rule, hook := p.rule, p.hook
 	p.mu.Unlock()
 	if rule != nil && rule(r.Header.Get("X-Amz-Target"), body) {
 		p.refused.Add(1)
@@ -144,5 +192,23 @@ func (p *Proxy) handle(w http.ResponseWriter, r *http.Request) {
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))
-	p.rp.ServeHTTP(w, r)
+	if hook == nil || hook.Pick == nil || !hook.Pick(r.Header.Get("X-Amz-Target"), body) {
+		p.rp.ServeHTTP(w, r)
+		return
+	}
+	if hook.Before != nil && hook.Before(body) {
+		panic(http.ErrAbortHandler) // closes the connection, unanswered
+	}
+	if hook.After == nil {
+		p.rp.ServeHTTP(w, r)
+		return
+	}
+	rec := httptest.NewRecorder()
+	p.rp.ServeHTTP(rec, r)
+	hook.After(body)
+	for k, vs := range rec.Header() {
+		w.Header()[k] = vs
+	}
+	w.WriteHeader(rec.Code)
+	_, _ = w.Write(rec.Body.Bytes())
 }

@@ -11,6 +11,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -94,6 +96,11 @@ type Setup struct {
 	SSMDown bool
 	// OwnMoto runs the scenario on a local AWS of its own, which it may stop.
 	OwnMoto bool
+	// Bootstraps replaces functions' binaries, by logical id, with a main
+	// package of the chaos suite (a path below the repository root), built
+	// for this run: test-only faults that no outside input can cause, such
+	// as a verifier that panics, never hooks in shared/.
+	Bootstraps map[string]string
 }
 
 // Env is a running scenario: its stack and the knobs to hurt it.
@@ -121,6 +128,7 @@ type Env struct {
 	direct map[string]int // direct invocations by function
 	param  string
 	store  *featureflag.Store
+	killMu sync.Mutex
 }
 
 // lineLog keeps every line the system wrote, with its source.
@@ -261,9 +269,17 @@ func runOne(ctx context.Context, cfg Config, sc Scenario) (obs *Observation, err
 		Parameters:  map[string]string{"FeatureFlagParameterName": e.param, "MaxAttempts": fmt.Sprint(MaxAttempts)},
 		Env:         env,
 		FunctionEnv: sc.Setup.FunctionEnv,
-		Adjust:      func(t *samtemplate.Template) error { return shorten(t, sc.Setup.Timeouts) },
-		Output:      e.lines.add,
-		Logger:      logger,
+		Adjust: func(t *samtemplate.Template) error {
+			if err := replaceBootstraps(t, sc.Setup.Bootstraps); err != nil {
+				return err
+			}
+			return shorten(t, sc.Setup.Timeouts)
+		},
+		Output: e.lines.add,
+		Logger: logger,
+	}
+	if err := buildBootstraps(ctx, cfg, sc.Setup.Bootstraps); err != nil {
+		return nil, err
 	}
 	stack, err := startStack(ctx, opts, cfg.Progress)
 	if err != nil {
@@ -339,6 +355,61 @@ func startStack(ctx context.Context, o localrun.Options, progress func(string)) 
 		time.Sleep(time.Second)
 	}
 	return nil, err
+}
+
+// bootstrapTarget is the build target name Setup.Bootstraps gives a function.
+func bootstrapTarget(id string) string { return "chaos-" + id }
+
+// buildBootstraps builds the binaries of Setup.Bootstraps where
+// localrun.Bootstrap will look for them.
+func buildBootstraps(ctx context.Context, cfg Config, pkgs map[string]string) error {
+	for id, pkg := range pkgs {
+		out := filepath.Join(cfg.BuildDir, bootstrapTarget(id), "bootstrap")
+		cmd := exec.CommandContext(ctx, "go", "build", "-tags", "lambda.norpc", "-o", out, "./"+pkg)
+		cmd.Dir = cfg.Root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("chaos: build %s for %s: %w\n%s", pkg, id, err, b)
+		}
+	}
+	return nil
+}
+
+// replaceBootstraps points the functions of Setup.Bootstraps at their builds.
+func replaceBootstraps(t *samtemplate.Template, pkgs map[string]string) error {
+	for id := range pkgs {
+		f, ok := t.Functions[id]
+		if !ok {
+			return fmt.Errorf("no function %s", id)
+		}
+		f.BuildTarget = "build-" + bootstrapTarget(id)
+	}
+	return nil
+}
+
+// Kill SIGKILLs a function's bootstrap (lambdalocal.KillRuntime), as
+// Lambda does to an instance over its memory, and counts the kill so that
+// the restart it causes is not taken for a crash. It returns how many
+// processes it killed.
+func (e *Env) Kill(function string) int {
+	f, ok := e.Stack.Functions[function]
+	if !ok {
+		e.Problem("kill: no function %s", function)
+		return 0
+	}
+	n := f.KillRuntime()
+	e.killMu.Lock()
+	e.obs.Killed[function] += n
+	e.killMu.Unlock()
+	e.lines.add("chaos", fmt.Sprintf(`{"level":"WARN","msg":"chaos: killed the function's process","function":%q,"processes":%d}`, function, n))
+	return n
+}
+
+// Killed is how many processes of a function the scenario has killed.
+func (e *Env) Killed(function string) int {
+	e.killMu.Lock()
+	defer e.killMu.Unlock()
+	return e.obs.Killed[function]
 }
 
 // shorten applies Setup.Timeouts and keeps the template's visibility rule.

@@ -64,6 +64,11 @@ func Scenarios() []Scenario {
 		deadlineMidBatch(),
 		duplicateDelivery(),
 		motoRestart(),
+		killDuringPartnerCall(),
+		killBeforeResultsSent(),
+		killAfterResultsSent(),
+		killDispatcherAfterForward(),
+		verifierPanic(),
 	}
 }
 

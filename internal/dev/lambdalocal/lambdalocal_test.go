@@ -72,3 +72,73 @@ func TestStartFailsWithoutBootstrap(t *testing.T) {
 		t.Fatalf("err = %v, want a bootstrap error", err)
 	}
 }
+
+// TestKillRuntimeMidInvocation: a bootstrap killed during an invocation
+// fails that invocation (the event source mapping then leaves the batch to
+// SQS), the emulator stays up, and the next invocation gets a fresh
+// bootstrap, as after an out-of-memory kill in Lambda; a bootstrap killed
+// between invocations is replaced the same way.
+func TestKillRuntimeMidInvocation(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "bootstrap")
+	build := exec.Command("go", "build", "-tags", "lambda.norpc", "-o", bin, "./testdata/echo")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	f, err := Start(context.Background(), Options{Name: "EchoFunction", RIE: rie(t), Bootstrap: bin, Timeout: 20 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Stop()
+	if _, err := f.Invoke(context.Background(), []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	first := f.RuntimePIDs()
+	if len(first) != 1 {
+		t.Fatalf("bootstraps after the first invocation: %v, want one", first)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := f.Invoke(context.Background(), []byte(`{"sleep":"10s"}`))
+		errc <- err
+	}()
+	time.Sleep(time.Second)
+	if n := f.KillRuntime(); n != 1 {
+		t.Fatalf("KillRuntime killed %d processes, want 1", n)
+	}
+	select {
+	case err := <-errc:
+		var fe *FunctionError
+		if !errors.As(err, &fe) {
+			t.Fatalf("invocation whose process was killed: err = %v, want a FunctionError", err)
+		}
+		t.Logf("the killed invocation: %v", err)
+	case <-time.After(8 * time.Second):
+		t.Fatal("the invocation whose process was killed did not end")
+	}
+	for i, when := range []string{"after a kill mid-invocation", "after a kill between invocations"} {
+		if i == 1 {
+			if n := f.KillRuntime(); n != 1 {
+				t.Fatalf("KillRuntime between invocations killed %d processes, want 1", n)
+			}
+			// The emulator notices a runtime that died while idle only when
+			// it hands it the next invocation, which fails like the one
+			// above (Lambda would send it to another instance): a batch
+			// comes back after its visibility timeout, nothing is lost.
+			var fe *FunctionError
+			if _, err := f.Invoke(context.Background(), []byte(`{}`)); !errors.As(err, &fe) || !strings.Contains(fe.Payload, "Runtime.ExitError") {
+				t.Fatalf("the first invocation after an idle kill: err = %v, want a Runtime.ExitError", err)
+			}
+		}
+		if _, err := f.Invoke(context.Background(), []byte(`{}`)); err != nil {
+			t.Fatalf("%s: %v", when, err)
+		}
+		if f.Exited() {
+			t.Fatalf("%s: the emulator exited", when)
+		}
+		now := f.RuntimePIDs()
+		if len(now) != 1 || now[0] == first[0] {
+			t.Fatalf("%s: bootstraps %v, want one fresh process (the first was %d)", when, now, first[0])
+		}
+		first = now
+	}
+}

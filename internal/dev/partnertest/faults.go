@@ -72,6 +72,7 @@ type Controls struct {
 	limited   atomic.Int64
 	perKey    sync.Map // string -> *atomic.Int64
 	hangUntil chan struct{}
+	onRequest func(*http.Request)
 }
 
 func newControls() *Controls {
@@ -118,6 +119,15 @@ func (c *Controls) SetRateLimit(perSecond float64, burst int) {
 	c.limiter = rate.NewLimiter(rate.Limit(perSecond), max(burst, 1))
 }
 
+// OnRequest calls f with every request as it arrives, before the double
+// answers (nil removes it). The chaos suite kills the calling function
+// from it: a partner call that never completes.
+func (c *Controls) OnRequest(f func(*http.Request)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.onRequest = f
+}
+
 // Requests is how many requests reached the double.
 func (c *Controls) Requests() int64 { return c.requests.Load() }
 
@@ -149,7 +159,7 @@ func (c *Controls) ResetCounters() {
 // Reset clears scripted faults, error rate, latency, limit and counters.
 func (c *Controls) Reset() {
 	c.mu.Lock()
-	c.script, c.latency, c.jitter, c.errRate, c.errFault, c.retryHdr, c.limiter = nil, 0, 0, 0, FaultNone, "1", nil
+	c.script, c.latency, c.jitter, c.errRate, c.errFault, c.retryHdr, c.limiter, c.onRequest = nil, 0, 0, 0, FaultNone, "1", nil, nil
 	c.mu.Unlock()
 	c.requests.Store(0)
 	c.limited.Store(0)
@@ -184,6 +194,12 @@ type ErrorWriter func(w http.ResponseWriter, status int, code, msg string)
 func (c *Controls) wrap(h http.Handler, partnerError ErrorWriter) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c.requests.Add(1)
+		c.mu.Lock()
+		hook := c.onRequest
+		c.mu.Unlock()
+		if hook != nil {
+			hook(r)
+		}
 		f, d, retryAfter := c.next()
 		if d > 0 {
 			select {

@@ -14,12 +14,18 @@ import (
 
 type event struct {
 	Fail bool `json:"fail"`
+	// Sleep holds the invocation this long (a Go duration), so that a
+	// test can kill the process in the middle of it.
+	Sleep string `json:"sleep"`
 }
 
 func main() {
 	lambda.Start(func(ctx context.Context, ev event) (map[string]string, error) {
 		if ev.Fail {
 			return nil, errors.New("asked to fail")
+		}
+		if d, err := time.ParseDuration(ev.Sleep); err == nil {
+			time.Sleep(d)
 		}
 		dl, _ := ctx.Deadline()
 		fmt.Println(`{"_aws":{},"line":"stdout"}`)
