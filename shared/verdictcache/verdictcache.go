@@ -261,17 +261,25 @@ func (v *Verifier) Stats() Stats {
 
 // call runs the inner verifier for the whole flight and stores a cacheable
 // verdict before the flight ends, so a finding arriving after it hits the cache.
-func (v *Verifier) call(ctx context.Context, k key, tokenType finding.TokenType, f finding.Finding) outcome {
+func (v *Verifier) call(ctx context.Context, k key, tokenType finding.TokenType, f finding.Finding) (out outcome) {
 	v.calls.Add(1)
 	started := v.now()
 	deadline, ok := ctx.Deadline()
 	if !ok {
 		deadline = time.Now().Add(v.callTimeout)
 	}
+	defer func() {
+		// This runs on singleflight's goroutine (DoChan), where a panic
+		// would end the process and fail every record of the batch with it:
+		// it becomes this finding's fault, without its value.
+		if p := recover(); p != nil {
+			out = outcome{err: verify.Panicked(v.partner, p), deadline: deadline}
+		}
+	}()
 	detached, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
 	defer cancel()
 	verdict, err := v.inner.Verify(detached, tokenType, f)
-	out := outcome{verdict: verdict, err: err, deadline: deadline}
+	out = outcome{verdict: verdict, err: err, deadline: deadline}
 	if err != nil {
 		out.timedOut = detached.Err() != nil
 		return out

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -620,4 +621,45 @@ func BenchmarkCacheHit(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestVerifierPanicIsTheFindingsFault: the inner call runs on singleflight's
+// goroutine, where an unrecovered panic would end the process (and fail
+// every record of the batch). It must come back to each caller of the
+// flight as a fault that names the panic's type and place, not its value.
+func TestVerifierPanicIsTheFindingsFault(t *testing.T) {
+	inner := newInner()
+	gate := make(chan struct{})
+	inner.set(func(_ context.Context, f finding.Finding) (verify.Verdict, error) {
+		panic(fmt.Errorf("verifier bug on %s", f.Token.Reveal()))
+	}, gate)
+	v, _ := newCache(inner, Options{})
+	hook, waitJoined := joinCounter()
+	v.afterJoin = hook
+	f := newFinding(t)
+	errs := make(chan error, 3)
+	for range 3 {
+		go func() {
+			_, err := v.Verify(context.Background(), finding.TokenAWSAccessKey, f)
+			errs <- err
+		}()
+	}
+	waitJoined(3)
+	close(gate)
+	for range 3 {
+		err := <-errs
+		fault, ok := verify.AsFault(err)
+		if !ok || fault.Kind != verify.PartnerError || !strings.Contains(fault.Msg, "verifier panicked with a *errors.errorString at") ||
+			!strings.Contains(fault.Msg, "verdictcache") {
+			t.Errorf("err = %v, want a partner-error fault naming the panic's type and place", err)
+		}
+		if err != nil && strings.Contains(err.Error(), f.Token.Reveal()) {
+			t.Error("the fault quotes the panic value, and with it the token")
+		}
+	}
+	// Nothing was cached: the next call asks the (now fixed) verifier.
+	inner.set(nil, nil)
+	if got := check(t, v, context.Background(), f); got.Cached || got.Reason != finding.ReasonPartnerConfirmed {
+		t.Errorf("after the panic: %+v, want a fresh call", got)
+	}
 }

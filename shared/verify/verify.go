@@ -7,6 +7,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
+	"runtime"
+	"strings"
 	"time"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
@@ -97,4 +100,29 @@ func AsFault(err error) (*Fault, bool) {
 	var f *Fault
 	ok := errors.As(err, &f)
 	return f, ok
+}
+
+// Panicked is the fault for a verifier that panicked: a bug, never an
+// answer about the token, so the finding is retried and ends partner_error.
+// It names the panic value's type and where it happened, never the value,
+// which may quote the token. Call it from the deferred function that
+// recovered the panic: the frames it reads are that panic's.
+func Panicked(partner finding.Partner, v any) *Fault {
+	pcs := make([]uintptr, 32)
+	// Skip runtime.Callers, Panicked and the deferred function.
+	frames := runtime.CallersFrames(pcs[:runtime.Callers(3, pcs)])
+	where, afterPanic := "unknown", false
+	for {
+		f, more := frames.Next()
+		if f.Function == "runtime.gopanic" {
+			afterPanic = true
+		} else if afterPanic && !strings.HasPrefix(f.Function, "runtime.") {
+			where = fmt.Sprintf("%s (%s:%d)", f.Function, filepath.Base(f.File), f.Line)
+			break
+		}
+		if !more {
+			break
+		}
+	}
+	return &Fault{Kind: PartnerError, Partner: partner, Op: "verify", Msg: fmt.Sprintf("verifier panicked with a %T at %s", v, where)}
 }

@@ -252,8 +252,10 @@ func verifierPanic() Scenario {
 			}
 			err = e.Settle(settle)
 			panicked := map[string]bool{}
-			for _, m := range e.logLines("sqsbatch: record processing panicked") {
-				if m["panic_type"] != nil && m["panic_location"] != nil {
+			// The verdict cache keeps the panic as the finding's fault
+			// (named by type and place), which the worker logs as a retry.
+			for _, m := range e.logLines("finding retry") {
+				if s, _ := m["fault"].(string); strings.Contains(s, "verifier panicked with a") {
 					panicked[m["_source"].(string)] = true
 				}
 			}

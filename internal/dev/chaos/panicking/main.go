@@ -4,8 +4,8 @@
 // its verifier panics the first time this process sees a token, with a
 // panic value that quotes the token. No partner answer may make a shipped
 // verifier panic, so the fault is injected here, outside shared/. The
-// chaos scenario verifier-panic proves what sqsbatch promises: the record
-// is reported failed and redelivered, the instance lives on, the other
+// chaos scenario verifier-panic proves what the verdict cache and sqsbatch
+// promise: the finding is retried, the instance lives on, the other
 // records are unaffected and the panic value (the token) reaches no log.
 package main
 
@@ -100,10 +100,10 @@ func worker(ctx context.Context) (*pipeline.Worker, error) {
 	if base := duration(pipeline.EnvBackoffBase, 0); base > 0 {
 		backoff = sqsbatch.BackoffFrom(base)
 	}
-	// Outermost: the verdict cache runs its inner verifier on a goroutine
-	// of its own (one call for concurrent asks), where a panic would kill
-	// the process instead of failing the record.
-	cached := verdictcache.New(throttle.New(v, def.Name, rate), def.Name, verdictcache.Options{})
+	// Where a shipped verifier sits: inside the rate limiter and the
+	// verdict cache, whose shared call runs on a goroutine of its own.
+	panicking := &panicsOnce{inner: v, seen: map[string]bool{}}
+	cached := verdictcache.New(throttle.New(panicking, def.Name, rate), def.Name, verdictcache.Options{})
 	return pipeline.NewWorker(pipeline.WorkerConfig{
 		Common: pipeline.Common{
 			Results:     sqsbatch.NewSender(client, os.Getenv(pipeline.EnvResultsQueue)),
@@ -114,7 +114,7 @@ func worker(ctx context.Context) (*pipeline.Worker, error) {
 			Concurrency: conc,
 		},
 		Partner:     def.Name,
-		Verifier:    &panicsOnce{inner: cached, seen: map[string]bool{}},
+		Verifier:    cached,
 		Requeue:     pipeline.QueueDelayer{Queues: sqsbatch.NewQueueURLResolver(client)},
 		MaxAttempts: attempts,
 		Backoff:     backoff,
