@@ -72,9 +72,17 @@ func TestSecurityModelNamesRealChecks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	scenarios, err := os.ReadFile(filepath.Join(root, "internal", "dev", "chaos", "scenarios.go"))
-	if err != nil {
-		t.Fatal(err)
+	var scenarios []byte
+	chaosFiles, err := filepath.Glob(filepath.Join(root, "internal", "dev", "chaos", "*.go"))
+	if err != nil || len(chaosFiles) == 0 {
+		t.Fatalf("no chaos sources (%v)", err)
+	}
+	for _, f := range chaosFiles {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		scenarios = append(scenarios, data...)
 	}
 	var named int
 	for _, m := range backticked.FindAllStringSubmatch(doc, -1) {
