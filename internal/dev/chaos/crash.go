@@ -83,10 +83,12 @@ func crash(name, fault string, short bool, outcome Outcome, arm func(e *Env, onc
 
 // killDuringPartnerCall: each partner's double, on receiving the first
 // request of the scenario, kills the function that sent it, before it
-// answers. No result was written; SQS redelivers the record after its
-// visibility timeout and a fresh instance verifies it: exactly one result.
+// answers. That record's result was not written; SQS redelivers the batch
+// after its visibility timeout and a fresh instance verifies it. A record
+// of the batch that concluded before the kill may get a second, identical
+// result (at-least-once); none is lost.
 func killDuringPartnerCall() Scenario {
-	return crash("kill-during-partner-call", "SIGKILL of each partner function while its first partner call waits for the answer", false, Truth,
+	return crash("kill-during-partner-call", "SIGKILL of each partner function while its first partner call waits for the answer", false, AtLeastOnce(Truth),
 		func(e *Env, once *onceEach) {
 			for _, p := range registry.Names() {
 				fn := functionOf(p)
@@ -130,10 +132,12 @@ func resultsHook(e *Env, once *onceEach, before bool) error {
 
 // killBeforeResultsSent: the partner answered, the function has its
 // verdicts, and dies as its SendMessageBatch reaches the results queue's
-// proxy, which drops the request. Nothing was sent and nothing deleted:
-// the redelivery verifies again, exactly one result per finding.
+// proxy, which drops the request. Nothing of that send reached SQS and
+// nothing was deleted: the redelivery verifies again. Records of the same
+// batch whose results went out in an earlier send come back too, and may
+// get a second, identical result (at-least-once); none is lost.
 func killBeforeResultsSent() Scenario {
-	return crash("kill-before-results-sent", "SIGKILL of each partner function when its results send arrives, before it reaches SQS", false, Truth,
+	return crash("kill-before-results-sent", "SIGKILL of each partner function when its results send arrives, before it reaches SQS", false, AtLeastOnce(Truth),
 		func(e *Env, once *onceEach) {
 			if err := resultsHook(e, once, true); err != nil {
 				e.Problem("%v", err)

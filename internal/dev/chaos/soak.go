@@ -139,9 +139,13 @@ func soak(e *Env, o SoakOptions, stats *SoakStats) error {
 				faults.Add(int64(n))
 			}
 			if o.KillEvery > 0 && time.Now().After(nextKill) {
+				// A function with no process yet (never invoked) has
+				// nothing to kill: another is tried on the next tick.
 				fn := fns[chaosRng.IntN(len(fns))]
-				kills.Add(int64(e.Kill(fn)))
-				nextKill = time.Now().Add(jitter(chaosRng, o.KillEvery))
+				if n := e.Kill(fn); n > 0 {
+					kills.Add(int64(n))
+					nextKill = time.Now().Add(jitter(chaosRng, o.KillEvery))
+				}
 			}
 		}
 	}()
@@ -219,6 +223,11 @@ func soak(e *Env, o SoakOptions, stats *SoakStats) error {
 		for e.backlog() > 20 && e.Ctx.Err() == nil {
 			time.Sleep(200 * time.Millisecond)
 		}
+	}
+	// A short run may end its sending before the first kill: the chaos
+	// goes on (the stack still has work) until one happened.
+	for wait := time.Now().Add(3 * o.KillEvery); o.KillEvery > 0 && kills.Load() == 0 && time.Now().Before(wait) && e.Ctx.Err() == nil; {
+		time.Sleep(100 * time.Millisecond)
 	}
 	close(stop)
 	<-done
