@@ -630,8 +630,12 @@ func (e *Env) Vanished(format string, args ...any) {
 
 // Collect drains the results written so far into the observation; the
 // scenario calls it before it takes the local AWS away.
-func (e *Env) Collect() error {
-	bodies, err := e.Stack.Drain(context.WithoutCancel(e.Ctx), "ResultsQueue")
+func (e *Env) Collect() error { return e.CollectUpTo(0) }
+
+// CollectUpTo is Collect that stops after about max results (0: all):
+// mid-run, while functions keep writing, a full drain would not end.
+func (e *Env) CollectUpTo(max int) error {
+	bodies, err := e.Stack.DrainUpTo(context.WithoutCancel(e.Ctx), "ResultsQueue", max)
 	for _, b := range bodies {
 		e.obs.Bodies = append(e.obs.Bodies, b)
 		var r finding.Result

@@ -215,7 +215,7 @@ func soak(e *Env, o SoakOptions, stats *SoakStats) error {
 			o.Progress(fmt.Sprintf("soak: %d findings sent in %s, %d kills", sent, time.Since(start).Round(time.Second), kills.Load()))
 			// Results are taken off their queue as the run goes, as the
 			// consumer would: a queue of thousands slows the local AWS.
-			if err := e.Collect(); err != nil {
+			if err := e.CollectUpTo(4 * 40 * perScan); err != nil {
 				return err
 			}
 		}

@@ -341,12 +341,19 @@ func (s *Stack) busy(ctx context.Context) (bool, error) {
 
 // Drain receives and deletes every message of a queue (by logical id).
 func (s *Stack) Drain(ctx context.Context, queueID string) ([]string, error) {
+	return s.DrainUpTo(ctx, queueID, 0)
+}
+
+// DrainUpTo is Drain that stops after about max messages (0: none left):
+// a queue that functions keep filling as fast as it is read would
+// otherwise keep a drain going for as long as they run.
+func (s *Stack) DrainUpTo(ctx context.Context, queueID string, max int) ([]string, error) {
 	q, err := s.Queue(queueID)
 	if err != nil {
 		return nil, err
 	}
 	var bodies []string
-	for {
+	for max <= 0 || len(bodies) < max {
 		out, err := s.SQS.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(q.URL), MaxNumberOfMessages: 10, WaitTimeSeconds: 0})
 		if err != nil {
 			return bodies, fmt.Errorf("localrun: drain %s: %w", queueID, err)
@@ -363,6 +370,7 @@ func (s *Stack) Drain(ctx context.Context, queueID string) ([]string, error) {
 			return bodies, fmt.Errorf("localrun: drain %s: delete: %w", queueID, err)
 		}
 	}
+	return bodies, nil
 }
 
 // Results drains the results queue and decodes every result.
