@@ -64,6 +64,9 @@ func Scenarios() []Scenario {
 		deadlineMidBatch(),
 		duplicateDelivery(),
 		motoRestart(),
+		noisyTenant("noisy-tenant-uncapped", false, true),
+		noisyTenant("noisy-tenant", true, true),
+		noisyTenant("noisy-tenant-no-groups", false, false),
 	}
 }
 
