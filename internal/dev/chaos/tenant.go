@@ -21,20 +21,27 @@ import (
 // few findings right after; what is measured is the small project's wait,
 // from its scan's send to the ingress queue to each result's arrival.
 const (
-	// noisyFindings and quietFindings are the two projects' findings.
-	noisyFindings = 5000
+	// noisyFindings and quietFindings are the two projects' findings. The
+	// flood is 1,000, not 5,000: moto answers ReceiveMessage by scanning the
+	// whole queue, and with 5,000 messages on a shared 2-core machine it
+	// fell so far behind that the dispatcher's records outlived their
+	// visibility and were forwarded twice (docs/failure-behaviour.md).
+	noisyFindings = 1000
 	quietFindings = 50
 	// noisyPerScan findings go in one ingress message (well under 256 KiB).
 	noisyPerScan = 100
 	// noisyRate is the AWS function's partner rate in the scenario, so
 	// that the partner, not the local machine, is what the flood queues
 	// for, as it is in production.
-	noisyRate = 40
+	noisyRate = 10
 	// noisyCap is the noisy project's cap when it is on: half the rate.
-	noisyCap = 20
-	// noisySettle bounds the wait for the capped flood (5000 at 20/s is
-	// over four minutes) on a loaded machine.
-	noisySettle                      = 20 * time.Minute
+	noisyCap = 5
+	// noisySettle bounds the wait for the capped flood (1000 at 5/s is
+	// over three minutes) on a loaded machine.
+	noisySettle = 15 * time.Minute
+	// noisyDispatcherTimeout keeps a dispatcher record of 100 findings
+	// (ten SendMessageBatch calls to a slow moto) inside its visibility.
+	noisyDispatcherTimeout           = 60
 	noisyProject, quietProject int64 = 4242, 1717
 )
 
@@ -59,7 +66,7 @@ func noisyTenant(name string, capped, groups bool) Scenario {
 	}
 	fault += fmt.Sprintf(", MessageGroupId %v", map[bool]string{true: "on", false: "off"}[groups])
 	return Scenario{Name: name, Fault: fault,
-		Setup: Setup{FunctionEnv: map[string]map[string]string{
+		Setup: Setup{Timeouts: map[string]int{"DispatcherFunction": noisyDispatcherTimeout}, FunctionEnv: map[string]map[string]string{
 			"AwsFunction":        awsEnv,
 			"DispatcherFunction": {"FAIR_QUEUES": fmt.Sprint(groups)},
 		}},
@@ -97,7 +104,7 @@ func noisyTenant(name string, capped, groups bool) Scenario {
 			e.obs.Notes = append(e.obs.Notes,
 				fmt.Sprintf("project %d (%d findings): p50 wait %s, p95 wait %s, max %s (scanner send to result)",
 					quietProject, quietFindings, percentile(waits, 50), percentile(waits, 95), percentile(waits, 100)),
-				fmt.Sprintf("project %d's flood done %s after the small project's last result", noisyProject, time.Since(flood).Round(time.Second)),
+				fmt.Sprintf("project %d's flood done %s after the small project's last result; %d findings with repeated results", noisyProject, time.Since(flood).Round(time.Second), e.repeated()),
 				fmt.Sprintf("load average at start %s, at end %s (2 cores, shared)", load, loadAverage()))
 			held := len(e.logLines("project held back"))
 			switch {
@@ -121,7 +128,9 @@ func (e *Env) sendProject(c Cred, project int64, scanID string, n int) (time.Tim
 			f.Context[k] = finding.Secret(v)
 		}
 		b.Findings = append(b.Findings, f)
-		e.Expect(Key{scanID, f.ID}, Truth(c))
+		// A dispatcher record that outlives its visibility on a loaded
+		// machine is forwarded again: agreeing repeats are allowed.
+		e.Expect(Key{scanID, f.ID}, AtLeastOnce(Truth)(c))
 	}
 	body, err := finding.Encode(b)
 	if err != nil {
@@ -142,6 +151,7 @@ func (e *Env) awaitScan(scanID string, n int, sent time.Time, timeout time.Durat
 	ctx, cancel := context.WithTimeout(e.Ctx, timeout)
 	defer cancel()
 	var waits []time.Duration
+	seen := map[string]bool{}
 	for len(waits) < n {
 		out, err := e.Stack.SQS.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(q.URL), MaxNumberOfMessages: 10, WaitTimeSeconds: 1})
 		if err != nil {
@@ -155,7 +165,8 @@ func (e *Env) awaitScan(scanID string, n int, sent time.Time, timeout time.Durat
 		for i, m := range out.Messages {
 			entries[i] = types.DeleteMessageBatchRequestEntry{Id: aws.String(fmt.Sprint(i)), ReceiptHandle: m.ReceiptHandle}
 			body := aws.ToString(m.Body)
-			if r, ok := e.keep(body); ok && r.ScanID == scanID {
+			if r, ok := e.keep(body); ok && r.ScanID == scanID && !seen[r.FindingID] {
+				seen[r.FindingID] = true
 				waits = append(waits, now.Sub(sent))
 			}
 		}
@@ -205,4 +216,15 @@ func loadAverage() string {
 		return "unknown"
 	}
 	return strings.Join(f[:3], " ")
+}
+
+// repeated counts the findings with more than one result so far.
+func (e *Env) repeated() int {
+	n := 0
+	for _, rs := range e.obs.Results {
+		if len(rs) > 1 {
+			n++
+		}
+	}
+	return n
 }
