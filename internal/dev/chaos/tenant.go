@@ -22,22 +22,24 @@ import (
 // from its scan's send to the ingress queue to each result's arrival.
 const (
 	// noisyFindings and quietFindings are the two projects' findings. The
-	// flood is 1,000, not 5,000: moto answers ReceiveMessage by scanning the
+	// flood is 300, not 5,000: moto answers ReceiveMessage by scanning the
 	// whole queue, and with 5,000 messages on a shared 2-core machine it
 	// fell so far behind that the dispatcher's records outlived their
 	// visibility and were forwarded twice (docs/failure-behaviour.md).
-	noisyFindings = 1000
+	noisyFindings = 300
 	quietFindings = 50
 	// noisyPerScan findings go in one ingress message (well under 256 KiB).
 	noisyPerScan = 100
 	// noisyRate is the AWS function's partner rate in the scenario, so
 	// that the partner, not the local machine, is what the flood queues
-	// for, as it is in production.
-	noisyRate = 10
+	// for, as it is in production: one local invocation of 10 records
+	// costs about a second on a loaded machine, so the queue moves at about
+	// 10 records/s and a partner rate near that would hide the cap's effect.
+	noisyRate = 2
 	// noisyCap is the noisy project's cap when it is on: half the rate.
-	noisyCap = 5
-	// noisySettle bounds the wait for the capped flood (1000 at 5/s is
-	// over three minutes) on a loaded machine.
+	noisyCap = 1
+	// noisySettle bounds the wait for the capped flood (300 at 1/s is
+	// five minutes) on a loaded machine.
 	noisySettle = 15 * time.Minute
 	// noisyDispatcherTimeout keeps a dispatcher record of 100 findings
 	// (ten SendMessageBatch calls to a slow moto) inside its visibility.
