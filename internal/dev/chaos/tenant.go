@@ -56,7 +56,9 @@ func noisyTenant(name string, capped, groups bool) Scenario {
 		"PARTNER_RATE_PER_SECOND": fmt.Sprint(noisyRate),
 		"PARTNER_RATE_BURST":      fmt.Sprint(noisyRate),
 		// Every finding carries the same live key: without the verdict
-		// cache each one is a partner call, as distinct keys would be.
+		// cache only findings verified at the same moment share a call
+		// (in-flight sharing stays on), so the flood still queues for the
+		// partner.
 		"VERDICT_CACHE_SIZE": "0",
 		// One emulator is one instance: the whole cap is this instance's.
 		"PARTNER_MAX_CONCURRENCY": "1",
