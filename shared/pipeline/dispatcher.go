@@ -17,6 +17,9 @@ type DispatcherConfig struct {
 	Common
 	// PartnerQueues are the partner queues by partner.
 	PartnerQueues map[finding.Partner]Sink
+	// FairQueues sets each forwarded message's MessageGroupId to its
+	// project id, when its queue's Sink is a GroupSink.
+	FairQueues bool
 }
 
 // Dispatcher is the handler of the dispatcher function.
@@ -91,7 +94,7 @@ func (d *Dispatcher) processRecord(ctx context.Context, rec events.SQSMessage) e
 		if len(forwards[p]) == 0 {
 			continue
 		}
-		if err := d.cfg.PartnerQueues[p].Send(ctx, forwards[p]); err != nil {
+		if err := d.forward(ctx, p, b.Project, forwards[p]); err != nil {
 			return &recordError{"forward to " + string(p) + " queue", err}
 		}
 	}

@@ -21,6 +21,7 @@ import (
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/logging"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/registry"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/projectcap"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/sqsbatch"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/throttle"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/tracing"
@@ -61,6 +62,18 @@ const (
 	EnvCacheSize        = "VERDICT_CACHE_SIZE"
 	EnvCacheTTLActive   = "VERDICT_CACHE_TTL_ACTIVE"
 	EnvCacheTTLInactive = "VERDICT_CACHE_TTL_INACTIVE"
+	// EnvProjectRateCaps caps how fast one project's findings reach a
+	// partner, in findings per second across all instances, as
+	// partner=rate pairs ("gitlab=1,github=0.5"). One variable for every
+	// partner, so that one root parameter serves forty partner stacks;
+	// a partner it does not name, and an empty value, have no cap.
+	EnvProjectRateCaps = "PROJECT_RATE_CAPS"
+	// EnvMaxConcurrency is the event source mapping's MaximumConcurrency,
+	// by which a global per-project cap is divided into this instance's share.
+	EnvMaxConcurrency = "PARTNER_MAX_CONCURRENCY"
+	// EnvFairQueues (default true) makes the dispatcher set each partner
+	// message's MessageGroupId to its project id (SQS fair queues).
+	EnvFairQueues = "FAIR_QUEUES"
 )
 
 // env reads a function's configuration with one syntax per kind of value
@@ -155,6 +168,60 @@ func (e *env) positiveFloat(name string, def float64) float64 {
 	return f
 }
 
+// boolean is true or false (strconv.ParseBool's spellings).
+func (e *env) boolean(name string, def bool) bool {
+	v, ok := e.get(name)
+	if !ok {
+		return def
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		e.fail(name, v, "true or false")
+		return def
+	}
+	return b
+}
+
+// projectRateCap reads EnvProjectRateCaps, checks every pair in it (a typo
+// in another partner's entry fails every function, not only that
+// partner's, so it is caught at the first deploy) and returns partner p's
+// cap, 0 when it has none.
+func (e *env) projectRateCap(p finding.Partner) float64 {
+	v, ok := e.get(EnvProjectRateCaps)
+	if !ok {
+		return 0
+	}
+	const syntax = `partner=rate pairs separated by commas, such as "gitlab=1,github=0.5"`
+	seen := map[string]bool{}
+	var got float64
+	for _, pair := range strings.Split(v, ",") {
+		name, rate, ok := strings.Cut(strings.TrimSpace(pair), "=")
+		name, rate = strings.TrimSpace(name), strings.TrimSpace(rate)
+		if !ok || name == "" {
+			e.fail(EnvProjectRateCaps, v, fmt.Sprintf("%s; %q is not one", syntax, strings.TrimSpace(pair)))
+			return 0
+		}
+		if _, known := registry.Lookup(name); !known {
+			e.fail(EnvProjectRateCaps, v, fmt.Sprintf("%s; %q is not a partner (%v)", syntax, name, registry.Names()))
+			return 0
+		}
+		if seen[name] {
+			e.fail(EnvProjectRateCaps, v, fmt.Sprintf("%s; %s appears twice", syntax, name))
+			return 0
+		}
+		seen[name] = true
+		f, err := strconv.ParseFloat(rate, 64)
+		if err != nil || f <= 0 || math.IsNaN(f) || math.IsInf(f, 0) {
+			e.fail(EnvProjectRateCaps, v, fmt.Sprintf("%s; %s's rate %q is not a positive number of findings per second", syntax, name, rate))
+			return 0
+		}
+		if name == string(p) {
+			got = f
+		}
+	}
+	return got
+}
+
 // commonFromEnv builds what both kinds of function need from the Lambda
 // environment: SDK clients (X-Ray instrumented; AWS_ENDPOINT_URL honoured
 // by the SDK for local runs), the results sender, the flag reader, the
@@ -202,6 +269,7 @@ func DispatcherFromEnv(ctx context.Context) (*Dispatcher, error) {
 	for _, p := range registry.Names() {
 		queues[p] = e.required(EnvPartnerQueuePrefix + strings.ToUpper(string(p)))
 	}
+	fair := e.boolean(EnvFairQueues, true)
 	common, client, err := commonFromEnv(ctx, e)
 	if err != nil {
 		return nil, err
@@ -210,7 +278,7 @@ func DispatcherFromEnv(ctx context.Context) (*Dispatcher, error) {
 	for p, url := range queues {
 		sinks[p] = sqsbatch.NewSender(client, url)
 	}
-	return NewDispatcher(DispatcherConfig{Common: common, PartnerQueues: sinks})
+	return NewDispatcher(DispatcherConfig{Common: common, PartnerQueues: sinks, FairQueues: fair})
 }
 
 // PartnerWorkerFromEnv builds the partner function named by PARTNER: its
@@ -252,6 +320,15 @@ func PartnerWorkerFromEnv(ctx context.Context) (*Worker, error) {
 	if cache.Size == 0 {
 		cache.Size = -1 // off, in the options' convention
 	}
+	var capOpts *projectcap.Options
+	if c := e.projectRateCap(def.Name); c > 0 {
+		instances := e.intRange(EnvMaxConcurrency, 0, 1, 1000)
+		if instances == 0 && e.err == nil {
+			e.err = fmt.Errorf("config: %s is not set: want the event source's MaximumConcurrency, by which %s's cap in %s is divided",
+				EnvMaxConcurrency, def.Name, EnvProjectRateCaps)
+		}
+		capOpts = &projectcap.Options{PerSecond: c / float64(max(instances, 1))}
+	}
 	common, client, err := commonFromEnv(ctx, e)
 	if err != nil {
 		return nil, err
@@ -268,6 +345,7 @@ func PartnerWorkerFromEnv(ctx context.Context) (*Worker, error) {
 		Requeue:     QueueDelayer{sqsbatch.NewQueueURLResolver(client)},
 		MaxAttempts: maxAttempts,
 		Backoff:     backoff,
+		ProjectCap:  newProjectCap(capOpts),
 	})
 }
 

@@ -36,6 +36,9 @@ type WorkerConfig struct {
 	// Backoff gives the visibility delay of a retry from the receive count
 	// and the partner's Retry-After.
 	Backoff func(receiveCount int, retryAfter time.Duration) time.Duration
+	// ProjectCap, when set, hands a project's records back to SQS while
+	// the project is over its per-project cap for this partner.
+	ProjectCap ProjectCap
 }
 
 // NetworkRetries is the partnerhttp.Options.NetworkRetries of the partner
@@ -96,6 +99,9 @@ func (w *Worker) processRecord(ctx context.Context, rec events.SQSMessage) error
 	}
 	attempt := sqsbatch.ReceiveCount(rec)
 	final := attempt >= w.cfg.MaxAttempts
+	if err := w.holdForProject(ctx, rec, b, attempt); err != nil {
+		return err
+	}
 	callCtx := ctx
 	if dl, ok := ctx.Deadline(); ok {
 		var cancel context.CancelFunc

@@ -54,6 +54,8 @@ const (
 type message struct {
 	Body       []byte
 	Attributes map[string]string
+	// GroupID is the MessageGroupId, "" for none.
+	GroupID string
 }
 
 // size is what SQS counts against the payload limit: the body plus each
@@ -215,6 +217,9 @@ func (s *Sender) sendBatch(ctx context.Context, msgs []message, batch []int) bat
 		e := types.SendMessageBatchRequestEntry{
 			Id:          aws.String(strconv.Itoa(i)),
 			MessageBody: aws.String(string(msgs[i].Body)),
+		}
+		if msgs[i].GroupID != "" {
+			e.MessageGroupId = aws.String(msgs[i].GroupID)
 		}
 		if len(msgs[i].Attributes) > 0 {
 			e.MessageAttributes = make(map[string]types.MessageAttributeValue, len(msgs[i].Attributes))

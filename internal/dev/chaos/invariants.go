@@ -72,6 +72,8 @@ type Observation struct {
 	Problems []string
 	// Unsettled says why the stack was not idle at the end ("" when it was).
 	Unsettled string
+	// Notes are the scenario's own figures, printed beside its verdict.
+	Notes []string
 }
 
 func newObservation(name string) *Observation {

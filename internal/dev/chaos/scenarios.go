@@ -69,6 +69,8 @@ func Scenarios() []Scenario {
 		killAfterResultsSent(),
 		killDispatcherAfterForward(),
 		verifierPanic(),
+		noisyTenant("noisy-tenant-uncapped", false, true),
+		noisyTenant("noisy-tenant", true, true),
 	}
 }
 

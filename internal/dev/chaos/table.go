@@ -90,6 +90,7 @@ func Evaluate(o *Observation) Row {
 		mem = append(mem, fmt.Sprintf("%s %d/%d MB", strings.TrimSuffix(m.Function, "Function"), m.PeakKB/1024, m.LimitMB))
 	}
 	row.Notes = append(row.Notes, "peak memory: "+strings.Join(mem, ", "))
+	row.Notes = append(row.Notes, o.Notes...)
 	return row
 }
 

@@ -91,7 +91,7 @@ func expectedEnv() map[string]map[string]envWant {
 		}
 		return m
 	}
-	return map[string]map[string]envWant{
+	want := map[string]map[string]envWant{
 		"DispatcherFunction": with(common("IngressDeadLetterQueue"), map[string]envWant{
 			"PARTNER_QUEUE_URL_AWS":       {envQueueURL, "AwsQueue"},
 			"PARTNER_QUEUE_URL_GCP":       {envQueueURL, "GcpQueue"},
@@ -195,6 +195,16 @@ func expectedEnv() map[string]map[string]envWant {
 			"STACK_NAME": {envPseudo, "AWS::StackName"},
 		}),
 	}
+	// Every partner function gets the one root parameter of per-project
+	// caps and its own MaximumConcurrency, which divides its cap.
+	for id, src := range functionSources {
+		if id == "DispatcherFunction" {
+			continue
+		}
+		want[id]["PROJECT_RATE_CAPS"] = envWant{envParam, "ProjectRateCaps"}
+		want[id]["PARTNER_MAX_CONCURRENCY"] = envWant{envParam, src.maxConcurrency}
+	}
+	return want
 }
 
 // functionSources maps each function to the queue it consumes and the
