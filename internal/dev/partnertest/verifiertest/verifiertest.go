@@ -200,3 +200,47 @@ func checkFault(t testing.TB, got Outcome, w Want) {
 		t.Errorf("error = %q, want it to contain %q", got.Err, w.Msg)
 	}
 }
+
+// Harness binds the helpers to one partner, so that its rows say only what
+// differs: the definition, the operation its faults name by default, and
+// whether Check leaves a verdict's details to the test.
+type Harness struct {
+	// Def is the partner's definition.
+	Def partner.Definition
+	// Op and OpPrefix fill a Want that names no operation.
+	Op       string
+	OpPrefix string
+	// AnyDetails is set on every Want: the tests check details themselves.
+	AnyDetails bool
+}
+
+// NewVerifier is NewVerifier for h.Def.
+func (h Harness) NewVerifier(t testing.TB, timeout time.Duration, tr http.RoundTripper, endpoints ...string) verify.Verifier {
+	t.Helper()
+	return NewVerifier(t, h.Def, timeout, tr, endpoints...)
+}
+
+// CallerVerify is CallerVerify for h.Def.
+func (h Harness) CallerVerify(ctx context.Context, v verify.Verifier, tt finding.TokenType, f finding.Finding) (verify.Verdict, error) {
+	return CallerVerify(ctx, h.Def, v, tt, f)
+}
+
+// Run is Run for h.Def.
+func (h Harness) Run(v verify.Verifier, tt finding.TokenType, f finding.Finding) Outcome {
+	return Run(h.Def, v, tt, f)
+}
+
+// RunAs is RunAs for h.Def.
+func (h Harness) RunAs(v verify.Verifier, tt finding.TokenType, f finding.Finding) Outcome {
+	return RunAs(h.Def, v, tt, f)
+}
+
+// Check is Check with h's defaults filled into w.
+func (h Harness) Check(t testing.TB, got Outcome, w Want) {
+	t.Helper()
+	if w.Op == "" && w.OpPrefix == "" {
+		w.Op, w.OpPrefix = h.Op, h.OpPrefix
+	}
+	w.AnyDetails = w.AnyDetails || h.AnyDetails
+	Check(t, got, w)
+}

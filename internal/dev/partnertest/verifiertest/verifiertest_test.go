@@ -206,3 +206,39 @@ func TestNewVerifier(t *testing.T) {
 		t.Errorf("options %+v", opts)
 	}
 }
+
+// TestHarnessCheck: a Harness fills only what the row leaves unsaid.
+func TestHarnessCheck(t *testing.T) {
+	got := verifiertest.Outcome{Partner: partnerName, Err: fault(verify.PartnerError, 500, 0), Metrics: metrics.Summary{Requests: 1, Errors: 1}}
+	w := verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 500, Metrics: metrics.Summary{Requests: 1, Errors: 1}}
+	run := func(h verifiertest.Harness, w verifiertest.Want) []string {
+		tb := &fakeTB{}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			h.Check(tb, got, w)
+		}()
+		<-done
+		return tb.failures
+	}
+	if f := run(verifiertest.Harness{Op: "GET /me"}, w); len(f) > 0 {
+		t.Errorf("the harness's operation: %q", f)
+	}
+	if f := run(verifiertest.Harness{OpPrefix: "GET /"}, w); len(f) > 0 {
+		t.Errorf("the harness's operation prefix: %q", f)
+	}
+	w.Op = "POST /other"
+	if f := run(verifiertest.Harness{Op: "GET /me"}, w); len(f) == 0 {
+		t.Error("the row's own operation was overridden by the harness's")
+	}
+	confirmed := verifiertest.Outcome{Partner: partnerName, Verdict: verify.Verdict{Reason: finding.ReasonPartnerConfirmed, Details: finding.Details{"a": 1}}}
+	tb := &fakeTB{}
+	verifiertest.Harness{AnyDetails: true}.Check(tb, confirmed, verifiertest.Want{Reason: finding.ReasonPartnerConfirmed})
+	if len(tb.failures) > 0 {
+		t.Errorf("AnyDetails: %q", tb.failures)
+	}
+	verifiertest.Harness{}.Check(tb, confirmed, verifiertest.Want{Reason: finding.ReasonPartnerConfirmed})
+	if len(tb.failures) == 0 {
+		t.Error("details went unchecked without AnyDetails")
+	}
+}
