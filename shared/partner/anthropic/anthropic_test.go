@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +16,7 @@ import (
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/anthropicdouble"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/verifiertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/metrics"
 	anthropicpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/anthropic"
@@ -32,6 +32,9 @@ const (
 	opAdmin   = "GET /v1/organizations/api_keys"
 )
 
+// harness is the shared verifier harness bound to anthropic.
+var harness = verifiertest.Harness{Def: anthropicpartner.Definition, Op: opModels}
+
 func startDouble(t *testing.T) *anthropicdouble.Server {
 	t.Helper()
 	s, err := anthropicdouble.Start("")
@@ -42,124 +45,12 @@ func startDouble(t *testing.T) *anthropicdouble.Server {
 	return s
 }
 
-func newVerifier(t *testing.T, endpoint string, timeout time.Duration, tr http.RoundTripper) *anthropicpartner.Verifier {
-	t.Helper()
-	u, err := url.Parse(endpoint)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := anthropicpartner.New(partnerhttp.Options{Endpoints: []*url.URL{u}, Timeout: timeout, Transport: tr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
-}
-
 func keyFinding(tok string) finding.Finding {
 	r := rule
 	if strings.HasPrefix(tok, anthropicpartner.PrefixAdminKey) {
 		r = adminRule
 	}
 	return finding.Finding{ID: "f-1", RuleID: r, Token: finding.Secret(tok)}
-}
-
-// outcome is what one verification produced, with the metrics it recorded.
-type outcome struct {
-	verdict verify.Verdict
-	err     error
-	m       metrics.Summary
-}
-
-// callerVerify verifies f as pipeline.Worker does: a finding reaches Verify
-// only past the partner's gate (Definition.Examine), as the token type the
-// gate returns, so the rows that test that gate get their verdict here,
-// without a call.
-func callerVerify(ctx context.Context, v verify.Verifier, tt finding.TokenType, f finding.Finding) (verify.Verdict, error) {
-	rt, reason, msg := anthropicpartner.Definition.Examine(f)
-	if reason != "" {
-		return verify.Verdict{Reason: reason, Message: msg}, nil
-	}
-	if tt == "" {
-		tt = rt.TokenType
-	}
-	return v.Verify(ctx, tt, f)
-}
-
-func run(v *anthropicpartner.Verifier, tt finding.TokenType, f finding.Finding) outcome {
-	rec := metrics.New()
-	verdict, err := callerVerify(metrics.NewContext(context.Background(), rec), v, tt, f)
-	m := rec.Snapshot()["anthropic"]
-	m.LatencyMS = nil
-	return outcome{verdict, err, m}
-}
-
-// want describes the expected outcome of a row: a verdict (reason set) or a fault.
-type want struct {
-	reason     finding.Reason // verdict reason; "" when a fault is expected
-	details    finding.Details
-	kind       verify.FaultKind
-	httpStatus int
-	network    bool
-	op         string
-	retryMin   time.Duration
-	retryMax   time.Duration
-	msg        string // a substring of the fault or verdict message
-	metrics    metrics.Summary
-	calls      int64 // requests the double saw
-}
-
-func check(t *testing.T, got outcome, w want) {
-	t.Helper()
-	if got.verdict.Status() == finding.StatusInactive && got.err != nil {
-		t.Fatal("a fault came with an inactive verdict")
-	}
-	if w.reason != "" {
-		if got.err != nil {
-			t.Fatalf("Verify error = %v, want verdict %s", got.err, w.reason)
-		}
-		if got.verdict.Reason != w.reason {
-			t.Fatalf("reason = %q (%s), want %q", got.verdict.Reason, got.verdict.Message, w.reason)
-		}
-		if !strings.Contains(got.verdict.Message, w.msg) {
-			t.Errorf("message = %q, want it to contain %q", got.verdict.Message, w.msg)
-		}
-		if !reflect.DeepEqual(got.verdict.Details, w.details) {
-			t.Errorf("details = %#v, want %#v", got.verdict.Details, w.details)
-		}
-	} else {
-		if got.err == nil {
-			t.Fatalf("verdict %+v (status %s), want a fault; a fault must never be an answer", got.verdict, got.verdict.Status())
-		}
-		if got.verdict.Reason != "" {
-			t.Errorf("a fault came with verdict reason %q", got.verdict.Reason)
-		}
-		f, ok := verify.AsFault(got.err)
-		if !ok {
-			t.Fatalf("error %v is not a *verify.Fault", got.err)
-		}
-		if f.Kind != w.kind || f.HTTPStatus != w.httpStatus || f.Network != w.network {
-			t.Errorf("fault = %+v, want kind %v, http %d, network %v", *f, w.kind, w.httpStatus, w.network)
-		}
-		if finding.StatusOf(f.Kind.Reason()) != finding.StatusUnknown {
-			t.Errorf("fault ends in %q, want an unknown reason", f.Kind.Reason())
-		}
-		op := w.op
-		if op == "" {
-			op = opModels
-		}
-		if f.Partner != anthropicpartner.Name || f.Op != op {
-			t.Errorf("fault names %q %q, want %q", f.Partner, f.Op, op)
-		}
-		if f.RetryAfter < w.retryMin || f.RetryAfter > w.retryMax {
-			t.Errorf("RetryAfter = %v, want within [%v, %v]", f.RetryAfter, w.retryMin, w.retryMax)
-		}
-		if !strings.Contains(got.err.Error(), w.msg) {
-			t.Errorf("error = %q, want it to contain %q", got.err, w.msg)
-		}
-	}
-	if !reflect.DeepEqual(got.m, w.metrics) {
-		t.Errorf("metrics = %+v, want %+v", got.m, w.metrics)
-	}
 }
 
 func TestVerifyAgainstDouble(t *testing.T) {
@@ -180,88 +71,88 @@ func TestVerifyAgainstDouble(t *testing.T) {
 		setup      func(t *testing.T, key string) finding.Finding
 		retryAfter string
 		timeout    time.Duration
-		want       want
+		want       verifiertest.Want
 	}{
 		// Anthropic's own answers.
 		{name: "live API key: 200 models list", newKey: api, setup: live(srv),
-			want: want{reason: finding.ReasonPartnerConfirmed, details: orgOnly, metrics: one, calls: 1}},
+			want: verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Details: orgOnly, Metrics: one, Calls: 1}},
 		{name: "live API key without an organization header", newKey: api, setup: func(t *testing.T, key string) finding.Finding {
 			srv.SetOrganizationHeader(false)
 			return live(srv)(t, key)
-		}, want: want{reason: finding.ReasonPartnerConfirmed, metrics: one, calls: 1}},
+		}, want: verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Metrics: one, Calls: 1}},
 		{name: "live Admin key: 200 api_keys list", newKey: admin, setup: live(srv),
-			want: want{reason: finding.ReasonPartnerConfirmed, details: orgOnly, metrics: one, calls: 1}},
+			want: verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Details: orgOnly, Metrics: one, Calls: 1}},
 		{name: "unknown API key: 401 authentication_error", newKey: api, setup: func(t *testing.T, key string) finding.Finding {
 			return keyFinding(key)
-		}, want: want{reason: finding.ReasonPartnerRejected, metrics: one, calls: 1}},
+		}, want: verifiertest.Want{Reason: finding.ReasonPartnerRejected, Metrics: one, Calls: 1}},
 		{name: "revoked API key: 401 authentication_error", newKey: api, setup: func(t *testing.T, key string) finding.Finding {
 			srv.AddKey(key, org)
 			srv.RevokeKey(key)
 			return keyFinding(key)
-		}, want: want{reason: finding.ReasonPartnerRejected, metrics: one, calls: 1}},
+		}, want: verifiertest.Want{Reason: finding.ReasonPartnerRejected, Metrics: one, Calls: 1}},
 		{name: "revoked Admin key: 401 authentication_error", newKey: admin, setup: func(t *testing.T, key string) finding.Finding {
 			srv.AddKey(key, org)
 			srv.RevokeKey(key)
 			return keyFinding(key)
-		}, want: want{reason: finding.ReasonPartnerRejected, metrics: one, calls: 1}},
+		}, want: verifiertest.Want{Reason: finding.ReasonPartnerRejected, Metrics: one, Calls: 1}},
 		{name: "restricted API key: 403 permission_error", newKey: api, setup: func(t *testing.T, key string) finding.Finding {
 			srv.AddKey(key, org)
 			srv.RestrictKey(key)
 			return keyFinding(key)
-		}, want: want{reason: finding.ReasonPartnerConfirmed, details: restricted, metrics: one, calls: 1}},
+		}, want: verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Details: restricted, Metrics: one, Calls: 1}},
 		{name: "restricted Admin key: 403 permission_error", newKey: admin, setup: func(t *testing.T, key string) finding.Finding {
 			srv.AddKey(key, org)
 			srv.RestrictKey(key)
 			return keyFinding(key)
-		}, want: want{reason: finding.ReasonPartnerConfirmed, details: restricted, metrics: one, calls: 1}},
+		}, want: verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Details: restricted, Metrics: one, Calls: 1}},
 		{name: "529 overloaded_error", newKey: api, setup: func(t *testing.T, key string) finding.Finding {
 			srv.Overload(1)
 			return live(srv)(t, key)
-		}, want: want{kind: verify.PartnerError, httpStatus: 529, msg: "server error", metrics: errored, calls: 1}},
+		}, want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 529, Msg: "server error", Metrics: errored, Calls: 1}},
 		{name: "429 rate_limit_error: retry-after seconds and a reset time", newKey: api, retryAfter: "7", setup: fault(srv, partnertest.Fault429),
-			want: want{kind: verify.RateLimited, httpStatus: 429, retryMin: 7 * time.Second, retryMax: 7 * time.Second, msg: "rate limited", metrics: limited, calls: 1}},
+			want: verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 429, RetryMin: 7 * time.Second, RetryMax: 7 * time.Second, Msg: "rate limited", Metrics: limited, Calls: 1}},
 		{name: "429 rate_limit_error: only anthropic-ratelimit-requests-reset (RFC 3339)", newKey: api, retryAfter: "", setup: fault(srv, partnertest.Fault429),
-			want: want{kind: verify.RateLimited, httpStatus: 429, retryMin: 59 * time.Second, retryMax: 61 * time.Second, metrics: limited, calls: 1}},
+			want: verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 429, RetryMin: 59 * time.Second, RetryMax: 61 * time.Second, Metrics: limited, Calls: 1}},
 		{name: "429 on an Admin key", newKey: admin, retryAfter: "3", setup: fault(srv, partnertest.Fault429),
-			want: want{kind: verify.RateLimited, httpStatus: 429, op: opAdmin, retryMin: 3 * time.Second, retryMax: 3 * time.Second, metrics: limited, calls: 1}},
+			want: verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 429, Op: opAdmin, RetryMin: 3 * time.Second, RetryMax: 3 * time.Second, Metrics: limited, Calls: 1}},
 
 		// The gate: no call.
 		{name: "malformed key: no call", newKey: api, setup: func(t *testing.T, key string) finding.Finding {
 			srv.AddKey(key[:60], org)
 			return keyFinding(key[:60])
-		}, want: want{reason: finding.ReasonMalformedToken, msg: "not an Anthropic API key"}},
+		}, want: verifiertest.Want{Reason: finding.ReasonMalformedToken, Msg: "not an Anthropic API key"}},
 		{name: "API key without the AA ending: no call", newKey: api, setup: func(t *testing.T, key string) finding.Finding {
 			return keyFinding(key[:len(key)-2] + "AB")
-		}, want: want{reason: finding.ReasonMalformedToken, msg: "sk-ant-api03-"}},
+		}, want: verifiertest.Want{Reason: finding.ReasonMalformedToken, Msg: "sk-ant-api03-"}},
 		{name: "malformed Admin key: no call", newKey: admin, setup: func(t *testing.T, key string) finding.Finding {
 			return keyFinding(key + "x")
-		}, want: want{reason: finding.ReasonMalformedToken, msg: "Admin API key"}},
+		}, want: verifiertest.Want{Reason: finding.ReasonMalformedToken, Msg: "Admin API key"}},
 		{name: "OAuth refresh token: unsupported, no call", newKey: api, setup: func(t *testing.T, key string) finding.Finding {
 			return keyFinding("sk-ant-ort01-" + key[13:])
-		}, want: want{reason: finding.ReasonUnsupportedTokenType, msg: "refresh"}},
+		}, want: verifiertest.Want{Reason: finding.ReasonUnsupportedTokenType, Msg: "refresh"}},
 		{name: "OAuth access token: unsupported, no call", newKey: api, setup: func(t *testing.T, key string) finding.Finding {
 			return keyFinding("sk-ant-oat01-" + key[13:])
-		}, want: want{reason: finding.ReasonUnsupportedTokenType, msg: "OAuth access"}},
+		}, want: verifiertest.Want{Reason: finding.ReasonUnsupportedTokenType, Msg: "OAuth access"}},
 		{name: "other partner's token type: no call", newKey: api, tokenType: finding.TokenPostmanAPIKey, setup: live(srv),
-			want: want{reason: finding.ReasonUnsupportedTokenType, msg: "anthropic_api_key"}},
+			want: verifiertest.Want{Reason: finding.ReasonUnsupportedTokenType, Msg: "anthropic_api_key"}},
 
 		// Faults.
-		{name: "500 api_error", newKey: api, setup: fault(srv, partnertest.Fault500), want: want{kind: verify.PartnerError, httpStatus: 500, msg: "http 500", metrics: errored, calls: 1}},
-		{name: "502 HTML", newKey: api, setup: fault(srv, partnertest.Fault502), want: want{kind: verify.PartnerError, httpStatus: 502, metrics: errored, calls: 1}},
-		{name: "503", newKey: api, setup: fault(srv, partnertest.Fault503), want: want{kind: verify.PartnerError, httpStatus: 503, metrics: errored, calls: 1}},
-		{name: "504 HTML", newKey: admin, setup: fault(srv, partnertest.Fault504), want: want{kind: verify.PartnerError, httpStatus: 504, op: opAdmin, metrics: errored, calls: 1}},
-		{name: "reset", newKey: api, setup: fault(srv, partnertest.FaultReset), want: want{kind: verify.PartnerError, network: true, msg: "network error", metrics: network, calls: 1}},
+		{name: "500 api_error", newKey: api, setup: fault(srv, partnertest.Fault500), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 500, Msg: "http 500", Metrics: errored, Calls: 1}},
+		{name: "502 HTML", newKey: api, setup: fault(srv, partnertest.Fault502), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 502, Metrics: errored, Calls: 1}},
+		{name: "503", newKey: api, setup: fault(srv, partnertest.Fault503), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 503, Metrics: errored, Calls: 1}},
+		{name: "504 HTML", newKey: admin, setup: fault(srv, partnertest.Fault504), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 504, Op: opAdmin, Metrics: errored, Calls: 1}},
+		{name: "reset", newKey: api, setup: fault(srv, partnertest.FaultReset), want: verifiertest.Want{Kind: verify.PartnerError, Network: true, Msg: "network error", Metrics: network, Calls: 1}},
 		{name: "hang with a short timeout", newKey: api, timeout: 300 * time.Millisecond, setup: fault(srv, partnertest.FaultHang),
-			want: want{kind: verify.PartnerError, network: true, msg: "timeout", metrics: network, calls: 1}},
+			want: verifiertest.Want{Kind: verify.PartnerError, Network: true, Msg: "timeout", Metrics: network, Calls: 1}},
 		{name: "slow live answer within the timeout", newKey: api, timeout: 2 * time.Second, setup: func(t *testing.T, key string) finding.Finding {
 			srv.Controls.SetLatency(100*time.Millisecond, 0)
 			return live(srv)(t, key)
-		}, want: want{reason: finding.ReasonPartnerConfirmed, details: orgOnly, metrics: one, calls: 1}},
-		{name: "garbled 200", newKey: api, setup: fault(srv, partnertest.FaultGarbled), want: want{kind: verify.PartnerError, httpStatus: 200, msg: "proves nothing", metrics: errored, calls: 1}},
-		{name: "empty 200", newKey: api, setup: fault(srv, partnertest.FaultEmpty), want: want{kind: verify.PartnerError, httpStatus: 200, msg: "proves nothing", metrics: errored, calls: 1}},
-		{name: "truncated 200", newKey: api, setup: fault(srv, partnertest.FaultTruncated), want: want{kind: verify.PartnerError, httpStatus: 200, msg: "read body", metrics: errored, calls: 1}},
-		{name: "HTML 401 from a proxy", newKey: api, setup: fault(srv, partnertest.FaultHTML401), want: want{kind: verify.PartnerError, httpStatus: 401, msg: "HTML page", metrics: errored, calls: 1}},
-		{name: "HTML 403 from a WAF", newKey: api, setup: fault(srv, partnertest.FaultHTML403), want: want{kind: verify.PartnerError, httpStatus: 403, msg: "HTML page", metrics: errored, calls: 1}},
+		}, want: verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Details: orgOnly, Metrics: one, Calls: 1}},
+		{name: "garbled 200", newKey: api, setup: fault(srv, partnertest.FaultGarbled), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 200, Msg: "proves nothing", Metrics: errored, Calls: 1}},
+		{name: "empty 200", newKey: api, setup: fault(srv, partnertest.FaultEmpty), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 200, Msg: "proves nothing", Metrics: errored, Calls: 1}},
+		{name: "truncated 200", newKey: api, setup: fault(srv, partnertest.FaultTruncated), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 200, Msg: "read body", Metrics: errored, Calls: 1}},
+		{name: "HTML 401 from a proxy", newKey: api, setup: fault(srv, partnertest.FaultHTML401), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 401, Msg: "HTML page", Metrics: errored, Calls: 1}},
+		{name: "HTML 403 from a WAF", newKey: api, setup: fault(srv, partnertest.FaultHTML403), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 403, Msg: "HTML page", Metrics: errored, Calls: 1}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -270,10 +161,10 @@ func TestVerifyAgainstDouble(t *testing.T) {
 			srv.Overload(0)
 			srv.Controls.SetRetryAfter(tc.retryAfter)
 			f := tc.setup(t, tc.newKey())
-			got := run(newVerifier(t, srv.URL, tc.timeout, nil), tc.tokenType, f)
-			check(t, got, tc.want)
-			if calls := srv.Controls.Requests(); calls != tc.want.calls {
-				t.Errorf("double saw %d requests, want %d", calls, tc.want.calls)
+			got := harness.RunAs(harness.NewVerifier(t, tc.timeout, nil, srv.URL), tc.tokenType, f)
+			harness.Check(t, got, tc.want)
+			if calls := srv.Controls.Requests(); calls != tc.want.Calls {
+				t.Errorf("double saw %d requests, want %d", calls, tc.want.Calls)
 			}
 		})
 	}
@@ -348,8 +239,8 @@ func TestVerifyUnusableAnswers(t *testing.T) {
 				_, _ = w.Write([]byte(tc.body))
 			}))
 			defer srv.Close()
-			got := run(newVerifier(t, srv.URL, 0, nil), "", keyFinding(anthropicdouble.NewAPIKey()))
-			check(t, got, want{kind: verify.PartnerError, httpStatus: tc.wantStatus, msg: tc.wantMsg, metrics: metrics.Summary{Requests: 1, Errors: 1}})
+			got := harness.RunAs(harness.NewVerifier(t, 0, nil, srv.URL), "", keyFinding(anthropicdouble.NewAPIKey()))
+			harness.Check(t, got, verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: tc.wantStatus, Msg: tc.wantMsg, Metrics: metrics.Summary{Requests: 1, Errors: 1}})
 		})
 	}
 }
@@ -395,8 +286,8 @@ func TestRateLimitWaits(t *testing.T) {
 				_, _ = fmt.Fprintf(w, `{"type":"error","error":{"type":%q,"message":"x"}}`, body)
 			}))
 			defer srv.Close()
-			got := run(newVerifier(t, srv.URL, 0, nil), "", keyFinding(anthropicdouble.NewAPIKey()))
-			check(t, got, want{kind: tc.kind, httpStatus: tc.status, retryMin: tc.min, retryMax: tc.max, metrics: tc.m})
+			got := harness.RunAs(harness.NewVerifier(t, 0, nil, srv.URL), "", keyFinding(anthropicdouble.NewAPIKey()))
+			harness.Check(t, got, verifiertest.Want{Kind: tc.kind, HTTPStatus: tc.status, RetryMin: tc.min, RetryMax: tc.max, Metrics: tc.m})
 		})
 	}
 }
@@ -411,9 +302,9 @@ func TestDetailsAreOnlyTheOrganizationID(t *testing.T) {
 			w.Header().Set("Content-Type", "application/json")
 			_, _ = w.Write([]byte(`{"data":[{"type":"api_key","id":"apikey_01","partial_key_hint":"sk-ant-api03-R2D...igAA","created_by":{"id":"user_01","type":"user"}}],"has_more":true,"first_id":"apikey_01","last_id":"apikey_01"}`))
 		}))
-		got := run(newVerifier(t, srv.URL, 0, nil), "", keyFinding(anthropicdouble.NewAdminKey()))
+		got := harness.RunAs(harness.NewVerifier(t, 0, nil, srv.URL), "", keyFinding(anthropicdouble.NewAdminKey()))
 		srv.Close()
-		check(t, got, want{reason: finding.ReasonPartnerConfirmed, metrics: metrics.Summary{Requests: 1}})
+		harness.Check(t, got, verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Metrics: metrics.Summary{Requests: 1}})
 	}
 }
 
@@ -442,10 +333,10 @@ func TestRequestShape(t *testing.T) {
 	srv.AddKey(apiKey, org)
 	srv.AddKey(adminKey, org)
 	rt := &recordingTransport{base: &http.Transport{}}
-	v := newVerifier(t, srv.URL+"/", 0, rt)
+	v := harness.NewVerifier(t, 0, rt, srv.URL+"/")
 	for _, k := range []string{apiKey, adminKey} {
-		if got := run(v, "", keyFinding(k)); got.verdict.Reason != finding.ReasonPartnerConfirmed {
-			t.Fatalf("Verify = %+v, %v", got.verdict, got.err)
+		if got := harness.RunAs(v, "", keyFinding(k)); got.Verdict.Reason != finding.ReasonPartnerConfirmed {
+			t.Fatalf("Verify = %+v, %v", got.Verdict, got.Err)
 		}
 	}
 	if len(rt.reqs) != 2 {
@@ -488,8 +379,8 @@ func TestEndpointWithPathPrefix(t *testing.T) {
 		_, _ = w.Write([]byte(`{"data":[],"has_more":false,"first_id":null,"last_id":null}`))
 	}))
 	defer srv.Close()
-	got := run(newVerifier(t, srv.URL+"/anthropic/", 0, nil), "", keyFinding(anthropicdouble.NewAPIKey()))
-	check(t, got, want{reason: finding.ReasonPartnerConfirmed, metrics: metrics.Summary{Requests: 1}})
+	got := harness.RunAs(harness.NewVerifier(t, 0, nil, srv.URL+"/anthropic/"), "", keyFinding(anthropicdouble.NewAPIKey()))
+	harness.Check(t, got, verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Metrics: metrics.Summary{Requests: 1}})
 	if p, _ := path.Load().(string); p != "/anthropic/v1/models" {
 		t.Errorf("path = %q, want /anthropic/v1/models", p)
 	}
@@ -501,7 +392,7 @@ func TestCancelledContextIsAFault(t *testing.T) {
 	srv.AddKey(key, org)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	verdict, err := newVerifier(t, srv.URL, 0, nil).Verify(ctx, anthropicpartner.TokenAPIKey, keyFinding(key))
+	verdict, err := harness.NewVerifier(t, 0, nil, srv.URL).Verify(ctx, anthropicpartner.TokenAPIKey, keyFinding(key))
 	f, ok := verify.AsFault(err)
 	if !ok || f.Kind != verify.PartnerError || !f.Network || verdict.Reason != "" {
 		t.Errorf("Verify = %+v, %v; want a network partner error", verdict, err)
@@ -518,7 +409,7 @@ func TestNoSecretLeaks(t *testing.T) {
 		partnertest.Fault503, partnertest.Fault504, partnertest.Fault429, partnertest.FaultReset,
 		partnertest.FaultGarbled, partnertest.FaultEmpty, partnertest.FaultTruncated,
 		partnertest.FaultHTML401, partnertest.FaultHTML403, partnertest.FaultHang}
-	v := newVerifier(t, srv.URL, 300*time.Millisecond, nil)
+	v := harness.NewVerifier(t, 300*time.Millisecond, nil, srv.URL)
 	var keys, texts []string
 	record := func(f finding.Finding, verdict verify.Verdict, err error, label string) {
 		errText := ""
@@ -542,7 +433,7 @@ func TestNoSecretLeaks(t *testing.T) {
 				}
 				srv.Controls.Push(fl)
 				f := keyFinding(key)
-				verdict, err := callerVerify(context.Background(), v, "", f)
+				verdict, err := harness.CallerVerify(context.Background(), v, "", f)
 				record(f, verdict, err, state+" "+fl.String())
 			}
 		}
@@ -550,19 +441,19 @@ func TestNoSecretLeaks(t *testing.T) {
 	srv.Overload(1)
 	key := anthropicdouble.NewAPIKey()
 	keys = append(keys, key)
-	verdict, err := callerVerify(context.Background(), v, "", keyFinding(key))
+	verdict, err := harness.CallerVerify(context.Background(), v, "", keyFinding(key))
 	record(keyFinding(key), verdict, err, "overloaded")
 	// Keys that never leave the process must not be quoted either.
 	for _, bad := range []string{anthropicdouble.NewAPIKey() + "x", "sk-ant-ort01-" + anthropicdouble.NewAPIKey()[13:], "sk-ant-oat01-" + anthropicdouble.NewAPIKey()[13:]} {
 		keys = append(keys, bad)
-		verdict, err := callerVerify(context.Background(), v, "", keyFinding(bad))
+		verdict, err := harness.CallerVerify(context.Background(), v, "", keyFinding(bad))
 		record(keyFinding(bad), verdict, err, "no call")
 	}
 
 	texts = append(texts, logBuf.String())
 	for _, s := range []string{`"reason":"partner_confirmed"`, `"reason":"partner_rejected"`, "http 500", "http 529", "unsupported_token_type", "malformed_token"} {
 		if !strings.Contains(logBuf.String(), s) {
-			t.Fatalf("the outcome log lacks %s; the leak check would prove nothing", s)
+			t.Fatalf("the verifiertest.Outcome log lacks %s; the leak check would prove nothing", s)
 		}
 	}
 	for _, k := range keys {
@@ -604,11 +495,11 @@ func TestEnforcedRateLimit(t *testing.T) {
 	srv.AddKey(key, org)
 	srv.Controls.SetRateLimit(0.001, 1)
 	srv.Controls.SetRetryAfter("2")
-	v := newVerifier(t, srv.URL, 0, nil)
-	check(t, run(v, "", keyFinding(key)), want{reason: finding.ReasonPartnerConfirmed,
-		details: finding.Details{anthropicpartner.DetailOrganizationID: org}, metrics: metrics.Summary{Requests: 1}})
-	check(t, run(v, "", keyFinding(key)), want{kind: verify.RateLimited, httpStatus: 429, retryMin: 2 * time.Second, retryMax: 2 * time.Second,
-		metrics: metrics.Summary{Requests: 1, RateLimitHits: 1}})
+	v := harness.NewVerifier(t, 0, nil, srv.URL)
+	harness.Check(t, harness.RunAs(v, "", keyFinding(key)), verifiertest.Want{Reason: finding.ReasonPartnerConfirmed,
+		Details: finding.Details{anthropicpartner.DetailOrganizationID: org}, Metrics: metrics.Summary{Requests: 1}})
+	harness.Check(t, harness.RunAs(v, "", keyFinding(key)), verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 429, RetryMin: 2 * time.Second, RetryMax: 2 * time.Second,
+		Metrics: metrics.Summary{Requests: 1, RateLimitHits: 1}})
 	if srv.Controls.RateLimited() != 1 {
 		t.Errorf("double sent %d 429s, want 1", srv.Controls.RateLimited())
 	}

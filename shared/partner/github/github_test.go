@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +16,7 @@ import (
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/githubdouble"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/verifiertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/metrics"
 	githubpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/github"
@@ -25,6 +25,9 @@ import (
 )
 
 const rule = "Github Personal Access Token"
+
+// harness is the shared verifier harness bound to github.
+var harness = verifiertest.Harness{Def: githubpartner.Definition, OpPrefix: "GET /"}
 
 func startDouble(t *testing.T) *githubdouble.Server {
 	t.Helper()
@@ -36,108 +39,8 @@ func startDouble(t *testing.T) *githubdouble.Server {
 	return s
 }
 
-func newVerifier(t *testing.T, endpoint string, timeout time.Duration, tr http.RoundTripper) *githubpartner.Verifier {
-	t.Helper()
-	u, err := url.Parse(endpoint)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := githubpartner.New(partnerhttp.Options{Endpoints: []*url.URL{u}, Timeout: timeout, Transport: tr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
-}
-
 func githubFinding(tok string) finding.Finding {
 	return finding.Finding{ID: "f-1", RuleID: rule, Token: finding.Secret(tok)}
-}
-
-// outcome is what one verification produced, with the metrics it recorded.
-type outcome struct {
-	verdict verify.Verdict
-	err     error
-	m       metrics.Summary
-}
-
-// callerVerify verifies f as pipeline.Worker does: the finding passes the
-// partner's gate (Definition.Examine) first, which types it by prefix; the
-// rows that test that gate get their verdict here, without a call.
-func callerVerify(ctx context.Context, v verify.Verifier, f finding.Finding) (verify.Verdict, error) {
-	rt, reason, msg := githubpartner.Definition.Examine(f)
-	if reason != "" {
-		return verify.Verdict{Reason: reason, Message: msg}, nil
-	}
-	return v.Verify(ctx, rt.TokenType, f)
-}
-
-func run(v *githubpartner.Verifier, f finding.Finding) outcome {
-	rec := metrics.New()
-	verdict, err := callerVerify(metrics.NewContext(context.Background(), rec), v, f)
-	m := rec.Snapshot()["github"]
-	m.LatencyMS = nil
-	return outcome{verdict, err, m}
-}
-
-// want describes the expected outcome of a row: a verdict (reason set) or a fault.
-type want struct {
-	reason     finding.Reason // verdict reason; "" when a fault is expected
-	details    finding.Details
-	kind       verify.FaultKind
-	httpStatus int
-	network    bool
-	retryMin   time.Duration
-	retryMax   time.Duration
-	msg        string // a substring of the fault or verdict message
-	metrics    metrics.Summary
-	calls      int64 // requests the double saw
-}
-
-func check(t *testing.T, got outcome, w want) {
-	t.Helper()
-	if w.reason != "" {
-		if got.err != nil {
-			t.Fatalf("Verify error = %v, want verdict %s", got.err, w.reason)
-		}
-		if got.verdict.Reason != w.reason {
-			t.Fatalf("reason = %q (%s), want %q", got.verdict.Reason, got.verdict.Message, w.reason)
-		}
-		if !strings.Contains(got.verdict.Message, w.msg) {
-			t.Errorf("message = %q, want it to contain %q", got.verdict.Message, w.msg)
-		}
-		if !reflect.DeepEqual(got.verdict.Details, w.details) {
-			t.Errorf("details = %#v, want %#v", got.verdict.Details, w.details)
-		}
-	} else {
-		if got.err == nil {
-			t.Fatalf("verdict %+v (status %s), want a fault; a fault must never be an answer", got.verdict, got.verdict.Status())
-		}
-		if got.verdict.Reason != "" {
-			t.Errorf("a fault came with verdict reason %q", got.verdict.Reason)
-		}
-		f, ok := verify.AsFault(got.err)
-		if !ok {
-			t.Fatalf("error %v is not a *verify.Fault", got.err)
-		}
-		if f.Kind != w.kind || f.HTTPStatus != w.httpStatus || f.Network != w.network {
-			t.Errorf("fault = %+v, want kind %v, http %d, network %v", *f, w.kind, w.httpStatus, w.network)
-		}
-		if finding.StatusOf(f.Kind.Reason()) != finding.StatusUnknown {
-			t.Errorf("fault ends in %q, want an unknown reason", f.Kind.Reason())
-		}
-		if f.Partner != githubpartner.Partner || !strings.HasPrefix(f.Op, "GET /") {
-			t.Errorf("fault names %q %q", f.Partner, f.Op)
-		}
-		if f.RetryAfter < w.retryMin || f.RetryAfter > w.retryMax {
-			t.Errorf("RetryAfter = %v, want within [%v, %v]", f.RetryAfter, w.retryMin, w.retryMax)
-		}
-		if !strings.Contains(got.err.Error(), w.msg) {
-			t.Errorf("error = %q, want it to contain %q", got.err, w.msg)
-		}
-	}
-	if !reflect.DeepEqual(got.m, w.metrics) {
-		t.Errorf("metrics = %+v, want %+v", got.m, w.metrics)
-	}
 }
 
 // GitHub's expiry header form, and what details.expires_at must read.
@@ -152,8 +55,8 @@ func TestVerifyAgainstDouble(t *testing.T) {
 	errored := metrics.Summary{Requests: 1, Errors: 1}
 	network := metrics.Summary{Requests: 1, Errors: 1, NetworkErrors: 1}
 	limited := metrics.Summary{Requests: 1, RateLimitHits: 1}
-	hour := want{kind: verify.RateLimited, retryMin: time.Hour - 10*time.Second, retryMax: time.Hour + time.Second, msg: "rate limited", metrics: limited, calls: 1}
-	withStatus := func(w want, status int) want { w.httpStatus = status; return w }
+	hour := verifiertest.Want{Kind: verify.RateLimited, RetryMin: time.Hour - 10*time.Second, RetryMax: time.Hour + time.Second, Msg: "rate limited", Metrics: limited, Calls: 1}
+	withStatus := func(w verifiertest.Want, status int) verifiertest.Want { w.HTTPStatus = status; return w }
 	user := githubdouble.Token{Login: "octo-cat", UserID: 583231}
 	classic := user
 	classic.Scopes = []string{"repo", "read:org"}
@@ -169,94 +72,94 @@ func TestVerifyAgainstDouble(t *testing.T) {
 		setup      func(tok string) finding.Finding
 		retryAfter string
 		timeout    time.Duration
-		want       want
+		want       verifiertest.Want
 	}{
 		{name: "classic PAT live, with scopes", prefix: "ghp_", setup: add(srv, classic),
-			want: want{reason: finding.ReasonPartnerConfirmed, details: finding.Details{githubpartner.DetailLogin: "octo-cat", githubpartner.DetailScopes: []string{"repo", "read:org"}}, metrics: one, calls: 1}},
+			want: verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Details: finding.Details{githubpartner.DetailLogin: "octo-cat", githubpartner.DetailScopes: []string{"repo", "read:org"}}, Metrics: one, Calls: 1}},
 		{name: "classic PAT live, no scopes (empty X-OAuth-Scopes)", prefix: "ghp_", setup: add(srv, noScopes),
-			want: want{reason: finding.ReasonPartnerConfirmed, details: finding.Details{githubpartner.DetailLogin: "octo-cat", githubpartner.DetailScopes: []string{}}, metrics: one, calls: 1}},
+			want: verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Details: finding.Details{githubpartner.DetailLogin: "octo-cat", githubpartner.DetailScopes: []string{}}, Metrics: one, Calls: 1}},
 		{name: "fine-grained PAT live, expiring", prefix: "github_pat_", setup: add(srv, expiring),
-			want: want{reason: finding.ReasonPartnerConfirmed, details: finding.Details{githubpartner.DetailLogin: "octo-cat", githubpartner.DetailExpiresAt: expiresText}, metrics: one, calls: 1}},
+			want: verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Details: finding.Details{githubpartner.DetailLogin: "octo-cat", githubpartner.DetailExpiresAt: expiresText}, Metrics: one, Calls: 1}},
 		{name: "OAuth token live", prefix: "gho_", setup: add(srv, classic),
-			want: want{reason: finding.ReasonPartnerConfirmed, details: finding.Details{githubpartner.DetailLogin: "octo-cat", githubpartner.DetailScopes: []string{"repo", "read:org"}}, metrics: one, calls: 1}},
+			want: verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Details: finding.Details{githubpartner.DetailLogin: "octo-cat", githubpartner.DetailScopes: []string{"repo", "read:org"}}, Metrics: one, Calls: 1}},
 		{name: "user-to-server token live", prefix: "ghu_", setup: add(srv, user),
-			want: want{reason: finding.ReasonPartnerConfirmed, details: login, metrics: one, calls: 1}},
+			want: verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Details: login, Metrics: one, Calls: 1}},
 		{name: "installation token live: /installation/repositories", prefix: "ghs_", setup: add(srv, expiring),
-			want: want{reason: finding.ReasonPartnerConfirmed, details: finding.Details{githubpartner.DetailExpiresAt: expiresText}, metrics: one, calls: 1}},
+			want: verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Details: finding.Details{githubpartner.DetailExpiresAt: expiresText}, Metrics: one, Calls: 1}},
 		{name: "unknown token: 401 Bad credentials", prefix: "ghp_", setup: func(tok string) finding.Finding { return githubFinding(tok) },
-			want: want{reason: finding.ReasonPartnerRejected, metrics: one, calls: 1}},
+			want: verifiertest.Want{Reason: finding.ReasonPartnerRejected, Metrics: one, Calls: 1}},
 		{name: "revoked fine-grained PAT", prefix: "github_pat_", setup: func(tok string) finding.Finding {
 			srv.AddToken(tok, user)
 			srv.RevokeToken(tok)
 			return githubFinding(tok)
-		}, want: want{reason: finding.ReasonPartnerRejected, metrics: one, calls: 1}},
+		}, want: verifiertest.Want{Reason: finding.ReasonPartnerRejected, Metrics: one, Calls: 1}},
 		{name: "revoked installation token", prefix: "ghs_", setup: func(tok string) finding.Finding {
 			srv.AddToken(tok, user)
 			srv.RevokeToken(tok)
 			return githubFinding(tok)
-		}, want: want{reason: finding.ReasonPartnerRejected, metrics: one, calls: 1}},
+		}, want: verifiertest.Want{Reason: finding.ReasonPartnerRejected, Metrics: one, Calls: 1}},
 		{name: "Enterprise Server's 401 wording", prefix: "ghp_", setup: func(tok string) finding.Finding {
 			srv.SetEnterprise(true)
 			return githubFinding(tok)
-		}, want: want{reason: finding.ReasonPartnerRejected, metrics: one, calls: 1}},
+		}, want: verifiertest.Want{Reason: finding.ReasonPartnerRejected, Metrics: one, Calls: 1}},
 		{name: "restricted fine-grained PAT: 403 Resource not accessible", prefix: "github_pat_", setup: addMode(srv, user, githubdouble.Restricted403),
-			want: want{reason: finding.ReasonPartnerConfirmed, metrics: one, calls: 1}},
+			want: verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Metrics: one, Calls: 1}},
 		{name: "restricted fine-grained PAT: 404 Resource not accessible", prefix: "github_pat_", setup: addMode(srv, user, githubdouble.Restricted404),
-			want: want{reason: finding.ReasonPartnerConfirmed, metrics: one, calls: 1}},
+			want: verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Metrics: one, Calls: 1}},
 		{name: "restricted installation token: 403 by integration", prefix: "ghs_", setup: addMode(srv, user, githubdouble.Restricted403),
-			want: want{reason: finding.ReasonPartnerConfirmed, metrics: one, calls: 1}},
+			want: verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Metrics: one, Calls: 1}},
 		{name: "classic PAT restricted: 403 Resource not accessible", prefix: "ghp_", setup: addMode(srv, classic, githubdouble.Restricted403),
-			want: want{reason: finding.ReasonPartnerConfirmed, metrics: one, calls: 1}},
+			want: verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Metrics: one, Calls: 1}},
 		{name: "lockout after bad attempts: a live token gets 403, never inactive", prefix: "ghp_", setup: func(tok string) finding.Finding {
 			srv.AddToken(tok, user)
 			srv.LockOut("octo-cat", true)
 			return githubFinding(tok)
-		}, want: want{kind: verify.PartnerError, httpStatus: 403, msg: "lockout", metrics: errored, calls: 1}},
+		}, want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 403, Msg: "lockout", Metrics: errored, Calls: 1}},
 		{name: "lockout: a revoked token of that user gets 403 too", prefix: "ghp_", setup: func(tok string) finding.Finding {
 			srv.AddToken(tok, user)
 			srv.RevokeToken(tok)
 			srv.LockOut("octo-cat", true)
 			return githubFinding(tok)
-		}, want: want{kind: verify.PartnerError, httpStatus: 403, msg: "lockout", metrics: errored, calls: 1}},
+		}, want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 403, Msg: "lockout", Metrics: errored, Calls: 1}},
 		{name: "primary limit as 403, reset in epoch seconds", prefix: "ghp_", setup: addMode(srv, user, githubdouble.Primary403), want: withStatus(hour, 403)},
 		{name: "primary limit as 429, reset in epoch seconds", prefix: "ghp_", setup: addMode(srv, user, githubdouble.Primary429), want: withStatus(hour, 429)},
 		{name: "secondary limit 403 with retry-after", prefix: "ghp_", setup: addMode(srv, user, githubdouble.Secondary403RetryAfter),
-			want: want{kind: verify.RateLimited, httpStatus: 403, retryMin: 30 * time.Second, retryMax: 30 * time.Second, metrics: limited, calls: 1}},
+			want: verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 403, RetryMin: 30 * time.Second, RetryMax: 30 * time.Second, Metrics: limited, Calls: 1}},
 		{name: "secondary limit 429 with retry-after", prefix: "ghp_", setup: addMode(srv, user, githubdouble.Secondary429RetryAfter),
-			want: want{kind: verify.RateLimited, httpStatus: 429, retryMin: 30 * time.Second, retryMax: 30 * time.Second, metrics: limited, calls: 1}},
+			want: verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 429, RetryMin: 30 * time.Second, RetryMax: 30 * time.Second, Metrics: limited, Calls: 1}},
 		{name: "secondary limit 403 without retry-after: a minute", prefix: "ghp_", setup: addMode(srv, user, githubdouble.Secondary403),
-			want: want{kind: verify.RateLimited, httpStatus: 403, retryMin: time.Minute, retryMax: time.Minute, msg: "secondary rate limit", metrics: limited, calls: 1}},
+			want: verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 403, RetryMin: time.Minute, RetryMax: time.Minute, Msg: "secondary rate limit", Metrics: limited, Calls: 1}},
 		{name: "secondary limit 429 without retry-after: a minute", prefix: "ghp_", setup: addMode(srv, user, githubdouble.Secondary429),
-			want: want{kind: verify.RateLimited, httpStatus: 429, retryMin: time.Minute, retryMax: time.Minute, metrics: limited, calls: 1}},
+			want: verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 429, RetryMin: time.Minute, RetryMax: time.Minute, Metrics: limited, Calls: 1}},
 		{name: "malformed classic PAT: no call", prefix: "ghp_", setup: func(tok string) finding.Finding {
 			return githubFinding(tok[:30])
-		}, want: want{reason: finding.ReasonMalformedToken, msg: "ghp_ + 36"}},
+		}, want: verifiertest.Want{Reason: finding.ReasonMalformedToken, Msg: "ghp_ + 36"}},
 		{name: "unknown prefix: no call", prefix: "ghp_", setup: func(tok string) finding.Finding {
 			return githubFinding("ghx_" + tok[4:])
-		}, want: want{reason: finding.ReasonMalformedToken, msg: "not a GitHub token"}},
+		}, want: verifiertest.Want{Reason: finding.ReasonMalformedToken, Msg: "not a GitHub token"}},
 		{name: "refresh token: unsupported, no call", prefix: "ghr_", setup: add(srv, user),
-			want: want{reason: finding.ReasonUnsupportedTokenType, msg: "refresh tokens"}},
-		{name: "500", prefix: "ghp_", setup: fault(srv, partnertest.Fault500), want: want{kind: verify.PartnerError, httpStatus: 500, msg: "http 500", metrics: errored, calls: 1}},
-		{name: "502 HTML", prefix: "ghp_", setup: fault(srv, partnertest.Fault502), want: want{kind: verify.PartnerError, httpStatus: 502, metrics: errored, calls: 1}},
-		{name: "503", prefix: "ghs_", setup: fault(srv, partnertest.Fault503), want: want{kind: verify.PartnerError, httpStatus: 503, metrics: errored, calls: 1}},
-		{name: "504 HTML", prefix: "ghp_", setup: fault(srv, partnertest.Fault504), want: want{kind: verify.PartnerError, httpStatus: 504, metrics: errored, calls: 1}},
+			want: verifiertest.Want{Reason: finding.ReasonUnsupportedTokenType, Msg: "refresh tokens"}},
+		{name: "500", prefix: "ghp_", setup: fault(srv, partnertest.Fault500), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 500, Msg: "http 500", Metrics: errored, Calls: 1}},
+		{name: "502 HTML", prefix: "ghp_", setup: fault(srv, partnertest.Fault502), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 502, Metrics: errored, Calls: 1}},
+		{name: "503", prefix: "ghs_", setup: fault(srv, partnertest.Fault503), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 503, Metrics: errored, Calls: 1}},
+		{name: "504 HTML", prefix: "ghp_", setup: fault(srv, partnertest.Fault504), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 504, Metrics: errored, Calls: 1}},
 		{name: "429 Retry-After seconds", prefix: "ghp_", retryAfter: "7", setup: fault(srv, partnertest.Fault429),
-			want: want{kind: verify.RateLimited, httpStatus: 429, retryMin: 7 * time.Second, retryMax: 7 * time.Second, msg: "rate limited", metrics: limited, calls: 1}},
+			want: verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 429, RetryMin: 7 * time.Second, RetryMax: 7 * time.Second, Msg: "rate limited", Metrics: limited, Calls: 1}},
 		{name: "429 x-ratelimit-reset only", prefix: "ghp_", retryAfter: "", setup: fault(srv, partnertest.Fault429),
-			want: want{kind: verify.RateLimited, httpStatus: 429, retryMin: 58 * time.Second, retryMax: 61 * time.Second, metrics: limited, calls: 1}},
-		{name: "reset", prefix: "ghp_", setup: fault(srv, partnertest.FaultReset), want: want{kind: verify.PartnerError, network: true, msg: "network error", metrics: network, calls: 1}},
+			want: verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 429, RetryMin: 58 * time.Second, RetryMax: 61 * time.Second, Metrics: limited, Calls: 1}},
+		{name: "reset", prefix: "ghp_", setup: fault(srv, partnertest.FaultReset), want: verifiertest.Want{Kind: verify.PartnerError, Network: true, Msg: "network error", Metrics: network, Calls: 1}},
 		{name: "hang with a short timeout", prefix: "ghp_", timeout: 300 * time.Millisecond, setup: fault(srv, partnertest.FaultHang),
-			want: want{kind: verify.PartnerError, network: true, msg: "timeout", metrics: network, calls: 1}},
+			want: verifiertest.Want{Kind: verify.PartnerError, Network: true, Msg: "timeout", Metrics: network, Calls: 1}},
 		{name: "slow live answer within the timeout", prefix: "ghu_", timeout: 2 * time.Second, setup: func(tok string) finding.Finding {
 			srv.AddToken(tok, user)
 			srv.Controls.SetLatency(100*time.Millisecond, 0)
 			return githubFinding(tok)
-		}, want: want{reason: finding.ReasonPartnerConfirmed, details: login, metrics: one, calls: 1}},
-		{name: "garbled 200", prefix: "ghp_", setup: fault(srv, partnertest.FaultGarbled), want: want{kind: verify.PartnerError, httpStatus: 200, msg: "proves nothing", metrics: errored, calls: 1}},
-		{name: "empty 200", prefix: "ghp_", setup: fault(srv, partnertest.FaultEmpty), want: want{kind: verify.PartnerError, httpStatus: 200, msg: "proves nothing", metrics: errored, calls: 1}},
-		{name: "truncated 200", prefix: "ghp_", setup: fault(srv, partnertest.FaultTruncated), want: want{kind: verify.PartnerError, httpStatus: 200, msg: "read body", metrics: errored, calls: 1}},
-		{name: "HTML 401 from a proxy", prefix: "ghp_", setup: fault(srv, partnertest.FaultHTML401), want: want{kind: verify.PartnerError, httpStatus: 401, msg: "HTML page", metrics: errored, calls: 1}},
-		{name: "HTML 403 from a WAF", prefix: "ghp_", setup: fault(srv, partnertest.FaultHTML403), want: want{kind: verify.PartnerError, httpStatus: 403, msg: "HTML page", metrics: errored, calls: 1}},
+		}, want: verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Details: login, Metrics: one, Calls: 1}},
+		{name: "garbled 200", prefix: "ghp_", setup: fault(srv, partnertest.FaultGarbled), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 200, Msg: "proves nothing", Metrics: errored, Calls: 1}},
+		{name: "empty 200", prefix: "ghp_", setup: fault(srv, partnertest.FaultEmpty), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 200, Msg: "proves nothing", Metrics: errored, Calls: 1}},
+		{name: "truncated 200", prefix: "ghp_", setup: fault(srv, partnertest.FaultTruncated), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 200, Msg: "read body", Metrics: errored, Calls: 1}},
+		{name: "HTML 401 from a proxy", prefix: "ghp_", setup: fault(srv, partnertest.FaultHTML401), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 401, Msg: "HTML page", Metrics: errored, Calls: 1}},
+		{name: "HTML 403 from a WAF", prefix: "ghp_", setup: fault(srv, partnertest.FaultHTML403), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 403, Msg: "HTML page", Metrics: errored, Calls: 1}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -265,13 +168,13 @@ func TestVerifyAgainstDouble(t *testing.T) {
 			srv.LockOut("octo-cat", false)
 			srv.Controls.SetRetryAfter(tc.retryAfter)
 			tok := newToken(tc.prefix)
-			got := run(newVerifier(t, srv.URL, tc.timeout, nil), tc.setup(tok))
-			check(t, got, tc.want)
-			if got.verdict.Status() == finding.StatusInactive && got.err != nil {
+			got := harness.Run(harness.NewVerifier(t, tc.timeout, nil, srv.URL), "", tc.setup(tok))
+			harness.Check(t, got, tc.want)
+			if got.Verdict.Status() == finding.StatusInactive && got.Err != nil {
 				t.Fatal("a fault came with an inactive verdict")
 			}
-			if calls := srv.Controls.Requests(); calls != tc.want.calls {
-				t.Errorf("double saw %d requests, want %d", calls, tc.want.calls)
+			if calls := srv.Controls.Requests(); calls != tc.want.Calls {
+				t.Errorf("double saw %d requests, want %d", calls, tc.want.Calls)
 			}
 		})
 	}
@@ -317,8 +220,8 @@ func TestVerifyAnswersTheDoubleDoesNotGive(t *testing.T) {
 	}))
 	defer canary.Close()
 	const js = "application/json; charset=utf-8"
-	fault := func(status int, msg string) want {
-		return want{kind: verify.PartnerError, httpStatus: status, msg: msg, metrics: metrics.Summary{Requests: 1, Errors: 1}}
+	fault := func(status int, msg string) verifiertest.Want {
+		return verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: status, Msg: msg, Metrics: metrics.Summary{Requests: 1, Errors: 1}}
 	}
 	tests := []struct {
 		name        string
@@ -327,7 +230,7 @@ func TestVerifyAnswersTheDoubleDoesNotGive(t *testing.T) {
 		contentType string
 		body        string
 		header      map[string]string
-		want        want
+		want        verifiertest.Want
 	}{
 		{"200 JSON without login", "ghp_", 200, js, `{"id":1}`, nil, fault(200, "proves nothing")},
 		{"200 login not a string", "ghp_", 200, js, `{"login":7,"id":1}`, nil, fault(200, "proves nothing")},
@@ -356,13 +259,13 @@ func TestVerifyAnswersTheDoubleDoesNotGive(t *testing.T) {
 		{"302 to elsewhere", "ghp_", 302, "", "", map[string]string{"Location": canary.URL + "/user"}, fault(302, "unexpected http status 302")},
 		{"403 rate limit by x-ratelimit-remaining 0", "ghp_", 403, js, `{"message":"API rate limit exceeded"}`,
 			map[string]string{"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": strconv.FormatInt(time.Now().Add(90*time.Second).Unix(), 10)},
-			want{kind: verify.RateLimited, httpStatus: 403, retryMin: 85 * time.Second, retryMax: 91 * time.Second, metrics: metrics.Summary{Requests: 1, RateLimitHits: 1}}},
+			verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 403, RetryMin: 85 * time.Second, RetryMax: 91 * time.Second, Metrics: metrics.Summary{Requests: 1, RateLimitHits: 1}}},
 		{"403 abuse detection (older wording), remaining > 0", "ghp_", 403, js, `{"message":"You have triggered an abuse detection mechanism."}`,
 			map[string]string{"X-RateLimit-Remaining": "4000", "X-RateLimit-Reset": strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10)},
-			want{kind: verify.RateLimited, httpStatus: 403, retryMin: time.Minute, retryMax: time.Minute, metrics: metrics.Summary{Requests: 1, RateLimitHits: 1}}},
+			verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 403, RetryMin: time.Minute, RetryMax: time.Minute, Metrics: metrics.Summary{Requests: 1, RateLimitHits: 1}}},
 		{"429 reset in the past: a minute", "ghp_", 429, js, `{"message":"API rate limit exceeded"}`,
 			map[string]string{"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": strconv.FormatInt(time.Now().Add(-time.Minute).Unix(), 10)},
-			want{kind: verify.RateLimited, httpStatus: 429, retryMin: time.Minute, retryMax: time.Minute, metrics: metrics.Summary{Requests: 1, RateLimitHits: 1}}},
+			verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 429, RetryMin: time.Minute, RetryMax: time.Minute, Metrics: metrics.Summary{Requests: 1, RateLimitHits: 1}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -377,8 +280,8 @@ func TestVerifyAnswersTheDoubleDoesNotGive(t *testing.T) {
 				_, _ = w.Write([]byte(tc.body))
 			}))
 			defer srv.Close()
-			got := run(newVerifier(t, srv.URL, 0, nil), githubFinding(githubdouble.NewToken(tc.prefix)))
-			check(t, got, tc.want)
+			got := harness.Run(harness.NewVerifier(t, 0, nil, srv.URL), "", githubFinding(githubdouble.NewToken(tc.prefix)))
+			harness.Check(t, got, tc.want)
 		})
 	}
 }
@@ -418,8 +321,8 @@ func TestDetails(t *testing.T) {
 				_, _ = w.Write([]byte(`{"login":"octocat","id":1,"email":"octocat@example.com","name":"The Octocat"}`))
 			}))
 			defer srv.Close()
-			got := run(newVerifier(t, srv.URL, 0, nil), githubFinding(tok))
-			check(t, got, want{reason: finding.ReasonPartnerConfirmed, details: tc.want, metrics: metrics.Summary{Requests: 1}})
+			got := harness.Run(harness.NewVerifier(t, 0, nil, srv.URL), "", githubFinding(tok))
+			harness.Check(t, got, verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Details: tc.want, Metrics: metrics.Summary{Requests: 1}})
 		})
 	}
 }
@@ -445,7 +348,7 @@ func (rt *recordingTransport) RoundTrip(req *http.Request) (*http.Response, erro
 func TestRequestShape(t *testing.T) {
 	srv := startDouble(t)
 	rt := &recordingTransport{base: &http.Transport{}}
-	v := newVerifier(t, srv.URL+"/", 0, rt)
+	v := harness.NewVerifier(t, 0, rt, srv.URL+"/")
 	cases := []struct{ prefix, path, query string }{
 		{"ghp_", "/user", ""}, {"github_pat_", "/user", ""}, {"gho_", "/user", ""}, {"ghu_", "/user", ""},
 		{"ghs_", "/installation/repositories", "per_page=1"},
@@ -453,8 +356,8 @@ func TestRequestShape(t *testing.T) {
 	for i, c := range cases {
 		tok := newToken(c.prefix)
 		srv.AddToken(tok, githubdouble.Token{Login: "octocat", UserID: 9})
-		if got := run(v, githubFinding(tok)); got.verdict.Reason != finding.ReasonPartnerConfirmed {
-			t.Fatalf("%s: Verify = %+v, %v", c.prefix, got.verdict, got.err)
+		if got := harness.Run(v, "", githubFinding(tok)); got.Verdict.Reason != finding.ReasonPartnerConfirmed {
+			t.Fatalf("%s: Verify = %+v, %v", c.prefix, got.Verdict, got.Err)
 		}
 		r := rt.reqs[i]
 		if r.Method != http.MethodGet || r.URL.Path != c.path || r.URL.RawQuery != c.query || r.Body != nil && r.Body != http.NoBody {
@@ -487,7 +390,7 @@ func TestRequestShape(t *testing.T) {
 
 func TestConcurrentVerifications(t *testing.T) {
 	srv := startDouble(t)
-	v := newVerifier(t, srv.URL, 0, nil)
+	v := harness.NewVerifier(t, 0, nil, srv.URL)
 	toks := make([]string, 16)
 	for i := range toks {
 		toks[i] = githubdouble.NewToken("ghp_")
@@ -496,9 +399,9 @@ func TestConcurrentVerifications(t *testing.T) {
 		}
 	}
 	var wg sync.WaitGroup
-	results := make([]outcome, len(toks))
+	results := make([]verifiertest.Outcome, len(toks))
 	for i, tok := range toks {
-		wg.Go(func() { results[i] = run(v, githubFinding(tok)) })
+		wg.Go(func() { results[i] = harness.Run(v, "", githubFinding(tok)) })
 	}
 	wg.Wait()
 	for i, r := range results {
@@ -506,11 +409,11 @@ func TestConcurrentVerifications(t *testing.T) {
 		if i%2 == 0 {
 			want = finding.ReasonPartnerConfirmed
 		}
-		if r.err != nil || r.verdict.Reason != want {
-			t.Errorf("token %d: %+v, %v; want %s", i, r.verdict, r.err, want)
+		if r.Err != nil || r.Verdict.Reason != want {
+			t.Errorf("token %d: %+v, %v; want %s", i, r.Verdict, r.Err, want)
 		}
-		if want == finding.ReasonPartnerConfirmed && r.verdict.Details[githubpartner.DetailLogin] != "user-"+strconv.Itoa(i) {
-			t.Errorf("token %d: details %v belong to another token", i, r.verdict.Details)
+		if want == finding.ReasonPartnerConfirmed && r.Verdict.Details[githubpartner.DetailLogin] != "user-"+strconv.Itoa(i) {
+			t.Errorf("token %d: details %v belong to another token", i, r.Verdict.Details)
 		}
 	}
 }
@@ -521,7 +424,7 @@ func TestCancelledContextIsAFault(t *testing.T) {
 	srv.AddToken(tok, githubdouble.Token{})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	verdict, err := newVerifier(t, srv.URL, 0, nil).Verify(ctx, githubpartner.TokenPAT, githubFinding(tok))
+	verdict, err := harness.NewVerifier(t, 0, nil, srv.URL).Verify(ctx, githubpartner.TokenPAT, githubFinding(tok))
 	f, ok := verify.AsFault(err)
 	if !ok || f.Kind != verify.PartnerError || !f.Network || verdict.Reason != "" {
 		t.Errorf("Verify = %+v, %v; want a network partner error", verdict, err)
@@ -532,7 +435,7 @@ func TestCancelledContextIsAFault(t *testing.T) {
 // type reaching Verify (a routing bug) is unsupported, with no call.
 func TestVerifyRefusesOtherTokenTypes(t *testing.T) {
 	srv := startDouble(t)
-	v := newVerifier(t, srv.URL, 0, nil)
+	v := harness.NewVerifier(t, 0, nil, srv.URL)
 	for _, tt := range []finding.TokenType{githubpartner.TokenRefresh, finding.TokenPostmanAPIKey} {
 		verdict, err := v.Verify(context.Background(), tt, githubFinding(githubdouble.NewToken("ghp_")))
 		if err != nil || verdict.Reason != finding.ReasonUnsupportedTokenType {
@@ -595,11 +498,11 @@ func TestNoSecretLeaks(t *testing.T) {
 	modes := []githubdouble.Mode{githubdouble.Live, githubdouble.Revoked, githubdouble.Restricted403, githubdouble.Restricted404,
 		githubdouble.LockedOut, githubdouble.Primary403, githubdouble.Primary429, githubdouble.Secondary403RetryAfter,
 		githubdouble.Secondary429RetryAfter, githubdouble.Secondary403, githubdouble.Secondary429}
-	v := newVerifier(t, srv.URL, 300*time.Millisecond, nil)
+	v := harness.NewVerifier(t, 300*time.Millisecond, nil, srv.URL)
 	var toks, texts []string
 	verifyOne := func(tok string, label string) {
 		f := githubFinding(tok)
-		verdict, err := callerVerify(context.Background(), v, f)
+		verdict, err := harness.CallerVerify(context.Background(), v, "", f)
 		errText := ""
 		if err != nil {
 			errText = err.Error()
@@ -632,7 +535,7 @@ func TestNoSecretLeaks(t *testing.T) {
 	texts = append(texts, logBuf.String())
 	if !strings.Contains(logBuf.String(), `"reason":"partner_confirmed"`) || !strings.Contains(logBuf.String(), "http 500") ||
 		!strings.Contains(logBuf.String(), `"reason":"partner_rejected"`) || !strings.Contains(logBuf.String(), "secondary rate limit") {
-		t.Fatal("the outcome log is missing outcomes; the leak check would prove nothing")
+		t.Fatal("the verifiertest.Outcome log is missing outcomes; the leak check would prove nothing")
 	}
 	for _, tok := range toks {
 		body := tok[4:]
@@ -674,8 +577,8 @@ func TestEnterpriseBasePath(t *testing.T) {
 		_, _ = w.Write([]byte(`{"login":"ghe-user","id":3}`))
 	}))
 	defer srv.Close()
-	got := run(newVerifier(t, srv.URL+"/api/v3/", 0, nil), githubFinding(githubdouble.NewToken("ghp_")))
-	check(t, got, want{reason: finding.ReasonPartnerConfirmed, details: finding.Details{githubpartner.DetailLogin: "ghe-user"}, metrics: metrics.Summary{Requests: 1}})
+	got := harness.Run(harness.NewVerifier(t, 0, nil, srv.URL+"/api/v3/"), "", githubFinding(githubdouble.NewToken("ghp_")))
+	harness.Check(t, got, verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Details: finding.Details{githubpartner.DetailLogin: "ghe-user"}, Metrics: metrics.Summary{Requests: 1}})
 	if path != "/api/v3/user" {
 		t.Errorf("path = %q, want /api/v3/user", path)
 	}

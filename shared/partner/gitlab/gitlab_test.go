@@ -17,6 +17,7 @@ import (
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/gitlabdouble"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/verifiertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/metrics"
 	gitlabpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/gitlab"
@@ -25,6 +26,9 @@ import (
 )
 
 const rule = "gitlab_personal_access_token"
+
+// harness is the shared verifier harness bound to gitlab.
+var harness = verifiertest.Harness{Def: gitlabpartner.Definition, Op: gitlabpartner.Op}
 
 func startDouble(t *testing.T) *gitlabdouble.Server {
 	t.Helper()
@@ -36,118 +40,8 @@ func startDouble(t *testing.T) *gitlabdouble.Server {
 	return s
 }
 
-func newVerifier(t *testing.T, endpoint string, timeout time.Duration, tr http.RoundTripper) *gitlabpartner.Verifier {
-	t.Helper()
-	u, err := url.Parse(endpoint)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := gitlabpartner.New(partnerhttp.Options{Endpoints: []*url.URL{u}, Timeout: timeout, Transport: tr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
-}
-
 func gitlabFinding(tok string) finding.Finding {
 	return finding.Finding{ID: "f-1", RuleID: rule, Token: finding.Secret(tok)}
-}
-
-// outcome is what one verification produced, with the metrics it recorded.
-type outcome struct {
-	verdict verify.Verdict
-	err     error
-	m       metrics.Summary
-}
-
-// callerVerify verifies f as pipeline.Worker does: a finding reaches Verify
-// only routed to its own token type and past the partner's gate
-// (Definition.Examine), so the rows that test that gate get their verdict
-// here, without a call.
-func callerVerify(ctx context.Context, v verify.Verifier, tt finding.TokenType, f finding.Finding) (verify.Verdict, error) {
-	rt, reason, msg := gitlabpartner.Definition.Examine(f)
-	if reason != "" {
-		return verify.Verdict{Reason: reason, Message: msg}, nil
-	}
-	if rt.TokenType != tt {
-		return verify.Verdict{Reason: finding.ReasonUnsupportedTokenType, Message: "rule_id is routed to " + string(rt.TokenType) + ", not " + string(tt)}, nil
-	}
-	return v.Verify(ctx, tt, f)
-}
-
-func run(v *gitlabpartner.Verifier, tt finding.TokenType, f finding.Finding) outcome {
-	rec := metrics.New()
-	verdict, err := callerVerify(metrics.NewContext(context.Background(), rec), v, tt, f)
-	m := rec.Snapshot()["gitlab"]
-	m.LatencyMS = nil
-	return outcome{verdict, err, m}
-}
-
-// want describes the expected outcome of a row: a verdict (reason set) or a fault.
-type want struct {
-	reason     finding.Reason  // verdict reason; "" when a fault is expected
-	details    finding.Details // details of a confirmed token (nil: none)
-	kind       verify.FaultKind
-	httpStatus int
-	network    bool
-	retryMin   time.Duration
-	retryMax   time.Duration
-	msg        string // a substring of the fault or verdict message
-	metrics    metrics.Summary
-	calls      int64 // requests the double saw
-}
-
-func check(t *testing.T, got outcome, w want) {
-	t.Helper()
-	if got.verdict.Status() == finding.StatusInactive && got.err != nil {
-		t.Fatal("a fault came with an inactive verdict")
-	}
-	if w.reason != "" {
-		if got.err != nil {
-			t.Fatalf("Verify error = %v, want verdict %s", got.err, w.reason)
-		}
-		if got.verdict.Reason != w.reason {
-			t.Fatalf("reason = %q (%s), want %q", got.verdict.Reason, got.verdict.Message, w.reason)
-		}
-		if got.verdict.Status() != finding.StatusOf(w.reason) {
-			t.Errorf("status = %q", got.verdict.Status())
-		}
-		if !strings.Contains(got.verdict.Message, w.msg) {
-			t.Errorf("message = %q, want it to contain %q", got.verdict.Message, w.msg)
-		}
-		if !reflect.DeepEqual(got.verdict.Details, w.details) {
-			t.Errorf("details = %#v, want %#v", got.verdict.Details, w.details)
-		}
-	} else {
-		if got.err == nil {
-			t.Fatalf("verdict %+v (status %s), want a fault; a fault must never be an answer", got.verdict, got.verdict.Status())
-		}
-		if got.verdict.Reason != "" || got.verdict.Details != nil {
-			t.Errorf("a fault came with verdict %+v", got.verdict)
-		}
-		f, ok := verify.AsFault(got.err)
-		if !ok {
-			t.Fatalf("error %v is not a *verify.Fault", got.err)
-		}
-		if f.Kind != w.kind || f.HTTPStatus != w.httpStatus || f.Network != w.network {
-			t.Errorf("fault = %+v, want kind %v, http %d, network %v", *f, w.kind, w.httpStatus, w.network)
-		}
-		if f.Kind.Reason() == finding.ReasonPartnerRejected || finding.StatusOf(f.Kind.Reason()) != finding.StatusUnknown {
-			t.Errorf("fault ends in %q, want an unknown reason", f.Kind.Reason())
-		}
-		if f.Partner != gitlabpartner.Name || f.Op != gitlabpartner.Op {
-			t.Errorf("fault names %q %q", f.Partner, f.Op)
-		}
-		if f.RetryAfter < w.retryMin || f.RetryAfter > w.retryMax {
-			t.Errorf("RetryAfter = %v, want within [%v, %v]", f.RetryAfter, w.retryMin, w.retryMax)
-		}
-		if !strings.Contains(got.err.Error(), w.msg) {
-			t.Errorf("error = %q, want it to contain %q", got.err, w.msg)
-		}
-	}
-	if !reflect.DeepEqual(got.m, w.metrics) {
-		t.Errorf("metrics = %+v, want %+v", got.m, w.metrics)
-	}
 }
 
 func scopes(s ...string) finding.Details { return finding.Details{gitlabpartner.DetailScopes: s} }
@@ -177,86 +71,86 @@ func TestVerifyAgainstDouble(t *testing.T) {
 		retryAfter string                        // the wait the fault layer gives a 429
 		headers    gitlabdouble.RateLimitHeaders // which wait headers the 429 carries
 		timeout    time.Duration
-		want       want
+		want       verifiertest.Want
 	}{
 		// 200 with "active": true: live; details scopes and expires_at (a date, omitted when null).
 		{name: "active token with expiry", setup: state(gitlabdouble.Active, []string{"api", "read_repository"}, "2026-12-31"),
-			want: want{reason: finding.ReasonPartnerConfirmed, details: finding.Details{"scopes": []string{"api", "read_repository"}, "expires_at": "2026-12-31"}, metrics: one, calls: 1}},
+			want: verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Details: finding.Details{"scopes": []string{"api", "read_repository"}, "expires_at": "2026-12-31"}, Metrics: one, Calls: 1}},
 		{name: "active token without expiry", setup: state(gitlabdouble.Active, []string{"read_user"}, ""),
-			want: want{reason: finding.ReasonPartnerConfirmed, details: scopes("read_user"), metrics: one, calls: 1}},
+			want: verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Details: scopes("read_user"), Metrics: one, Calls: 1}},
 		{name: "active routable token", token: gitlabdouble.NewRoutableToken, setup: state(gitlabdouble.Active, []string{"api"}, "2027-01-01"),
-			want: want{reason: finding.ReasonPartnerConfirmed, details: finding.Details{"scopes": []string{"api"}, "expires_at": "2027-01-01"}, metrics: one, calls: 1}},
+			want: verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Details: finding.Details{"scopes": []string{"api"}, "expires_at": "2027-01-01"}, Metrics: one, Calls: 1}},
 		{name: "found under a gitleaks rule", setup: func(_ *testing.T, tok string) finding.Finding {
 			srv.AddToken(tok, "api")
 			f := gitlabFinding(tok)
 			f.RuleID = "gitlab-pat"
 			return f
-		}, want: want{reason: finding.ReasonPartnerConfirmed, details: scopes("api"), metrics: one, calls: 1}},
+		}, want: verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Details: scopes("api"), Metrics: one, Calls: 1}},
 		// 403 insufficient_scope: GitLab authenticated the token; live, no details.
 		{name: "restricted token: 403 insufficient_scope", setup: state(gitlabdouble.Restricted, gitlabdouble.RestrictedScopes, ""),
-			want: want{reason: finding.ReasonPartnerConfirmed, metrics: one, calls: 1}},
+			want: verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Metrics: one, Calls: 1}},
 		// GitLab's rejections.
 		{name: "unknown token: 401 message", setup: func(_ *testing.T, tok string) finding.Finding { return gitlabFinding(tok) },
-			want: want{reason: finding.ReasonPartnerRejected, metrics: one, calls: 1}},
+			want: verifiertest.Want{Reason: finding.ReasonPartnerRejected, Metrics: one, Calls: 1}},
 		{name: "expired token: 401 invalid_token", setup: state(gitlabdouble.Expired, gitlabdouble.DefaultScopes, "2024-01-01"),
-			want: want{reason: finding.ReasonPartnerRejected, metrics: one, calls: 1}},
+			want: verifiertest.Want{Reason: finding.ReasonPartnerRejected, Metrics: one, Calls: 1}},
 		{name: "revoked token: 401 invalid_token", setup: func(_ *testing.T, tok string) finding.Finding {
 			srv.AddToken(tok)
 			srv.RevokeToken(tok)
 			return gitlabFinding(tok)
-		}, want: want{reason: finding.ReasonPartnerRejected, metrics: one, calls: 1}},
+		}, want: verifiertest.Want{Reason: finding.ReasonPartnerRejected, Metrics: one, Calls: 1}},
 		{name: "inactive token: 200 active false", setup: state(gitlabdouble.Inactive200, gitlabdouble.DefaultScopes, "2024-01-01"),
-			want: want{reason: finding.ReasonPartnerRejected, metrics: one, calls: 1}},
+			want: verifiertest.Want{Reason: finding.ReasonPartnerRejected, Metrics: one, Calls: 1}},
 		{name: "revoked token: 200 revoked true", setup: state(gitlabdouble.Revoked200, gitlabdouble.DefaultScopes, ""),
-			want: want{reason: finding.ReasonPartnerRejected, metrics: one, calls: 1}},
+			want: verifiertest.Want{Reason: finding.ReasonPartnerRejected, Metrics: one, Calls: 1}},
 		// The format gate: no call.
 		{name: "malformed: 19 characters after glpat-", setup: func(_ *testing.T, tok string) finding.Finding {
 			srv.AddToken(tok[:25])
 			return gitlabFinding(tok[:25])
-		}, want: want{reason: finding.ReasonMalformedToken, msg: "not a GitLab personal access token"}},
+		}, want: verifiertest.Want{Reason: finding.ReasonMalformedToken, Msg: "not a GitLab personal access token"}},
 		{name: "malformed: another prefix", setup: func(_ *testing.T, tok string) finding.Finding {
 			return gitlabFinding("glptt-" + tok[6:])
-		}, want: want{reason: finding.ReasonMalformedToken}},
+		}, want: verifiertest.Want{Reason: finding.ReasonMalformedToken}},
 		{name: "malformed: a character outside the alphabet", setup: func(_ *testing.T, tok string) finding.Finding {
 			return gitlabFinding(tok + "+")
-		}, want: want{reason: finding.ReasonMalformedToken}},
+		}, want: verifiertest.Want{Reason: finding.ReasonMalformedToken}},
 		{name: "other partner's token type: no call", tokenType: finding.TokenPostmanAPIKey, setup: func(_ *testing.T, tok string) finding.Finding {
 			srv.AddToken(tok)
 			return gitlabFinding(tok)
-		}, want: want{reason: finding.ReasonUnsupportedTokenType, msg: "gitlab_personal_access_token"}},
+		}, want: verifiertest.Want{Reason: finding.ReasonUnsupportedTokenType, Msg: "gitlab_personal_access_token"}},
 		// 429 "Retry later" (plain text), each wait header alone, then all of them.
 		{name: "429 Retry-After 7 s", retryAfter: "7", headers: gitlabdouble.RetryAfterOnly, setup: fault(srv, partnertest.Fault429),
-			want: want{kind: verify.RateLimited, httpStatus: 429, retryMin: 7 * time.Second, retryMax: 8 * time.Second, msg: "rate limited", metrics: limited, calls: 1}},
+			want: verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 429, RetryMin: 7 * time.Second, RetryMax: 8 * time.Second, Msg: "rate limited", Metrics: limited, Calls: 1}},
 		{name: "429 RateLimit-Reset (epoch) 7 s away", retryAfter: "7", headers: gitlabdouble.ResetOnly, setup: fault(srv, partnertest.Fault429),
-			want: want{kind: verify.RateLimited, httpStatus: 429, retryMin: 6 * time.Second, retryMax: 8 * time.Second, metrics: limited, calls: 1}},
+			want: verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 429, RetryMin: 6 * time.Second, RetryMax: 8 * time.Second, Metrics: limited, Calls: 1}},
 		{name: "429 RateLimit-ResetTime (HTTP date) 30 s away", retryAfter: httpDate(), headers: gitlabdouble.ResetTimeOnly, setup: fault(srv, partnertest.Fault429),
-			want: want{kind: verify.RateLimited, httpStatus: 429, retryMin: 27 * time.Second, retryMax: 30 * time.Second, metrics: limited, calls: 1}},
+			want: verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 429, RetryMin: 27 * time.Second, RetryMax: 30 * time.Second, Metrics: limited, Calls: 1}},
 		{name: "429 with all wait headers", retryAfter: "12", headers: gitlabdouble.AllHeaders, setup: fault(srv, partnertest.Fault429),
-			want: want{kind: verify.RateLimited, httpStatus: 429, retryMin: 12 * time.Second, retryMax: 13 * time.Second, metrics: limited, calls: 1}},
+			want: verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 429, RetryMin: 12 * time.Second, RetryMax: 13 * time.Second, Metrics: limited, Calls: 1}},
 		{name: "429 without a wait header", retryAfter: "", headers: gitlabdouble.NoWait, setup: fault(srv, partnertest.Fault429),
-			want: want{kind: verify.RateLimited, httpStatus: 429, metrics: limited, calls: 1}},
+			want: verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 429, Metrics: limited, Calls: 1}},
 		{name: "429 on an unknown token", retryAfter: "2", headers: gitlabdouble.AllHeaders, setup: func(_ *testing.T, tok string) finding.Finding {
 			srv.Controls.Push(partnertest.Fault429)
 			return gitlabFinding(tok)
-		}, want: want{kind: verify.RateLimited, httpStatus: 429, retryMin: 2 * time.Second, retryMax: 3 * time.Second, metrics: limited, calls: 1}},
+		}, want: verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 429, RetryMin: 2 * time.Second, RetryMax: 3 * time.Second, Metrics: limited, Calls: 1}},
 		// Faults of the exchange.
-		{name: "500", setup: fault(srv, partnertest.Fault500), want: want{kind: verify.PartnerError, httpStatus: 500, msg: "http 500", metrics: errored, calls: 1}},
-		{name: "502 HTML", setup: fault(srv, partnertest.Fault502), want: want{kind: verify.PartnerError, httpStatus: 502, metrics: errored, calls: 1}},
-		{name: "503", setup: fault(srv, partnertest.Fault503), want: want{kind: verify.PartnerError, httpStatus: 503, metrics: errored, calls: 1}},
-		{name: "504 HTML", setup: fault(srv, partnertest.Fault504), want: want{kind: verify.PartnerError, httpStatus: 504, metrics: errored, calls: 1}},
-		{name: "reset", setup: fault(srv, partnertest.FaultReset), want: want{kind: verify.PartnerError, network: true, msg: "network error", metrics: network, calls: 1}},
+		{name: "500", setup: fault(srv, partnertest.Fault500), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 500, Msg: "http 500", Metrics: errored, Calls: 1}},
+		{name: "502 HTML", setup: fault(srv, partnertest.Fault502), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 502, Metrics: errored, Calls: 1}},
+		{name: "503", setup: fault(srv, partnertest.Fault503), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 503, Metrics: errored, Calls: 1}},
+		{name: "504 HTML", setup: fault(srv, partnertest.Fault504), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 504, Metrics: errored, Calls: 1}},
+		{name: "reset", setup: fault(srv, partnertest.FaultReset), want: verifiertest.Want{Kind: verify.PartnerError, Network: true, Msg: "network error", Metrics: network, Calls: 1}},
 		{name: "hang with a short timeout", timeout: 300 * time.Millisecond, setup: fault(srv, partnertest.FaultHang),
-			want: want{kind: verify.PartnerError, network: true, msg: "timeout", metrics: network, calls: 1}},
+			want: verifiertest.Want{Kind: verify.PartnerError, Network: true, Msg: "timeout", Metrics: network, Calls: 1}},
 		{name: "slow live answer within the timeout", timeout: 2 * time.Second, setup: func(_ *testing.T, tok string) finding.Finding {
 			srv.AddToken(tok, "api")
 			srv.Controls.SetLatency(100*time.Millisecond, 0)
 			return gitlabFinding(tok)
-		}, want: want{reason: finding.ReasonPartnerConfirmed, details: scopes("api"), metrics: one, calls: 1}},
-		{name: "garbled 200", setup: fault(srv, partnertest.FaultGarbled), want: want{kind: verify.PartnerError, httpStatus: 200, msg: "proves nothing", metrics: errored, calls: 1}},
-		{name: "empty 200", setup: fault(srv, partnertest.FaultEmpty), want: want{kind: verify.PartnerError, httpStatus: 200, msg: "proves nothing", metrics: errored, calls: 1}},
-		{name: "truncated 200", setup: fault(srv, partnertest.FaultTruncated), want: want{kind: verify.PartnerError, httpStatus: 200, msg: "read body", metrics: errored, calls: 1}},
-		{name: "HTML 401 from a proxy", setup: fault(srv, partnertest.FaultHTML401), want: want{kind: verify.PartnerError, httpStatus: 401, msg: "HTML page", metrics: errored, calls: 1}},
-		{name: "HTML 403 from a WAF", setup: fault(srv, partnertest.FaultHTML403), want: want{kind: verify.PartnerError, httpStatus: 403, msg: "HTML page", metrics: errored, calls: 1}},
+		}, want: verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Details: scopes("api"), Metrics: one, Calls: 1}},
+		{name: "garbled 200", setup: fault(srv, partnertest.FaultGarbled), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 200, Msg: "proves nothing", Metrics: errored, Calls: 1}},
+		{name: "empty 200", setup: fault(srv, partnertest.FaultEmpty), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 200, Msg: "proves nothing", Metrics: errored, Calls: 1}},
+		{name: "truncated 200", setup: fault(srv, partnertest.FaultTruncated), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 200, Msg: "read body", Metrics: errored, Calls: 1}},
+		{name: "HTML 401 from a proxy", setup: fault(srv, partnertest.FaultHTML401), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 401, Msg: "HTML page", Metrics: errored, Calls: 1}},
+		{name: "HTML 403 from a WAF", setup: fault(srv, partnertest.FaultHTML403), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 403, Msg: "HTML page", Metrics: errored, Calls: 1}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -272,10 +166,10 @@ func TestVerifyAgainstDouble(t *testing.T) {
 			if tt == "" {
 				tt = gitlabpartner.TokenPAT
 			}
-			got := run(newVerifier(t, srv.URL, tc.timeout, nil), tt, f)
-			check(t, got, tc.want)
-			if calls := srv.Controls.Requests(); calls != tc.want.calls {
-				t.Errorf("double saw %d requests, want %d", calls, tc.want.calls)
+			got := harness.Run(harness.NewVerifier(t, tc.timeout, nil, srv.URL), tt, f)
+			harness.Check(t, got, tc.want)
+			if calls := srv.Controls.Requests(); calls != tc.want.Calls {
+				t.Errorf("double saw %d requests, want %d", calls, tc.want.Calls)
 			}
 		})
 	}
@@ -309,44 +203,44 @@ func TestVerifyOtherAnswers(t *testing.T) {
 		contentType string
 		body        string
 		header      map[string]string
-		want        want
+		want        verifiertest.Want
 	}{
 		{"200 date-time expiry", 200, "application/json", strings.Replace(doc, `"expires_at":null`, `"expires_at":"2026-12-31T10:00:00+02:00"`, 1), nil,
-			want{reason: finding.ReasonPartnerConfirmed, details: finding.Details{"scopes": []string{"api"}, "expires_at": "2026-12-31T08:00:00Z"}}},
+			verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Details: finding.Details{"scopes": []string{"api"}, "expires_at": "2026-12-31T08:00:00Z"}}},
 		{"200 empty scopes", 200, "application/json", strings.Replace(doc, `["api"]`, `[]`, 1), nil,
-			want{reason: finding.ReasonPartnerConfirmed, details: finding.Details{"scopes": []string{}}}},
+			verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Details: finding.Details{"scopes": []string{}}}},
 		{"200 active and revoked", 200, "application/json", strings.Replace(doc, `"revoked":false`, `"revoked":true`, 1), nil,
-			want{reason: finding.ReasonPartnerRejected}},
-		{"200 JSON without active", 200, "application/json", strings.Replace(doc, `"active":true,`, ``, 1), nil, want{httpStatus: 200, msg: "proves nothing"}},
-		{"200 active a string", 200, "application/json", strings.Replace(doc, `"active":true`, `"active":"true"`, 1), nil, want{httpStatus: 200, msg: "proves nothing"}},
-		{"200 without revoked", 200, "application/json", strings.Replace(doc, `"revoked":false,`, ``, 1), nil, want{httpStatus: 200, msg: "proves nothing"}},
-		{"200 without id", 200, "application/json", strings.Replace(doc, `"id":7,`, ``, 1), nil, want{httpStatus: 200, msg: "proves nothing"}},
-		{"200 scopes null", 200, "application/json", strings.Replace(doc, `["api"]`, `null`, 1), nil, want{httpStatus: 200, msg: "proves nothing"}},
-		{"200 scope not a scope name", 200, "application/json", strings.Replace(doc, `["api"]`, `["Read API"]`, 1), nil, want{httpStatus: 200, msg: "proves nothing"}},
-		{"200 scopes echo the token", 200, "application/json", strings.Replace(doc, `["api"]`, `["`+tok+`"]`, 1), nil, want{httpStatus: 200, msg: "proves nothing"}},
-		{"200 scopes echo the token's body", 200, "application/json", strings.Replace(doc, `["api"]`, `["x`+tok[6:]+`"]`, 1), nil, want{httpStatus: 200, msg: "proves nothing"}},
-		{"200 expiry not a date", 200, "application/json", strings.Replace(doc, `"expires_at":null`, `"expires_at":"soon"`, 1), nil, want{httpStatus: 200, msg: "proves nothing"}},
-		{"200 upper-case Active", 200, "application/json", strings.Replace(doc, `"active"`, `"Active"`, 1), nil, want{httpStatus: 200, msg: "proves nothing"}},
-		{"200 two documents", 200, "application/json", doc + doc, nil, want{httpStatus: 200, msg: "proves nothing"}},
-		{"200 HTML sign-in page", 200, "text/html", `<html><body>Sign in</body></html>`, nil, want{httpStatus: 200, msg: "HTML page"}},
-		{"200 too long", 200, "application/json", strings.Replace(doc, `"name":"x"`, `"name":"`+strings.Repeat("x", 70*1024)+`"`, 1), nil, want{httpStatus: 200, msg: "read body"}},
-		{"401 Bad Access Token", 401, "application/json", `{"error":"invalid_token","error_description":"Bad Access Token."}`, nil, want{reason: finding.ReasonPartnerRejected}},
-		{"401 invalid_token without description", 401, "application/json", `{"error":"invalid_token"}`, nil, want{reason: finding.ReasonPartnerRejected}},
-		{"401 dpop_error", 401, "application/json", `{"error":"dpop_error","error_description":"DPoP validation error"}`, nil, want{httpStatus: 401, msg: "dpop_error"}},
-		{"401 other OAuth error", 401, "application/json", `{"error":"weird_thing"}`, nil, want{httpStatus: 401, msg: "another OAuth error"}},
-		{"401 HTML without a content type", 401, "", `<!DOCTYPE html><title>401</title>`, nil, want{httpStatus: 401, msg: "HTML page"}},
-		{"401 empty", 401, "", ``, nil, want{httpStatus: 401, msg: "error body"}},
-		{"401 other message", 401, "application/json", `{"message":"Unauthorized"}`, nil, want{httpStatus: 401, msg: "error body"}},
-		{"401 error a number", 401, "application/json", `{"error":401}`, nil, want{httpStatus: 401, msg: "error body"}},
-		{"401 upper-case Message", 401, "application/json", `{"Message":"401 Unauthorized"}`, nil, want{httpStatus: 401, msg: "error body"}},
-		{"401 truncated", 401, "application/json", `{"message":"401 Unauthorized"`, nil, want{httpStatus: 401, msg: "error body"}},
-		{"403 Forbidden message", 403, "application/json", `{"message":"403 Forbidden"}`, nil, want{httpStatus: 403, msg: "403"}},
-		{"403 invalid_token", 403, "application/json", `{"error":"invalid_token"}`, nil, want{httpStatus: 403, msg: "403"}},
+			verifiertest.Want{Reason: finding.ReasonPartnerRejected}},
+		{"200 JSON without active", 200, "application/json", strings.Replace(doc, `"active":true,`, ``, 1), nil, verifiertest.Want{HTTPStatus: 200, Msg: "proves nothing"}},
+		{"200 active a string", 200, "application/json", strings.Replace(doc, `"active":true`, `"active":"true"`, 1), nil, verifiertest.Want{HTTPStatus: 200, Msg: "proves nothing"}},
+		{"200 without revoked", 200, "application/json", strings.Replace(doc, `"revoked":false,`, ``, 1), nil, verifiertest.Want{HTTPStatus: 200, Msg: "proves nothing"}},
+		{"200 without id", 200, "application/json", strings.Replace(doc, `"id":7,`, ``, 1), nil, verifiertest.Want{HTTPStatus: 200, Msg: "proves nothing"}},
+		{"200 scopes null", 200, "application/json", strings.Replace(doc, `["api"]`, `null`, 1), nil, verifiertest.Want{HTTPStatus: 200, Msg: "proves nothing"}},
+		{"200 scope not a scope name", 200, "application/json", strings.Replace(doc, `["api"]`, `["Read API"]`, 1), nil, verifiertest.Want{HTTPStatus: 200, Msg: "proves nothing"}},
+		{"200 scopes echo the token", 200, "application/json", strings.Replace(doc, `["api"]`, `["`+tok+`"]`, 1), nil, verifiertest.Want{HTTPStatus: 200, Msg: "proves nothing"}},
+		{"200 scopes echo the token's body", 200, "application/json", strings.Replace(doc, `["api"]`, `["x`+tok[6:]+`"]`, 1), nil, verifiertest.Want{HTTPStatus: 200, Msg: "proves nothing"}},
+		{"200 expiry not a date", 200, "application/json", strings.Replace(doc, `"expires_at":null`, `"expires_at":"soon"`, 1), nil, verifiertest.Want{HTTPStatus: 200, Msg: "proves nothing"}},
+		{"200 upper-case Active", 200, "application/json", strings.Replace(doc, `"active"`, `"Active"`, 1), nil, verifiertest.Want{HTTPStatus: 200, Msg: "proves nothing"}},
+		{"200 two documents", 200, "application/json", doc + doc, nil, verifiertest.Want{HTTPStatus: 200, Msg: "proves nothing"}},
+		{"200 HTML sign-in page", 200, "text/html", `<html><body>Sign in</body></html>`, nil, verifiertest.Want{HTTPStatus: 200, Msg: "HTML page"}},
+		{"200 too long", 200, "application/json", strings.Replace(doc, `"name":"x"`, `"name":"`+strings.Repeat("x", 70*1024)+`"`, 1), nil, verifiertest.Want{HTTPStatus: 200, Msg: "read body"}},
+		{"401 Bad Access Token", 401, "application/json", `{"error":"invalid_token","error_description":"Bad Access Token."}`, nil, verifiertest.Want{Reason: finding.ReasonPartnerRejected}},
+		{"401 invalid_token without description", 401, "application/json", `{"error":"invalid_token"}`, nil, verifiertest.Want{Reason: finding.ReasonPartnerRejected}},
+		{"401 dpop_error", 401, "application/json", `{"error":"dpop_error","error_description":"DPoP validation error"}`, nil, verifiertest.Want{HTTPStatus: 401, Msg: "dpop_error"}},
+		{"401 other OAuth error", 401, "application/json", `{"error":"weird_thing"}`, nil, verifiertest.Want{HTTPStatus: 401, Msg: "another OAuth error"}},
+		{"401 HTML without a content type", 401, "", `<!DOCTYPE html><title>401</title>`, nil, verifiertest.Want{HTTPStatus: 401, Msg: "HTML page"}},
+		{"401 empty", 401, "", ``, nil, verifiertest.Want{HTTPStatus: 401, Msg: "error body"}},
+		{"401 other message", 401, "application/json", `{"message":"Unauthorized"}`, nil, verifiertest.Want{HTTPStatus: 401, Msg: "error body"}},
+		{"401 error a number", 401, "application/json", `{"error":401}`, nil, verifiertest.Want{HTTPStatus: 401, Msg: "error body"}},
+		{"401 upper-case Message", 401, "application/json", `{"Message":"401 Unauthorized"}`, nil, verifiertest.Want{HTTPStatus: 401, Msg: "error body"}},
+		{"401 truncated", 401, "application/json", `{"message":"401 Unauthorized"`, nil, verifiertest.Want{HTTPStatus: 401, Msg: "error body"}},
+		{"403 Forbidden message", 403, "application/json", `{"message":"403 Forbidden"}`, nil, verifiertest.Want{HTTPStatus: 403, Msg: "403"}},
+		{"403 invalid_token", 403, "application/json", `{"error":"invalid_token"}`, nil, verifiertest.Want{HTTPStatus: 403, Msg: "403"}},
 		{"403 insufficient_scope with Retry-After", 403, "application/json", `{"error":"insufficient_scope"}`, map[string]string{"Retry-After": "5"},
-			want{kind: verify.RateLimited, httpStatus: 403, retryMin: 5 * time.Second, retryMax: 5 * time.Second, msg: "rate limited", metrics: limited}},
-		{"404", 404, "application/json", `{"error":"404 Not Found"}`, nil, want{httpStatus: 404, msg: "unexpected http status 404"}},
-		{"400", 400, "application/json", `{"message":"400 Bad request"}`, nil, want{httpStatus: 400, msg: "unexpected http status 400"}},
-		{"302 to the sign-in page", 302, "", "", map[string]string{"Location": canary.URL + "/users/sign_in"}, want{httpStatus: 302, msg: "unexpected http status 302"}},
+			verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 403, RetryMin: 5 * time.Second, RetryMax: 5 * time.Second, Msg: "rate limited", Metrics: limited}},
+		{"404", 404, "application/json", `{"error":"404 Not Found"}`, nil, verifiertest.Want{HTTPStatus: 404, Msg: "unexpected http status 404"}},
+		{"400", 400, "application/json", `{"message":"400 Bad request"}`, nil, verifiertest.Want{HTTPStatus: 400, Msg: "unexpected http status 400"}},
+		{"302 to the sign-in page", 302, "", "", map[string]string{"Location": canary.URL + "/users/sign_in"}, verifiertest.Want{HTTPStatus: 302, Msg: "unexpected http status 302"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -362,12 +256,12 @@ func TestVerifyOtherAnswers(t *testing.T) {
 			}))
 			defer srv.Close()
 			w := tc.want
-			if w.reason != "" {
-				w.metrics = metrics.Summary{Requests: 1}
-			} else if w.kind == verify.PartnerError { // the zero kind: an unusable answer
-				w.metrics = metrics.Summary{Requests: 1, Errors: 1}
+			if w.Reason != "" {
+				w.Metrics = metrics.Summary{Requests: 1}
+			} else if w.Kind == verify.PartnerError { // the zero kind: an unusable answer
+				w.Metrics = metrics.Summary{Requests: 1, Errors: 1}
 			}
-			check(t, run(newVerifier(t, srv.URL, 0, nil), gitlabpartner.TokenPAT, gitlabFinding(tok)), w)
+			harness.Check(t, harness.Run(harness.NewVerifier(t, 0, nil, srv.URL), gitlabpartner.TokenPAT, gitlabFinding(tok)), w)
 		})
 	}
 }
@@ -408,10 +302,10 @@ func TestRequestShape(t *testing.T) {
 	tok := gitlabdouble.NewToken()
 	srv.AddToken(tok)
 	rt := &recordingTransport{base: &http.Transport{}}
-	v := newVerifier(t, srv.URL+"/", 0, rt)
+	v := harness.NewVerifier(t, 0, rt, srv.URL+"/")
 	for range 3 {
-		if got := run(v, gitlabpartner.TokenPAT, gitlabFinding(tok)); got.verdict.Reason != finding.ReasonPartnerConfirmed {
-			t.Fatalf("Verify = %+v, %v", got.verdict, got.err)
+		if got := harness.Run(v, gitlabpartner.TokenPAT, gitlabFinding(tok)); got.Verdict.Reason != finding.ReasonPartnerConfirmed {
+			t.Fatalf("Verify = %+v, %v", got.Verdict, got.Err)
 		}
 	}
 	if len(rt.urls) != 3 {
@@ -443,8 +337,8 @@ func TestEndpointWithPathPrefix(t *testing.T) {
 		_, _ = w.Write([]byte(`{"id":1,"revoked":false,"scopes":["api"],"active":true,"expires_at":null}`))
 	}))
 	defer srv.Close()
-	got := run(newVerifier(t, srv.URL+"/gitlab/", 0, nil), gitlabpartner.TokenPAT, gitlabFinding(gitlabdouble.NewToken()))
-	check(t, got, want{reason: finding.ReasonPartnerConfirmed, details: scopes("api"), metrics: metrics.Summary{Requests: 1}})
+	got := harness.Run(harness.NewVerifier(t, 0, nil, srv.URL+"/gitlab/"), gitlabpartner.TokenPAT, gitlabFinding(gitlabdouble.NewToken()))
+	harness.Check(t, got, verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Details: scopes("api"), Metrics: metrics.Summary{Requests: 1}})
 	if p, _ := path.Load().(string); p != "/gitlab/api/v4/personal_access_tokens/self" {
 		t.Errorf("path = %q", p)
 	}
@@ -452,7 +346,7 @@ func TestEndpointWithPathPrefix(t *testing.T) {
 
 func TestConcurrentVerifications(t *testing.T) {
 	srv := startDouble(t)
-	v := newVerifier(t, srv.URL, 0, nil)
+	v := harness.NewVerifier(t, 0, nil, srv.URL)
 	toks := make([]string, 16)
 	for i := range toks {
 		toks[i] = gitlabdouble.NewToken()
@@ -461,9 +355,9 @@ func TestConcurrentVerifications(t *testing.T) {
 		}
 	}
 	var wg sync.WaitGroup
-	results := make([]outcome, len(toks))
+	results := make([]verifiertest.Outcome, len(toks))
 	for i, k := range toks {
-		wg.Go(func() { results[i] = run(v, gitlabpartner.TokenPAT, gitlabFinding(k)) })
+		wg.Go(func() { results[i] = harness.Run(v, gitlabpartner.TokenPAT, gitlabFinding(k)) })
 	}
 	wg.Wait()
 	for i, r := range results {
@@ -471,11 +365,11 @@ func TestConcurrentVerifications(t *testing.T) {
 		if i%2 == 0 {
 			want = finding.ReasonPartnerConfirmed
 		}
-		if r.err != nil || r.verdict.Reason != want {
-			t.Errorf("token %d: %+v, %v; want %s", i, r.verdict, r.err, want)
+		if r.Err != nil || r.Verdict.Reason != want {
+			t.Errorf("token %d: %+v, %v; want %s", i, r.Verdict, r.Err, want)
 		}
-		if want == finding.ReasonPartnerConfirmed && !reflect.DeepEqual(r.verdict.Details[gitlabpartner.DetailScopes], []string{fmt.Sprintf("scope_n%d", i)}) {
-			t.Errorf("token %d: details %v belong to another token", i, r.verdict.Details)
+		if want == finding.ReasonPartnerConfirmed && !reflect.DeepEqual(r.Verdict.Details[gitlabpartner.DetailScopes], []string{fmt.Sprintf("scope_n%d", i)}) {
+			t.Errorf("token %d: details %v belong to another token", i, r.Verdict.Details)
 		}
 	}
 }
@@ -486,7 +380,7 @@ func TestCancelledContextIsAFault(t *testing.T) {
 	srv.AddToken(tok)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	verdict, err := newVerifier(t, srv.URL, 0, nil).Verify(ctx, gitlabpartner.TokenPAT, gitlabFinding(tok))
+	verdict, err := harness.NewVerifier(t, 0, nil, srv.URL).Verify(ctx, gitlabpartner.TokenPAT, gitlabFinding(tok))
 	f, ok := verify.AsFault(err)
 	if !ok || f.Kind != verify.PartnerError || !f.Network || verdict.Reason != "" {
 		t.Errorf("Verify = %+v, %v; want a network partner error", verdict, err)
@@ -503,7 +397,7 @@ func TestNoSecretLeaks(t *testing.T) {
 		partnertest.Fault503, partnertest.Fault504, partnertest.Fault429, partnertest.FaultReset,
 		partnertest.FaultGarbled, partnertest.FaultEmpty, partnertest.FaultTruncated,
 		partnertest.FaultHTML401, partnertest.FaultHTML403, partnertest.FaultHang}
-	v := newVerifier(t, srv.URL, 300*time.Millisecond, nil)
+	v := harness.NewVerifier(t, 300*time.Millisecond, nil, srv.URL)
 	var toks, texts []string
 	record := func(f finding.Finding, label string, verdict verify.Verdict, err error) {
 		errText := ""
@@ -537,13 +431,13 @@ func TestNoSecretLeaks(t *testing.T) {
 	// A malformed token never leaves the process, but its message must not quote it either.
 	bad := gitlabdouble.NewToken()[:24]
 	toks = append(toks, bad)
-	verdict, err := callerVerify(context.Background(), v, gitlabpartner.TokenPAT, gitlabFinding(bad))
+	verdict, err := harness.CallerVerify(context.Background(), v, gitlabpartner.TokenPAT, gitlabFinding(bad))
 	record(gitlabFinding(bad), "malformed", verdict, err)
 
 	texts = append(texts, logBuf.String())
 	for _, s := range []string{`"reason":"partner_confirmed"`, `"reason":"partner_rejected"`, "http 500", "rate limited", "malformed_token"} {
 		if !strings.Contains(logBuf.String(), s) {
-			t.Fatalf("the outcome log lacks %q; the leak check would prove nothing", s)
+			t.Fatalf("the verifiertest.Outcome log lacks %q; the leak check would prove nothing", s)
 		}
 	}
 	for _, k := range toks {
@@ -585,12 +479,12 @@ func TestEnforcedRateLimit(t *testing.T) {
 	srv.AddToken(tok, "api")
 	srv.Controls.SetRateLimit(0.001, 1)
 	srv.Controls.SetRetryAfter("2")
-	v := newVerifier(t, srv.URL, 0, nil)
-	check(t, run(v, gitlabpartner.TokenPAT, gitlabFinding(tok)),
-		want{reason: finding.ReasonPartnerConfirmed, details: scopes("api"), metrics: metrics.Summary{Requests: 1}})
-	check(t, run(v, gitlabpartner.TokenPAT, gitlabFinding(tok)),
-		want{kind: verify.RateLimited, httpStatus: 429, retryMin: 2 * time.Second, retryMax: 3 * time.Second,
-			metrics: metrics.Summary{Requests: 1, RateLimitHits: 1}})
+	v := harness.NewVerifier(t, 0, nil, srv.URL)
+	harness.Check(t, harness.Run(v, gitlabpartner.TokenPAT, gitlabFinding(tok)),
+		verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Details: scopes("api"), Metrics: metrics.Summary{Requests: 1}})
+	harness.Check(t, harness.Run(v, gitlabpartner.TokenPAT, gitlabFinding(tok)),
+		verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 429, RetryMin: 2 * time.Second, RetryMax: 3 * time.Second,
+			Metrics: metrics.Summary{Requests: 1, RateLimitHits: 1}})
 	if srv.Controls.RateLimited() != 1 {
 		t.Errorf("double sent %d 429s, want 1", srv.Controls.RateLimited())
 	}

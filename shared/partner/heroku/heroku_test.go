@@ -16,6 +16,7 @@ import (
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/herokudouble"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/verifiertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/metrics"
 	herokupartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/heroku"
@@ -28,6 +29,9 @@ const (
 	ruleGitLab = "Heroku API Key"
 )
 
+// harness is the shared verifier harness bound to heroku.
+var harness = verifiertest.Harness{Def: herokupartner.Definition, Op: "GET /account", AnyDetails: true}
+
 func startDouble(t *testing.T) *herokudouble.Server {
 	t.Helper()
 	s, err := herokudouble.Start("")
@@ -38,19 +42,6 @@ func startDouble(t *testing.T) *herokudouble.Server {
 	return s
 }
 
-func newVerifier(t *testing.T, endpoint string, timeout time.Duration, tr http.RoundTripper) *herokupartner.Verifier {
-	t.Helper()
-	u, err := url.Parse(endpoint)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := herokupartner.New(partnerhttp.Options{Endpoints: []*url.URL{u}, Timeout: timeout, Transport: tr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
-}
-
 // herokuFinding is tok as found: a UUID under GitLab's rule (the legacy
 // form it finds), anything else under gitleaks' v2 rule.
 func herokuFinding(tok string) finding.Finding {
@@ -59,96 +50,6 @@ func herokuFinding(tok string) finding.Finding {
 		rule = ruleGitLab
 	}
 	return finding.Finding{ID: "f-1", RuleID: rule, Token: finding.Secret(tok)}
-}
-
-// outcome is what one verification produced, with the metrics it recorded.
-type outcome struct {
-	verdict verify.Verdict
-	err     error
-	m       metrics.Summary
-}
-
-// callerVerify verifies f as pipeline.Worker does: a finding reaches Verify
-// only routed to its own token type and past the partner's gate
-// (Definition.Examine), so the rows that test that gate get their verdict
-// here, without a call.
-func callerVerify(ctx context.Context, v verify.Verifier, tt finding.TokenType, f finding.Finding) (verify.Verdict, error) {
-	rt, reason, msg := herokupartner.Definition.Examine(f)
-	if reason != "" {
-		return verify.Verdict{Reason: reason, Message: msg}, nil
-	}
-	if rt.TokenType != tt {
-		return verify.Verdict{Reason: finding.ReasonUnsupportedTokenType, Message: "rule_id is routed to " + string(rt.TokenType) + ", not " + string(tt)}, nil
-	}
-	return v.Verify(ctx, tt, f)
-}
-
-func run(v *herokupartner.Verifier, tt finding.TokenType, f finding.Finding) outcome {
-	rec := metrics.New()
-	verdict, err := callerVerify(metrics.NewContext(context.Background(), rec), v, tt, f)
-	m := rec.Snapshot()["heroku"]
-	m.LatencyMS = nil
-	return outcome{verdict, err, m}
-}
-
-// want describes the expected outcome of a row: a verdict (reason set) or a fault.
-type want struct {
-	reason     finding.Reason // verdict reason; "" when a fault is expected
-	kind       verify.FaultKind
-	httpStatus int
-	network    bool
-	retryMin   time.Duration
-	retryMax   time.Duration
-	msg        string // a substring of the fault or verdict message
-	metrics    metrics.Summary
-	calls      int64 // requests the double saw
-}
-
-func check(t *testing.T, got outcome, w want) {
-	t.Helper()
-	if got.verdict.Status() == finding.StatusInactive && got.err != nil {
-		t.Fatal("a fault came with an inactive verdict")
-	}
-	if w.reason != "" {
-		if got.err != nil {
-			t.Fatalf("Verify error = %v, want verdict %s", got.err, w.reason)
-		}
-		if got.verdict.Reason != w.reason {
-			t.Fatalf("reason = %q (%s), want %q", got.verdict.Reason, got.verdict.Message, w.reason)
-		}
-		if !strings.Contains(got.verdict.Message, w.msg) {
-			t.Errorf("message = %q, want it to contain %q", got.verdict.Message, w.msg)
-		}
-	} else {
-		if got.err == nil {
-			t.Fatalf("verdict %+v (status %s), want a fault; a fault must never be an answer", got.verdict, got.verdict.Status())
-		}
-		if got.verdict.Reason != "" {
-			t.Errorf("a fault came with verdict reason %q", got.verdict.Reason)
-		}
-		f, ok := verify.AsFault(got.err)
-		if !ok {
-			t.Fatalf("error %v is not a *verify.Fault", got.err)
-		}
-		if f.Kind != w.kind || f.HTTPStatus != w.httpStatus || f.Network != w.network {
-			t.Errorf("fault = %+v, want kind %v, http %d, network %v", *f, w.kind, w.httpStatus, w.network)
-		}
-		if finding.StatusOf(f.Kind.Reason()) != finding.StatusUnknown {
-			t.Errorf("fault ends in %q, want an unknown reason", f.Kind.Reason())
-		}
-		if f.Partner != herokupartner.Partner || f.Op != "GET /account" {
-			t.Errorf("fault names %q %q", f.Partner, f.Op)
-		}
-		if f.RetryAfter < w.retryMin || f.RetryAfter > w.retryMax {
-			t.Errorf("RetryAfter = %v, want within [%v, %v]", f.RetryAfter, w.retryMin, w.retryMax)
-		}
-		if !strings.Contains(got.err.Error(), w.msg) {
-			t.Errorf("error = %q, want it to contain %q", got.err, w.msg)
-		}
-	}
-	if !reflect.DeepEqual(got.m, w.metrics) {
-		t.Errorf("metrics = %+v, want %+v", got.m, w.metrics)
-	}
 }
 
 // TestVerifyAgainstDouble has one row per answer Heroku can give, served by
@@ -169,89 +70,89 @@ func TestVerifyAgainstDouble(t *testing.T) {
 		setup      func(t *testing.T, key string) finding.Finding // registers keys, pushes faults
 		retryAfter string
 		timeout    time.Duration
-		want       want
+		want       verifiertest.Want
 	}{
 		{name: "live token", setup: func(t *testing.T, key string) finding.Finding {
 			srv.AddToken(key, account)
 			return herokuFinding(key)
-		}, want: want{reason: finding.ReasonPartnerConfirmed, metrics: one, calls: 1}},
+		}, want: verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Metrics: one, Calls: 1}},
 		{name: "live legacy UUID key", legacy: true, setup: func(t *testing.T, key string) finding.Finding {
 			srv.AddToken(key, account)
 			return herokuFinding(key)
-		}, want: want{reason: finding.ReasonPartnerConfirmed, metrics: one, calls: 1}},
+		}, want: verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Metrics: one, Calls: 1}},
 		{name: "live legacy key in upper case", legacy: true, setup: func(t *testing.T, key string) finding.Finding {
 			srv.AddToken(strings.ToUpper(key), account)
 			return herokuFinding(strings.ToUpper(key))
-		}, want: want{reason: finding.ReasonPartnerConfirmed, metrics: one, calls: 1}},
+		}, want: verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Metrics: one, Calls: 1}},
 		{name: "unknown token: 401 unauthorized", setup: func(t *testing.T, key string) finding.Finding {
 			return herokuFinding(key)
-		}, want: want{reason: finding.ReasonPartnerRejected, metrics: one, calls: 1}},
+		}, want: verifiertest.Want{Reason: finding.ReasonPartnerRejected, Metrics: one, Calls: 1}},
 		{name: "revoked token: 401 unauthorized", setup: func(t *testing.T, key string) finding.Finding {
 			srv.AddToken(key, account)
 			srv.RevokeToken(key)
 			return herokuFinding(key)
-		}, want: want{reason: finding.ReasonPartnerRejected, metrics: one, calls: 1}},
+		}, want: verifiertest.Want{Reason: finding.ReasonPartnerRejected, Metrics: one, Calls: 1}},
 		{name: "revoked legacy key", legacy: true, setup: func(t *testing.T, key string) finding.Finding {
 			return herokuFinding(key)
-		}, want: want{reason: finding.ReasonPartnerRejected, metrics: one, calls: 1}},
+		}, want: verifiertest.Want{Reason: finding.ReasonPartnerRejected, Metrics: one, Calls: 1}},
 		{name: "expired token: 401 unauthorized", setup: func(t *testing.T, key string) finding.Finding {
 			srv.AddTokenMode(key, account, herokudouble.Expired)
 			return herokuFinding(key)
-		}, want: want{reason: finding.ReasonPartnerRejected, metrics: one, calls: 1}},
+		}, want: verifiertest.Want{Reason: finding.ReasonPartnerRejected, Metrics: one, Calls: 1}},
 		{name: "scoped or expired token: 403 forbidden", setup: func(t *testing.T, key string) finding.Finding {
 			srv.AddTokenMode(key, account, herokudouble.Forbidden)
 			return herokuFinding(key)
-		}, want: want{kind: verify.PartnerError, httpStatus: 403, msg: "403 forbidden", metrics: errored, calls: 1}},
+		}, want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 403, Msg: "403 forbidden", Metrics: errored, Calls: 1}},
 		{name: "suspended account: 403 suspended", setup: func(t *testing.T, key string) finding.Finding {
 			srv.AddTokenMode(key, account, herokudouble.Suspended)
 			return herokuFinding(key)
-		}, want: want{kind: verify.PartnerError, httpStatus: 403, msg: "403 suspended", metrics: errored, calls: 1}},
+		}, want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 403, Msg: "403 suspended", Metrics: errored, Calls: 1}},
 		{name: "delinquent account: 402 delinquent", setup: func(t *testing.T, key string) finding.Finding {
 			srv.AddTokenMode(key, account, herokudouble.Delinquent)
 			return herokuFinding(key)
-		}, want: want{kind: verify.PartnerError, httpStatus: 402, msg: "402 delinquent", metrics: errored, calls: 1}},
+		}, want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 402, Msg: "402 delinquent", Metrics: errored, Calls: 1}},
 		{name: "malformed token: no call", setup: func(t *testing.T, key string) finding.Finding {
 			srv.AddToken(key[:40], account)
 			return herokuFinding(key[:40])
-		}, want: want{reason: finding.ReasonMalformedToken, msg: "not a Heroku API token"}},
+		}, want: verifiertest.Want{Reason: finding.ReasonMalformedToken, Msg: "not a Heroku API token"}},
 		{name: "token one character long: no call", setup: func(t *testing.T, key string) finding.Finding {
 			return herokuFinding(key + "x")
-		}, want: want{reason: finding.ReasonMalformedToken}},
+		}, want: verifiertest.Want{Reason: finding.ReasonMalformedToken}},
 		{name: "not a UUID: no call", setup: func(t *testing.T, key string) finding.Finding {
 			return finding.Finding{ID: "f-1", RuleID: ruleGitLab, Token: "0123456789abcdef0123456789abcdef"}
-		}, want: want{reason: finding.ReasonMalformedToken, msg: "legacy UUID"}},
+		}, want: verifiertest.Want{Reason: finding.ReasonMalformedToken, Msg: "legacy UUID"}},
 		{name: "other partner's token type: no call", tokenType: finding.TokenPostmanAPIKey, setup: func(t *testing.T, key string) finding.Finding {
 			srv.AddToken(key, account)
 			return herokuFinding(key)
-		}, want: want{reason: finding.ReasonUnsupportedTokenType, msg: "heroku_api_key"}},
-		{name: "500", setup: fault(srv, partnertest.Fault500), want: want{kind: verify.PartnerError, httpStatus: 500, msg: "server error", metrics: errored, calls: 1}},
-		{name: "502 HTML", setup: fault(srv, partnertest.Fault502), want: want{kind: verify.PartnerError, httpStatus: 502, metrics: errored, calls: 1}},
-		{name: "503", setup: fault(srv, partnertest.Fault503), want: want{kind: verify.PartnerError, httpStatus: 503, metrics: errored, calls: 1}},
-		{name: "504 HTML", setup: fault(srv, partnertest.Fault504), want: want{kind: verify.PartnerError, httpStatus: 504, metrics: errored, calls: 1}},
+		}, want: verifiertest.Want{Reason: finding.ReasonUnsupportedTokenType, Msg: "heroku_api_key"}},
+		{name: "500", setup: fault(srv, partnertest.Fault500), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 500, Msg: "server error", Metrics: errored, Calls: 1}},
+		{name: "502 HTML", setup: fault(srv, partnertest.Fault502), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 502, Metrics: errored, Calls: 1}},
+		{name: "503", setup: fault(srv, partnertest.Fault503), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 503, Metrics: errored, Calls: 1}},
+		{name: "504 HTML", setup: fault(srv, partnertest.Fault504), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 504, Metrics: errored, Calls: 1}},
 		{name: "429 rate_limit as documented: RateLimit-Remaining 0, no wait header", retryAfter: "", setup: fault(srv, partnertest.Fault429),
-			want: want{kind: verify.RateLimited, httpStatus: 429, retryMin: 0, retryMax: 0, msg: "rate limited", metrics: limited, calls: 1}},
+			want: verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 429, RetryMin: 0, RetryMax: 0, Msg: "rate limited", Metrics: limited, Calls: 1}},
 		{name: "429 rate_limit with Retry-After seconds", retryAfter: "7", setup: fault(srv, partnertest.Fault429),
-			want: want{kind: verify.RateLimited, httpStatus: 429, retryMin: 7 * time.Second, retryMax: 7 * time.Second, msg: "rate limited", metrics: limited, calls: 1}},
+			want: verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 429, RetryMin: 7 * time.Second, RetryMax: 7 * time.Second, Msg: "rate limited", Metrics: limited, Calls: 1}},
 		{name: "429 rate_limit with Retry-After HTTP date", retryAfter: httpDate(), setup: fault(srv, partnertest.Fault429),
-			want: want{kind: verify.RateLimited, httpStatus: 429, retryMin: 27 * time.Second, retryMax: 30 * time.Second, metrics: limited, calls: 1}},
+			want: verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 429, RetryMin: 27 * time.Second, RetryMax: 30 * time.Second, Metrics: limited, Calls: 1}},
 		{name: "429 on a live key", retryAfter: "1", setup: func(t *testing.T, key string) finding.Finding {
 			srv.AddToken(key, account)
 			srv.Controls.Push(partnertest.Fault429)
 			return herokuFinding(key)
-		}, want: want{kind: verify.RateLimited, httpStatus: 429, retryMin: time.Second, retryMax: time.Second, metrics: limited, calls: 1}},
-		{name: "reset", setup: fault(srv, partnertest.FaultReset), want: want{kind: verify.PartnerError, network: true, msg: "network error", metrics: network, calls: 1}},
+		}, want: verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 429, RetryMin: time.Second, RetryMax: time.Second, Metrics: limited, Calls: 1}},
+		{name: "reset", setup: fault(srv, partnertest.FaultReset), want: verifiertest.Want{Kind: verify.PartnerError, Network: true, Msg: "network error", Metrics: network, Calls: 1}},
 		{name: "hang with a short timeout", timeout: 300 * time.Millisecond, setup: fault(srv, partnertest.FaultHang),
-			want: want{kind: verify.PartnerError, network: true, msg: "timeout", metrics: network, calls: 1}},
+			want: verifiertest.Want{Kind: verify.PartnerError, Network: true, Msg: "timeout", Metrics: network, Calls: 1}},
 		{name: "slow live answer within the timeout", timeout: 2 * time.Second, setup: func(t *testing.T, key string) finding.Finding {
 			srv.AddToken(key, account)
 			srv.Controls.SetLatency(100*time.Millisecond, 0)
 			return herokuFinding(key)
-		}, want: want{reason: finding.ReasonPartnerConfirmed, metrics: one, calls: 1}},
-		{name: "garbled 200", setup: fault(srv, partnertest.FaultGarbled), want: want{kind: verify.PartnerError, httpStatus: 200, msg: "proves nothing", metrics: errored, calls: 1}},
-		{name: "empty 200", setup: fault(srv, partnertest.FaultEmpty), want: want{kind: verify.PartnerError, httpStatus: 200, msg: "proves nothing", metrics: errored, calls: 1}},
-		{name: "truncated 200", setup: fault(srv, partnertest.FaultTruncated), want: want{kind: verify.PartnerError, httpStatus: 200, msg: "read body", metrics: errored, calls: 1}},
-		{name: "HTML 401 from a proxy", setup: fault(srv, partnertest.FaultHTML401), want: want{kind: verify.PartnerError, httpStatus: 401, msg: "HTML page", metrics: errored, calls: 1}},
-		{name: "HTML 403 from a WAF", setup: fault(srv, partnertest.FaultHTML403), want: want{kind: verify.PartnerError, httpStatus: 403, msg: "HTML page", metrics: errored, calls: 1}},
+		}, want: verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Metrics: one, Calls: 1}},
+		{name: "garbled 200", setup: fault(srv, partnertest.FaultGarbled), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 200, Msg: "proves nothing", Metrics: errored, Calls: 1}},
+		{name: "empty 200", setup: fault(srv, partnertest.FaultEmpty), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 200, Msg: "proves nothing", Metrics: errored, Calls: 1}},
+		{name: "truncated 200", setup: fault(srv, partnertest.FaultTruncated), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 200, Msg: "read body", Metrics: errored, Calls: 1}},
+		{name: "HTML 401 from a proxy", setup: fault(srv, partnertest.FaultHTML401), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 401, Msg: "HTML page", Metrics: errored, Calls: 1}},
+		{name: "HTML 403 from a WAF", setup: fault(srv, partnertest.FaultHTML403), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 403, Msg: "HTML page", Metrics: errored, Calls: 1}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -266,17 +167,17 @@ func TestVerifyAgainstDouble(t *testing.T) {
 			if tt == "" {
 				tt = herokupartner.TokenAPIKey
 			}
-			got := run(newVerifier(t, srv.URL, tc.timeout, nil), tt, f)
-			check(t, got, tc.want)
-			if got.verdict.Reason == finding.ReasonPartnerConfirmed {
-				if !reflect.DeepEqual(got.verdict.Details, finding.Details{herokupartner.DetailAccountID: account}) {
-					t.Errorf("details = %v, want only %s = the registered account", got.verdict.Details, herokupartner.DetailAccountID)
+			got := harness.Run(harness.NewVerifier(t, tc.timeout, nil, srv.URL), tt, f)
+			harness.Check(t, got, tc.want)
+			if got.Verdict.Reason == finding.ReasonPartnerConfirmed {
+				if !reflect.DeepEqual(got.Verdict.Details, finding.Details{herokupartner.DetailAccountID: account}) {
+					t.Errorf("details = %v, want only %s = the registered account", got.Verdict.Details, herokupartner.DetailAccountID)
 				}
-			} else if got.verdict.Details != nil {
-				t.Errorf("details on a %q verdict: %v", got.verdict.Reason, got.verdict.Details)
+			} else if got.Verdict.Details != nil {
+				t.Errorf("details on a %q verdict: %v", got.Verdict.Reason, got.Verdict.Details)
 			}
-			if calls := srv.Controls.Requests(); calls != tc.want.calls {
-				t.Errorf("double saw %d requests, want %d", calls, tc.want.calls)
+			if calls := srv.Controls.Requests(); calls != tc.want.Calls {
+				t.Errorf("double saw %d requests, want %d", calls, tc.want.Calls)
 			}
 		})
 	}
@@ -300,11 +201,11 @@ func TestAccountPoolExhausted(t *testing.T) {
 	srv.SetPoolSize(1)
 	key := herokudouble.NewToken()
 	srv.AddToken(key, herokudouble.NewUUID())
-	v := newVerifier(t, srv.URL, 0, nil)
-	check(t, run(v, herokupartner.TokenAPIKey, herokuFinding(key)),
-		want{reason: finding.ReasonPartnerConfirmed, metrics: metrics.Summary{Requests: 1}})
-	check(t, run(v, herokupartner.TokenAPIKey, herokuFinding(key)),
-		want{kind: verify.RateLimited, httpStatus: 429, msg: "rate limited", metrics: metrics.Summary{Requests: 1, RateLimitHits: 1}})
+	v := harness.NewVerifier(t, 0, nil, srv.URL)
+	harness.Check(t, harness.Run(v, herokupartner.TokenAPIKey, herokuFinding(key)),
+		verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Metrics: metrics.Summary{Requests: 1}})
+	harness.Check(t, harness.Run(v, herokupartner.TokenAPIKey, herokuFinding(key)),
+		verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 429, Msg: "rate limited", Metrics: metrics.Summary{Requests: 1, RateLimitHits: 1}})
 }
 
 // TestEnforcedRateLimit drives the shared limiter knob: the second request
@@ -315,12 +216,12 @@ func TestEnforcedRateLimit(t *testing.T) {
 	srv.AddToken(key, herokudouble.NewUUID())
 	srv.Controls.SetRateLimit(0.001, 1)
 	srv.Controls.SetRetryAfter("2")
-	v := newVerifier(t, srv.URL, 0, nil)
-	check(t, run(v, herokupartner.TokenAPIKey, herokuFinding(key)),
-		want{reason: finding.ReasonPartnerConfirmed, metrics: metrics.Summary{Requests: 1}})
-	check(t, run(v, herokupartner.TokenAPIKey, herokuFinding(key)),
-		want{kind: verify.RateLimited, httpStatus: 429, retryMin: 2 * time.Second, retryMax: 2 * time.Second,
-			metrics: metrics.Summary{Requests: 1, RateLimitHits: 1}})
+	v := harness.NewVerifier(t, 0, nil, srv.URL)
+	harness.Check(t, harness.Run(v, herokupartner.TokenAPIKey, herokuFinding(key)),
+		verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Metrics: metrics.Summary{Requests: 1}})
+	harness.Check(t, harness.Run(v, herokupartner.TokenAPIKey, herokuFinding(key)),
+		verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 429, RetryMin: 2 * time.Second, RetryMax: 2 * time.Second,
+			Metrics: metrics.Summary{Requests: 1, RateLimitHits: 1}})
 	if srv.Controls.RateLimited() != 1 {
 		t.Errorf("double sent %d 429s, want 1", srv.Controls.RateLimited())
 	}
@@ -378,13 +279,13 @@ func TestVerifyUnusableAnswers(t *testing.T) {
 				_, _ = w.Write([]byte(tc.body))
 			}))
 			defer srv.Close()
-			got := run(newVerifier(t, srv.URL, 0, nil), herokupartner.TokenAPIKey, herokuFinding(herokudouble.NewToken()))
-			w := want{kind: verify.PartnerError, httpStatus: tc.wantStatus, msg: tc.wantMsg, metrics: metrics.Summary{Requests: 1, Errors: 1}}
+			got := harness.Run(harness.NewVerifier(t, 0, nil, srv.URL), herokupartner.TokenAPIKey, herokuFinding(herokudouble.NewToken()))
+			w := verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: tc.wantStatus, Msg: tc.wantMsg, Metrics: metrics.Summary{Requests: 1, Errors: 1}}
 			if tc.header["Retry-After"] != "" {
-				w = want{kind: verify.RateLimited, httpStatus: tc.wantStatus, msg: tc.wantMsg, retryMin: 3 * time.Second, retryMax: 3 * time.Second,
-					metrics: metrics.Summary{Requests: 1, RateLimitHits: 1}}
+				w = verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: tc.wantStatus, Msg: tc.wantMsg, RetryMin: 3 * time.Second, RetryMax: 3 * time.Second,
+					Metrics: metrics.Summary{Requests: 1, RateLimitHits: 1}}
 			}
-			check(t, got, w)
+			harness.Check(t, got, w)
 		})
 	}
 }
@@ -409,12 +310,12 @@ func (rt *recordingTransport) RoundTrip(req *http.Request) (*http.Response, erro
 func TestRequestShape(t *testing.T) {
 	srv := startDouble(t)
 	rt := &recordingTransport{base: &http.Transport{}}
-	v := newVerifier(t, srv.URL+"/", 0, rt)
+	v := harness.NewVerifier(t, 0, rt, srv.URL+"/")
 	keys := []string{herokudouble.NewToken(), herokudouble.NewLegacyKey()}
 	for _, key := range keys {
 		srv.AddToken(key, herokudouble.NewUUID())
-		if got := run(v, herokupartner.TokenAPIKey, herokuFinding(key)); got.verdict.Reason != finding.ReasonPartnerConfirmed {
-			t.Fatalf("Verify = %+v, %v", got.verdict, got.err)
+		if got := harness.Run(v, herokupartner.TokenAPIKey, herokuFinding(key)); got.Verdict.Reason != finding.ReasonPartnerConfirmed {
+			t.Fatalf("Verify = %+v, %v", got.Verdict, got.Err)
 		}
 	}
 	if len(rt.reqs) != len(keys) {
@@ -467,21 +368,21 @@ func TestEndpointWithPathPrefix(t *testing.T) {
 		_, _ = w.Write([]byte(`{"id":"01234567-89ab-4cde-8f01-23456789abcd","email":"a@example.com"}`))
 	}))
 	defer srv.Close()
-	got := run(newVerifier(t, srv.URL+"/heroku/", 0, nil), herokupartner.TokenAPIKey, herokuFinding(herokudouble.NewToken()))
-	check(t, got, want{reason: finding.ReasonPartnerConfirmed, metrics: metrics.Summary{Requests: 1}})
+	got := harness.Run(harness.NewVerifier(t, 0, nil, srv.URL+"/heroku/"), herokupartner.TokenAPIKey, herokuFinding(herokudouble.NewToken()))
+	harness.Check(t, got, verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Metrics: metrics.Summary{Requests: 1}})
 	mu.Lock()
 	defer mu.Unlock()
 	if path != "/heroku/account" {
 		t.Errorf("path = %q, want /heroku/account", path)
 	}
-	if len(got.verdict.Details) != 1 || strings.Contains(fmt.Sprint(got.verdict.Details), "@") {
-		t.Errorf("details = %v: only the account id, never the e-mail", got.verdict.Details)
+	if len(got.Verdict.Details) != 1 || strings.Contains(fmt.Sprint(got.Verdict.Details), "@") {
+		t.Errorf("details = %v: only the account id, never the e-mail", got.Verdict.Details)
 	}
 }
 
 func TestConcurrentVerifications(t *testing.T) {
 	srv := startDouble(t)
-	v := newVerifier(t, srv.URL, 0, nil)
+	v := harness.NewVerifier(t, 0, nil, srv.URL)
 	keys := make([]string, 16)
 	accounts := make([]string, 16)
 	for i := range keys {
@@ -492,9 +393,9 @@ func TestConcurrentVerifications(t *testing.T) {
 		}
 	}
 	var wg sync.WaitGroup
-	results := make([]outcome, len(keys))
+	results := make([]verifiertest.Outcome, len(keys))
 	for i, k := range keys {
-		wg.Go(func() { results[i] = run(v, herokupartner.TokenAPIKey, herokuFinding(k)) })
+		wg.Go(func() { results[i] = harness.Run(v, herokupartner.TokenAPIKey, herokuFinding(k)) })
 	}
 	wg.Wait()
 	for i, r := range results {
@@ -502,11 +403,11 @@ func TestConcurrentVerifications(t *testing.T) {
 		if i%2 == 0 {
 			want = finding.ReasonPartnerConfirmed
 		}
-		if r.err != nil || r.verdict.Reason != want {
-			t.Errorf("key %d: %+v, %v; want %s", i, r.verdict, r.err, want)
+		if r.Err != nil || r.Verdict.Reason != want {
+			t.Errorf("key %d: %+v, %v; want %s", i, r.Verdict, r.Err, want)
 		}
-		if want == finding.ReasonPartnerConfirmed && r.verdict.Details[herokupartner.DetailAccountID] != accounts[i] {
-			t.Errorf("key %d: details %v belong to another key", i, r.verdict.Details)
+		if want == finding.ReasonPartnerConfirmed && r.Verdict.Details[herokupartner.DetailAccountID] != accounts[i] {
+			t.Errorf("key %d: details %v belong to another key", i, r.Verdict.Details)
 		}
 	}
 }
@@ -517,7 +418,7 @@ func TestCancelledContextIsAFault(t *testing.T) {
 	srv.AddToken(key, herokudouble.NewUUID())
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	verdict, err := newVerifier(t, srv.URL, 0, nil).Verify(ctx, herokupartner.TokenAPIKey, herokuFinding(key))
+	verdict, err := harness.NewVerifier(t, 0, nil, srv.URL).Verify(ctx, herokupartner.TokenAPIKey, herokuFinding(key))
 	f, ok := verify.AsFault(err)
 	if !ok || f.Kind != verify.PartnerError || !f.Network || verdict.Reason != "" {
 		t.Errorf("Verify = %+v, %v; want a network partner error", verdict, err)
@@ -535,7 +436,7 @@ func TestNoSecretLeaks(t *testing.T) {
 		partnertest.FaultGarbled, partnertest.FaultEmpty, partnertest.FaultTruncated,
 		partnertest.FaultHTML401, partnertest.FaultHTML403, partnertest.FaultHang}
 	modes := []herokudouble.Mode{herokudouble.Live, herokudouble.Forbidden, herokudouble.Suspended, herokudouble.Delinquent, herokudouble.Expired}
-	v := newVerifier(t, srv.URL, 300*time.Millisecond, nil)
+	v := harness.NewVerifier(t, 300*time.Millisecond, nil, srv.URL)
 	var keys, texts []string
 	verifyAndLog := func(key string, label string) {
 		f := herokuFinding(key)
@@ -579,7 +480,7 @@ func TestNoSecretLeaks(t *testing.T) {
 	texts = append(texts, logBuf.String())
 	if !strings.Contains(logBuf.String(), `"reason":"partner_confirmed"`) || !strings.Contains(logBuf.String(), "http 500") ||
 		!strings.Contains(logBuf.String(), "403 suspended") {
-		t.Fatal("the outcome log is missing outcomes; the leak check would prove nothing")
+		t.Fatal("the verifiertest.Outcome log is missing outcomes; the leak check would prove nothing")
 	}
 	for _, k := range keys {
 		parts := []string{k}

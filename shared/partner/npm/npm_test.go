@@ -16,6 +16,7 @@ import (
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/npmdouble"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/verifiertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/metrics"
 	npmpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/npm"
@@ -28,6 +29,9 @@ const (
 	ruleGitleaks = "npm-access-token"
 )
 
+// harness is the shared verifier harness bound to npm.
+var harness = verifiertest.Harness{Def: npmpartner.Definition, Op: "GET /-/whoami", AnyDetails: true}
+
 func startDouble(t *testing.T) *npmdouble.Server {
 	t.Helper()
 	s, err := npmdouble.Start("")
@@ -38,111 +42,8 @@ func startDouble(t *testing.T) *npmdouble.Server {
 	return s
 }
 
-func newVerifier(t *testing.T, endpoint string, timeout time.Duration, tr http.RoundTripper) *npmpartner.Verifier {
-	t.Helper()
-	u, err := url.Parse(endpoint)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := npmpartner.New(partnerhttp.Options{Endpoints: []*url.URL{u}, Timeout: timeout, Transport: tr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
-}
-
 func npmFinding(tok string) finding.Finding {
 	return finding.Finding{ID: "f-1", RuleID: ruleGitleaks, Token: finding.Secret(tok)}
-}
-
-// outcome is what one verification produced, with the metrics it recorded.
-type outcome struct {
-	verdict verify.Verdict
-	err     error
-	m       metrics.Summary
-}
-
-// callerVerify verifies f as pipeline.Worker does: a finding reaches Verify
-// only routed to its own token type and past the partner's gate
-// (Definition.Examine), so the rows that test that gate get their verdict
-// here, without a call.
-func callerVerify(ctx context.Context, v verify.Verifier, tt finding.TokenType, f finding.Finding) (verify.Verdict, error) {
-	rt, reason, msg := npmpartner.Definition.Examine(f)
-	if reason != "" {
-		return verify.Verdict{Reason: reason, Message: msg}, nil
-	}
-	if rt.TokenType != tt {
-		return verify.Verdict{Reason: finding.ReasonUnsupportedTokenType, Message: "rule_id is routed to " + string(rt.TokenType) + ", not " + string(tt)}, nil
-	}
-	return v.Verify(ctx, tt, f)
-}
-
-func run(v *npmpartner.Verifier, tt finding.TokenType, f finding.Finding) outcome {
-	rec := metrics.New()
-	verdict, err := callerVerify(metrics.NewContext(context.Background(), rec), v, tt, f)
-	m := rec.Snapshot()["npm"]
-	m.LatencyMS = nil
-	return outcome{verdict, err, m}
-}
-
-// want describes the expected outcome of a row: a verdict (reason set) or a fault.
-type want struct {
-	reason     finding.Reason // verdict reason; "" when a fault is expected
-	kind       verify.FaultKind
-	httpStatus int
-	network    bool
-	retryMin   time.Duration
-	retryMax   time.Duration
-	msg        string // a substring of the fault or verdict message
-	metrics    metrics.Summary
-	calls      int64 // requests the double saw
-}
-
-func check(t *testing.T, got outcome, w want) {
-	t.Helper()
-	if got.verdict.Status() == finding.StatusInactive && got.err != nil {
-		t.Fatal("a fault came with an inactive verdict")
-	}
-	if w.reason != "" {
-		if got.err != nil {
-			t.Fatalf("Verify error = %v, want verdict %s", got.err, w.reason)
-		}
-		if got.verdict.Reason != w.reason {
-			t.Fatalf("reason = %q (%s), want %q", got.verdict.Reason, got.verdict.Message, w.reason)
-		}
-		if !strings.Contains(got.verdict.Message, w.msg) {
-			t.Errorf("message = %q, want it to contain %q", got.verdict.Message, w.msg)
-		}
-	} else {
-		if got.err == nil {
-			t.Fatalf("verdict %+v (status %s), want a fault; a fault must never be an answer", got.verdict, got.verdict.Status())
-		}
-		if got.verdict.Reason != "" {
-			t.Errorf("a fault came with verdict reason %q", got.verdict.Reason)
-		}
-		f, ok := verify.AsFault(got.err)
-		if !ok {
-			t.Fatalf("error %v is not a *verify.Fault", got.err)
-		}
-		if f.Kind != w.kind || f.HTTPStatus != w.httpStatus || f.Network != w.network {
-			t.Errorf("fault = %+v, want kind %v, http %d, network %v", *f, w.kind, w.httpStatus, w.network)
-		}
-		if finding.StatusOf(f.Kind.Reason()) != finding.StatusUnknown {
-			t.Errorf("fault ends in %q, want an unknown reason", f.Kind.Reason())
-		}
-		if f.Partner != npmpartner.Name || f.Op != "GET /-/whoami" {
-			t.Errorf("fault names %q %q", f.Partner, f.Op)
-		}
-		if f.RetryAfter < w.retryMin || f.RetryAfter > w.retryMax {
-			t.Errorf("RetryAfter = %v, want within [%v, %v]", f.RetryAfter, w.retryMin, w.retryMax)
-		}
-		if !strings.Contains(got.err.Error(), w.msg) {
-			t.Errorf("error = %q, want it to contain %q", got.err, w.msg)
-		}
-	}
-	if !reflect.DeepEqual(got.m, w.metrics) {
-		t.Errorf("metrics = %+v, want %+v", got.m, w.metrics)
-	}
 }
 
 // TestVerifyAgainstDouble has one row per answer the npm registry can give,
@@ -163,93 +64,93 @@ func TestVerifyAgainstDouble(t *testing.T) {
 		setup      func(t *testing.T, tok string) finding.Finding // registers tokens, pushes faults
 		retryAfter string
 		timeout    time.Duration
-		want       want
+		want       verifiertest.Want
 	}{
 		{name: "live token: 200 username", setup: func(t *testing.T, tok string) finding.Finding {
 			srv.AddToken(tok, name)
 			return npmFinding(tok)
-		}, want: want{reason: finding.ReasonPartnerConfirmed, metrics: one, calls: 1}},
+		}, want: verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Metrics: one, Calls: 1}},
 		{name: "live token under GitLab's rule", setup: func(t *testing.T, tok string) finding.Finding {
 			srv.AddToken(tok, name)
 			return finding.Finding{ID: "f-1", RuleID: ruleGitLab, Token: finding.Secret(tok)}
-		}, want: want{reason: finding.ReasonPartnerConfirmed, metrics: one, calls: 1}},
+		}, want: verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Metrics: one, Calls: 1}},
 		{name: "unknown token: 401 empty body", setup: func(t *testing.T, tok string) finding.Finding {
 			return npmFinding(tok)
-		}, want: want{reason: finding.ReasonPartnerRejected, metrics: one, calls: 1}},
+		}, want: verifiertest.Want{Reason: finding.ReasonPartnerRejected, Metrics: one, Calls: 1}},
 		{name: "unknown token: 401 JSON error", rejection: npmdouble.RejectJSON, setup: func(t *testing.T, tok string) finding.Finding {
 			return npmFinding(tok)
-		}, want: want{reason: finding.ReasonPartnerRejected, metrics: one, calls: 1}},
+		}, want: verifiertest.Want{Reason: finding.ReasonPartnerRejected, Metrics: one, Calls: 1}},
 		{name: "revoked token: 401 empty body", setup: func(t *testing.T, tok string) finding.Finding {
 			srv.AddToken(tok, name)
 			srv.RevokeToken(tok)
 			return npmFinding(tok)
-		}, want: want{reason: finding.ReasonPartnerRejected, metrics: one, calls: 1}},
+		}, want: verifiertest.Want{Reason: finding.ReasonPartnerRejected, Metrics: one, Calls: 1}},
 		{name: "revoked token: 401 JSON error", rejection: npmdouble.RejectJSON, setup: func(t *testing.T, tok string) finding.Finding {
 			srv.AddToken(tok, name)
 			srv.RevokeToken(tok)
 			return npmFinding(tok)
-		}, want: want{reason: finding.ReasonPartnerRejected, metrics: one, calls: 1}},
+		}, want: verifiertest.Want{Reason: finding.ReasonPartnerRejected, Metrics: one, Calls: 1}},
 		{name: "token bound to other IP addresses: 401 ipaddress challenge", setup: func(t *testing.T, tok string) finding.Finding {
 			srv.AddTokenMode(tok, name, npmdouble.IPRestricted)
 			return npmFinding(tok)
-		}, want: want{kind: verify.PartnerError, httpStatus: 401, msg: "ipaddress", metrics: errored, calls: 1}},
+		}, want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 401, Msg: "ipaddress", Metrics: errored, Calls: 1}},
 		{name: "one-time password asked: 401 otp challenge", setup: func(t *testing.T, tok string) finding.Finding {
 			srv.AddTokenMode(tok, name, npmdouble.OTPRequired)
 			return npmFinding(tok)
-		}, want: want{kind: verify.PartnerError, httpStatus: 401, msg: "otp", metrics: errored, calls: 1}},
+		}, want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 401, Msg: "otp", Metrics: errored, Calls: 1}},
 		{name: "403 forbidden", setup: func(t *testing.T, tok string) finding.Finding {
 			srv.AddTokenMode(tok, name, npmdouble.Forbidden)
 			return npmFinding(tok)
-		}, want: want{kind: verify.PartnerError, httpStatus: 403, msg: "403", metrics: errored, calls: 1}},
+		}, want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 403, Msg: "403", Metrics: errored, Calls: 1}},
 		{name: "200 without a username", setup: func(t *testing.T, tok string) finding.Finding {
 			srv.AddTokenMode(tok, name, npmdouble.NoUsername)
 			return npmFinding(tok)
-		}, want: want{kind: verify.PartnerError, httpStatus: 200, msg: "proves nothing", metrics: errored, calls: 1}},
+		}, want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 200, Msg: "proves nothing", Metrics: errored, Calls: 1}},
 		{name: "malformed token: too short, no call", setup: func(t *testing.T, tok string) finding.Finding {
 			srv.AddToken(tok[:30], name)
 			return npmFinding(tok[:30])
-		}, want: want{reason: finding.ReasonMalformedToken, msg: "not an npm access token"}},
+		}, want: verifiertest.Want{Reason: finding.ReasonMalformedToken, Msg: "not an npm access token"}},
 		{name: "malformed token: one character too long, no call", setup: func(t *testing.T, tok string) finding.Finding {
 			return npmFinding(tok + "x")
-		}, want: want{reason: finding.ReasonMalformedToken}},
+		}, want: verifiertest.Want{Reason: finding.ReasonMalformedToken}},
 		{name: "malformed token: not alphanumeric, no call", setup: func(t *testing.T, tok string) finding.Finding {
 			return npmFinding(tok[:20] + "_" + tok[21:])
-		}, want: want{reason: finding.ReasonMalformedToken}},
+		}, want: verifiertest.Want{Reason: finding.ReasonMalformedToken}},
 		{name: "legacy UUID token: malformed, no call", setup: func(t *testing.T, tok string) finding.Finding {
 			return npmFinding("a73c9572-f1b9-8983-983d-ba3ac3cc913d")
-		}, want: want{reason: finding.ReasonMalformedToken, msg: "npm_ + 36"}},
+		}, want: verifiertest.Want{Reason: finding.ReasonMalformedToken, Msg: "npm_ + 36"}},
 		{name: "other partner's token type: no call", tokenType: finding.TokenPostmanAPIKey, setup: func(t *testing.T, tok string) finding.Finding {
 			srv.AddToken(tok, name)
 			return npmFinding(tok)
-		}, want: want{reason: finding.ReasonUnsupportedTokenType, msg: "npm_access_token"}},
-		{name: "500", setup: fault(srv, partnertest.Fault500), want: want{kind: verify.PartnerError, httpStatus: 500, msg: "server error", metrics: errored, calls: 1}},
-		{name: "502 HTML", setup: fault(srv, partnertest.Fault502), want: want{kind: verify.PartnerError, httpStatus: 502, metrics: errored, calls: 1}},
-		{name: "503", setup: fault(srv, partnertest.Fault503), want: want{kind: verify.PartnerError, httpStatus: 503, metrics: errored, calls: 1}},
-		{name: "504 HTML", setup: fault(srv, partnertest.Fault504), want: want{kind: verify.PartnerError, httpStatus: 504, metrics: errored, calls: 1}},
+		}, want: verifiertest.Want{Reason: finding.ReasonUnsupportedTokenType, Msg: "npm_access_token"}},
+		{name: "500", setup: fault(srv, partnertest.Fault500), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 500, Msg: "server error", Metrics: errored, Calls: 1}},
+		{name: "502 HTML", setup: fault(srv, partnertest.Fault502), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 502, Metrics: errored, Calls: 1}},
+		{name: "503", setup: fault(srv, partnertest.Fault503), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 503, Metrics: errored, Calls: 1}},
+		{name: "504 HTML", setup: fault(srv, partnertest.Fault504), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 504, Metrics: errored, Calls: 1}},
 		{name: "429 without a wait header", retryAfter: "", setup: fault(srv, partnertest.Fault429),
-			want: want{kind: verify.RateLimited, httpStatus: 429, retryMin: 0, retryMax: 0, msg: "rate limited", metrics: limited, calls: 1}},
+			want: verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 429, RetryMin: 0, RetryMax: 0, Msg: "rate limited", Metrics: limited, Calls: 1}},
 		{name: "429 with Retry-After seconds", retryAfter: "7", setup: fault(srv, partnertest.Fault429),
-			want: want{kind: verify.RateLimited, httpStatus: 429, retryMin: 7 * time.Second, retryMax: 7 * time.Second, msg: "rate limited", metrics: limited, calls: 1}},
+			want: verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 429, RetryMin: 7 * time.Second, RetryMax: 7 * time.Second, Msg: "rate limited", Metrics: limited, Calls: 1}},
 		{name: "429 with Retry-After HTTP date", retryAfter: httpDate(), setup: fault(srv, partnertest.Fault429),
-			want: want{kind: verify.RateLimited, httpStatus: 429, retryMin: 27 * time.Second, retryMax: 30 * time.Second, metrics: limited, calls: 1}},
+			want: verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 429, RetryMin: 27 * time.Second, RetryMax: 30 * time.Second, Metrics: limited, Calls: 1}},
 		{name: "429 on a live token", retryAfter: "1", setup: func(t *testing.T, tok string) finding.Finding {
 			srv.AddToken(tok, name)
 			srv.Controls.Push(partnertest.Fault429)
 			return npmFinding(tok)
-		}, want: want{kind: verify.RateLimited, httpStatus: 429, retryMin: time.Second, retryMax: time.Second, metrics: limited, calls: 1}},
-		{name: "reset", setup: fault(srv, partnertest.FaultReset), want: want{kind: verify.PartnerError, network: true, msg: "network error", metrics: network, calls: 1}},
+		}, want: verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 429, RetryMin: time.Second, RetryMax: time.Second, Metrics: limited, Calls: 1}},
+		{name: "reset", setup: fault(srv, partnertest.FaultReset), want: verifiertest.Want{Kind: verify.PartnerError, Network: true, Msg: "network error", Metrics: network, Calls: 1}},
 		{name: "hang with a short timeout", timeout: 300 * time.Millisecond, setup: fault(srv, partnertest.FaultHang),
-			want: want{kind: verify.PartnerError, network: true, msg: "timeout", metrics: network, calls: 1}},
+			want: verifiertest.Want{Kind: verify.PartnerError, Network: true, Msg: "timeout", Metrics: network, Calls: 1}},
 		{name: "slow live answer within the timeout", timeout: 2 * time.Second, setup: func(t *testing.T, tok string) finding.Finding {
 			srv.AddToken(tok, name)
 			srv.Controls.SetLatency(100*time.Millisecond, 0)
 			return npmFinding(tok)
-		}, want: want{reason: finding.ReasonPartnerConfirmed, metrics: one, calls: 1}},
-		{name: "garbled 200", setup: fault(srv, partnertest.FaultGarbled), want: want{kind: verify.PartnerError, httpStatus: 200, msg: "proves nothing", metrics: errored, calls: 1}},
-		{name: "empty 200", setup: fault(srv, partnertest.FaultEmpty), want: want{kind: verify.PartnerError, httpStatus: 200, msg: "proves nothing", metrics: errored, calls: 1}},
-		{name: "truncated 200", setup: fault(srv, partnertest.FaultTruncated), want: want{kind: verify.PartnerError, httpStatus: 200, msg: "read body", metrics: errored, calls: 1}},
-		{name: "HTML 401 from a proxy", setup: fault(srv, partnertest.FaultHTML401), want: want{kind: verify.PartnerError, httpStatus: 401, msg: "HTML page", metrics: errored, calls: 1}},
-		{name: "HTML 403 from a WAF", setup: fault(srv, partnertest.FaultHTML403), want: want{kind: verify.PartnerError, httpStatus: 403, msg: "HTML page", metrics: errored, calls: 1}},
+		}, want: verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Metrics: one, Calls: 1}},
+		{name: "garbled 200", setup: fault(srv, partnertest.FaultGarbled), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 200, Msg: "proves nothing", Metrics: errored, Calls: 1}},
+		{name: "empty 200", setup: fault(srv, partnertest.FaultEmpty), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 200, Msg: "proves nothing", Metrics: errored, Calls: 1}},
+		{name: "truncated 200", setup: fault(srv, partnertest.FaultTruncated), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 200, Msg: "read body", Metrics: errored, Calls: 1}},
+		{name: "HTML 401 from a proxy", setup: fault(srv, partnertest.FaultHTML401), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 401, Msg: "HTML page", Metrics: errored, Calls: 1}},
+		{name: "HTML 403 from a WAF", setup: fault(srv, partnertest.FaultHTML403), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 403, Msg: "HTML page", Metrics: errored, Calls: 1}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -262,17 +163,17 @@ func TestVerifyAgainstDouble(t *testing.T) {
 			if tt == "" {
 				tt = npmpartner.TokenAccessToken
 			}
-			got := run(newVerifier(t, srv.URL, tc.timeout, nil), tt, f)
-			check(t, got, tc.want)
-			if got.verdict.Reason == finding.ReasonPartnerConfirmed {
-				if !reflect.DeepEqual(got.verdict.Details, finding.Details{npmpartner.DetailUsername: name}) {
-					t.Errorf("details = %v, want only %s = the registered user", got.verdict.Details, npmpartner.DetailUsername)
+			got := harness.Run(harness.NewVerifier(t, tc.timeout, nil, srv.URL), tt, f)
+			harness.Check(t, got, tc.want)
+			if got.Verdict.Reason == finding.ReasonPartnerConfirmed {
+				if !reflect.DeepEqual(got.Verdict.Details, finding.Details{npmpartner.DetailUsername: name}) {
+					t.Errorf("details = %v, want only %s = the registered user", got.Verdict.Details, npmpartner.DetailUsername)
 				}
-			} else if got.verdict.Details != nil {
-				t.Errorf("details on a %q verdict: %v", got.verdict.Reason, got.verdict.Details)
+			} else if got.Verdict.Details != nil {
+				t.Errorf("details on a %q verdict: %v", got.Verdict.Reason, got.Verdict.Details)
 			}
-			if calls := srv.Controls.Requests(); calls != tc.want.calls {
-				t.Errorf("double saw %d requests, want %d", calls, tc.want.calls)
+			if calls := srv.Controls.Requests(); calls != tc.want.Calls {
+				t.Errorf("double saw %d requests, want %d", calls, tc.want.Calls)
 			}
 		})
 	}
@@ -296,12 +197,12 @@ func TestEnforcedRateLimit(t *testing.T) {
 	srv.AddToken(tok, npmdouble.NewUsername())
 	srv.Controls.SetRateLimit(0.001, 1)
 	srv.Controls.SetRetryAfter("2")
-	v := newVerifier(t, srv.URL, 0, nil)
-	check(t, run(v, npmpartner.TokenAccessToken, npmFinding(tok)),
-		want{reason: finding.ReasonPartnerConfirmed, metrics: metrics.Summary{Requests: 1}})
-	check(t, run(v, npmpartner.TokenAccessToken, npmFinding(tok)),
-		want{kind: verify.RateLimited, httpStatus: 429, retryMin: 2 * time.Second, retryMax: 2 * time.Second, msg: "rate limited",
-			metrics: metrics.Summary{Requests: 1, RateLimitHits: 1}})
+	v := harness.NewVerifier(t, 0, nil, srv.URL)
+	harness.Check(t, harness.Run(v, npmpartner.TokenAccessToken, npmFinding(tok)),
+		verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Metrics: metrics.Summary{Requests: 1}})
+	harness.Check(t, harness.Run(v, npmpartner.TokenAccessToken, npmFinding(tok)),
+		verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 429, RetryMin: 2 * time.Second, RetryMax: 2 * time.Second, Msg: "rate limited",
+			Metrics: metrics.Summary{Requests: 1, RateLimitHits: 1}})
 	if srv.Controls.RateLimited() != 1 {
 		t.Errorf("double sent %d 429s, want 1", srv.Controls.RateLimited())
 	}
@@ -343,8 +244,8 @@ func TestVerifyRejections(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := serveOnce(t, 401, tc.contentType, tc.body, tc.header)
-			got := run(newVerifier(t, srv.URL, 0, nil), npmpartner.TokenAccessToken, npmFinding(npmdouble.NewToken()))
-			check(t, got, want{reason: finding.ReasonPartnerRejected, metrics: metrics.Summary{Requests: 1}})
+			got := harness.Run(harness.NewVerifier(t, 0, nil, srv.URL), npmpartner.TokenAccessToken, npmFinding(npmdouble.NewToken()))
+			harness.Check(t, got, verifiertest.Want{Reason: finding.ReasonPartnerRejected, Metrics: metrics.Summary{Requests: 1}})
 		})
 	}
 }
@@ -390,8 +291,8 @@ func TestVerifyUnusableAnswers(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := serveOnce(t, tc.status, tc.contentType, tc.body, tc.header)
-			got := run(newVerifier(t, srv.URL, 0, nil), npmpartner.TokenAccessToken, npmFinding(tok))
-			check(t, got, want{kind: verify.PartnerError, httpStatus: tc.status, msg: tc.wantMsg, metrics: metrics.Summary{Requests: 1, Errors: 1}})
+			got := harness.Run(harness.NewVerifier(t, 0, nil, srv.URL), npmpartner.TokenAccessToken, npmFinding(tok))
+			harness.Check(t, got, verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: tc.status, Msg: tc.wantMsg, Metrics: metrics.Summary{Requests: 1, Errors: 1}})
 		})
 	}
 }
@@ -400,9 +301,9 @@ func TestVerifyUnusableAnswers(t *testing.T) {
 // is the edge throttling us (partnerhttp), never a verdict on the token.
 func TestForbiddenWithRetryAfterIsARateLimit(t *testing.T) {
 	srv := serveOnce(t, 403, "application/json", `{"error":"Forbidden"}`, map[string]string{"Retry-After": "3"})
-	got := run(newVerifier(t, srv.URL, 0, nil), npmpartner.TokenAccessToken, npmFinding(npmdouble.NewToken()))
-	check(t, got, want{kind: verify.RateLimited, httpStatus: 403, msg: "rate limited", retryMin: 3 * time.Second, retryMax: 3 * time.Second,
-		metrics: metrics.Summary{Requests: 1, RateLimitHits: 1}})
+	got := harness.Run(harness.NewVerifier(t, 0, nil, srv.URL), npmpartner.TokenAccessToken, npmFinding(npmdouble.NewToken()))
+	harness.Check(t, got, verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 403, Msg: "rate limited", RetryMin: 3 * time.Second, RetryMax: 3 * time.Second,
+		Metrics: metrics.Summary{Requests: 1, RateLimitHits: 1}})
 }
 
 // recordingTransport passes requests on and remembers what they carried.
@@ -425,12 +326,12 @@ func (rt *recordingTransport) RoundTrip(req *http.Request) (*http.Response, erro
 func TestRequestShape(t *testing.T) {
 	srv := startDouble(t)
 	rt := &recordingTransport{base: &http.Transport{}}
-	v := newVerifier(t, srv.URL+"/", 0, rt)
+	v := harness.NewVerifier(t, 0, rt, srv.URL+"/")
 	toks := []string{npmdouble.NewToken(), npmdouble.NewToken()}
 	for _, tok := range toks {
 		srv.AddToken(tok, npmdouble.NewUsername())
-		if got := run(v, npmpartner.TokenAccessToken, npmFinding(tok)); got.verdict.Reason != finding.ReasonPartnerConfirmed {
-			t.Fatalf("Verify = %+v, %v", got.verdict, got.err)
+		if got := harness.Run(v, npmpartner.TokenAccessToken, npmFinding(tok)); got.Verdict.Reason != finding.ReasonPartnerConfirmed {
+			t.Fatalf("Verify = %+v, %v", got.Verdict, got.Err)
 		}
 	}
 	if len(rt.reqs) != len(toks) {
@@ -497,8 +398,8 @@ func TestEndpointWithPathPrefix(t *testing.T) {
 		_, _ = w.Write([]byte(`{"username":"someone"}`))
 	}))
 	defer srv.Close()
-	got := run(newVerifier(t, srv.URL+"/npm/", 0, nil), npmpartner.TokenAccessToken, npmFinding(npmdouble.NewToken()))
-	check(t, got, want{reason: finding.ReasonPartnerConfirmed, metrics: metrics.Summary{Requests: 1}})
+	got := harness.Run(harness.NewVerifier(t, 0, nil, srv.URL+"/npm/"), npmpartner.TokenAccessToken, npmFinding(npmdouble.NewToken()))
+	harness.Check(t, got, verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Metrics: metrics.Summary{Requests: 1}})
 	mu.Lock()
 	defer mu.Unlock()
 	if path != "/npm/-/whoami" {
@@ -508,7 +409,7 @@ func TestEndpointWithPathPrefix(t *testing.T) {
 
 func TestConcurrentVerifications(t *testing.T) {
 	srv := startDouble(t)
-	v := newVerifier(t, srv.URL, 0, nil)
+	v := harness.NewVerifier(t, 0, nil, srv.URL)
 	toks := make([]string, 16)
 	names := make([]string, 16)
 	for i := range toks {
@@ -519,9 +420,9 @@ func TestConcurrentVerifications(t *testing.T) {
 		}
 	}
 	var wg sync.WaitGroup
-	results := make([]outcome, len(toks))
+	results := make([]verifiertest.Outcome, len(toks))
 	for i, k := range toks {
-		wg.Go(func() { results[i] = run(v, npmpartner.TokenAccessToken, npmFinding(k)) })
+		wg.Go(func() { results[i] = harness.Run(v, npmpartner.TokenAccessToken, npmFinding(k)) })
 	}
 	wg.Wait()
 	for i, r := range results {
@@ -529,11 +430,11 @@ func TestConcurrentVerifications(t *testing.T) {
 		if i%2 == 0 {
 			want = finding.ReasonPartnerConfirmed
 		}
-		if r.err != nil || r.verdict.Reason != want {
-			t.Errorf("token %d: %+v, %v; want %s", i, r.verdict, r.err, want)
+		if r.Err != nil || r.Verdict.Reason != want {
+			t.Errorf("token %d: %+v, %v; want %s", i, r.Verdict, r.Err, want)
 		}
-		if want == finding.ReasonPartnerConfirmed && r.verdict.Details[npmpartner.DetailUsername] != names[i] {
-			t.Errorf("token %d: details %v belong to another token", i, r.verdict.Details)
+		if want == finding.ReasonPartnerConfirmed && r.Verdict.Details[npmpartner.DetailUsername] != names[i] {
+			t.Errorf("token %d: details %v belong to another token", i, r.Verdict.Details)
 		}
 	}
 }
@@ -544,7 +445,7 @@ func TestCancelledContextIsAFault(t *testing.T) {
 	srv.AddToken(tok, npmdouble.NewUsername())
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	verdict, err := newVerifier(t, srv.URL, 0, nil).Verify(ctx, npmpartner.TokenAccessToken, npmFinding(tok))
+	verdict, err := harness.NewVerifier(t, 0, nil, srv.URL).Verify(ctx, npmpartner.TokenAccessToken, npmFinding(tok))
 	f, ok := verify.AsFault(err)
 	if !ok || f.Kind != verify.PartnerError || !f.Network || verdict.Reason != "" {
 		t.Errorf("Verify = %+v, %v; want a network partner error", verdict, err)
@@ -562,7 +463,7 @@ func TestNoSecretLeaks(t *testing.T) {
 		partnertest.FaultGarbled, partnertest.FaultEmpty, partnertest.FaultTruncated,
 		partnertest.FaultHTML401, partnertest.FaultHTML403, partnertest.FaultHang}
 	modes := []npmdouble.Mode{npmdouble.Live, npmdouble.IPRestricted, npmdouble.OTPRequired, npmdouble.Forbidden, npmdouble.NoUsername}
-	v := newVerifier(t, srv.URL, 300*time.Millisecond, nil)
+	v := harness.NewVerifier(t, 300*time.Millisecond, nil, srv.URL)
 	var toks, texts []string
 	verifyAndLog := func(tok string, label string) {
 		f := npmFinding(tok)
@@ -604,7 +505,7 @@ func TestNoSecretLeaks(t *testing.T) {
 	texts = append(texts, logBuf.String())
 	if !strings.Contains(logBuf.String(), `"reason":"partner_confirmed"`) || !strings.Contains(logBuf.String(), `"reason":"partner_rejected"`) ||
 		!strings.Contains(logBuf.String(), "http 500") || !strings.Contains(logBuf.String(), "ipaddress") {
-		t.Fatal("the outcome log is missing outcomes; the leak check would prove nothing")
+		t.Fatal("the verifiertest.Outcome log is missing outcomes; the leak check would prove nothing")
 	}
 	for _, k := range toks {
 		parts := []string{k, k[4:]}

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +16,7 @@ import (
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/openaidouble"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/verifiertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/metrics"
 	openaipartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/openai"
@@ -32,6 +32,9 @@ const (
 	userAgent = partnerhttp.UserAgent
 )
 
+// harness is the shared verifier harness bound to openai.
+var harness = verifiertest.Harness{Def: openaipartner.Definition, Op: opModels}
+
 func startDouble(t *testing.T) *openaidouble.Server {
 	t.Helper()
 	s, err := openaidouble.Start("")
@@ -42,124 +45,8 @@ func startDouble(t *testing.T) *openaidouble.Server {
 	return s
 }
 
-func newVerifier(t *testing.T, endpoint string, timeout time.Duration, tr http.RoundTripper) *openaipartner.Verifier {
-	t.Helper()
-	u, err := url.Parse(endpoint)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := openaipartner.New(partnerhttp.Options{Endpoints: []*url.URL{u}, Timeout: timeout, Transport: tr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
-}
-
 func openaiFinding(tok string) finding.Finding {
 	return finding.Finding{ID: "f-1", RuleID: rule, Token: finding.Secret(tok)}
-}
-
-// outcome is what one verification produced, with the metrics it recorded.
-type outcome struct {
-	verdict verify.Verdict
-	err     error
-	m       metrics.Summary
-}
-
-// callerVerify verifies f as pipeline.Worker does: past the partner's gate
-// (Definition.Examine), typed by it, so the rows that test the gate get
-// their verdict here without a call. want is the rule's token type the
-// caller routed to; "" takes the gate's.
-func callerVerify(ctx context.Context, v verify.Verifier, want finding.TokenType, f finding.Finding) (verify.Verdict, error) {
-	rt, reason, msg := openaipartner.Definition.Examine(f)
-	if reason != "" {
-		return verify.Verdict{Reason: reason, Message: msg}, nil
-	}
-	tt := rt.TokenType
-	if want != "" {
-		tt = want
-	}
-	return v.Verify(ctx, tt, f)
-}
-
-func run(v *openaipartner.Verifier, tt finding.TokenType, f finding.Finding) outcome {
-	rec := metrics.New()
-	verdict, err := callerVerify(metrics.NewContext(context.Background(), rec), v, tt, f)
-	m := rec.Snapshot()["openai"]
-	m.LatencyMS = nil
-	return outcome{verdict, err, m}
-}
-
-// want describes the expected outcome of a row: a verdict (reason set) or a fault.
-type want struct {
-	reason     finding.Reason // verdict reason; "" when a fault is expected
-	details    finding.Details
-	kind       verify.FaultKind
-	httpStatus int
-	network    bool
-	retryMin   time.Duration
-	retryMax   time.Duration
-	msg        string // a substring of the fault or verdict message
-	op         string // the fault's Op; opModels when empty
-	metrics    metrics.Summary
-	calls      int64 // requests the double saw
-}
-
-func check(t *testing.T, got outcome, w want) {
-	t.Helper()
-	if got.verdict.Status() == finding.StatusInactive && got.err != nil {
-		t.Fatal("a fault came with an inactive verdict")
-	}
-	if w.reason != "" {
-		if got.err != nil {
-			t.Fatalf("Verify error = %v, want verdict %s", got.err, w.reason)
-		}
-		if got.verdict.Reason != w.reason {
-			t.Fatalf("reason = %q (%s), want %q", got.verdict.Reason, got.verdict.Message, w.reason)
-		}
-		if got.verdict.Status() != finding.StatusOf(w.reason) {
-			t.Errorf("status = %q", got.verdict.Status())
-		}
-		if !strings.Contains(got.verdict.Message, w.msg) {
-			t.Errorf("message = %q, want it to contain %q", got.verdict.Message, w.msg)
-		}
-		if !reflect.DeepEqual(got.verdict.Details, w.details) {
-			t.Errorf("details = %#v, want %#v", got.verdict.Details, w.details)
-		}
-	} else {
-		if got.err == nil {
-			t.Fatalf("verdict %+v (status %s), want a fault; a fault must never be an answer", got.verdict, got.verdict.Status())
-		}
-		if got.verdict.Reason != "" || got.verdict.Details != nil {
-			t.Errorf("a fault came with verdict %q %v", got.verdict.Reason, got.verdict.Details)
-		}
-		f, ok := verify.AsFault(got.err)
-		if !ok {
-			t.Fatalf("error %v is not a *verify.Fault", got.err)
-		}
-		if f.Kind != w.kind || f.HTTPStatus != w.httpStatus || f.Network != w.network {
-			t.Errorf("fault = %+v, want kind %v, http %d, network %v", *f, w.kind, w.httpStatus, w.network)
-		}
-		if f.Kind.Reason() == finding.ReasonPartnerRejected || finding.StatusOf(f.Kind.Reason()) != finding.StatusUnknown {
-			t.Errorf("fault ends in %q, want an unknown reason", f.Kind.Reason())
-		}
-		op := w.op
-		if op == "" {
-			op = opModels
-		}
-		if f.Partner != openaipartner.Name || f.Op != op {
-			t.Errorf("fault names %q %q, want openai %q", f.Partner, f.Op, op)
-		}
-		if f.RetryAfter < w.retryMin || f.RetryAfter > w.retryMax {
-			t.Errorf("RetryAfter = %v, want within [%v, %v]", f.RetryAfter, w.retryMin, w.retryMax)
-		}
-		if !strings.Contains(got.err.Error(), w.msg) {
-			t.Errorf("error = %q, want it to contain %q", got.err, w.msg)
-		}
-	}
-	if !reflect.DeepEqual(got.m, w.metrics) {
-		t.Errorf("metrics = %+v, want %+v", got.m, w.metrics)
-	}
 }
 
 // TestVerifyAgainstDouble has one row per answer OpenAI can give, through
@@ -187,97 +74,97 @@ func TestVerifyAgainstDouble(t *testing.T) {
 		retryAfter string
 		reset      string // x-ratelimit-reset-requests of 429s; "none" sends no x-ratelimit-* headers
 		timeout    time.Duration
-		want       want
+		want       verifiertest.Want
 	}{
 		// 200: GET /v1/models lists models (../shared/PARTNERS.md, OpenAI).
-		{name: "live project key", setup: live(openaidouble.Live), want: want{reason: finding.ReasonPartnerConfirmed, details: org, metrics: one, calls: 1}},
+		{name: "live project key", setup: live(openaidouble.Live), want: verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Details: org, Metrics: one, Calls: 1}},
 		{name: "live service-account key", newKey: openaidouble.NewServiceAccountKey, setup: live(openaidouble.Live),
-			want: want{reason: finding.ReasonPartnerConfirmed, details: org, metrics: one, calls: 1}},
+			want: verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Details: org, Metrics: one, Calls: 1}},
 		{name: "live legacy key", newKey: openaidouble.NewLegacyKey, setup: live(openaidouble.Live),
-			want: want{reason: finding.ReasonPartnerConfirmed, details: org, metrics: one, calls: 1}},
+			want: verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Details: org, Metrics: one, Calls: 1}},
 		{name: "live key, no openai-organization header", setup: func(_ *testing.T, key string) finding.Finding {
 			srv.AddTokenIn(key, openaidouble.Live, "")
 			return openaiFinding(key)
-		}, want: want{reason: finding.ReasonPartnerConfirmed, metrics: one, calls: 1}},
+		}, want: verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Metrics: one, Calls: 1}},
 		{name: "live admin key: admin key list", newKey: openaidouble.NewAdminKey, setup: live(openaidouble.Live),
-			want: want{reason: finding.ReasonPartnerConfirmed, details: org, metrics: one, calls: 1}},
+			want: verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Details: org, Metrics: one, Calls: 1}},
 		// 401 invalid_api_key: the only rejection.
 		{name: "unknown key", setup: func(_ *testing.T, key string) finding.Finding { return openaiFinding(key) },
-			want: want{reason: finding.ReasonPartnerRejected, metrics: one, calls: 1}},
+			want: verifiertest.Want{Reason: finding.ReasonPartnerRejected, Metrics: one, Calls: 1}},
 		{name: "revoked key", setup: func(_ *testing.T, key string) finding.Finding {
 			srv.AddToken(key, openaidouble.Live)
 			srv.RevokeToken(key)
 			return openaiFinding(key)
-		}, want: want{reason: finding.ReasonPartnerRejected, metrics: one, calls: 1}},
+		}, want: verifiertest.Want{Reason: finding.ReasonPartnerRejected, Metrics: one, Calls: 1}},
 		{name: "revoked admin key", newKey: openaidouble.NewAdminKey, setup: func(_ *testing.T, key string) finding.Finding {
 			srv.AddToken(key, openaidouble.Live)
 			srv.RevokeToken(key)
 			return openaiFinding(key)
-		}, want: want{reason: finding.ReasonPartnerRejected, metrics: one, calls: 1}},
+		}, want: verifiertest.Want{Reason: finding.ReasonPartnerRejected, Metrics: one, Calls: 1}},
 		// 401 "insufficient permissions … Missing scopes", code null: a restricted key, live.
 		{name: "restricted key (nested error, code null)", setup: live(openaidouble.Restricted),
-			want: want{reason: finding.ReasonPartnerConfirmed, details: org, metrics: one, calls: 1}},
+			want: verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Details: org, Metrics: one, Calls: 1}},
 		{name: "restricted key (bare error string)", setup: live(openaidouble.RestrictedFlat),
-			want: want{reason: finding.ReasonPartnerConfirmed, details: org, metrics: one, calls: 1}},
+			want: verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Details: org, Metrics: one, Calls: 1}},
 		{name: "restricted admin key", newKey: openaidouble.NewAdminKey, setup: live(openaidouble.Restricted),
-			want: want{reason: finding.ReasonPartnerConfirmed, details: org, metrics: one, calls: 1}},
+			want: verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Details: org, Metrics: one, Calls: 1}},
 		{name: "project key routed as admin: missing admin scope", tokenType: openaipartner.TokenAdminKey, setup: live(openaidouble.Live),
-			want: want{reason: finding.ReasonPartnerConfirmed, details: org, metrics: one, calls: 1}},
+			want: verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Details: org, Metrics: one, Calls: 1}},
 		// 403 unsupported_country_region_territory says nothing of the key.
 		{name: "403 unsupported region", setup: live(openaidouble.Region),
-			want: want{kind: verify.PartnerError, httpStatus: 403, msg: "403", metrics: errored, calls: 1}},
+			want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 403, Msg: "403", Metrics: errored, Calls: 1}},
 		// 429 insufficient_quota: a 429 is a rate limit (contract §7), whatever its code.
 		{name: "429 insufficient_quota", setup: live(openaidouble.Quota),
-			want: want{kind: verify.RateLimited, httpStatus: 429, msg: "rate limited", metrics: limited, calls: 1}},
+			want: verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 429, Msg: "rate limited", Metrics: limited, Calls: 1}},
 		// The format gate: no call.
 		{name: "sk- key without T3BlbkFJ: no call", setup: func(_ *testing.T, key string) finding.Finding {
 			k := "sk-" + strings.ReplaceAll(key[len("sk-proj-"):], "T3BlbkFJ", "xxxxxxxx")
 			srv.AddToken(k, openaidouble.Live)
 			return openaiFinding(k)
-		}, want: want{reason: finding.ReasonMalformedToken, msg: "not an OpenAI key"}},
+		}, want: verifiertest.Want{Reason: finding.ReasonMalformedToken, Msg: "not an OpenAI key"}},
 		{name: "short project key: no call", setup: func(_ *testing.T, key string) finding.Finding {
 			srv.AddToken(key[:20], openaidouble.Live)
 			return openaiFinding(key[:20])
-		}, want: want{reason: finding.ReasonMalformedToken, msg: "sk-proj-"}},
+		}, want: verifiertest.Want{Reason: finding.ReasonMalformedToken, Msg: "sk-proj-"}},
 		{name: "admin key with a space: no call", newKey: openaidouble.NewAdminKey, setup: func(_ *testing.T, key string) finding.Finding {
 			return openaiFinding(key[:30] + " " + key[30:])
-		}, want: want{reason: finding.ReasonMalformedToken, msg: "admin key"}},
+		}, want: verifiertest.Want{Reason: finding.ReasonMalformedToken, Msg: "admin key"}},
 		{name: "other partner's token type: no call", tokenType: finding.TokenPostmanAPIKey, setup: live(openaidouble.Live),
-			want: want{reason: finding.ReasonUnsupportedTokenType, msg: "openai_api_key"}},
+			want: verifiertest.Want{Reason: finding.ReasonUnsupportedTokenType, Msg: "openai_api_key"}},
 		// Faults of the shared layer.
-		{name: "500", setup: fault(srv, partnertest.Fault500), want: want{kind: verify.PartnerError, httpStatus: 500, msg: "http 500", metrics: errored, calls: 1}},
-		{name: "502 HTML", setup: fault(srv, partnertest.Fault502), want: want{kind: verify.PartnerError, httpStatus: 502, metrics: errored, calls: 1}},
-		{name: "503 overloaded", setup: fault(srv, partnertest.Fault503), want: want{kind: verify.PartnerError, httpStatus: 503, metrics: errored, calls: 1}},
-		{name: "504 HTML", setup: fault(srv, partnertest.Fault504), want: want{kind: verify.PartnerError, httpStatus: 504, metrics: errored, calls: 1}},
+		{name: "500", setup: fault(srv, partnertest.Fault500), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 500, Msg: "http 500", Metrics: errored, Calls: 1}},
+		{name: "502 HTML", setup: fault(srv, partnertest.Fault502), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 502, Metrics: errored, Calls: 1}},
+		{name: "503 overloaded", setup: fault(srv, partnertest.Fault503), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 503, Metrics: errored, Calls: 1}},
+		{name: "504 HTML", setup: fault(srv, partnertest.Fault504), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 504, Metrics: errored, Calls: 1}},
 		{name: "429 Retry-After seconds wins over the reset", retryAfter: "7", reset: "6m0s", setup: fault(srv, partnertest.Fault429),
-			want: want{kind: verify.RateLimited, httpStatus: 429, retryMin: 7 * time.Second, retryMax: 7 * time.Second, msg: "rate limited", metrics: limited, calls: 1}},
+			want: verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 429, RetryMin: 7 * time.Second, RetryMax: 7 * time.Second, Msg: "rate limited", Metrics: limited, Calls: 1}},
 		{name: "429 Retry-After HTTP date", retryAfter: httpDate(), setup: fault(srv, partnertest.Fault429),
-			want: want{kind: verify.RateLimited, httpStatus: 429, retryMin: 27 * time.Second, retryMax: 30 * time.Second, metrics: limited, calls: 1}},
+			want: verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 429, RetryMin: 27 * time.Second, RetryMax: 30 * time.Second, Metrics: limited, Calls: 1}},
 		{name: "429 x-ratelimit-reset-requests 6m0s only", reset: "6m0s", setup: fault(srv, partnertest.Fault429),
-			want: want{kind: verify.RateLimited, httpStatus: 429, retryMin: 6 * time.Minute, retryMax: 6 * time.Minute, metrics: limited, calls: 1}},
+			want: verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 429, RetryMin: 6 * time.Minute, RetryMax: 6 * time.Minute, Metrics: limited, Calls: 1}},
 		{name: "429 x-ratelimit-reset-requests 1s only", reset: "1s", setup: fault(srv, partnertest.Fault429),
-			want: want{kind: verify.RateLimited, httpStatus: 429, retryMin: time.Second, retryMax: time.Second, metrics: limited, calls: 1}},
+			want: verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 429, RetryMin: time.Second, RetryMax: time.Second, Metrics: limited, Calls: 1}},
 		{name: "429 x-ratelimit-reset-requests 12ms only", reset: "12ms", setup: fault(srv, partnertest.Fault429),
-			want: want{kind: verify.RateLimited, httpStatus: 429, retryMin: 12 * time.Millisecond, retryMax: 12 * time.Millisecond, metrics: limited, calls: 1}},
+			want: verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 429, RetryMin: 12 * time.Millisecond, RetryMax: 12 * time.Millisecond, Metrics: limited, Calls: 1}},
 		{name: "429 x-ratelimit-reset-requests 1m30.5s only", reset: "1m30.5s", setup: fault(srv, partnertest.Fault429),
-			want: want{kind: verify.RateLimited, httpStatus: 429, retryMin: 90500 * time.Millisecond, retryMax: 90500 * time.Millisecond, metrics: limited, calls: 1}},
+			want: verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 429, RetryMin: 90500 * time.Millisecond, RetryMax: 90500 * time.Millisecond, Metrics: limited, Calls: 1}},
 		{name: "429 without any wait header", reset: "none", setup: fault(srv, partnertest.Fault429),
-			want: want{kind: verify.RateLimited, httpStatus: 429, metrics: limited, calls: 1}},
+			want: verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 429, Metrics: limited, Calls: 1}},
 		{name: "429 on an admin key", newKey: openaidouble.NewAdminKey, retryAfter: "2", setup: fault(srv, partnertest.Fault429),
-			want: want{kind: verify.RateLimited, httpStatus: 429, retryMin: 2 * time.Second, retryMax: 2 * time.Second, op: opAdmin, metrics: limited, calls: 1}},
-		{name: "reset", setup: fault(srv, partnertest.FaultReset), want: want{kind: verify.PartnerError, network: true, msg: "network error", metrics: network, calls: 1}},
+			want: verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 429, RetryMin: 2 * time.Second, RetryMax: 2 * time.Second, Op: opAdmin, Metrics: limited, Calls: 1}},
+		{name: "reset", setup: fault(srv, partnertest.FaultReset), want: verifiertest.Want{Kind: verify.PartnerError, Network: true, Msg: "network error", Metrics: network, Calls: 1}},
 		{name: "hang with a short timeout", timeout: 300 * time.Millisecond, setup: fault(srv, partnertest.FaultHang),
-			want: want{kind: verify.PartnerError, network: true, msg: "timeout", metrics: network, calls: 1}},
+			want: verifiertest.Want{Kind: verify.PartnerError, Network: true, Msg: "timeout", Metrics: network, Calls: 1}},
 		{name: "slow live answer within the timeout", timeout: 2 * time.Second, setup: func(_ *testing.T, key string) finding.Finding {
 			srv.AddTokenIn(key, openaidouble.Live, testOrg)
 			srv.Controls.SetLatency(100*time.Millisecond, 0)
 			return openaiFinding(key)
-		}, want: want{reason: finding.ReasonPartnerConfirmed, details: org, metrics: one, calls: 1}},
-		{name: "garbled 200", setup: fault(srv, partnertest.FaultGarbled), want: want{kind: verify.PartnerError, httpStatus: 200, msg: "proves nothing", metrics: errored, calls: 1}},
-		{name: "empty 200", setup: fault(srv, partnertest.FaultEmpty), want: want{kind: verify.PartnerError, httpStatus: 200, msg: "proves nothing", metrics: errored, calls: 1}},
-		{name: "truncated 200", setup: fault(srv, partnertest.FaultTruncated), want: want{kind: verify.PartnerError, httpStatus: 200, msg: "read body", metrics: errored, calls: 1}},
-		{name: "HTML 401 from a proxy", setup: fault(srv, partnertest.FaultHTML401), want: want{kind: verify.PartnerError, httpStatus: 401, msg: "HTML page", metrics: errored, calls: 1}},
-		{name: "HTML 403 from a WAF", setup: fault(srv, partnertest.FaultHTML403), want: want{kind: verify.PartnerError, httpStatus: 403, msg: "HTML page", metrics: errored, calls: 1}},
+		}, want: verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Details: org, Metrics: one, Calls: 1}},
+		{name: "garbled 200", setup: fault(srv, partnertest.FaultGarbled), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 200, Msg: "proves nothing", Metrics: errored, Calls: 1}},
+		{name: "empty 200", setup: fault(srv, partnertest.FaultEmpty), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 200, Msg: "proves nothing", Metrics: errored, Calls: 1}},
+		{name: "truncated 200", setup: fault(srv, partnertest.FaultTruncated), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 200, Msg: "read body", Metrics: errored, Calls: 1}},
+		{name: "HTML 401 from a proxy", setup: fault(srv, partnertest.FaultHTML401), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 401, Msg: "HTML page", Metrics: errored, Calls: 1}},
+		{name: "HTML 403 from a WAF", setup: fault(srv, partnertest.FaultHTML403), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 403, Msg: "HTML page", Metrics: errored, Calls: 1}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -296,10 +183,10 @@ func TestVerifyAgainstDouble(t *testing.T) {
 				newKey = openaidouble.NewToken
 			}
 			f := tc.setup(t, newKey())
-			got := run(newVerifier(t, srv.URL, tc.timeout, nil), tc.tokenType, f)
-			check(t, got, tc.want)
-			if calls := srv.Controls.Requests(); calls != tc.want.calls {
-				t.Errorf("double saw %d requests, want %d", calls, tc.want.calls)
+			got := harness.RunAs(harness.NewVerifier(t, tc.timeout, nil, srv.URL), tc.tokenType, f)
+			harness.Check(t, got, tc.want)
+			if calls := srv.Controls.Requests(); calls != tc.want.Calls {
+				t.Errorf("double saw %d requests, want %d", calls, tc.want.Calls)
 			}
 		})
 	}
@@ -330,32 +217,32 @@ func TestVerifyOtherAnswers(t *testing.T) {
 		contentType string
 		body        string
 		header      map[string]string
-		want        want
+		want        verifiertest.Want
 	}{
-		{"200 JSON without list", 200, "application/json", `{"ok":true}`, nil, want{httpStatus: 200, msg: "proves nothing"}},
-		{"200 list without data", 200, "application/json", `{"object":"list"}`, nil, want{httpStatus: 200, msg: "proves nothing"}},
-		{"200 list with data null", 200, "application/json", `{"object":"list","data":null}`, nil, want{httpStatus: 200, msg: "proves nothing"}},
-		{"200 list with data an object", 200, "application/json", `{"object":"list","data":{}}`, nil, want{httpStatus: 200, msg: "proves nothing"}},
-		{"200 model object", 200, "application/json", `{"object":"model","id":"gpt-4o"}`, nil, want{httpStatus: 200, msg: "proves nothing"}},
-		{"200 upper-case keys", 200, "application/json", `{"OBJECT":"list","DATA":[]}`, nil, want{httpStatus: 200, msg: "proves nothing"}},
-		{"200 two documents", 200, "application/json", `{"object":"list","data":[]}{"object":"list","data":[]}`, nil, want{httpStatus: 200, msg: "proves nothing"}},
-		{"200 HTML captive portal", 200, "text/html", `<html><body>Sign in to Wi-Fi</body></html>`, nil, want{httpStatus: 200, msg: "HTML page"}},
-		{"200 too long", 200, "application/json", `{"object":"list","data":[],"pad":"` + strings.Repeat("x", 70*1024) + `"}`, nil, want{httpStatus: 200, msg: "read body"}},
-		{"401 missing-key message, code null", 401, "application/json", `{"error":{"message":"You didn't provide an API key.","type":"invalid_request_error","param":null,"code":null}}`, nil, want{httpStatus: 401, msg: "invalid_api_key"}},
-		{"401 another code", 401, "application/json", `{"error":{"message":"x","type":"invalid_request_error","param":null,"code":"invalid_organization"}}`, nil, want{httpStatus: 401, msg: "invalid_api_key"}},
-		{"401 missing scopes with a code", 401, "application/json", `{"error":{"message":"` + restricted + `","code":"insufficient_permissions"}}`, nil, want{httpStatus: 401, msg: "invalid_api_key"}},
-		{"401 code not a string", 401, "application/json", `{"error":{"message":"` + restricted + `","code":401}}`, nil, want{httpStatus: 401, msg: "invalid_api_key"}},
-		{"401 code at top level", 401, "application/json", `{"code":"invalid_api_key"}`, nil, want{httpStatus: 401, msg: "invalid_api_key"}},
-		{"401 upper-case keys", 401, "application/json", `{"ERROR":{"CODE":"invalid_api_key"}}`, nil, want{httpStatus: 401, msg: "invalid_api_key"}},
-		{"401 bare error, other text", 401, "application/json", `{"error":"Unauthorized"}`, nil, want{httpStatus: 401, msg: "invalid_api_key"}},
-		{"401 trailing garbage", 401, "application/json", `{"error":{"code":"invalid_api_key"}}x`, nil, want{httpStatus: 401, msg: "invalid_api_key"}},
-		{"401 empty", 401, "", ``, nil, want{httpStatus: 401, msg: "invalid_api_key"}},
-		{"401 HTML without a content type", 401, "", `<!DOCTYPE html><title>401</title>`, nil, want{httpStatus: 401, msg: "HTML page"}},
-		{"403 OpenAI-shaped JSON", 403, "application/json", `{"error":{"code":"unsupported_country_region_territory","message":"Country, region, or territory not supported","param":null,"type":"request_forbidden"}}`, nil, want{httpStatus: 403, msg: "403"}},
-		{"403 invalid_api_key body", 403, "application/json", `{"error":{"code":"invalid_api_key"}}`, nil, want{httpStatus: 403, msg: "403"}},
-		{"404", 404, "application/json", `{"error":{"message":"Invalid URL (GET /v1/models)","type":"invalid_request_error","param":null,"code":null}}`, nil, want{httpStatus: 404, msg: "unexpected http status 404"}},
-		{"302 to elsewhere", 302, "", "", map[string]string{"Location": canary.URL + "/v1/models"}, want{httpStatus: 302, msg: "unexpected http status 302"}},
-		{"403 with Retry-After: a rate limit", 403, "application/json", `{}`, map[string]string{"Retry-After": "3"}, want{kind: verify.RateLimited, httpStatus: 403, retryMin: 3 * time.Second, retryMax: 3 * time.Second, msg: "rate limited"}},
+		{"200 JSON without list", 200, "application/json", `{"ok":true}`, nil, verifiertest.Want{HTTPStatus: 200, Msg: "proves nothing"}},
+		{"200 list without data", 200, "application/json", `{"object":"list"}`, nil, verifiertest.Want{HTTPStatus: 200, Msg: "proves nothing"}},
+		{"200 list with data null", 200, "application/json", `{"object":"list","data":null}`, nil, verifiertest.Want{HTTPStatus: 200, Msg: "proves nothing"}},
+		{"200 list with data an object", 200, "application/json", `{"object":"list","data":{}}`, nil, verifiertest.Want{HTTPStatus: 200, Msg: "proves nothing"}},
+		{"200 model object", 200, "application/json", `{"object":"model","id":"gpt-4o"}`, nil, verifiertest.Want{HTTPStatus: 200, Msg: "proves nothing"}},
+		{"200 upper-case keys", 200, "application/json", `{"OBJECT":"list","DATA":[]}`, nil, verifiertest.Want{HTTPStatus: 200, Msg: "proves nothing"}},
+		{"200 two documents", 200, "application/json", `{"object":"list","data":[]}{"object":"list","data":[]}`, nil, verifiertest.Want{HTTPStatus: 200, Msg: "proves nothing"}},
+		{"200 HTML captive portal", 200, "text/html", `<html><body>Sign in to Wi-Fi</body></html>`, nil, verifiertest.Want{HTTPStatus: 200, Msg: "HTML page"}},
+		{"200 too long", 200, "application/json", `{"object":"list","data":[],"pad":"` + strings.Repeat("x", 70*1024) + `"}`, nil, verifiertest.Want{HTTPStatus: 200, Msg: "read body"}},
+		{"401 missing-key message, code null", 401, "application/json", `{"error":{"message":"You didn't provide an API key.","type":"invalid_request_error","param":null,"code":null}}`, nil, verifiertest.Want{HTTPStatus: 401, Msg: "invalid_api_key"}},
+		{"401 another code", 401, "application/json", `{"error":{"message":"x","type":"invalid_request_error","param":null,"code":"invalid_organization"}}`, nil, verifiertest.Want{HTTPStatus: 401, Msg: "invalid_api_key"}},
+		{"401 missing scopes with a code", 401, "application/json", `{"error":{"message":"` + restricted + `","code":"insufficient_permissions"}}`, nil, verifiertest.Want{HTTPStatus: 401, Msg: "invalid_api_key"}},
+		{"401 code not a string", 401, "application/json", `{"error":{"message":"` + restricted + `","code":401}}`, nil, verifiertest.Want{HTTPStatus: 401, Msg: "invalid_api_key"}},
+		{"401 code at top level", 401, "application/json", `{"code":"invalid_api_key"}`, nil, verifiertest.Want{HTTPStatus: 401, Msg: "invalid_api_key"}},
+		{"401 upper-case keys", 401, "application/json", `{"ERROR":{"CODE":"invalid_api_key"}}`, nil, verifiertest.Want{HTTPStatus: 401, Msg: "invalid_api_key"}},
+		{"401 bare error, other text", 401, "application/json", `{"error":"Unauthorized"}`, nil, verifiertest.Want{HTTPStatus: 401, Msg: "invalid_api_key"}},
+		{"401 trailing garbage", 401, "application/json", `{"error":{"code":"invalid_api_key"}}x`, nil, verifiertest.Want{HTTPStatus: 401, Msg: "invalid_api_key"}},
+		{"401 empty", 401, "", ``, nil, verifiertest.Want{HTTPStatus: 401, Msg: "invalid_api_key"}},
+		{"401 HTML without a content type", 401, "", `<!DOCTYPE html><title>401</title>`, nil, verifiertest.Want{HTTPStatus: 401, Msg: "HTML page"}},
+		{"403 OpenAI-shaped JSON", 403, "application/json", `{"error":{"code":"unsupported_country_region_territory","message":"Country, region, or territory not supported","param":null,"type":"request_forbidden"}}`, nil, verifiertest.Want{HTTPStatus: 403, Msg: "403"}},
+		{"403 invalid_api_key body", 403, "application/json", `{"error":{"code":"invalid_api_key"}}`, nil, verifiertest.Want{HTTPStatus: 403, Msg: "403"}},
+		{"404", 404, "application/json", `{"error":{"message":"Invalid URL (GET /v1/models)","type":"invalid_request_error","param":null,"code":null}}`, nil, verifiertest.Want{HTTPStatus: 404, Msg: "unexpected http status 404"}},
+		{"302 to elsewhere", 302, "", "", map[string]string{"Location": canary.URL + "/v1/models"}, verifiertest.Want{HTTPStatus: 302, Msg: "unexpected http status 302"}},
+		{"403 with Retry-After: a rate limit", 403, "application/json", `{}`, map[string]string{"Retry-After": "3"}, verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 403, RetryMin: 3 * time.Second, RetryMax: 3 * time.Second, Msg: "rate limited"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -370,14 +257,14 @@ func TestVerifyOtherAnswers(t *testing.T) {
 				_, _ = w.Write([]byte(tc.body))
 			}))
 			defer srv.Close()
-			got := run(newVerifier(t, srv.URL, 0, nil), "", openaiFinding(openaidouble.NewToken()))
+			got := harness.RunAs(harness.NewVerifier(t, 0, nil, srv.URL), "", openaiFinding(openaidouble.NewToken()))
 			w := tc.want
-			if w.kind == verify.RateLimited {
-				w.metrics = metrics.Summary{Requests: 1, RateLimitHits: 1}
+			if w.Kind == verify.RateLimited {
+				w.Metrics = metrics.Summary{Requests: 1, RateLimitHits: 1}
 			} else {
-				w.kind, w.metrics = verify.PartnerError, metrics.Summary{Requests: 1, Errors: 1}
+				w.Kind, w.Metrics = verify.PartnerError, metrics.Summary{Requests: 1, Errors: 1}
 			}
-			check(t, got, w)
+			harness.Check(t, got, w)
 		})
 	}
 }
@@ -412,8 +299,8 @@ func TestOrganizationDetail(t *testing.T) {
 				_, _ = w.Write([]byte(`{"object":"list","data":[]}`))
 			}))
 			defer srv.Close()
-			got := run(newVerifier(t, srv.URL, 0, nil), "", openaiFinding(key))
-			check(t, got, want{reason: finding.ReasonPartnerConfirmed, details: tc.want, metrics: metrics.Summary{Requests: 1}})
+			got := harness.RunAs(harness.NewVerifier(t, 0, nil, srv.URL), "", openaiFinding(key))
+			harness.Check(t, got, verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Details: tc.want, Metrics: metrics.Summary{Requests: 1}})
 		})
 	}
 }
@@ -456,11 +343,11 @@ func TestRequestShape(t *testing.T) {
 		{openaidouble.NewAdminKey(), "/v1/organization/admin_api_keys?limit=1"},
 	}
 	rt := &recordingTransport{base: &http.Transport{}}
-	v := newVerifier(t, srv.URL+"/", 0, rt)
+	v := harness.NewVerifier(t, 0, rt, srv.URL+"/")
 	for _, k := range keys {
 		srv.AddToken(k.key, openaidouble.Live)
-		if got := run(v, "", openaiFinding(k.key)); got.verdict.Reason != finding.ReasonPartnerConfirmed {
-			t.Fatalf("Verify = %+v, %v", got.verdict, got.err)
+		if got := harness.RunAs(v, "", openaiFinding(k.key)); got.Verdict.Reason != finding.ReasonPartnerConfirmed {
+			t.Fatalf("Verify = %+v, %v", got.Verdict, got.Err)
 		}
 	}
 	if len(rt.reqs) != len(keys) {
@@ -496,8 +383,8 @@ func TestEndpointWithPathPrefix(t *testing.T) {
 		_, _ = w.Write([]byte(`{"object":"list","data":[]}`))
 	}))
 	defer srv.Close()
-	got := run(newVerifier(t, srv.URL+"/openai/", 0, nil), "", openaiFinding(openaidouble.NewToken()))
-	check(t, got, want{reason: finding.ReasonPartnerConfirmed, metrics: metrics.Summary{Requests: 1}})
+	got := harness.RunAs(harness.NewVerifier(t, 0, nil, srv.URL+"/openai/"), "", openaiFinding(openaidouble.NewToken()))
+	harness.Check(t, got, verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Metrics: metrics.Summary{Requests: 1}})
 	if path != "/openai/v1/models" {
 		t.Errorf("path = %q, want /openai/v1/models", path)
 	}
@@ -505,7 +392,7 @@ func TestEndpointWithPathPrefix(t *testing.T) {
 
 func TestConcurrentVerifications(t *testing.T) {
 	srv := startDouble(t)
-	v := newVerifier(t, srv.URL, 0, nil)
+	v := harness.NewVerifier(t, 0, nil, srv.URL)
 	keys := make([]string, 16)
 	for i := range keys {
 		keys[i] = openaidouble.NewToken()
@@ -514,9 +401,9 @@ func TestConcurrentVerifications(t *testing.T) {
 		}
 	}
 	var wg sync.WaitGroup
-	results := make([]outcome, len(keys))
+	results := make([]verifiertest.Outcome, len(keys))
 	for i, k := range keys {
-		wg.Go(func() { results[i] = run(v, "", openaiFinding(k)) })
+		wg.Go(func() { results[i] = harness.RunAs(v, "", openaiFinding(k)) })
 	}
 	wg.Wait()
 	for i, r := range results {
@@ -524,11 +411,11 @@ func TestConcurrentVerifications(t *testing.T) {
 		if i%2 == 0 {
 			want = finding.ReasonPartnerConfirmed
 		}
-		if r.err != nil || r.verdict.Reason != want {
-			t.Errorf("key %d: %+v, %v; want %s", i, r.verdict, r.err, want)
+		if r.Err != nil || r.Verdict.Reason != want {
+			t.Errorf("key %d: %+v, %v; want %s", i, r.Verdict, r.Err, want)
 		}
-		if want == finding.ReasonPartnerConfirmed && r.verdict.Details[openaipartner.DetailOrganization] != fmt.Sprintf("org-%d", i) {
-			t.Errorf("key %d: details %v belong to another key", i, r.verdict.Details)
+		if want == finding.ReasonPartnerConfirmed && r.Verdict.Details[openaipartner.DetailOrganization] != fmt.Sprintf("org-%d", i) {
+			t.Errorf("key %d: details %v belong to another key", i, r.Verdict.Details)
 		}
 	}
 }
@@ -539,7 +426,7 @@ func TestCancelledContextIsAFault(t *testing.T) {
 	srv.AddToken(key, openaidouble.Live)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	verdict, err := newVerifier(t, srv.URL, 0, nil).Verify(ctx, openaipartner.TokenAPIKey, openaiFinding(key))
+	verdict, err := harness.NewVerifier(t, 0, nil, srv.URL).Verify(ctx, openaipartner.TokenAPIKey, openaiFinding(key))
 	f, ok := verify.AsFault(err)
 	if !ok || f.Kind != verify.PartnerError || !f.Network || verdict.Reason != "" {
 		t.Errorf("Verify = %+v, %v; want a network partner error", verdict, err)
@@ -558,11 +445,11 @@ func TestNoSecretLeaks(t *testing.T) {
 		partnertest.FaultGarbled, partnertest.FaultEmpty, partnertest.FaultTruncated,
 		partnertest.FaultHTML401, partnertest.FaultHTML403, partnertest.FaultHang}
 	modes := []openaidouble.Mode{openaidouble.Live, openaidouble.Restricted, openaidouble.RestrictedFlat, openaidouble.Region, openaidouble.Quota}
-	v := newVerifier(t, srv.URL, 300*time.Millisecond, nil)
+	v := harness.NewVerifier(t, 300*time.Millisecond, nil, srv.URL)
 	var keys, texts []string
 	verifyOne := func(key string) {
 		f := openaiFinding(key)
-		verdict, err := callerVerify(context.Background(), v, "", f)
+		verdict, err := harness.CallerVerify(context.Background(), v, "", f)
 		errText := ""
 		if err != nil {
 			errText = err.Error()
@@ -598,7 +485,7 @@ func TestNoSecretLeaks(t *testing.T) {
 	texts = append(texts, logBuf.String())
 	for _, s := range []string{`"reason":"partner_confirmed"`, `"reason":"partner_rejected"`, `"reason":"malformed_token"`, "http 500", "http 403"} {
 		if !strings.Contains(logBuf.String(), s) {
-			t.Fatalf("the outcome log lacks %s; the leak check would prove nothing", s)
+			t.Fatalf("the verifiertest.Outcome log lacks %s; the leak check would prove nothing", s)
 		}
 	}
 	for _, k := range keys {
@@ -642,12 +529,12 @@ func TestEnforcedRateLimit(t *testing.T) {
 	srv.Controls.SetRateLimit(0.001, 1)
 	srv.Controls.SetRetryAfter("")
 	srv.SetRateLimitReset("20s")
-	v := newVerifier(t, srv.URL, 0, nil)
-	check(t, run(v, "", openaiFinding(key)),
-		want{reason: finding.ReasonPartnerConfirmed, details: finding.Details{openaipartner.DetailOrganization: testOrg}, metrics: metrics.Summary{Requests: 1}})
-	check(t, run(v, "", openaiFinding(key)),
-		want{kind: verify.RateLimited, httpStatus: 429, retryMin: 20 * time.Second, retryMax: 20 * time.Second,
-			metrics: metrics.Summary{Requests: 1, RateLimitHits: 1}})
+	v := harness.NewVerifier(t, 0, nil, srv.URL)
+	harness.Check(t, harness.RunAs(v, "", openaiFinding(key)),
+		verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Details: finding.Details{openaipartner.DetailOrganization: testOrg}, Metrics: metrics.Summary{Requests: 1}})
+	harness.Check(t, harness.RunAs(v, "", openaiFinding(key)),
+		verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 429, RetryMin: 20 * time.Second, RetryMax: 20 * time.Second,
+			Metrics: metrics.Summary{Requests: 1, RateLimitHits: 1}})
 	if srv.Controls.RateLimited() != 1 {
 		t.Errorf("double sent %d 429s, want 1", srv.Controls.RateLimited())
 	}

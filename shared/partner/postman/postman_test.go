@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +17,7 @@ import (
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/postmandouble"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/verifiertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/metrics"
 	postmanpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/postman"
@@ -26,6 +26,9 @@ import (
 )
 
 const rule = "Postman API token"
+
+// harness is the shared verifier harness bound to postman.
+var harness = verifiertest.Harness{Def: postmanpartner.Definition, Op: "GET /me", AnyDetails: true}
 
 func startDouble(t *testing.T) *postmandouble.Server {
 	t.Helper()
@@ -37,114 +40,8 @@ func startDouble(t *testing.T) *postmandouble.Server {
 	return s
 }
 
-func newVerifier(t *testing.T, endpoint string, timeout time.Duration, tr http.RoundTripper) *postmanpartner.Verifier {
-	t.Helper()
-	u, err := url.Parse(endpoint)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := postmanpartner.New(partnerhttp.Options{Endpoints: []*url.URL{u}, Timeout: timeout, Transport: tr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
-}
-
 func postmanFinding(tok string) finding.Finding {
 	return finding.Finding{ID: "f-1", RuleID: rule, Token: finding.Secret(tok)}
-}
-
-// outcome is what one verification produced, with the metrics it recorded.
-type outcome struct {
-	verdict verify.Verdict
-	err     error
-	m       metrics.Summary
-}
-
-// callerVerify verifies f as pipeline.Worker does: a finding reaches Verify
-// only routed to its own token type and past the partner's gate
-// (Definition.Examine), so the rows that test that gate get their verdict
-// here, without a call.
-func callerVerify(ctx context.Context, v verify.Verifier, tt finding.TokenType, f finding.Finding) (verify.Verdict, error) {
-	rt, reason, msg := postmanpartner.Definition.Examine(f)
-	if reason != "" {
-		return verify.Verdict{Reason: reason, Message: msg}, nil
-	}
-	if rt.TokenType != tt {
-		return verify.Verdict{Reason: finding.ReasonUnsupportedTokenType, Message: "rule_id is routed to " + string(rt.TokenType) + ", not " + string(tt)}, nil
-	}
-	return v.Verify(ctx, tt, f)
-}
-
-func run(v *postmanpartner.Verifier, tt finding.TokenType, f finding.Finding) outcome {
-	rec := metrics.New()
-	verdict, err := callerVerify(metrics.NewContext(context.Background(), rec), v, tt, f)
-	m := rec.Snapshot()["postman"]
-	m.LatencyMS = nil
-	return outcome{verdict, err, m}
-}
-
-// want describes the expected outcome of a row: a verdict (reason set) or a fault.
-type want struct {
-	reason     finding.Reason // verdict reason; "" when a fault is expected
-	kind       verify.FaultKind
-	httpStatus int
-	network    bool
-	retryMin   time.Duration
-	retryMax   time.Duration
-	msg        string // a substring of the fault or verdict message
-	metrics    metrics.Summary
-	calls      int64 // requests the double saw
-}
-
-func check(t *testing.T, got outcome, w want) {
-	t.Helper()
-	if got.verdict.Status() == finding.StatusInactive && got.err != nil {
-		t.Fatal("a fault came with an inactive verdict")
-	}
-	if w.reason != "" {
-		if got.err != nil {
-			t.Fatalf("Verify error = %v, want verdict %s", got.err, w.reason)
-		}
-		if got.verdict.Reason != w.reason {
-			t.Fatalf("reason = %q (%s), want %q", got.verdict.Reason, got.verdict.Message, w.reason)
-		}
-		if got.verdict.Status() != finding.StatusOf(w.reason) {
-			t.Errorf("status = %q", got.verdict.Status())
-		}
-		if !strings.Contains(got.verdict.Message, w.msg) {
-			t.Errorf("message = %q, want it to contain %q", got.verdict.Message, w.msg)
-		}
-	} else {
-		if got.err == nil {
-			t.Fatalf("verdict %+v (status %s), want a fault; a fault must never be an answer", got.verdict, got.verdict.Status())
-		}
-		if got.verdict.Reason != "" {
-			t.Errorf("a fault came with verdict reason %q", got.verdict.Reason)
-		}
-		f, ok := verify.AsFault(got.err)
-		if !ok {
-			t.Fatalf("error %v is not a *verify.Fault", got.err)
-		}
-		if f.Kind != w.kind || f.HTTPStatus != w.httpStatus || f.Network != w.network {
-			t.Errorf("fault = %+v, want kind %v, http %d, network %v", *f, w.kind, w.httpStatus, w.network)
-		}
-		if f.Kind.Reason() == finding.ReasonPartnerRejected || finding.StatusOf(f.Kind.Reason()) != finding.StatusUnknown {
-			t.Errorf("fault ends in %q, want an unknown reason", f.Kind.Reason())
-		}
-		if f.Partner != finding.PartnerPostman || f.Op != "GET /me" {
-			t.Errorf("fault names %q %q", f.Partner, f.Op)
-		}
-		if f.RetryAfter < w.retryMin || f.RetryAfter > w.retryMax {
-			t.Errorf("RetryAfter = %v, want within [%v, %v]", f.RetryAfter, w.retryMin, w.retryMax)
-		}
-		if !strings.Contains(got.err.Error(), w.msg) {
-			t.Errorf("error = %q, want it to contain %q", got.err, w.msg)
-		}
-	}
-	if !reflect.DeepEqual(got.m, w.metrics) {
-		t.Errorf("metrics = %+v, want %+v", got.m, w.metrics)
-	}
 }
 
 func TestVerifyAgainstDouble(t *testing.T) {
@@ -160,67 +57,67 @@ func TestVerifyAgainstDouble(t *testing.T) {
 		setup      func(t *testing.T, key string) finding.Finding // registers keys, pushes faults
 		retryAfter string
 		timeout    time.Duration
-		want       want
+		want       verifiertest.Want
 	}{
 		{name: "live key", setup: func(t *testing.T, key string) finding.Finding {
 			srv.AddKey(key, 12345678)
 			return postmanFinding(key)
-		}, want: want{reason: finding.ReasonPartnerConfirmed, metrics: one, calls: 1}},
+		}, want: verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Metrics: one, Calls: 1}},
 		{name: "unknown key", setup: func(t *testing.T, key string) finding.Finding {
 			return postmanFinding(key)
-		}, want: want{reason: finding.ReasonPartnerRejected, metrics: one, calls: 1}},
+		}, want: verifiertest.Want{Reason: finding.ReasonPartnerRejected, Metrics: one, Calls: 1}},
 		{name: "revoked key", setup: func(t *testing.T, key string) finding.Finding {
 			srv.AddKey(key, 99)
 			srv.RevokeKey(key)
 			return postmanFinding(key)
-		}, want: want{reason: finding.ReasonPartnerRejected, metrics: one, calls: 1}},
+		}, want: verifiertest.Want{Reason: finding.ReasonPartnerRejected, Metrics: one, Calls: 1}},
 		{name: "malformed key: no call", setup: func(t *testing.T, key string) finding.Finding {
 			srv.AddKey(key[:40], 1)
 			return postmanFinding(key[:40])
-		}, want: want{reason: finding.ReasonMalformedToken, msg: "not a Postman API key"}},
+		}, want: verifiertest.Want{Reason: finding.ReasonMalformedToken, Msg: "not a Postman API key"}},
 		{name: "upper-case key: no call", setup: func(t *testing.T, key string) finding.Finding {
 			return postmanFinding(strings.ToUpper(key))
-		}, want: want{reason: finding.ReasonMalformedToken}},
+		}, want: verifiertest.Want{Reason: finding.ReasonMalformedToken}},
 		{name: "other partner's token type: no call", tokenType: finding.TokenGCPAPIKey, setup: func(t *testing.T, key string) finding.Finding {
 			srv.AddKey(key, 1)
 			return postmanFinding(key)
-		}, want: want{reason: finding.ReasonUnsupportedTokenType, msg: "postman_api_key"}},
-		{name: "500", setup: fault(srv, partnertest.Fault500), want: want{kind: verify.PartnerError, httpStatus: 500, msg: "http 500", metrics: errored, calls: 1}},
-		{name: "502 HTML", setup: fault(srv, partnertest.Fault502), want: want{kind: verify.PartnerError, httpStatus: 502, metrics: errored, calls: 1}},
-		{name: "503", setup: fault(srv, partnertest.Fault503), want: want{kind: verify.PartnerError, httpStatus: 503, metrics: errored, calls: 1}},
-		{name: "504 HTML", setup: fault(srv, partnertest.Fault504), want: want{kind: verify.PartnerError, httpStatus: 504, metrics: errored, calls: 1}},
+		}, want: verifiertest.Want{Reason: finding.ReasonUnsupportedTokenType, Msg: "postman_api_key"}},
+		{name: "500", setup: fault(srv, partnertest.Fault500), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 500, Msg: "http 500", Metrics: errored, Calls: 1}},
+		{name: "502 HTML", setup: fault(srv, partnertest.Fault502), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 502, Metrics: errored, Calls: 1}},
+		{name: "503", setup: fault(srv, partnertest.Fault503), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 503, Metrics: errored, Calls: 1}},
+		{name: "504 HTML", setup: fault(srv, partnertest.Fault504), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 504, Metrics: errored, Calls: 1}},
 		{name: "429 Retry-After seconds", retryAfter: "7", setup: fault(srv, partnertest.Fault429),
-			want: want{kind: verify.RateLimited, httpStatus: 429, retryMin: 7 * time.Second, retryMax: 7 * time.Second, msg: "rate limited", metrics: metrics.Summary{Requests: 1, RateLimitHits: 1}, calls: 1}},
+			want: verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 429, RetryMin: 7 * time.Second, RetryMax: 7 * time.Second, Msg: "rate limited", Metrics: metrics.Summary{Requests: 1, RateLimitHits: 1}, Calls: 1}},
 		{name: "429 Retry-After HTTP date", retryAfter: httpDate(), setup: fault(srv, partnertest.Fault429),
-			want: want{kind: verify.RateLimited, httpStatus: 429, retryMin: 27 * time.Second, retryMax: 30 * time.Second, metrics: metrics.Summary{Requests: 1, RateLimitHits: 1}, calls: 1}},
+			want: verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 429, RetryMin: 27 * time.Second, RetryMax: 30 * time.Second, Metrics: metrics.Summary{Requests: 1, RateLimitHits: 1}, Calls: 1}},
 		// Postman's own 429 headers without Retry-After: X-RateLimit-RetryAfter
 		// seconds, then X-RateLimit-Reset epoch seconds (both about a minute).
 		{name: "429 X-RateLimit-RetryAfter and -Reset only", retryAfter: "", setup: fault(srv, partnertest.Fault429),
-			want: want{kind: verify.RateLimited, httpStatus: 429, retryMin: 59 * time.Second, retryMax: 61 * time.Second, metrics: metrics.Summary{Requests: 1, RateLimitHits: 1}, calls: 1}},
+			want: verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 429, RetryMin: 59 * time.Second, RetryMax: 61 * time.Second, Metrics: metrics.Summary{Requests: 1, RateLimitHits: 1}, Calls: 1}},
 		{name: "429 with the support article's nested body", retryAfter: "", setup: func(t *testing.T, key string) finding.Finding {
 			srv.AddKey(key, 5)
 			srv.SetLegacyRateLimitBody(true)
 			srv.Controls.Push(partnertest.Fault429)
 			return postmanFinding(key)
-		}, want: want{kind: verify.RateLimited, httpStatus: 429, retryMin: 59 * time.Second, retryMax: 61 * time.Second, metrics: metrics.Summary{Requests: 1, RateLimitHits: 1}, calls: 1}},
+		}, want: verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 429, RetryMin: 59 * time.Second, RetryMax: 61 * time.Second, Metrics: metrics.Summary{Requests: 1, RateLimitHits: 1}, Calls: 1}},
 		{name: "429 on a live key", retryAfter: "1", setup: func(t *testing.T, key string) finding.Finding {
 			srv.AddKey(key, 5)
 			srv.Controls.Push(partnertest.Fault429)
 			return postmanFinding(key)
-		}, want: want{kind: verify.RateLimited, httpStatus: 429, retryMin: time.Second, retryMax: time.Second, metrics: metrics.Summary{Requests: 1, RateLimitHits: 1}, calls: 1}},
-		{name: "reset", setup: fault(srv, partnertest.FaultReset), want: want{kind: verify.PartnerError, network: true, msg: "network error", metrics: network, calls: 1}},
+		}, want: verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 429, RetryMin: time.Second, RetryMax: time.Second, Metrics: metrics.Summary{Requests: 1, RateLimitHits: 1}, Calls: 1}},
+		{name: "reset", setup: fault(srv, partnertest.FaultReset), want: verifiertest.Want{Kind: verify.PartnerError, Network: true, Msg: "network error", Metrics: network, Calls: 1}},
 		{name: "hang with a short timeout", timeout: 300 * time.Millisecond, setup: fault(srv, partnertest.FaultHang),
-			want: want{kind: verify.PartnerError, network: true, msg: "timeout", metrics: network, calls: 1}},
+			want: verifiertest.Want{Kind: verify.PartnerError, Network: true, Msg: "timeout", Metrics: network, Calls: 1}},
 		{name: "slow live answer within the timeout", timeout: 2 * time.Second, setup: func(t *testing.T, key string) finding.Finding {
 			srv.AddKey(key, 5)
 			srv.Controls.SetLatency(100*time.Millisecond, 0)
 			return postmanFinding(key)
-		}, want: want{reason: finding.ReasonPartnerConfirmed, metrics: one, calls: 1}},
-		{name: "garbled 200", setup: fault(srv, partnertest.FaultGarbled), want: want{kind: verify.PartnerError, httpStatus: 200, msg: "proves nothing", metrics: errored, calls: 1}},
-		{name: "empty 200", setup: fault(srv, partnertest.FaultEmpty), want: want{kind: verify.PartnerError, httpStatus: 200, msg: "proves nothing", metrics: errored, calls: 1}},
-		{name: "truncated 200", setup: fault(srv, partnertest.FaultTruncated), want: want{kind: verify.PartnerError, httpStatus: 200, msg: "read body", metrics: errored, calls: 1}},
-		{name: "HTML 401 from a proxy", setup: fault(srv, partnertest.FaultHTML401), want: want{kind: verify.PartnerError, httpStatus: 401, msg: "HTML page", metrics: errored, calls: 1}},
-		{name: "HTML 403 from a WAF", setup: fault(srv, partnertest.FaultHTML403), want: want{kind: verify.PartnerError, httpStatus: 403, msg: "HTML page", metrics: errored, calls: 1}},
+		}, want: verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Metrics: one, Calls: 1}},
+		{name: "garbled 200", setup: fault(srv, partnertest.FaultGarbled), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 200, Msg: "proves nothing", Metrics: errored, Calls: 1}},
+		{name: "empty 200", setup: fault(srv, partnertest.FaultEmpty), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 200, Msg: "proves nothing", Metrics: errored, Calls: 1}},
+		{name: "truncated 200", setup: fault(srv, partnertest.FaultTruncated), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 200, Msg: "read body", Metrics: errored, Calls: 1}},
+		{name: "HTML 401 from a proxy", setup: fault(srv, partnertest.FaultHTML401), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 401, Msg: "HTML page", Metrics: errored, Calls: 1}},
+		{name: "HTML 403 from a WAF", setup: fault(srv, partnertest.FaultHTML403), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 403, Msg: "HTML page", Metrics: errored, Calls: 1}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -233,21 +130,21 @@ func TestVerifyAgainstDouble(t *testing.T) {
 			if tt == "" {
 				tt = finding.TokenPostmanAPIKey
 			}
-			got := run(newVerifier(t, srv.URL, tc.timeout, nil), tt, f)
-			check(t, got, tc.want)
-			if got.verdict.Reason == finding.ReasonPartnerConfirmed {
-				id := got.verdict.Details[postmanpartner.DetailUserID]
-				if id == "" || len(got.verdict.Details) != 1 {
-					t.Errorf("details = %v, want only %s", got.verdict.Details, postmanpartner.DetailUserID)
+			got := harness.Run(harness.NewVerifier(t, tc.timeout, nil, srv.URL), tt, f)
+			harness.Check(t, got, tc.want)
+			if got.Verdict.Reason == finding.ReasonPartnerConfirmed {
+				id := got.Verdict.Details[postmanpartner.DetailUserID]
+				if id == "" || len(got.Verdict.Details) != 1 {
+					t.Errorf("details = %v, want only %s", got.Verdict.Details, postmanpartner.DetailUserID)
 				}
 				if id != "12345678" && id != "5" {
 					t.Errorf("postman_user_id = %q, not the registered user", id)
 				}
-			} else if got.verdict.Details != nil {
-				t.Errorf("details on a %q verdict: %v", got.verdict.Reason, got.verdict.Details)
+			} else if got.Verdict.Details != nil {
+				t.Errorf("details on a %q verdict: %v", got.Verdict.Reason, got.Verdict.Details)
 			}
-			if calls := srv.Controls.Requests(); calls != tc.want.calls {
-				t.Errorf("double saw %d requests, want %d", calls, tc.want.calls)
+			if calls := srv.Controls.Requests(); calls != tc.want.Calls {
+				t.Errorf("double saw %d requests, want %d", calls, tc.want.Calls)
 			}
 		})
 	}
@@ -309,9 +206,9 @@ func TestVerifyUnusableAnswers(t *testing.T) {
 				_, _ = w.Write([]byte(tc.body))
 			}))
 			defer srv.Close()
-			got := run(newVerifier(t, srv.URL, 0, nil), finding.TokenPostmanAPIKey, postmanFinding(postmandouble.NewAPIKey()))
-			check(t, got, want{kind: verify.PartnerError, httpStatus: tc.wantStatus, msg: tc.wantMsg,
-				metrics: metrics.Summary{Requests: 1, Errors: 1}})
+			got := harness.Run(harness.NewVerifier(t, 0, nil, srv.URL), finding.TokenPostmanAPIKey, postmanFinding(postmandouble.NewAPIKey()))
+			harness.Check(t, got, verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: tc.wantStatus, Msg: tc.wantMsg,
+				Metrics: metrics.Summary{Requests: 1, Errors: 1}})
 		})
 	}
 }
@@ -341,10 +238,10 @@ func TestRequestShape(t *testing.T) {
 	key := postmandouble.NewAPIKey()
 	srv.AddKey(key, 3)
 	rt := &recordingTransport{base: &http.Transport{}}
-	v := newVerifier(t, srv.URL+"/", 0, rt)
+	v := harness.NewVerifier(t, 0, rt, srv.URL+"/")
 	for range 3 {
-		if got := run(v, finding.TokenPostmanAPIKey, postmanFinding(key)); got.verdict.Reason != finding.ReasonPartnerConfirmed {
-			t.Fatalf("Verify = %+v, %v", got.verdict, got.err)
+		if got := harness.Run(v, finding.TokenPostmanAPIKey, postmanFinding(key)); got.Verdict.Reason != finding.ReasonPartnerConfirmed {
+			t.Fatalf("Verify = %+v, %v", got.Verdict, got.Err)
 		}
 	}
 	if len(rt.hosts) != 3 {
@@ -374,19 +271,19 @@ func TestEndpointWithPathPrefix(t *testing.T) {
 		_, _ = w.Write([]byte(`{"user":{"id":31}}`))
 	}))
 	defer srv.Close()
-	got := run(newVerifier(t, srv.URL+"/postman/", 0, nil), finding.TokenPostmanAPIKey, postmanFinding(postmandouble.NewAPIKey()))
-	check(t, got, want{reason: finding.ReasonPartnerConfirmed, metrics: metrics.Summary{Requests: 1}})
+	got := harness.Run(harness.NewVerifier(t, 0, nil, srv.URL+"/postman/"), finding.TokenPostmanAPIKey, postmanFinding(postmandouble.NewAPIKey()))
+	harness.Check(t, got, verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Metrics: metrics.Summary{Requests: 1}})
 	if p, _ := path.Load().(string); p != "/postman/me" {
 		t.Errorf("path = %q, want /postman/me", p)
 	}
-	if got.verdict.Details[postmanpartner.DetailUserID] != "31" {
-		t.Errorf("details = %v", got.verdict.Details)
+	if got.Verdict.Details[postmanpartner.DetailUserID] != "31" {
+		t.Errorf("details = %v", got.Verdict.Details)
 	}
 }
 
 func TestConcurrentVerifications(t *testing.T) {
 	srv := startDouble(t)
-	v := newVerifier(t, srv.URL, 0, nil)
+	v := harness.NewVerifier(t, 0, nil, srv.URL)
 	keys := make([]string, 16)
 	for i := range keys {
 		keys[i] = postmandouble.NewAPIKey()
@@ -395,9 +292,9 @@ func TestConcurrentVerifications(t *testing.T) {
 		}
 	}
 	var wg sync.WaitGroup
-	results := make([]outcome, len(keys))
+	results := make([]verifiertest.Outcome, len(keys))
 	for i, k := range keys {
-		wg.Go(func() { results[i] = run(v, finding.TokenPostmanAPIKey, postmanFinding(k)) })
+		wg.Go(func() { results[i] = harness.Run(v, finding.TokenPostmanAPIKey, postmanFinding(k)) })
 	}
 	wg.Wait()
 	for i, r := range results {
@@ -405,11 +302,11 @@ func TestConcurrentVerifications(t *testing.T) {
 		if i%2 == 0 {
 			want = finding.ReasonPartnerConfirmed
 		}
-		if r.err != nil || r.verdict.Reason != want {
-			t.Errorf("key %d: %+v, %v; want %s", i, r.verdict, r.err, want)
+		if r.Err != nil || r.Verdict.Reason != want {
+			t.Errorf("key %d: %+v, %v; want %s", i, r.Verdict, r.Err, want)
 		}
-		if want == finding.ReasonPartnerConfirmed && r.verdict.Details[postmanpartner.DetailUserID] != strconv.Itoa(1000+i) {
-			t.Errorf("key %d: details %v belong to another key", i, r.verdict.Details)
+		if want == finding.ReasonPartnerConfirmed && r.Verdict.Details[postmanpartner.DetailUserID] != strconv.Itoa(1000+i) {
+			t.Errorf("key %d: details %v belong to another key", i, r.Verdict.Details)
 		}
 		if srv.Controls.CountFor(keys[i]) != 1 {
 			t.Errorf("key %d: double saw %d requests", i, srv.Controls.CountFor(keys[i]))
@@ -423,7 +320,7 @@ func TestCancelledContextIsAFault(t *testing.T) {
 	srv.AddKey(key, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	verdict, err := newVerifier(t, srv.URL, 0, nil).Verify(ctx, finding.TokenPostmanAPIKey, postmanFinding(key))
+	verdict, err := harness.NewVerifier(t, 0, nil, srv.URL).Verify(ctx, finding.TokenPostmanAPIKey, postmanFinding(key))
 	f, ok := verify.AsFault(err)
 	if !ok || f.Kind != verify.PartnerError || !f.Network || verdict.Reason != "" {
 		t.Errorf("Verify = %+v, %v; want a network partner error", verdict, err)
@@ -440,7 +337,7 @@ func TestNoSecretLeaks(t *testing.T) {
 		partnertest.Fault503, partnertest.Fault504, partnertest.Fault429, partnertest.FaultReset,
 		partnertest.FaultGarbled, partnertest.FaultEmpty, partnertest.FaultTruncated,
 		partnertest.FaultHTML401, partnertest.FaultHTML403, partnertest.FaultHang}
-	v := newVerifier(t, srv.URL, 300*time.Millisecond, nil)
+	v := harness.NewVerifier(t, 300*time.Millisecond, nil, srv.URL)
 	var keys []string
 	var texts []string
 	for _, live := range []bool{true, false} {
@@ -471,7 +368,7 @@ func TestNoSecretLeaks(t *testing.T) {
 
 	texts = append(texts, logBuf.String())
 	if !strings.Contains(logBuf.String(), `"reason":"partner_confirmed"`) || !strings.Contains(logBuf.String(), "http 500") {
-		t.Fatal("the outcome log is missing outcomes; the leak check would prove nothing")
+		t.Fatal("the verifiertest.Outcome log is missing outcomes; the leak check would prove nothing")
 	}
 	for _, k := range keys {
 		for i, s := range texts {
@@ -523,12 +420,12 @@ func TestEnforcedRateLimit(t *testing.T) {
 	srv.AddKey(key, 8)
 	srv.Controls.SetRateLimit(0.001, 1)
 	srv.Controls.SetRetryAfter("2")
-	v := newVerifier(t, srv.URL, 0, nil)
-	check(t, run(v, finding.TokenPostmanAPIKey, postmanFinding(key)),
-		want{reason: finding.ReasonPartnerConfirmed, metrics: metrics.Summary{Requests: 1}})
-	check(t, run(v, finding.TokenPostmanAPIKey, postmanFinding(key)),
-		want{kind: verify.RateLimited, httpStatus: 429, retryMin: 2 * time.Second, retryMax: 2 * time.Second,
-			metrics: metrics.Summary{Requests: 1, RateLimitHits: 1}})
+	v := harness.NewVerifier(t, 0, nil, srv.URL)
+	harness.Check(t, harness.Run(v, finding.TokenPostmanAPIKey, postmanFinding(key)),
+		verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Metrics: metrics.Summary{Requests: 1}})
+	harness.Check(t, harness.Run(v, finding.TokenPostmanAPIKey, postmanFinding(key)),
+		verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 429, RetryMin: 2 * time.Second, RetryMax: 2 * time.Second,
+			Metrics: metrics.Summary{Requests: 1, RateLimitHits: 1}})
 	if srv.Controls.RateLimited() != 1 {
 		t.Errorf("double sent %d 429s, want 1", srv.Controls.RateLimited())
 	}

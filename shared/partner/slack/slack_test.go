@@ -18,6 +18,7 @@ import (
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/slackdouble"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/verifiertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/metrics"
 	slackpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/slack"
@@ -26,6 +27,9 @@ import (
 )
 
 const rule = "Slack token"
+
+// harness is the shared verifier harness bound to slack.
+var harness = verifiertest.Harness{Def: slackpartner.Definition, Op: "POST /auth.test"}
 
 func startDouble(t *testing.T) *slackdouble.Server {
 	t.Helper()
@@ -37,115 +41,8 @@ func startDouble(t *testing.T) *slackdouble.Server {
 	return s
 }
 
-func newVerifier(t *testing.T, endpoint string, timeout time.Duration, tr http.RoundTripper) *slackpartner.Verifier {
-	t.Helper()
-	u, err := url.Parse(endpoint)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := slackpartner.New(partnerhttp.Options{Endpoints: []*url.URL{u}, Timeout: timeout, Transport: tr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
-}
-
 func slackFinding(tok string) finding.Finding {
 	return finding.Finding{ID: "f-1", RuleID: rule, Token: finding.Secret(tok)}
-}
-
-// outcome is what one verification produced, with the metrics it recorded.
-type outcome struct {
-	verdict verify.Verdict
-	err     error
-	m       metrics.Summary
-}
-
-// callerVerify verifies f as pipeline.Worker does: a finding reaches Verify
-// only past the partner's gate (Definition.Examine), typed by its prefix,
-// so the rows that test that gate get their verdict here, without a call.
-func callerVerify(ctx context.Context, v verify.Verifier, f finding.Finding) (verify.Verdict, error) {
-	rt, reason, msg := slackpartner.Definition.Examine(f)
-	if reason != "" {
-		return verify.Verdict{Reason: reason, Message: msg}, nil
-	}
-	return v.Verify(ctx, rt.TokenType, f)
-}
-
-func run(v *slackpartner.Verifier, f finding.Finding) outcome {
-	rec := metrics.New()
-	verdict, err := callerVerify(metrics.NewContext(context.Background(), rec), v, f)
-	m := rec.Snapshot()["slack"]
-	m.LatencyMS = nil
-	return outcome{verdict, err, m}
-}
-
-// want describes the expected outcome of a row: a verdict (reason set) or a fault.
-type want struct {
-	reason     finding.Reason  // verdict reason; "" when a fault is expected
-	details    finding.Details // details of a confirmed token
-	kind       verify.FaultKind
-	httpStatus int
-	network    bool
-	retryMin   time.Duration
-	retryMax   time.Duration
-	msg        string // a substring of the fault or verdict message
-	metrics    metrics.Summary
-	calls      int64 // requests the double saw
-}
-
-func check(t *testing.T, got outcome, w want) {
-	t.Helper()
-	if got.verdict.Status() == finding.StatusInactive && got.err != nil {
-		t.Fatal("a fault came with an inactive verdict")
-	}
-	if w.reason != "" {
-		if got.err != nil {
-			t.Fatalf("Verify error = %v, want verdict %s", got.err, w.reason)
-		}
-		if got.verdict.Reason != w.reason {
-			t.Fatalf("reason = %q (%s), want %q", got.verdict.Reason, got.verdict.Message, w.reason)
-		}
-		if !strings.Contains(got.verdict.Message, w.msg) {
-			t.Errorf("message = %q, want it to contain %q", got.verdict.Message, w.msg)
-		}
-		if w.reason == finding.ReasonPartnerConfirmed {
-			if !reflect.DeepEqual(got.verdict.Details, w.details) {
-				t.Errorf("details = %#v, want %#v", got.verdict.Details, w.details)
-			}
-		} else if got.verdict.Details != nil {
-			t.Errorf("details on a %q verdict: %v", got.verdict.Reason, got.verdict.Details)
-		}
-	} else {
-		if got.err == nil {
-			t.Fatalf("verdict %+v (status %s), want a fault; a fault must never be an answer", got.verdict, got.verdict.Status())
-		}
-		if got.verdict.Reason != "" || got.verdict.Details != nil {
-			t.Errorf("a fault came with verdict %+v", got.verdict)
-		}
-		f, ok := verify.AsFault(got.err)
-		if !ok {
-			t.Fatalf("error %v is not a *verify.Fault", got.err)
-		}
-		if f.Kind != w.kind || f.HTTPStatus != w.httpStatus || f.Network != w.network {
-			t.Errorf("fault = %+v, want kind %v, http %d, network %v", *f, w.kind, w.httpStatus, w.network)
-		}
-		if finding.StatusOf(f.Kind.Reason()) != finding.StatusUnknown {
-			t.Errorf("fault ends in %q, want an unknown reason", f.Kind.Reason())
-		}
-		if f.Partner != slackpartner.Name || f.Op != "POST /auth.test" {
-			t.Errorf("fault names %q %q", f.Partner, f.Op)
-		}
-		if f.RetryAfter < w.retryMin || f.RetryAfter > w.retryMax {
-			t.Errorf("RetryAfter = %v, want within [%v, %v]", f.RetryAfter, w.retryMin, w.retryMax)
-		}
-		if !strings.Contains(got.err.Error(), w.msg) {
-			t.Errorf("error = %q, want it to contain %q", got.err, w.msg)
-		}
-	}
-	if !reflect.DeepEqual(got.m, w.metrics) {
-		t.Errorf("metrics = %+v, want %+v", got.m, w.metrics)
-	}
 }
 
 // setContentType sends requests with another Content-Type, to show what
@@ -212,91 +109,91 @@ func TestVerifyAgainstDouble(t *testing.T) {
 		retryAfter string // the Retry-After the fault layer gives a 429
 		timeout    time.Duration
 		transport  http.RoundTripper
-		want       want
+		want       verifiertest.Want
 	}{
 		// 200 {"ok":true,…}: auth.test's success, every live token kind.
-		{name: "bot token", setup: live(slackdouble.NewToken()), want: want{reason: finding.ReasonPartnerConfirmed, metrics: one, calls: 1}},
-		{name: "user token", setup: live(slackdouble.NewUserToken()), want: want{reason: finding.ReasonPartnerConfirmed, metrics: one, calls: 1}},
-		{name: "rotating bot token", setup: live(slackdouble.NewRotatingToken(false)), want: want{reason: finding.ReasonPartnerConfirmed, metrics: one, calls: 1}},
-		{name: "rotating user token", setup: live(slackdouble.NewRotatingToken(true)), want: want{reason: finding.ReasonPartnerConfirmed, metrics: one, calls: 1}},
+		{name: "bot token", setup: live(slackdouble.NewToken()), want: verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Metrics: one, Calls: 1}},
+		{name: "user token", setup: live(slackdouble.NewUserToken()), want: verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Metrics: one, Calls: 1}},
+		{name: "rotating bot token", setup: live(slackdouble.NewRotatingToken(false)), want: verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Metrics: one, Calls: 1}},
+		{name: "rotating user token", setup: live(slackdouble.NewRotatingToken(true)), want: verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Metrics: one, Calls: 1}},
 		{name: "enterprise install without a team id", setup: func(*testing.T) (finding.Finding, finding.Details) {
 			tok := slackdouble.NewToken()
 			srv.AddTokenAs(tok, slackdouble.Identity{UserID: "W0123456789", BotID: "B0123456789"})
 			return slackFinding(tok), finding.Details{slackpartner.DetailUserID: "W0123456789"}
-		}, want: want{reason: finding.ReasonPartnerConfirmed, metrics: one, calls: 1}},
+		}, want: verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Metrics: one, Calls: 1}},
 		// 200 {"ok":false,"error":…}: Slack's own rejections.
 		{name: "unknown token: invalid_auth", setup: func(*testing.T) (finding.Finding, finding.Details) {
 			return slackFinding(slackdouble.NewToken()), nil
-		}, want: want{reason: finding.ReasonPartnerRejected, metrics: one, calls: 1}},
-		{name: "revoked: token_revoked", setup: inState(slackdouble.Revoked), want: want{reason: finding.ReasonPartnerRejected, metrics: one, calls: 1}},
-		{name: "expired: token_expired", setup: inState(slackdouble.Expired), want: want{reason: finding.ReasonPartnerRejected, metrics: one, calls: 1}},
-		{name: "deactivated: account_inactive", setup: inState(slackdouble.AccountInactive), want: want{reason: finding.ReasonPartnerRejected, metrics: one, calls: 1}},
-		{name: "not_authed", setup: forced("not_authed"), want: want{reason: finding.ReasonPartnerRejected, metrics: one, calls: 1}},
+		}, want: verifiertest.Want{Reason: finding.ReasonPartnerRejected, Metrics: one, Calls: 1}},
+		{name: "revoked: token_revoked", setup: inState(slackdouble.Revoked), want: verifiertest.Want{Reason: finding.ReasonPartnerRejected, Metrics: one, Calls: 1}},
+		{name: "expired: token_expired", setup: inState(slackdouble.Expired), want: verifiertest.Want{Reason: finding.ReasonPartnerRejected, Metrics: one, Calls: 1}},
+		{name: "deactivated: account_inactive", setup: inState(slackdouble.AccountInactive), want: verifiertest.Want{Reason: finding.ReasonPartnerRejected, Metrics: one, Calls: 1}},
+		{name: "not_authed", setup: forced("not_authed"), want: verifiertest.Want{Reason: finding.ReasonPartnerRejected, Metrics: one, Calls: 1}},
 		{name: "invalid_auth with HTTP 401", setup: func(*testing.T) (finding.Finding, finding.Details) {
 			srv.SetRejectStatus(http.StatusUnauthorized)
 			return slackFinding(slackdouble.NewToken()), nil
-		}, want: want{reason: finding.ReasonPartnerRejected, metrics: one, calls: 1}},
+		}, want: verifiertest.Want{Reason: finding.ReasonPartnerRejected, Metrics: one, Calls: 1}},
 		{name: "token_revoked with HTTP 401", setup: func(t *testing.T) (finding.Finding, finding.Details) {
 			srv.SetRejectStatus(http.StatusUnauthorized)
 			return inState(slackdouble.Revoked)(t)
-		}, want: want{reason: finding.ReasonPartnerRejected, metrics: one, calls: 1}},
+		}, want: verifiertest.Want{Reason: finding.ReasonPartnerRejected, Metrics: one, Calls: 1}},
 		// Valid but restricted, or in transition: says nothing of the token.
-		{name: "team_added_to_org", setup: inState(slackdouble.AddedToOrg), want: want{kind: verify.PartnerError, httpStatus: 200, msg: "team_added_to_org", metrics: unusable, calls: 1}},
+		{name: "team_added_to_org", setup: inState(slackdouble.AddedToOrg), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 200, Msg: "team_added_to_org", Metrics: unusable, Calls: 1}},
 		// Request-format and server errors in Slack's envelope.
-		{name: "invalid_arg_name", setup: forced("invalid_arg_name"), want: want{kind: verify.PartnerError, httpStatus: 200, msg: "invalid_arg_name", metrics: unusable, calls: 1}},
-		{name: "invalid_form_data", setup: forced("invalid_form_data"), want: want{kind: verify.PartnerError, httpStatus: 200, msg: "invalid_form_data", metrics: unusable, calls: 1}},
-		{name: "request_timeout", setup: forced("request_timeout"), want: want{kind: verify.PartnerError, httpStatus: 200, msg: "request_timeout", metrics: unusable, calls: 1}},
-		{name: "fatal_error", setup: forced("fatal_error"), want: want{kind: verify.PartnerError, httpStatus: 200, msg: "fatal_error", metrics: unusable, calls: 1}},
-		{name: "internal_error", setup: forced("internal_error"), want: want{kind: verify.PartnerError, httpStatus: 200, msg: "internal_error", metrics: unusable, calls: 1}},
-		{name: "service_unavailable", setup: forced("service_unavailable"), want: want{kind: verify.PartnerError, httpStatus: 200, msg: "service_unavailable", metrics: unusable, calls: 1}},
-		{name: "an error code Slack adds later", setup: forced("ekm_access_denied"), want: want{kind: verify.PartnerError, httpStatus: 200, msg: "ekm_access_denied", metrics: unusable, calls: 1}},
+		{name: "invalid_arg_name", setup: forced("invalid_arg_name"), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 200, Msg: "invalid_arg_name", Metrics: unusable, Calls: 1}},
+		{name: "invalid_form_data", setup: forced("invalid_form_data"), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 200, Msg: "invalid_form_data", Metrics: unusable, Calls: 1}},
+		{name: "request_timeout", setup: forced("request_timeout"), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 200, Msg: "request_timeout", Metrics: unusable, Calls: 1}},
+		{name: "fatal_error", setup: forced("fatal_error"), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 200, Msg: "fatal_error", Metrics: unusable, Calls: 1}},
+		{name: "internal_error", setup: forced("internal_error"), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 200, Msg: "internal_error", Metrics: unusable, Calls: 1}},
+		{name: "service_unavailable", setup: forced("service_unavailable"), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 200, Msg: "service_unavailable", Metrics: unusable, Calls: 1}},
+		{name: "an error code Slack adds later", setup: forced("ekm_access_denied"), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 200, Msg: "ekm_access_denied", Metrics: unusable, Calls: 1}},
 		{name: "invalid_post_type for another content type", transport: setContentType{&http.Transport{}, "application/xml"}, setup: liveWith(func() {}),
-			want: want{kind: verify.PartnerError, httpStatus: 200, msg: "invalid_post_type", metrics: unusable, calls: 1}},
+			want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 200, Msg: "invalid_post_type", Metrics: unusable, Calls: 1}},
 		// The format gate: no call.
-		{name: "refresh token: unsupported", setup: noCall("xoxe-1-" + strings.Repeat("A", 146)), want: want{reason: finding.ReasonUnsupportedTokenType, msg: "refresh"}},
-		{name: "session token xoxc: unsupported", setup: noCall("xoxc-" + strings.Repeat("1", 12) + "-" + strings.Repeat("a", 40)), want: want{reason: finding.ReasonUnsupportedTokenType, msg: "d cookie"}},
-		{name: "session cookie xoxd: unsupported", setup: noCall("xoxd-" + strings.Repeat("a", 60)), want: want{reason: finding.ReasonUnsupportedTokenType, msg: "d cookie"}},
-		{name: "fragment cut by an older rule: malformed", setup: noCall("xoxb-176536724810"), want: want{reason: finding.ReasonMalformedToken, msg: "not a Slack bot token"}},
-		{name: "app-level token: malformed", setup: noCall("xapp-1-A0123456789-0123456789012-" + strings.Repeat("a", 64)), want: want{reason: finding.ReasonMalformedToken, msg: "not a Slack bot or user token"}},
-		{name: "legacy xoxa: malformed", setup: noCall("xoxa-2-" + strings.Repeat("a", 40)), want: want{reason: finding.ReasonMalformedToken}},
-		{name: "user token with a space: malformed", setup: noCall("xoxp-1234567890-abc def-ghijklmnop"), want: want{reason: finding.ReasonMalformedToken, msg: "not a Slack user token"}},
+		{name: "refresh token: unsupported", setup: noCall("xoxe-1-" + strings.Repeat("A", 146)), want: verifiertest.Want{Reason: finding.ReasonUnsupportedTokenType, Msg: "refresh"}},
+		{name: "session token xoxc: unsupported", setup: noCall("xoxc-" + strings.Repeat("1", 12) + "-" + strings.Repeat("a", 40)), want: verifiertest.Want{Reason: finding.ReasonUnsupportedTokenType, Msg: "d cookie"}},
+		{name: "session cookie xoxd: unsupported", setup: noCall("xoxd-" + strings.Repeat("a", 60)), want: verifiertest.Want{Reason: finding.ReasonUnsupportedTokenType, Msg: "d cookie"}},
+		{name: "fragment cut by an older rule: malformed", setup: noCall("xoxb-176536724810"), want: verifiertest.Want{Reason: finding.ReasonMalformedToken, Msg: "not a Slack bot token"}},
+		{name: "app-level token: malformed", setup: noCall("xapp-1-A0123456789-0123456789012-" + strings.Repeat("a", 64)), want: verifiertest.Want{Reason: finding.ReasonMalformedToken, Msg: "not a Slack bot or user token"}},
+		{name: "legacy xoxa: malformed", setup: noCall("xoxa-2-" + strings.Repeat("a", 40)), want: verifiertest.Want{Reason: finding.ReasonMalformedToken}},
+		{name: "user token with a space: malformed", setup: noCall("xoxp-1234567890-abc def-ghijklmnop"), want: verifiertest.Want{Reason: finding.ReasonMalformedToken, Msg: "not a Slack user token"}},
 		// Rate limits: 429 + ratelimited + Retry-After (seconds), and ratelimited inside a 200.
 		{name: "429 ratelimited, Retry-After 7 s", retryAfter: "7", setup: fault(partnertest.Fault429),
-			want: want{kind: verify.RateLimited, httpStatus: 429, retryMin: 7 * time.Second, retryMax: 7 * time.Second, msg: "rate limited", metrics: limited, calls: 1}},
+			want: verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 429, RetryMin: 7 * time.Second, RetryMax: 7 * time.Second, Msg: "rate limited", Metrics: limited, Calls: 1}},
 		{name: "429 ratelimited, Retry-After an HTTP date", retryAfter: httpDate(), setup: fault(partnertest.Fault429),
-			want: want{kind: verify.RateLimited, httpStatus: 429, retryMin: 28 * time.Second, retryMax: 30 * time.Second, metrics: limited, calls: 1}},
+			want: verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 429, RetryMin: 28 * time.Second, RetryMax: 30 * time.Second, Metrics: limited, Calls: 1}},
 		{name: "429 ratelimited without Retry-After", retryAfter: "", setup: fault(partnertest.Fault429),
-			want: want{kind: verify.RateLimited, httpStatus: 429, metrics: limited, calls: 1}},
+			want: verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 429, Metrics: limited, Calls: 1}},
 		{name: "429 on a revoked token", retryAfter: "2", setup: func(t *testing.T) (finding.Finding, finding.Details) {
 			f, _ := inState(slackdouble.Revoked)(t)
 			srv.Controls.Push(partnertest.Fault429)
 			return f, nil
-		}, want: want{kind: verify.RateLimited, httpStatus: 429, retryMin: 2 * time.Second, retryMax: 2 * time.Second, metrics: limited, calls: 1}},
+		}, want: verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 429, RetryMin: 2 * time.Second, RetryMax: 2 * time.Second, Metrics: limited, Calls: 1}},
 		{name: "200 ratelimited with Retry-After 3 s", retryAfter: "3", setup: liveWith(func() {
 			srv.SetRateLimitStatus(http.StatusOK)
 			srv.Controls.Push(partnertest.Fault429)
-		}), want: want{kind: verify.RateLimited, httpStatus: 200, retryMin: 3 * time.Second, retryMax: 3 * time.Second, msg: "ratelimited", metrics: limited, calls: 1}},
+		}), want: verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 200, RetryMin: 3 * time.Second, RetryMax: 3 * time.Second, Msg: "ratelimited", Metrics: limited, Calls: 1}},
 		{name: "200 ratelimited without Retry-After", retryAfter: "", setup: liveWith(func() {
 			srv.SetRateLimitStatus(http.StatusOK)
 			srv.Controls.Push(partnertest.Fault429)
-		}), want: want{kind: verify.RateLimited, httpStatus: 200, msg: "ratelimited", metrics: limited, calls: 1}},
+		}), want: verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 200, Msg: "ratelimited", Metrics: limited, Calls: 1}},
 		// Faults of the exchange.
-		{name: "500", setup: fault(partnertest.Fault500), want: want{kind: verify.PartnerError, httpStatus: 500, msg: "http 500", metrics: unusable, calls: 1}},
-		{name: "502 HTML", setup: fault(partnertest.Fault502), want: want{kind: verify.PartnerError, httpStatus: 502, metrics: unusable, calls: 1}},
-		{name: "503", setup: fault(partnertest.Fault503), want: want{kind: verify.PartnerError, httpStatus: 503, metrics: unusable, calls: 1}},
-		{name: "504 HTML", setup: fault(partnertest.Fault504), want: want{kind: verify.PartnerError, httpStatus: 504, metrics: unusable, calls: 1}},
-		{name: "reset", setup: fault(partnertest.FaultReset), want: want{kind: verify.PartnerError, network: true, msg: "network error", metrics: network, calls: 1}},
+		{name: "500", setup: fault(partnertest.Fault500), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 500, Msg: "http 500", Metrics: unusable, Calls: 1}},
+		{name: "502 HTML", setup: fault(partnertest.Fault502), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 502, Metrics: unusable, Calls: 1}},
+		{name: "503", setup: fault(partnertest.Fault503), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 503, Metrics: unusable, Calls: 1}},
+		{name: "504 HTML", setup: fault(partnertest.Fault504), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 504, Metrics: unusable, Calls: 1}},
+		{name: "reset", setup: fault(partnertest.FaultReset), want: verifiertest.Want{Kind: verify.PartnerError, Network: true, Msg: "network error", Metrics: network, Calls: 1}},
 		{name: "hang with a short timeout", timeout: 300 * time.Millisecond, setup: fault(partnertest.FaultHang),
-			want: want{kind: verify.PartnerError, network: true, msg: "timeout", metrics: network, calls: 1}},
+			want: verifiertest.Want{Kind: verify.PartnerError, Network: true, Msg: "timeout", Metrics: network, Calls: 1}},
 		{name: "slow live answer within the timeout", timeout: 2 * time.Second, setup: func(t *testing.T) (finding.Finding, finding.Details) {
 			srv.Controls.SetLatency(100*time.Millisecond, 0)
 			return live(slackdouble.NewToken())(t)
-		}, want: want{reason: finding.ReasonPartnerConfirmed, metrics: one, calls: 1}},
-		{name: "garbled 200", setup: fault(partnertest.FaultGarbled), want: want{kind: verify.PartnerError, httpStatus: 200, msg: "proves nothing", metrics: unusable, calls: 1}},
-		{name: "empty 200", setup: fault(partnertest.FaultEmpty), want: want{kind: verify.PartnerError, httpStatus: 200, msg: "proves nothing", metrics: unusable, calls: 1}},
-		{name: "truncated 200", setup: fault(partnertest.FaultTruncated), want: want{kind: verify.PartnerError, httpStatus: 200, msg: "read body", metrics: unusable, calls: 1}},
-		{name: "HTML 401 from a proxy", setup: fault(partnertest.FaultHTML401), want: want{kind: verify.PartnerError, httpStatus: 401, msg: "HTML page", metrics: unusable, calls: 1}},
-		{name: "HTML 403 from a WAF", setup: fault(partnertest.FaultHTML403), want: want{kind: verify.PartnerError, httpStatus: 403, msg: "HTML page", metrics: unusable, calls: 1}},
+		}, want: verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Metrics: one, Calls: 1}},
+		{name: "garbled 200", setup: fault(partnertest.FaultGarbled), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 200, Msg: "proves nothing", Metrics: unusable, Calls: 1}},
+		{name: "empty 200", setup: fault(partnertest.FaultEmpty), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 200, Msg: "proves nothing", Metrics: unusable, Calls: 1}},
+		{name: "truncated 200", setup: fault(partnertest.FaultTruncated), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 200, Msg: "read body", Metrics: unusable, Calls: 1}},
+		{name: "HTML 401 from a proxy", setup: fault(partnertest.FaultHTML401), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 401, Msg: "HTML page", Metrics: unusable, Calls: 1}},
+		{name: "HTML 403 from a WAF", setup: fault(partnertest.FaultHTML403), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 403, Msg: "HTML page", Metrics: unusable, Calls: 1}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -304,13 +201,13 @@ func TestVerifyAgainstDouble(t *testing.T) {
 			srv.Controls.SetRetryAfter(tc.retryAfter)
 			f, details := tc.setup(t)
 			w := tc.want
-			if w.reason == finding.ReasonPartnerConfirmed {
-				w.details = details
+			if w.Reason == finding.ReasonPartnerConfirmed {
+				w.Details = details
 			}
-			got := run(newVerifier(t, srv.URL, tc.timeout, tc.transport), f)
-			check(t, got, w)
-			if calls := srv.Controls.Requests(); calls != w.calls {
-				t.Errorf("double saw %d requests, want %d", calls, w.calls)
+			got := harness.Run(harness.NewVerifier(t, tc.timeout, tc.transport, srv.URL), "", f)
+			harness.Check(t, got, w)
+			if calls := srv.Controls.Requests(); calls != w.Calls {
+				t.Errorf("double saw %d requests, want %d", calls, w.Calls)
 			}
 		})
 	}
@@ -331,29 +228,29 @@ func TestVerifyOtherAnswers(t *testing.T) {
 		contentType string
 		body        string
 		header      map[string]string
-		want        want
+		want        verifiertest.Want
 	}{
-		{"200 ok true without user_id", 200, "application/json", `{"ok":true,"team_id":"T0123456789"}`, nil, want{httpStatus: 200, msg: "without Slack's user id"}},
-		{"200 ok true with a user_id that is no id", 200, "application/json", `{"ok":true,"user_id":"` + tok + `"}`, nil, want{httpStatus: 200, msg: "without Slack's user id"}},
-		{"200 ok as a string", 200, "application/json", `{"ok":"true","user_id":"U0123456789"}`, nil, want{httpStatus: 200, msg: "proves nothing"}},
-		{"200 upper-case OK", 200, "application/json", `{"OK":true,"user_id":"U0123456789"}`, nil, want{httpStatus: 200, msg: "proves nothing"}},
-		{"200 no ok at all", 200, "application/json", `{"error":"invalid_auth"}`, nil, want{httpStatus: 200, msg: "proves nothing"}},
-		{"200 ok false without error", 200, "application/json", `{"ok":false}`, nil, want{httpStatus: 200, msg: "without Slack's error code"}},
-		{"200 ok false with an error object", 200, "application/json", `{"ok":false,"error":{"code":"invalid_auth"}}`, nil, want{httpStatus: 200, msg: "unrecognised"}},
-		{"200 ok false error echoing the token", 200, "application/json", `{"ok":false,"error":"` + tok + `"}`, nil, want{httpStatus: 200, msg: "unrecognised"}},
-		{"200 two documents", 200, "application/json", `{"ok":false,"error":"invalid_auth"}{"ok":true}`, nil, want{httpStatus: 200, msg: "proves nothing"}},
-		{"200 a JSON array", 200, "application/json", `[{"ok":false,"error":"invalid_auth"}]`, nil, want{httpStatus: 200, msg: "proves nothing"}},
-		{"200 JSON null", 200, "application/json", `null`, nil, want{httpStatus: 200, msg: "proves nothing"}},
-		{"200 HTML captive portal", 200, "text/html", `<html><body>Sign in to Wi-Fi</body></html>`, nil, want{httpStatus: 200, msg: "HTML page"}},
-		{"200 too long", 200, "application/json", `{"ok":false,"error":"invalid_auth","pad":"` + strings.Repeat("x", 70*1024) + `"}`, nil, want{httpStatus: 200, msg: "read body"}},
-		{"201 ok true", 201, "application/json", `{"ok":true,"user_id":"U0123456789"}`, nil, want{httpStatus: 201, msg: "without Slack's user id"}},
-		{"401 empty", 401, "", ``, nil, want{httpStatus: 401, msg: "proves nothing"}},
-		{"401 not Slack's envelope", 401, "application/json", `{"message":"Unauthorized"}`, nil, want{httpStatus: 401, msg: "proves nothing"}},
-		{"403 invalid_auth", 403, "application/json", `{"ok":false,"error":"invalid_auth"}`, nil, want{httpStatus: 403, msg: "a status Slack does not answer with"}},
-		{"404 unknown_method", 404, "application/json", `{"ok":false,"error":"unknown_method"}`, nil, want{httpStatus: 404, msg: "unknown_method"}},
+		{"200 ok true without user_id", 200, "application/json", `{"ok":true,"team_id":"T0123456789"}`, nil, verifiertest.Want{HTTPStatus: 200, Msg: "without Slack's user id"}},
+		{"200 ok true with a user_id that is no id", 200, "application/json", `{"ok":true,"user_id":"` + tok + `"}`, nil, verifiertest.Want{HTTPStatus: 200, Msg: "without Slack's user id"}},
+		{"200 ok as a string", 200, "application/json", `{"ok":"true","user_id":"U0123456789"}`, nil, verifiertest.Want{HTTPStatus: 200, Msg: "proves nothing"}},
+		{"200 upper-case OK", 200, "application/json", `{"OK":true,"user_id":"U0123456789"}`, nil, verifiertest.Want{HTTPStatus: 200, Msg: "proves nothing"}},
+		{"200 no ok at all", 200, "application/json", `{"error":"invalid_auth"}`, nil, verifiertest.Want{HTTPStatus: 200, Msg: "proves nothing"}},
+		{"200 ok false without error", 200, "application/json", `{"ok":false}`, nil, verifiertest.Want{HTTPStatus: 200, Msg: "without Slack's error code"}},
+		{"200 ok false with an error object", 200, "application/json", `{"ok":false,"error":{"code":"invalid_auth"}}`, nil, verifiertest.Want{HTTPStatus: 200, Msg: "unrecognised"}},
+		{"200 ok false error echoing the token", 200, "application/json", `{"ok":false,"error":"` + tok + `"}`, nil, verifiertest.Want{HTTPStatus: 200, Msg: "unrecognised"}},
+		{"200 two documents", 200, "application/json", `{"ok":false,"error":"invalid_auth"}{"ok":true}`, nil, verifiertest.Want{HTTPStatus: 200, Msg: "proves nothing"}},
+		{"200 a JSON array", 200, "application/json", `[{"ok":false,"error":"invalid_auth"}]`, nil, verifiertest.Want{HTTPStatus: 200, Msg: "proves nothing"}},
+		{"200 JSON null", 200, "application/json", `null`, nil, verifiertest.Want{HTTPStatus: 200, Msg: "proves nothing"}},
+		{"200 HTML captive portal", 200, "text/html", `<html><body>Sign in to Wi-Fi</body></html>`, nil, verifiertest.Want{HTTPStatus: 200, Msg: "HTML page"}},
+		{"200 too long", 200, "application/json", `{"ok":false,"error":"invalid_auth","pad":"` + strings.Repeat("x", 70*1024) + `"}`, nil, verifiertest.Want{HTTPStatus: 200, Msg: "read body"}},
+		{"201 ok true", 201, "application/json", `{"ok":true,"user_id":"U0123456789"}`, nil, verifiertest.Want{HTTPStatus: 201, Msg: "without Slack's user id"}},
+		{"401 empty", 401, "", ``, nil, verifiertest.Want{HTTPStatus: 401, Msg: "proves nothing"}},
+		{"401 not Slack's envelope", 401, "application/json", `{"message":"Unauthorized"}`, nil, verifiertest.Want{HTTPStatus: 401, Msg: "proves nothing"}},
+		{"403 invalid_auth", 403, "application/json", `{"ok":false,"error":"invalid_auth"}`, nil, verifiertest.Want{HTTPStatus: 403, Msg: "a status Slack does not answer with"}},
+		{"404 unknown_method", 404, "application/json", `{"ok":false,"error":"unknown_method"}`, nil, verifiertest.Want{HTTPStatus: 404, Msg: "unknown_method"}},
 		{"403 with Retry-After", 403, "application/json", `{"ok":false,"error":"invalid_auth"}`, map[string]string{"Retry-After": "5"},
-			want{kind: verify.RateLimited, httpStatus: 403, retryMin: 5 * time.Second, retryMax: 5 * time.Second, msg: "rate limited", metrics: limited}},
-		{"302 to elsewhere", 302, "", "", map[string]string{"Location": canary.URL + "/api/auth.test"}, want{httpStatus: 302, msg: "proves nothing"}},
+			verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 403, RetryMin: 5 * time.Second, RetryMax: 5 * time.Second, Msg: "rate limited", Metrics: limited}},
+		{"302 to elsewhere", 302, "", "", map[string]string{"Location": canary.URL + "/api/auth.test"}, verifiertest.Want{HTTPStatus: 302, Msg: "proves nothing"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -369,10 +266,10 @@ func TestVerifyOtherAnswers(t *testing.T) {
 			}))
 			defer srv.Close()
 			w := tc.want
-			if w.kind == verify.PartnerError { // the zero kind: an unusable answer
-				w.metrics = metrics.Summary{Requests: 1, Errors: 1}
+			if w.Kind == verify.PartnerError { // the zero kind: an unusable answer
+				w.Metrics = metrics.Summary{Requests: 1, Errors: 1}
 			}
-			check(t, run(newVerifier(t, srv.URL, 0, nil), slackFinding(tok)), w)
+			harness.Check(t, harness.Run(harness.NewVerifier(t, 0, nil, srv.URL), "", slackFinding(tok)), w)
 		})
 	}
 }
@@ -417,10 +314,10 @@ func TestRequestShape(t *testing.T) {
 	tok := slackdouble.NewUserToken()
 	srv.AddToken(tok)
 	rt := &recordingTransport{base: &http.Transport{}}
-	v := newVerifier(t, srv.URL+"/api/", 0, rt)
+	v := harness.NewVerifier(t, 0, rt, srv.URL+"/api/")
 	for range 3 {
-		if got := run(v, slackFinding(tok)); got.verdict.Reason != finding.ReasonPartnerConfirmed {
-			t.Fatalf("Verify = %+v, %v", got.verdict, got.err)
+		if got := harness.Run(v, "", slackFinding(tok)); got.Verdict.Reason != finding.ReasonPartnerConfirmed {
+			t.Fatalf("Verify = %+v, %v", got.Verdict, got.Err)
 		}
 	}
 	if len(rt.urls) != 3 {
@@ -454,9 +351,9 @@ func TestDefaultEndpointPath(t *testing.T) {
 		_, _ = w.Write([]byte(`{"ok":true,"team_id":"T1234567890","user_id":"U1234567890"}`))
 	}))
 	defer srv.Close()
-	got := run(newVerifier(t, srv.URL+"/api", 0, nil), slackFinding(slackdouble.NewToken()))
-	check(t, got, want{reason: finding.ReasonPartnerConfirmed, details: finding.Details{slackpartner.DetailTeamID: "T1234567890", slackpartner.DetailUserID: "U1234567890"},
-		metrics: metrics.Summary{Requests: 1}})
+	got := harness.Run(harness.NewVerifier(t, 0, nil, srv.URL+"/api"), "", slackFinding(slackdouble.NewToken()))
+	harness.Check(t, got, verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Details: finding.Details{slackpartner.DetailTeamID: "T1234567890", slackpartner.DetailUserID: "U1234567890"},
+		Metrics: metrics.Summary{Requests: 1}})
 	if p, _ := path.Load().(string); p != "/api/auth.test" {
 		t.Errorf("path = %q, want /api/auth.test", p)
 	}
@@ -472,11 +369,11 @@ func TestSessionTokenInTheDouble(t *testing.T) {
 	srv := startDouble(t)
 	tok := "xoxc-" + strings.Repeat("1", 12) + "-" + strings.Repeat("a", 40)
 	srv.AddSession(tok, "xoxd-cookie")
-	got := run(newVerifier(t, srv.URL, 0, nil), slackFinding(tok))
-	if got.verdict.Reason != finding.ReasonUnsupportedTokenType || srv.Controls.Requests() != 0 {
-		t.Fatalf("session token: %+v, %v after %d calls; want unsupported without a call", got.verdict, got.err, srv.Controls.Requests())
+	got := harness.Run(harness.NewVerifier(t, 0, nil, srv.URL), "", slackFinding(tok))
+	if got.Verdict.Reason != finding.ReasonUnsupportedTokenType || srv.Controls.Requests() != 0 {
+		t.Fatalf("session token: %+v, %v after %d calls; want unsupported without a call", got.Verdict, got.Err, srv.Controls.Requests())
 	}
-	v := newVerifier(t, srv.URL, 0, nil)
+	v := harness.NewVerifier(t, 0, nil, srv.URL)
 	verdict, err := v.Verify(context.Background(), slackpartner.TokenBot, slackFinding(tok))
 	if err != nil || verdict.Reason != finding.ReasonPartnerRejected {
 		t.Fatalf("a live session token without its cookie: %+v, %v; the double should answer invalid_auth", verdict, err)
@@ -485,7 +382,7 @@ func TestSessionTokenInTheDouble(t *testing.T) {
 
 func TestConcurrentVerifications(t *testing.T) {
 	srv := startDouble(t)
-	v := newVerifier(t, srv.URL, 0, nil)
+	v := harness.NewVerifier(t, 0, nil, srv.URL)
 	toks := make([]string, 16)
 	ids := make([]slackdouble.Identity, len(toks))
 	for i := range toks {
@@ -495,9 +392,9 @@ func TestConcurrentVerifications(t *testing.T) {
 		}
 	}
 	var wg sync.WaitGroup
-	results := make([]outcome, len(toks))
+	results := make([]verifiertest.Outcome, len(toks))
 	for i, k := range toks {
-		wg.Go(func() { results[i] = run(v, slackFinding(k)) })
+		wg.Go(func() { results[i] = harness.Run(v, "", slackFinding(k)) })
 	}
 	wg.Wait()
 	for i, r := range results {
@@ -505,11 +402,11 @@ func TestConcurrentVerifications(t *testing.T) {
 		if i%2 == 0 {
 			want = finding.ReasonPartnerConfirmed
 		}
-		if r.err != nil || r.verdict.Reason != want {
-			t.Errorf("token %d: %+v, %v; want %s", i, r.verdict, r.err, want)
+		if r.Err != nil || r.Verdict.Reason != want {
+			t.Errorf("token %d: %+v, %v; want %s", i, r.Verdict, r.Err, want)
 		}
-		if want == finding.ReasonPartnerConfirmed && r.verdict.Details[slackpartner.DetailUserID] != ids[i].UserID {
-			t.Errorf("token %d: details %v belong to another token", i, r.verdict.Details)
+		if want == finding.ReasonPartnerConfirmed && r.Verdict.Details[slackpartner.DetailUserID] != ids[i].UserID {
+			t.Errorf("token %d: details %v belong to another token", i, r.Verdict.Details)
 		}
 	}
 }
@@ -520,7 +417,7 @@ func TestCancelledContextIsAFault(t *testing.T) {
 	srv.AddToken(tok)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	verdict, err := newVerifier(t, srv.URL, 0, nil).Verify(ctx, slackpartner.TokenBot, slackFinding(tok))
+	verdict, err := harness.NewVerifier(t, 0, nil, srv.URL).Verify(ctx, slackpartner.TokenBot, slackFinding(tok))
 	f, ok := verify.AsFault(err)
 	if !ok || f.Kind != verify.PartnerError || !f.Network || verdict.Reason != "" {
 		t.Errorf("Verify = %+v, %v; want a network partner error", verdict, err)
@@ -532,7 +429,7 @@ func TestOtherTokenTypeIsNotCalled(t *testing.T) {
 	tok := slackdouble.NewToken()
 	srv.AddToken(tok)
 	for _, tt := range []finding.TokenType{slackpartner.TokenRefresh, slackpartner.TokenSession, finding.TokenPostmanAPIKey} {
-		verdict, err := newVerifier(t, srv.URL, 0, nil).Verify(context.Background(), tt, slackFinding(tok))
+		verdict, err := harness.NewVerifier(t, 0, nil, srv.URL).Verify(context.Background(), tt, slackFinding(tok))
 		if err != nil || verdict.Reason != finding.ReasonUnsupportedTokenType {
 			t.Errorf("Verify(%s) = %+v, %v", tt, verdict, err)
 		}
@@ -552,7 +449,7 @@ func TestNoSecretLeaks(t *testing.T) {
 		partnertest.Fault503, partnertest.Fault504, partnertest.Fault429, partnertest.FaultReset,
 		partnertest.FaultGarbled, partnertest.FaultEmpty, partnertest.FaultTruncated,
 		partnertest.FaultHTML401, partnertest.FaultHTML403, partnertest.FaultHang}
-	v := newVerifier(t, srv.URL, 300*time.Millisecond, nil)
+	v := harness.NewVerifier(t, 300*time.Millisecond, nil, srv.URL)
 	var toks, texts []string
 	record := func(f finding.Finding, label string, verdict verify.Verdict, err error) {
 		errText := ""
@@ -565,7 +462,7 @@ func TestNoSecretLeaks(t *testing.T) {
 	}
 	verifyOne := func(tok, label string) {
 		toks = append(toks, tok)
-		verdict, err := callerVerify(context.Background(), v, slackFinding(tok))
+		verdict, err := harness.CallerVerify(context.Background(), v, "", slackFinding(tok))
 		record(slackFinding(tok), label, verdict, err)
 	}
 	for _, live := range []bool{true, false} {
@@ -596,7 +493,7 @@ func TestNoSecretLeaks(t *testing.T) {
 	texts = append(texts, logBuf.String())
 	for _, s := range []string{`"reason":"partner_confirmed"`, `"reason":"partner_rejected"`, "http 500", "team_added_to_org", "ratelimited", "malformed_token", "unsupported_token_type"} {
 		if !strings.Contains(logBuf.String(), s) {
-			t.Fatalf("the outcome log lacks %q; the leak check would prove nothing", s)
+			t.Fatalf("the verifiertest.Outcome log lacks %q; the leak check would prove nothing", s)
 		}
 	}
 	for _, k := range toks {
@@ -639,11 +536,11 @@ func TestEnforcedRateLimit(t *testing.T) {
 	id := srv.AddToken(tok)
 	srv.Controls.SetRateLimit(0.001, 1)
 	srv.Controls.SetRetryAfter("2")
-	v := newVerifier(t, srv.URL, 0, nil)
-	check(t, run(v, slackFinding(tok)), want{reason: finding.ReasonPartnerConfirmed,
-		details: finding.Details{slackpartner.DetailTeamID: id.TeamID, slackpartner.DetailUserID: id.UserID}, metrics: metrics.Summary{Requests: 1}})
-	check(t, run(v, slackFinding(tok)), want{kind: verify.RateLimited, httpStatus: 429, retryMin: 2 * time.Second, retryMax: 2 * time.Second,
-		metrics: metrics.Summary{Requests: 1, RateLimitHits: 1}})
+	v := harness.NewVerifier(t, 0, nil, srv.URL)
+	harness.Check(t, harness.Run(v, "", slackFinding(tok)), verifiertest.Want{Reason: finding.ReasonPartnerConfirmed,
+		Details: finding.Details{slackpartner.DetailTeamID: id.TeamID, slackpartner.DetailUserID: id.UserID}, Metrics: metrics.Summary{Requests: 1}})
+	harness.Check(t, harness.Run(v, "", slackFinding(tok)), verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 429, RetryMin: 2 * time.Second, RetryMax: 2 * time.Second,
+		Metrics: metrics.Summary{Requests: 1, RateLimitHits: 1}})
 	if srv.Controls.RateLimited() != 1 {
 		t.Errorf("double sent %d 429s, want 1", srv.Controls.RateLimited())
 	}

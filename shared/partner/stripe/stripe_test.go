@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -21,6 +20,7 @@ import (
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/stripedouble"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/verifiertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/metrics"
 	stripepartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/stripe"
@@ -34,6 +34,9 @@ const (
 	ruleGitleaks   = "stripe-access-token"
 )
 
+// harness is the shared verifier harness bound to stripe.
+var harness = verifiertest.Harness{Def: stripepartner.Definition, Op: "GET /v1/balance"}
+
 func startDouble(t *testing.T) *stripedouble.Server {
 	t.Helper()
 	s, err := stripedouble.Start("")
@@ -44,111 +47,8 @@ func startDouble(t *testing.T) *stripedouble.Server {
 	return s
 }
 
-func newVerifier(t *testing.T, endpoint string, timeout time.Duration, tr http.RoundTripper) *stripepartner.Verifier {
-	t.Helper()
-	u, err := url.Parse(endpoint)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := stripepartner.New(partnerhttp.Options{Endpoints: []*url.URL{u}, Timeout: timeout, Transport: tr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
-}
-
 func stripeFinding(rule, tok string) finding.Finding {
 	return finding.Finding{ID: "f-1", RuleID: rule, Token: finding.Secret(tok)}
-}
-
-// outcome is what one verification produced, with the metrics it recorded.
-type outcome struct {
-	verdict verify.Verdict
-	err     error
-	m       metrics.Summary
-}
-
-// callerVerify verifies f as pipeline.Worker does: a finding reaches Verify
-// only past the partner's gate (Definition.Examine), typed by it, so the
-// rows that test that gate get their verdict here, without a call.
-func callerVerify(ctx context.Context, v verify.Verifier, f finding.Finding) (verify.Verdict, error) {
-	rt, reason, msg := stripepartner.Definition.Examine(f)
-	if reason != "" {
-		return verify.Verdict{Reason: reason, Message: msg}, nil
-	}
-	return v.Verify(ctx, rt.TokenType, f)
-}
-
-func run(v verify.Verifier, f finding.Finding) outcome {
-	rec := metrics.New()
-	verdict, err := callerVerify(metrics.NewContext(context.Background(), rec), v, f)
-	m := rec.Snapshot()["stripe"]
-	m.LatencyMS = nil
-	return outcome{verdict, err, m}
-}
-
-// want describes the expected outcome of a row: a verdict (reason set) or a fault.
-type want struct {
-	reason     finding.Reason // verdict reason; "" when a fault is expected
-	details    finding.Details
-	kind       verify.FaultKind
-	httpStatus int
-	network    bool
-	retryMin   time.Duration
-	retryMax   time.Duration
-	msg        string // a substring of the fault or verdict message
-	metrics    metrics.Summary
-	calls      int64 // requests the double saw
-}
-
-func check(t *testing.T, got outcome, w want) {
-	t.Helper()
-	if got.verdict.Status() == finding.StatusInactive && got.err != nil {
-		t.Fatal("a fault came with an inactive verdict")
-	}
-	if w.reason != "" {
-		if got.err != nil {
-			t.Fatalf("Verify error = %v, want verdict %s", got.err, w.reason)
-		}
-		if got.verdict.Reason != w.reason {
-			t.Fatalf("reason = %q (%s), want %q", got.verdict.Reason, got.verdict.Message, w.reason)
-		}
-		if !strings.Contains(got.verdict.Message, w.msg) {
-			t.Errorf("message = %q, want it to contain %q", got.verdict.Message, w.msg)
-		}
-		if !reflect.DeepEqual(got.verdict.Details, w.details) {
-			t.Errorf("details = %#v, want %#v", got.verdict.Details, w.details)
-		}
-	} else {
-		if got.err == nil {
-			t.Fatalf("verdict %+v (status %s), want a fault; a fault must never be an answer", got.verdict, got.verdict.Status())
-		}
-		if got.verdict.Reason != "" {
-			t.Errorf("a fault came with verdict reason %q", got.verdict.Reason)
-		}
-		f, ok := verify.AsFault(got.err)
-		if !ok {
-			t.Fatalf("error %v is not a *verify.Fault", got.err)
-		}
-		if f.Kind != w.kind || f.HTTPStatus != w.httpStatus || f.Network != w.network {
-			t.Errorf("fault = %+v, want kind %v, http %d, network %v", *f, w.kind, w.httpStatus, w.network)
-		}
-		if finding.StatusOf(f.Kind.Reason()) != finding.StatusUnknown {
-			t.Errorf("fault ends in %q, want an unknown reason", f.Kind.Reason())
-		}
-		if f.Partner != stripepartner.Name || f.Op != "GET /v1/balance" {
-			t.Errorf("fault names %q %q", f.Partner, f.Op)
-		}
-		if f.RetryAfter < w.retryMin || f.RetryAfter > w.retryMax {
-			t.Errorf("RetryAfter = %v, want within [%v, %v]", f.RetryAfter, w.retryMin, w.retryMax)
-		}
-		if !strings.Contains(got.err.Error(), w.msg) {
-			t.Errorf("error = %q, want it to contain %q", got.err, w.msg)
-		}
-	}
-	if !reflect.DeepEqual(got.m, w.metrics) {
-		t.Errorf("metrics = %+v, want %+v", got.m, w.metrics)
-	}
 }
 
 var liveDetails = finding.Details{stripepartner.DetailLivemode: true}
@@ -183,88 +83,88 @@ func TestVerifyAgainstDouble(t *testing.T) {
 		setup      func() finding.Finding
 		retryAfter string
 		timeout    time.Duration
-		want       want
+		want       verifiertest.Want
 	}{
 		// Stripe's own answers (../shared/PARTNERS.md, Stripe).
 		{name: "live secret key: 200 balance", setup: register(ruleSecret, secret, live),
-			want: want{reason: finding.ReasonPartnerConfirmed, details: liveDetails, metrics: one, calls: 1}},
+			want: verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Details: liveDetails, Metrics: one, Calls: 1}},
 		{name: "live restricted key with balance read: 200 balance", setup: register(ruleRestricted, restricted, live),
-			want: want{reason: finding.ReasonPartnerConfirmed, details: liveDetails, metrics: one, calls: 1}},
+			want: verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Details: liveDetails, Metrics: one, Calls: 1}},
 		{name: "restricted key without balance read: 403 is active", setup: register(ruleRestricted, restricted, mode(stripedouble.NoBalancePermission)),
-			want: want{reason: finding.ReasonPartnerConfirmed, metrics: one, calls: 1}},
+			want: verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Metrics: one, Calls: 1}},
 		{name: "gitleaks rule, rk_live_ typed by prefix: 403 is active", setup: register(ruleGitleaks, restricted, mode(stripedouble.NoBalancePermission)),
-			want: want{reason: finding.ReasonPartnerConfirmed, metrics: one, calls: 1}},
+			want: verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Metrics: one, Calls: 1}},
 		{name: "gitleaks rule, sk_live_ key", setup: register(ruleGitleaks, secret, live),
-			want: want{reason: finding.ReasonPartnerConfirmed, details: liveDetails, metrics: one, calls: 1}},
+			want: verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Details: liveDetails, Metrics: one, Calls: 1}},
 		{name: "short (24) secret key", setup: register("StripeLiveShortSecretKey", fixed("sk_live_"+strings.Repeat("Ab1", 8)), live),
-			want: want{reason: finding.ReasonPartnerConfirmed, details: liveDetails, metrics: one, calls: 1}},
+			want: verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Details: liveDetails, Metrics: one, Calls: 1}},
 		{name: "unknown key: 401 Invalid API Key provided", setup: register(ruleSecret, secret, nil),
-			want: want{reason: finding.ReasonPartnerRejected, metrics: one, calls: 1}},
+			want: verifiertest.Want{Reason: finding.ReasonPartnerRejected, Metrics: one, Calls: 1}},
 		{name: "revoked key: 401 Invalid API Key provided", setup: func() finding.Finding {
 			k := stripedouble.NewSecretKey()
 			srv.AddKey(k, stripedouble.Live)
 			srv.RevokeKey(k)
 			return stripeFinding(ruleSecret, k)
-		}, want: want{reason: finding.ReasonPartnerRejected, metrics: one, calls: 1}},
+		}, want: verifiertest.Want{Reason: finding.ReasonPartnerRejected, Metrics: one, Calls: 1}},
 		{name: "expired (rolled) key: 401 api_key_expired", setup: register(ruleRestricted, restricted, mode(stripedouble.Expired)),
-			want: want{reason: finding.ReasonPartnerRejected, metrics: one, calls: 1}},
+			want: verifiertest.Want{Reason: finding.ReasonPartnerRejected, Metrics: one, Calls: 1}},
 
 		// The format gate: no call.
 		{name: "test-mode secret key: unsupported, no call", setup: register(ruleSecret, func() string { return stripedouble.NewKey("sk_test_") }, live),
-			want: want{reason: finding.ReasonUnsupportedTokenType, msg: "test-mode"}},
+			want: verifiertest.Want{Reason: finding.ReasonUnsupportedTokenType, Msg: "test-mode"}},
 		{name: "test-mode restricted key: unsupported, no call", setup: register(ruleGitleaks, func() string { return stripedouble.NewKey("rk_test_") }, live),
-			want: want{reason: finding.ReasonUnsupportedTokenType, msg: "test-mode"}},
+			want: verifiertest.Want{Reason: finding.ReasonUnsupportedTokenType, Msg: "test-mode"}},
 		{name: "too short: malformed, no call", setup: register(ruleSecret, fixed("sk_live_"+strings.Repeat("a", 23)), live),
-			want: want{reason: finding.ReasonMalformedToken, msg: "not a Stripe live-mode key"}},
+			want: verifiertest.Want{Reason: finding.ReasonMalformedToken, Msg: "not a Stripe live-mode key"}},
 		{name: "too long: malformed, no call", setup: register(ruleSecret, fixed("sk_live_"+strings.Repeat("a", 248)), live),
-			want: want{reason: finding.ReasonMalformedToken}},
+			want: verifiertest.Want{Reason: finding.ReasonMalformedToken}},
 		{name: "punctuation: malformed, no call", setup: register(ruleSecret, fixed("sk_live_"+strings.Repeat("a", 30)+"-x"), live),
-			want: want{reason: finding.ReasonMalformedToken}},
+			want: verifiertest.Want{Reason: finding.ReasonMalformedToken}},
 		{name: "publishable key: malformed, no call", setup: register(ruleSecret, fixed("pk_live_"+strings.Repeat("a", 30)), live),
-			want: want{reason: finding.ReasonMalformedToken}},
+			want: verifiertest.Want{Reason: finding.ReasonMalformedToken}},
 		{name: "sk_prod_: malformed, no call", setup: register(ruleGitleaks, fixed("sk_prod_"+strings.Repeat("a", 30)), live),
-			want: want{reason: finding.ReasonMalformedToken}},
+			want: verifiertest.Want{Reason: finding.ReasonMalformedToken}},
 		{name: "upper-case prefix: malformed, no call", setup: register(ruleSecret, fixed("SK_LIVE_"+strings.Repeat("a", 30)), live),
-			want: want{reason: finding.ReasonMalformedToken}},
+			want: verifiertest.Want{Reason: finding.ReasonMalformedToken}},
 
 		// Faults: the key is live, so any verdict but a fault would be wrong.
-		{name: "500", setup: register(ruleSecret, secret, live, partnertest.Fault500), want: want{kind: verify.PartnerError, httpStatus: 500, msg: "http 500", metrics: errored, calls: 1}},
-		{name: "502 HTML", setup: register(ruleSecret, secret, live, partnertest.Fault502), want: want{kind: verify.PartnerError, httpStatus: 502, metrics: errored, calls: 1}},
-		{name: "503", setup: register(ruleSecret, secret, live, partnertest.Fault503), want: want{kind: verify.PartnerError, httpStatus: 503, metrics: errored, calls: 1}},
-		{name: "504 HTML", setup: register(ruleSecret, secret, live, partnertest.Fault504), want: want{kind: verify.PartnerError, httpStatus: 504, metrics: errored, calls: 1}},
+		{name: "500", setup: register(ruleSecret, secret, live, partnertest.Fault500), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 500, Msg: "http 500", Metrics: errored, Calls: 1}},
+		{name: "502 HTML", setup: register(ruleSecret, secret, live, partnertest.Fault502), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 502, Metrics: errored, Calls: 1}},
+		{name: "503", setup: register(ruleSecret, secret, live, partnertest.Fault503), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 503, Metrics: errored, Calls: 1}},
+		{name: "504 HTML", setup: register(ruleSecret, secret, live, partnertest.Fault504), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 504, Metrics: errored, Calls: 1}},
 		// Stripe documents no wait header on 429 (docs.stripe.com/rate-limits
 		// asks for exponential backoff): no wait, the queue's backoff applies.
 		{name: "429 rate_limit without Retry-After", retryAfter: "", setup: register(ruleSecret, secret, live, partnertest.Fault429),
-			want: want{kind: verify.RateLimited, httpStatus: 429, msg: "rate limited", metrics: limited, calls: 1}},
+			want: verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 429, Msg: "rate limited", Metrics: limited, Calls: 1}},
 		{name: "429 rate_limit with Retry-After seconds", retryAfter: "7", setup: register(ruleSecret, secret, live, partnertest.Fault429),
-			want: want{kind: verify.RateLimited, httpStatus: 429, retryMin: 7 * time.Second, retryMax: 7 * time.Second, metrics: limited, calls: 1}},
+			want: verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 429, RetryMin: 7 * time.Second, RetryMax: 7 * time.Second, Metrics: limited, Calls: 1}},
 		{name: "429 rate_limit with Retry-After HTTP date", retryAfter: httpDate(), setup: register(ruleSecret, secret, live, partnertest.Fault429),
-			want: want{kind: verify.RateLimited, httpStatus: 429, retryMin: 27 * time.Second, retryMax: 30 * time.Second, metrics: limited, calls: 1}},
+			want: verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 429, RetryMin: 27 * time.Second, RetryMax: 30 * time.Second, Metrics: limited, Calls: 1}},
 		{name: "429 on an unknown key is not inactive", retryAfter: "1", setup: register(ruleSecret, secret, nil, partnertest.Fault429),
-			want: want{kind: verify.RateLimited, httpStatus: 429, retryMin: time.Second, retryMax: time.Second, metrics: limited, calls: 1}},
-		{name: "reset", setup: register(ruleSecret, secret, live, partnertest.FaultReset), want: want{kind: verify.PartnerError, network: true, msg: "network error", metrics: network, calls: 1}},
-		{name: "reset on an unknown key is not inactive", setup: register(ruleSecret, secret, nil, partnertest.FaultReset), want: want{kind: verify.PartnerError, network: true, msg: "network error", metrics: network, calls: 1}},
+			want: verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 429, RetryMin: time.Second, RetryMax: time.Second, Metrics: limited, Calls: 1}},
+		{name: "reset", setup: register(ruleSecret, secret, live, partnertest.FaultReset), want: verifiertest.Want{Kind: verify.PartnerError, Network: true, Msg: "network error", Metrics: network, Calls: 1}},
+		{name: "reset on an unknown key is not inactive", setup: register(ruleSecret, secret, nil, partnertest.FaultReset), want: verifiertest.Want{Kind: verify.PartnerError, Network: true, Msg: "network error", Metrics: network, Calls: 1}},
 		{name: "hang with a short timeout", timeout: 300 * time.Millisecond, setup: register(ruleSecret, secret, live, partnertest.FaultHang),
-			want: want{kind: verify.PartnerError, network: true, msg: "timeout", metrics: network, calls: 1}},
+			want: verifiertest.Want{Kind: verify.PartnerError, Network: true, Msg: "timeout", Metrics: network, Calls: 1}},
 		{name: "slow live answer within the timeout", timeout: 2 * time.Second, setup: func() finding.Finding {
 			srv.Controls.SetLatency(100*time.Millisecond, 0)
 			return register(ruleSecret, secret, live)()
-		}, want: want{reason: finding.ReasonPartnerConfirmed, details: liveDetails, metrics: one, calls: 1}},
-		{name: "garbled 200", setup: register(ruleSecret, secret, live, partnertest.FaultGarbled), want: want{kind: verify.PartnerError, httpStatus: 200, msg: "proves nothing", metrics: errored, calls: 1}},
-		{name: "empty 200", setup: register(ruleSecret, secret, live, partnertest.FaultEmpty), want: want{kind: verify.PartnerError, httpStatus: 200, msg: "proves nothing", metrics: errored, calls: 1}},
-		{name: "truncated 200", setup: register(ruleSecret, secret, live, partnertest.FaultTruncated), want: want{kind: verify.PartnerError, httpStatus: 200, msg: "read body", metrics: errored, calls: 1}},
-		{name: "HTML 401 from a proxy", setup: register(ruleSecret, secret, nil, partnertest.FaultHTML401), want: want{kind: verify.PartnerError, httpStatus: 401, msg: "HTML page", metrics: errored, calls: 1}},
-		{name: "HTML 403 from a WAF", setup: register(ruleRestricted, restricted, live, partnertest.FaultHTML403), want: want{kind: verify.PartnerError, httpStatus: 403, msg: "HTML page", metrics: errored, calls: 1}},
+		}, want: verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Details: liveDetails, Metrics: one, Calls: 1}},
+		{name: "garbled 200", setup: register(ruleSecret, secret, live, partnertest.FaultGarbled), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 200, Msg: "proves nothing", Metrics: errored, Calls: 1}},
+		{name: "empty 200", setup: register(ruleSecret, secret, live, partnertest.FaultEmpty), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 200, Msg: "proves nothing", Metrics: errored, Calls: 1}},
+		{name: "truncated 200", setup: register(ruleSecret, secret, live, partnertest.FaultTruncated), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 200, Msg: "read body", Metrics: errored, Calls: 1}},
+		{name: "HTML 401 from a proxy", setup: register(ruleSecret, secret, nil, partnertest.FaultHTML401), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 401, Msg: "HTML page", Metrics: errored, Calls: 1}},
+		{name: "HTML 403 from a WAF", setup: register(ruleRestricted, restricted, live, partnertest.FaultHTML403), want: verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: 403, Msg: "HTML page", Metrics: errored, Calls: 1}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			srv.Controls.Reset()
 			srv.Controls.SetRetryAfter(tc.retryAfter)
 			f := tc.setup()
-			got := run(newVerifier(t, srv.URL, tc.timeout, nil), f)
-			check(t, got, tc.want)
-			if calls := srv.Controls.Requests(); calls != tc.want.calls {
-				t.Errorf("double saw %d requests, want %d", calls, tc.want.calls)
+			got := harness.Run(harness.NewVerifier(t, tc.timeout, nil, srv.URL), "", f)
+			harness.Check(t, got, tc.want)
+			if calls := srv.Controls.Requests(); calls != tc.want.Calls {
+				t.Errorf("double saw %d requests, want %d", calls, tc.want.Calls)
 			}
 		})
 	}
@@ -324,15 +224,15 @@ func TestVerifyUnusableAnswers(t *testing.T) {
 				_, _ = w.Write([]byte(tc.body))
 			}))
 			defer srv.Close()
-			got := run(newVerifier(t, srv.URL, 0, nil), stripeFinding(ruleSecret, stripedouble.NewSecretKey()))
-			w := want{kind: tc.kind, httpStatus: tc.status, msg: tc.wantMsg, metrics: metrics.Summary{Requests: 1, Errors: 1}}
+			got := harness.Run(harness.NewVerifier(t, 0, nil, srv.URL), "", stripeFinding(ruleSecret, stripedouble.NewSecretKey()))
+			w := verifiertest.Want{Kind: tc.kind, HTTPStatus: tc.status, Msg: tc.wantMsg, Metrics: metrics.Summary{Requests: 1, Errors: 1}}
 			if tc.kind == verify.RateLimited {
-				w.metrics = metrics.Summary{Requests: 1, RateLimitHits: 1}
+				w.Metrics = metrics.Summary{Requests: 1, RateLimitHits: 1}
 				if tc.header["Retry-After"] != "" {
-					w.retryMin, w.retryMax = 5*time.Second, 5*time.Second
+					w.RetryMin, w.RetryMax = 5*time.Second, 5*time.Second
 				}
 			}
-			check(t, got, w)
+			harness.Check(t, got, w)
 		})
 	}
 }
@@ -363,8 +263,8 @@ func TestVerifyMapsStripeBodies(t *testing.T) {
 				_, _ = w.Write([]byte(tc.body))
 			}))
 			defer srv.Close()
-			got := run(newVerifier(t, srv.URL, 0, nil), stripeFinding(ruleRestricted, stripedouble.NewRestrictedKey()))
-			check(t, got, want{reason: tc.reason, details: tc.details, metrics: metrics.Summary{Requests: 1}})
+			got := harness.Run(harness.NewVerifier(t, 0, nil, srv.URL), "", stripeFinding(ruleRestricted, stripedouble.NewRestrictedKey()))
+			harness.Check(t, got, verifiertest.Want{Reason: tc.reason, Details: tc.details, Metrics: metrics.Summary{Requests: 1}})
 		})
 	}
 }
@@ -399,10 +299,10 @@ func TestRequestShape(t *testing.T) {
 	srv.AddKey(keys[0], stripedouble.Live)
 	srv.AddKey(keys[1], stripedouble.NoBalancePermission)
 	rt := &recordingTransport{base: &http.Transport{}}
-	v := newVerifier(t, srv.URL+"/", 0, rt)
+	v := harness.NewVerifier(t, 0, rt, srv.URL+"/")
 	for i, k := range keys {
-		if got := run(v, stripeFinding(ruleGitleaks, k)); got.verdict.Reason != finding.ReasonPartnerConfirmed {
-			t.Fatalf("key %d: Verify = %+v, %v", i, got.verdict, got.err)
+		if got := harness.Run(v, "", stripeFinding(ruleGitleaks, k)); got.Verdict.Reason != finding.ReasonPartnerConfirmed {
+			t.Fatalf("key %d: Verify = %+v, %v", i, got.Verdict, got.Err)
 		}
 	}
 	if len(rt.reqs) != 2 {
@@ -437,8 +337,8 @@ func TestEndpointWithPathPrefix(t *testing.T) {
 		_, _ = w.Write([]byte(`{"object":"balance","livemode":true}`))
 	}))
 	defer srv.Close()
-	got := run(newVerifier(t, srv.URL+"/stripe/", 0, nil), stripeFinding(ruleSecret, stripedouble.NewSecretKey()))
-	check(t, got, want{reason: finding.ReasonPartnerConfirmed, details: liveDetails, metrics: metrics.Summary{Requests: 1}})
+	got := harness.Run(harness.NewVerifier(t, 0, nil, srv.URL+"/stripe/"), "", stripeFinding(ruleSecret, stripedouble.NewSecretKey()))
+	harness.Check(t, got, verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Details: liveDetails, Metrics: metrics.Summary{Requests: 1}})
 	if p, _ := path.Load().(string); p != "/stripe/v1/balance" {
 		t.Errorf("path = %q, want /stripe/v1/balance", p)
 	}
@@ -446,7 +346,7 @@ func TestEndpointWithPathPrefix(t *testing.T) {
 
 func TestOtherTokenTypeIsUnsupported(t *testing.T) {
 	srv := startDouble(t)
-	verdict, err := newVerifier(t, srv.URL, 0, nil).Verify(context.Background(), finding.TokenPostmanAPIKey, stripeFinding(ruleSecret, stripedouble.NewSecretKey()))
+	verdict, err := harness.NewVerifier(t, 0, nil, srv.URL).Verify(context.Background(), finding.TokenPostmanAPIKey, stripeFinding(ruleSecret, stripedouble.NewSecretKey()))
 	if err != nil || verdict.Reason != finding.ReasonUnsupportedTokenType || srv.Controls.Requests() != 0 {
 		t.Errorf("Verify = %+v, %v after %d requests; want unsupported_token_type, no call", verdict, err, srv.Controls.Requests())
 	}
@@ -454,7 +354,7 @@ func TestOtherTokenTypeIsUnsupported(t *testing.T) {
 
 func TestConcurrentVerifications(t *testing.T) {
 	srv := startDouble(t)
-	v := newVerifier(t, srv.URL, 0, nil)
+	v := harness.NewVerifier(t, 0, nil, srv.URL)
 	keys := make([]string, 16)
 	for i := range keys {
 		keys[i] = stripedouble.NewSecretKey()
@@ -463,9 +363,9 @@ func TestConcurrentVerifications(t *testing.T) {
 		}
 	}
 	var wg sync.WaitGroup
-	results := make([]outcome, len(keys))
+	results := make([]verifiertest.Outcome, len(keys))
 	for i, k := range keys {
-		wg.Go(func() { results[i] = run(v, stripeFinding(ruleSecret, k)) })
+		wg.Go(func() { results[i] = harness.Run(v, "", stripeFinding(ruleSecret, k)) })
 	}
 	wg.Wait()
 	for i, r := range results {
@@ -473,8 +373,8 @@ func TestConcurrentVerifications(t *testing.T) {
 		if i%2 == 0 {
 			want = finding.ReasonPartnerConfirmed
 		}
-		if r.err != nil || r.verdict.Reason != want {
-			t.Errorf("key %d: %+v, %v; want %s", i, r.verdict, r.err, want)
+		if r.Err != nil || r.Verdict.Reason != want {
+			t.Errorf("key %d: %+v, %v; want %s", i, r.Verdict, r.Err, want)
 		}
 		if srv.Controls.CountFor(keys[i]) != 1 {
 			t.Errorf("key %d: double saw %d requests", i, srv.Controls.CountFor(keys[i]))
@@ -488,7 +388,7 @@ func TestCancelledContextIsAFault(t *testing.T) {
 	srv.AddKey(key, stripedouble.Live)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	verdict, err := newVerifier(t, srv.URL, 0, nil).Verify(ctx, stripepartner.TokenSecretKey, stripeFinding(ruleSecret, key))
+	verdict, err := harness.NewVerifier(t, 0, nil, srv.URL).Verify(ctx, stripepartner.TokenSecretKey, stripeFinding(ruleSecret, key))
 	f, ok := verify.AsFault(err)
 	if !ok || f.Kind != verify.PartnerError || !f.Network || verdict.Reason != "" {
 		t.Errorf("Verify = %+v, %v; want a network partner error", verdict, err)
@@ -506,7 +406,7 @@ func TestNoSecretLeaks(t *testing.T) {
 		partnertest.Fault503, partnertest.Fault504, partnertest.Fault429, partnertest.FaultReset,
 		partnertest.FaultGarbled, partnertest.FaultEmpty, partnertest.FaultTruncated,
 		partnertest.FaultHTML401, partnertest.FaultHTML403, partnertest.FaultHang}
-	v := newVerifier(t, srv.URL, 300*time.Millisecond, nil)
+	v := harness.NewVerifier(t, 300*time.Millisecond, nil, srv.URL)
 	var keys, texts []string
 	modes := []*stripedouble.Mode{nil, new(stripedouble.Live), new(stripedouble.NoBalancePermission), new(stripedouble.Expired)}
 	*modes[1], *modes[2], *modes[3] = stripedouble.Live, stripedouble.NoBalancePermission, stripedouble.Expired
@@ -532,14 +432,14 @@ func TestNoSecretLeaks(t *testing.T) {
 	// Keys stopped at the gate never leave the process; their messages must not quote them either.
 	for _, bad := range []string{"sk_live_" + strings.Repeat("Z", 20), "sk_test_" + strings.Repeat("Q", 40), "rk_live_" + strings.Repeat("W", 30) + "!"} {
 		keys = append(keys, bad)
-		verdict, err := callerVerify(context.Background(), v, stripeFinding(ruleSecret, bad))
+		verdict, err := harness.CallerVerify(context.Background(), v, "", stripeFinding(ruleSecret, bad))
 		texts = append(texts, fmt.Sprintf("%+v %v", verdict, err))
 		log.Info("verification", "finding", stripeFinding(ruleSecret, bad), "verdict", verdict)
 	}
 
 	texts = append(texts, logBuf.String())
 	if !strings.Contains(logBuf.String(), `"reason":"partner_confirmed"`) || !strings.Contains(logBuf.String(), `"reason":"partner_rejected"`) || !strings.Contains(logBuf.String(), "http 500") {
-		t.Fatal("the outcome log is missing outcomes; the leak check would prove nothing")
+		t.Fatal("the verifiertest.Outcome log is missing outcomes; the leak check would prove nothing")
 	}
 	for _, k := range keys {
 		body := k[8:]
@@ -594,11 +494,11 @@ func TestEnforcedRateLimit(t *testing.T) {
 	srv.AddKey(key, stripedouble.Live)
 	srv.Controls.SetRateLimit(0.001, 1)
 	srv.Controls.SetRetryAfter("")
-	v := newVerifier(t, srv.URL, 0, nil)
-	check(t, run(v, stripeFinding(ruleSecret, key)),
-		want{reason: finding.ReasonPartnerConfirmed, details: liveDetails, metrics: metrics.Summary{Requests: 1}})
-	check(t, run(v, stripeFinding(ruleSecret, key)),
-		want{kind: verify.RateLimited, httpStatus: 429, metrics: metrics.Summary{Requests: 1, RateLimitHits: 1}})
+	v := harness.NewVerifier(t, 0, nil, srv.URL)
+	harness.Check(t, harness.Run(v, "", stripeFinding(ruleSecret, key)),
+		verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Details: liveDetails, Metrics: metrics.Summary{Requests: 1}})
+	harness.Check(t, harness.Run(v, "", stripeFinding(ruleSecret, key)),
+		verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 429, Metrics: metrics.Summary{Requests: 1, RateLimitHits: 1}})
 	if srv.Controls.RateLimited() != 1 {
 		t.Errorf("double sent %d 429s, want 1", srv.Controls.RateLimited())
 	}
