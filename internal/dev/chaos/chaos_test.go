@@ -312,3 +312,20 @@ func TestSoakShort(t *testing.T) {
 		t.Error("no function process was killed: the short soak proved nothing about crashes")
 	}
 }
+
+// TestSentPartners: a results send is blamed on a partner function only for
+// the results a partner function writes; the dispatcher's results name a
+// partner too (a canary AWS key, an unsupported Slack token) and must not
+// make a crash scenario kill that partner's idle function.
+func TestSentPartners(t *testing.T) {
+	entry := func(p finding.Partner, r finding.Reason) string {
+		return strconv.Quote(`{"partner":"` + string(p) + `","reason":"` + string(r) + `"}`)
+	}
+	body := `{"QueueUrl":"q","Entries":[{"MessageBody":` + entry("slack", finding.ReasonUnsupportedTokenType) +
+		`},{"MessageBody":` + entry("aws", finding.ReasonCanaryToken) + `},{"MessageBody":` + entry("gcp", finding.ReasonPartnerConfirmed) +
+		`},{"MessageBody":` + entry("npm", finding.ReasonRateLimited) + `},{"MessageBody":` + entry("gcp", finding.ReasonPartnerRejected) + `}]}`
+	got := SentPartners([]byte(body))
+	if len(got) != 2 || got[0] != "gcp" || got[1] != "npm" {
+		t.Errorf("SentPartners = %v, want [gcp npm]", got)
+	}
+}

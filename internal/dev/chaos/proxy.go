@@ -39,7 +39,10 @@ func RefuseSends(queueURL string) Rule {
 }
 
 // SentPartners returns the partners of the results a SendMessage or
-// SendMessageBatch request body carries: whose function sent it.
+// SendMessageBatch request body carries that only a partner function
+// writes (a partner's answer or fault): whose function sent it. The
+// dispatcher's results (malformed, unsupported, canary, flag off) name a
+// partner too, but a send of them says nothing about that partner's function.
 func SentPartners(body []byte) []finding.Partner {
 	var in struct {
 		MessageBody string
@@ -55,11 +58,20 @@ func SentPartners(body []byte) []finding.Partner {
 	var out []finding.Partner
 	for _, b := range bodies {
 		var r finding.Result
-		if json.Unmarshal([]byte(b), &r) == nil && r.Partner != "" && !slices.Contains(out, r.Partner) {
+		if json.Unmarshal([]byte(b), &r) == nil && r.Partner != "" && fromPartnerFunction(r.Reason) && !slices.Contains(out, r.Partner) {
 			out = append(out, r.Partner)
 		}
 	}
 	return out
+}
+
+// fromPartnerFunction reports a reason only a partner function gives.
+func fromPartnerFunction(r finding.Reason) bool {
+	switch r {
+	case finding.ReasonPartnerConfirmed, finding.ReasonPartnerRejected, finding.ReasonPartnerError, finding.ReasonRateLimited:
+		return true
+	}
+	return false
 }
 
 // Hook intervenes in the requests Pick selects (after the Rule of Refuse,
