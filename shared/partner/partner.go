@@ -9,7 +9,6 @@ package partner
 
 import (
 	"fmt"
-	"regexp"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
@@ -109,7 +108,7 @@ func Unsupported(t finding.TokenType, msg string) (finding.TokenType, finding.Re
 
 // MatchFormat checks a token against its format; the message names the
 // expected form, never the token.
-func MatchFormat(t finding.TokenType, re *regexp.Regexp, tok, form string) (finding.TokenType, finding.Reason, string) {
+func MatchFormat(t finding.TokenType, re *Pattern, tok, form string) (finding.TokenType, finding.Reason, string) {
 	if !re.MatchString(tok) {
 		return Malformed(t, fmt.Sprintf("token is not %s", form))
 	}

@@ -1,7 +1,6 @@
 package anthropicpartner
 
 import (
-	"regexp"
 	"strings"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
@@ -60,8 +59,8 @@ var Definition = partnerdef.Definition{
 }
 
 var (
-	apiKey   = regexp.MustCompile(`^sk-ant-api03-[A-Za-z0-9_-]{93}AA$`)
-	adminKey = regexp.MustCompile(`^sk-ant-admin01-[A-Za-z0-9_-]{93}AA$`)
+	apiKey   = partnerdef.NewPattern(`^sk-ant-api03-[A-Za-z0-9_-]{93}AA$`)
+	adminKey = partnerdef.NewPattern(`^sk-ant-admin01-[A-Za-z0-9_-]{93}AA$`)
 )
 
 // check types a key by its prefix, whatever the rule that found it (GitLab's

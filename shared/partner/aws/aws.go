@@ -10,9 +10,9 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	partnerdef "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner"
 	"io"
 	"net/http"
-	"regexp"
 	"strings"
 	"time"
 
@@ -56,7 +56,7 @@ const (
 // op names the call in faults.
 const op = "sts GetCallerIdentity"
 
-var accountID = regexp.MustCompile(`^[0-9]{12}$`)
+var accountID = partnerdef.NewPattern(`^[0-9]{12}$`)
 
 // Verifier verifies aws_access_key findings against STS. Build it once per
 // function instance: it holds one STS client and its connection pool.

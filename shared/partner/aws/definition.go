@@ -1,8 +1,6 @@
 package awspartner
 
 import (
-	"regexp"
-
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	partnerdef "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
@@ -34,9 +32,9 @@ var Definition = partnerdef.Definition{
 }
 
 var (
-	keyID     = regexp.MustCompile(`^AKIA[0-9A-Z]{16}$`)
-	anyKeyID  = regexp.MustCompile(`^[A-Z0-9]{4}[0-9A-Z]{16}$`)
-	secretKey = regexp.MustCompile(`^[A-Za-z0-9/+=]{40}$`)
+	keyID     = partnerdef.NewPattern(`^AKIA[0-9A-Z]{16}$`)
+	anyKeyID  = partnerdef.NewPattern(`^[A-Z0-9]{4}[0-9A-Z]{16}$`)
+	secretKey = partnerdef.NewPattern(`^[A-Za-z0-9/+=]{40}$`)
 )
 
 // check admits long-term AKIA key ids, with a well-formed secret key in

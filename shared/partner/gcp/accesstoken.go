@@ -3,9 +3,9 @@ package gcppartner
 import (
 	"context"
 	"encoding/json"
+	partnerdef "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -91,7 +91,7 @@ func (v *Verifier) verifyAccessToken(ctx context.Context, token string) (verify.
 // (https://www.googleapis.com/auth/cloud-platform) or a short name
 // (openid, email). Anything else is dropped, so that the details never
 // carry text a proxy put there.
-var tokenScope = regexp.MustCompile(`^[A-Za-z0-9._:/-]{1,256}$`)
+var tokenScope = partnerdef.NewPattern(`^[A-Za-z0-9._:/-]{1,256}$`)
 
 // tokenDetails are what tokeninfo tells of a live access token besides its
 // service account: its scopes, and its expiry (epoch seconds, as a string

@@ -3,9 +3,9 @@ package gcppartner
 import (
 	"context"
 	"encoding/json"
+	partnerdef "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner"
 	"net/http"
 	"net/url"
-	"regexp"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
@@ -14,7 +14,7 @@ import (
 
 // apiKeyBlockedRE matches the ErrorInfo reasons Google gives a valid key
 // whose restrictions (API, referrer, IP, app) exclude this request.
-var apiKeyBlockedRE = regexp.MustCompile(`^API_KEY_[A-Z_]+_BLOCKED$`)
+var apiKeyBlockedRE = partnerdef.NewPattern(`^API_KEY_[A-Z_]+_BLOCKED$`)
 
 const errorInfoType = "type.googleapis.com/google.rpc.ErrorInfo"
 

@@ -2,7 +2,6 @@ package gcppartner
 
 import (
 	"encoding/json"
-	"regexp"
 	"strings"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
@@ -43,10 +42,10 @@ var Definition = partnerdef.Definition{
 }
 
 var (
-	apiKeyFormat       = regexp.MustCompile(`^AIza[0-9A-Za-z_-]{35}$`)
-	clientSecretFormat = regexp.MustCompile(`^GOCSPX-[0-9A-Za-z_-]{28}$`)
-	clientIDFormat     = regexp.MustCompile(`^[0-9A-Za-z_.-]{1,200}\.apps\.googleusercontent\.com$`)
-	accessTokenFormat  = regexp.MustCompile(`^ya29\.[0-9A-Za-z_.-]+$`) // service-account tokens read ya29.c.…
+	apiKeyFormat       = partnerdef.NewPattern(`^AIza[0-9A-Za-z_-]{35}$`)
+	clientSecretFormat = partnerdef.NewPattern(`^GOCSPX-[0-9A-Za-z_-]{28}$`)
+	clientIDFormat     = partnerdef.NewPattern(`^[0-9A-Za-z_.-]{1,200}\.apps\.googleusercontent\.com$`)
+	accessTokenFormat  = partnerdef.NewPattern(`^ya29\.[0-9A-Za-z_.-]+$`) // service-account tokens read ya29.c.…
 )
 
 // check applies each Google token type's format; an OAuth client secret

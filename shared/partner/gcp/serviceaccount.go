@@ -7,8 +7,8 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	partnerdef "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner"
 	"net/http"
-	"regexp"
 	"strings"
 
 	"golang.org/x/oauth2"
@@ -20,8 +20,8 @@ import (
 )
 
 var (
-	emailRE               = regexp.MustCompile(`^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9.-]{1,253}$`)
-	serviceAccountEmailRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}@[A-Za-z0-9.-]{1,253}\.gserviceaccount\.com$`)
+	emailRE               = partnerdef.NewPattern(`^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9.-]{1,253}$`)
+	serviceAccountEmailRE = partnerdef.NewPattern(`^[A-Za-z0-9._-]{1,128}@[A-Za-z0-9.-]{1,253}\.gserviceaccount\.com$`)
 )
 
 func isServiceAccountEmail(s string) bool { return serviceAccountEmailRE.MatchString(s) }

@@ -1,7 +1,6 @@
 package githubpartner
 
 import (
-	"regexp"
 	"strings"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
@@ -76,9 +75,9 @@ var Definition = partnerdef.Definition{
 // six characters are a CRC32 checksum, deliberately not checked offline:
 // its alphabet order is only reconstructed by third parties (PARTNERS.md).
 var (
-	classicPAT     = regexp.MustCompile(`^ghp_[A-Za-z0-9]{36}$`)
-	fineGrainedPAT = regexp.MustCompile(`^github_pat_[A-Za-z0-9_]{82}$`)
-	serverToken    = regexp.MustCompile(`^gh[osur]_[A-Za-z0-9_]{36,251}$`)
+	classicPAT     = partnerdef.NewPattern(`^ghp_[A-Za-z0-9]{36}$`)
+	fineGrainedPAT = partnerdef.NewPattern(`^github_pat_[A-Za-z0-9_]{82}$`)
+	serverToken    = partnerdef.NewPattern(`^gh[osur]_[A-Za-z0-9_]{36,251}$`)
 )
 
 // serverPrefixes type the tokens GitHub issues to OAuth apps and GitHub

@@ -15,9 +15,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	partnerdef "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -158,7 +158,7 @@ func isSecondaryLimit(msg string) bool {
 // login is a GitHub login as /user returns it: letters, digits and
 // hyphens on github.com; Enterprise Server also allows '_' and '.' for
 // logins synchronised from LDAP or SAML.
-var login = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$`)
+var login = partnerdef.NewPattern(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$`)
 
 // document checks a 200 body: /user answers a user object with a login and
 // a positive integer id; /installation/repositories an object with an
@@ -201,7 +201,7 @@ func oneObject(body []byte, v *map[string]json.RawMessage) bool {
 // scope is a scope name as GitHub lists them (repo, admin:org,
 // read:packages); anything else in the header is dropped, so that the
 // details never carry text a proxy put there.
-var scope = regexp.MustCompile(`^[a-z][a-z0-9:_-]{0,63}$`)
+var scope = partnerdef.NewPattern(`^[a-z][a-z0-9:_-]{0,63}$`)
 
 // details are a live token's non-secret metadata: the login (from /user),
 // the classic token's scopes when GitHub lists them (an empty header is a

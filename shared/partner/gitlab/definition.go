@@ -1,8 +1,6 @@
 package gitlabpartner
 
 import (
-	"regexp"
-
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	partnerdef "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
@@ -59,4 +57,4 @@ var Definition = partnerdef.Definition{
 // tokens another way, and a false malformed_token would hide a live token.
 // No upper bound either (§7 says "20 or more"); a finding's token is
 // bounded by finding.MaxTokenBytes.
-var pat = regexp.MustCompile(`^glpat-[0-9A-Za-z_.-]{20,}$`)
+var pat = partnerdef.NewPattern(`^glpat-[0-9A-Za-z_.-]{20,}$`)

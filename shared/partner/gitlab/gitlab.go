@@ -19,8 +19,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	partnerdef "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner"
 	"net/http"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -127,7 +127,7 @@ func (d patDoc) details() finding.Details {
 // read_repository, k8s_proxy, self_rotate): lower-case words joined by
 // underscores. Anything else in the list is not GitLab's document, and it
 // could be text we must not copy into a result.
-var scopeName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
+var scopeName = partnerdef.NewPattern(`^[a-z][a-z0-9_]{0,63}$`)
 
 // maxScopes bounds the list: GitLab has a few dozen scopes.
 const maxScopes = 100
@@ -232,7 +232,7 @@ func oauthError(body []byte) (string, bool) {
 
 // errorCode is the form of an OAuth error code (invalid_token,
 // insufficient_scope).
-var errorCode = regexp.MustCompile(`^[a-z][a-z_]{0,63}$`)
+var errorCode = partnerdef.NewPattern(`^[a-z][a-z_]{0,63}$`)
 
 // knownCode names a 401 error code for fault text: only GitLab's own
 // codes are quoted, never text a proxy or an echo put there.

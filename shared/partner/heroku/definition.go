@@ -1,7 +1,6 @@
 package herokupartner
 
 import (
-	"regexp"
 	"strings"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
@@ -53,8 +52,8 @@ var Definition = partnerdef.Definition{
 // heroku-api-key find them near the word heroku; either case of hex, as
 // those rules match case-insensitively).
 var (
-	prefixedToken = regexp.MustCompile(`^HRKU-AA[0-9A-Za-z_-]{58}$`)
-	uuidToken     = regexp.MustCompile(`^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$`)
+	prefixedToken = partnerdef.NewPattern(`^HRKU-AA[0-9A-Za-z_-]{58}$`)
+	uuidToken     = partnerdef.NewPattern(`^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$`)
 )
 
 // check types the token by its form, whatever the rule: a token starting

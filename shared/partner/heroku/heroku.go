@@ -12,8 +12,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	partnerdef "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner"
 	"net/http"
-	"regexp"
 	"strconv"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
@@ -99,7 +99,7 @@ func (v *Verifier) Verify(ctx context.Context, tokenType finding.TokenType, f fi
 }
 
 // uuid is the form of Heroku's resource ids.
-var uuid = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+var uuid = partnerdef.NewPattern(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
 
 // accountID returns the id of Heroku's account document: one JSON object
 // whose "id" (exactly that key) is a lower-case UUID string. Anything else,

@@ -1,8 +1,6 @@
 package npmpartner
 
 import (
-	"regexp"
-
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	partnerdef "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
@@ -58,4 +56,4 @@ var Definition = partnerdef.Definition{
 
 // accessToken is npm's token form: npm_ and 36 ASCII letters and digits
 // (the last 6 a checksum npm alone judges).
-var accessToken = regexp.MustCompile(`^npm_[A-Za-z0-9]{36}$`)
+var accessToken = partnerdef.NewPattern(`^npm_[A-Za-z0-9]{36}$`)

@@ -14,8 +14,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	partnerdef "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner"
 	"net/http"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -109,7 +109,7 @@ func challenges(a *partnerhttp.Answer, scheme string) bool {
 
 // userName is the form of npm user names: URL-safe, at most 214 characters
 // (npm-user-validate), never an e-mail address.
-var userName = regexp.MustCompile(`^[A-Za-z0-9._~-]{1,214}$`)
+var userName = partnerdef.NewPattern(`^[A-Za-z0-9._~-]{1,214}$`)
 
 // username returns the name of npm's whoami answer, one JSON object with,
 // under exactly the key "username", a user name string. Anything else (a

@@ -1,7 +1,6 @@
 package openaipartner
 
 import (
-	"regexp"
 	"strings"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
@@ -31,8 +30,8 @@ const (
 // keyForm is the shape of the part after the prefix: OpenAI keys use the
 // URL-safe base64 alphabet; the bounds keep a line of garbage out.
 var (
-	modernKey = regexp.MustCompile(`^sk-(?:proj|svcacct|admin)-[A-Za-z0-9_-]{20,300}$`)
-	legacyKey = regexp.MustCompile(`^sk-[A-Za-z0-9_-]{20,300}$`)
+	modernKey = partnerdef.NewPattern(`^sk-(?:proj|svcacct|admin)-[A-Za-z0-9_-]{20,300}$`)
+	legacyKey = partnerdef.NewPattern(`^sk-[A-Za-z0-9_-]{20,300}$`)
 )
 
 const form = "an OpenAI key (sk-proj-…, sk-svcacct-…, sk-admin-…, or a legacy sk-… key containing T3BlbkFJ)"

@@ -13,9 +13,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	partnerdef "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -172,7 +172,7 @@ func object(b []byte) (map[string]json.RawMessage, bool) {
 // orgName is what an organization's identifier looks like (org-…, or the
 // slug OpenAI sends): nothing else is copied into a result, so an e-mail
 // address or text in its place is dropped.
-var orgName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$`)
+var orgName = partnerdef.NewPattern(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$`)
 
 // details names the key's organization when OpenAI's openai-organization
 // header does (UNCONFIRMED that /v1/models sends it for every key). A value

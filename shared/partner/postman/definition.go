@@ -1,8 +1,6 @@
 package postmanpartner
 
 import (
-	"regexp"
-
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	partnerdef "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
@@ -32,4 +30,4 @@ var Definition = partnerdef.Definition{
 	},
 }
 
-var apiKey = regexp.MustCompile(`^PMAK-[0-9a-f]{24}-[0-9a-f]{34}$`)
+var apiKey = partnerdef.NewPattern(`^PMAK-[0-9a-f]{24}-[0-9a-f]{34}$`)

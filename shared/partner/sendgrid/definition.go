@@ -1,8 +1,6 @@
 package sendgridpartner
 
 import (
-	"regexp"
-
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	partnerdef "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
@@ -50,4 +48,4 @@ var Definition = partnerdef.Definition{
 
 // apiKey is SendGrid's key form: "SG.", a 22-character key id, ".", a
 // 43-character secret, both base64url (69 characters in all).
-var apiKey = regexp.MustCompile(`^SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}$`)
+var apiKey = partnerdef.NewPattern(`^SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}$`)

@@ -13,8 +13,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	partnerdef "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner"
 	"net/http"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -92,7 +92,7 @@ func (v *Verifier) Verify(ctx context.Context, tokenType finding.TokenType, f fi
 // "2fa_required", "user.profile.read"): lower-case dotted words. Anything
 // else in the list is not SendGrid's document, and it could be text we must
 // not copy into a result.
-var scopeName = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,99}$`)
+var scopeName = partnerdef.NewPattern(`^[a-z0-9][a-z0-9_.-]{0,99}$`)
 
 // maxScopes bounds the list: a full-access key has a few hundred scopes.
 const maxScopes = 1000

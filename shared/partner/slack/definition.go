@@ -1,7 +1,6 @@
 package slackpartner
 
 import (
-	"regexp"
 	"strings"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
@@ -80,7 +79,7 @@ const (
 // which the GitLab rule's older pattern cuts a modern token down to, is a
 // fragment: asking Slack about it would be answered invalid_auth and
 // misreport a live token as inactive, so it is malformed, with no call.
-var tokenBody = regexp.MustCompile(`^[0-9]{1,20}-[0-9A-Za-z-]{8,250}$`)
+var tokenBody = partnerdef.NewPattern(`^[0-9]{1,20}-[0-9A-Za-z-]{8,250}$`)
 
 const (
 	botForm  = "a Slack bot token (xoxb-<digits>-… or xoxe.xoxb-<digits>-…)"

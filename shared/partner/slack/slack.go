@@ -13,9 +13,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	partnerdef "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strconv"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
@@ -54,12 +54,12 @@ var rejections = map[string]bool{
 
 // errorCode is the form of Slack's error strings (snake_case words); only a
 // code of this form is quoted in a fault.
-var errorCode = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
+var errorCode = partnerdef.NewPattern(`^[a-z][a-z0-9_]{0,63}$`)
 
 // slackID is the form of Slack's team and user ids (T…, E…, U…, W…, B…):
 // upper-case letters and digits. Anything else is not Slack's id, and
 // could be text we must not copy into a result.
-var slackID = regexp.MustCompile(`^[A-Z][A-Z0-9]{2,31}$`)
+var slackID = partnerdef.NewPattern(`^[A-Z][A-Z0-9]{2,31}$`)
 
 // Verifier checks slack_bot_token and slack_user_token findings. Build one
 // per function instance and share it: its HTTP client keeps connections alive.

@@ -1,7 +1,6 @@
 package stripepartner
 
 import (
-	"regexp"
 	"strings"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
@@ -57,7 +56,7 @@ var Definition = partnerdef.Definition{
 // StripeLiveShortSecretKey rule), the keys quoted in public answers about
 // 99. We accept up to 255 in all (sk_live_ + 247), the bound the scanners'
 // rules and the project's contract use.
-var keyBody = regexp.MustCompile(`^[0-9A-Za-z]{24,247}$`)
+var keyBody = partnerdef.NewPattern(`^[0-9A-Za-z]{24,247}$`)
 
 // The live-mode prefixes Stripe verifies, and the test-mode ones it does not.
 const (
