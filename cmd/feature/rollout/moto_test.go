@@ -53,8 +53,7 @@ type motoRig struct {
 	runner *Runner
 }
 
-// testPlan is the repository's plan with dates around base (moto stamps
-// alarm changes with the real time, so the test clock starts there) and a
+// testPlan is the repository's plan with dates around base and a
 // one-hour soak on the first stage, so every check is exercised.
 func testPlan(base time.Time) string {
 	d := func(days int) string { return base.AddDate(0, 0, days).Format(dateLayout) }
@@ -89,7 +88,14 @@ stages:
 `, flag, d(-2), d(-1), d(3), d(5), d(6))
 }
 
-func newMotoRig(t *testing.T) *motoRig {
+// motoBase is where the test clock of the moto rig starts: a fixed date, so
+// no test of the plan depends on the day it runs.
+var motoBase = time.Date(2026, 11, 18, 9, 0, 0, 0, time.UTC)
+
+func newMotoRig(t *testing.T) *motoRig { return newMotoRigAt(t, motoBase) }
+
+// newMotoRigAt is newMotoRig with the test clock starting at base.
+func newMotoRigAt(t *testing.T, base time.Time) *motoRig {
 	t.Helper()
 	m := awstest.Shared(t)
 	if err := m.Reset(); err != nil {
@@ -101,20 +107,23 @@ func newMotoRig(t *testing.T) *motoRig {
 	}
 	r := &motoRig{t: t, moto: m, clock: &clock{}}
 	r.runner = &Runner{Now: r.clock.now, Envs: map[string]*Environment{}}
+	// The test's clock starts two hours before moto's present, so a stage
+	// can have soaked by the time an alarm goes off; moto's times are
+	// moved onto the test's timeline (shiftedCloudWatch), so the plan's
+	// dates are the same whatever the day the test runs.
+	r.clock.t = base
+	offset := time.Until(base.Add(2 * time.Hour))
 	for _, e := range motoEnvs {
 		cfg := retrying(m.Config())
 		cfg.Region = e.region
 		r.runner.Envs[e.name] = &Environment{
 			Name: e.name, Stack: stackOf(e.name), Parameter: featureflag.DefaultParameter(flag),
-			SSM: ssm.NewFromConfig(cfg), CloudWatch: cloudwatch.NewFromConfig(cfg, LocalCloudWatchProtocol),
+			SSM:            ssm.NewFromConfig(cfg),
+			CloudWatch:     shiftedCloudWatch{Client: cloudwatch.NewFromConfig(cfg, LocalCloudWatchProtocol), offset: offset},
 			CloudFormation: cloudformation.NewFromConfig(cfg),
 		}
 	}
 	r.createAlarms()
-	// The test's clock starts two hours in the past, so a stage can have
-	// soaked by the time an alarm goes off at moto's (real) time.
-	base := time.Now().UTC().Add(-2 * time.Hour).Truncate(time.Second)
-	r.clock.t = base
 	r.root = writeTree(t, map[string]string{
 		DefinitionPath(flag):        string(def),
 		PlanPath(flag):              testPlan(base),
@@ -159,7 +168,48 @@ func (r *motoRig) createAlarms() {
 }
 
 func (r *motoRig) cw(env string) *cloudwatch.Client {
-	return r.runner.Envs[env].CloudWatch.(*cloudwatch.Client)
+	return r.runner.Envs[env].CloudWatch.(shiftedCloudWatch).Client
+}
+
+// shiftedCloudWatch puts moto's alarm times on the test's timeline: moto
+// stamps alarm changes with the real time, the test runs at fixed dates, so
+// times read are moved by offset and the times asked for are moved back.
+type shiftedCloudWatch struct {
+	*cloudwatch.Client
+	offset time.Duration
+}
+
+func (s shiftedCloudWatch) DescribeAlarms(ctx context.Context, in *cloudwatch.DescribeAlarmsInput, optFns ...func(*cloudwatch.Options)) (*cloudwatch.DescribeAlarmsOutput, error) {
+	out, err := s.Client.DescribeAlarms(ctx, in, optFns...)
+	if err != nil {
+		return out, err
+	}
+	for i, a := range out.MetricAlarms {
+		out.MetricAlarms[i].StateUpdatedTimestamp = s.shift(a.StateUpdatedTimestamp, s.offset)
+		out.MetricAlarms[i].AlarmConfigurationUpdatedTimestamp = s.shift(a.AlarmConfigurationUpdatedTimestamp, s.offset)
+		out.MetricAlarms[i].StateTransitionedTimestamp = s.shift(a.StateTransitionedTimestamp, s.offset)
+	}
+	return out, nil
+}
+
+func (s shiftedCloudWatch) DescribeAlarmHistory(ctx context.Context, in *cloudwatch.DescribeAlarmHistoryInput, optFns ...func(*cloudwatch.Options)) (*cloudwatch.DescribeAlarmHistoryOutput, error) {
+	moved := *in
+	moved.StartDate, moved.EndDate = s.shift(in.StartDate, -s.offset), s.shift(in.EndDate, -s.offset)
+	out, err := s.Client.DescribeAlarmHistory(ctx, &moved, optFns...)
+	if err != nil {
+		return out, err
+	}
+	for i, h := range out.AlarmHistoryItems {
+		out.AlarmHistoryItems[i].Timestamp = s.shift(h.Timestamp, s.offset)
+	}
+	return out, nil
+}
+
+func (shiftedCloudWatch) shift(t *time.Time, d time.Duration) *time.Time {
+	if t == nil {
+		return nil
+	}
+	return aws.Time(t.Add(d))
 }
 
 // setAlarm changes an alarm's state as CloudWatch would, and moves the
@@ -179,7 +229,7 @@ func (r *motoRig) setAlarm(env, name, state string) {
 // latestChange is when moto says the alarm last changed state.
 func (r *motoRig) latestChange(env, name string) time.Time {
 	r.t.Helper()
-	out, err := r.cw(env).DescribeAlarms(context.Background(), &cloudwatch.DescribeAlarmsInput{AlarmNames: []string{name}})
+	out, err := r.runner.Envs[env].CloudWatch.DescribeAlarms(context.Background(), &cloudwatch.DescribeAlarmsInput{AlarmNames: []string{name}})
 	if err != nil || len(out.MetricAlarms) != 1 {
 		r.t.Fatalf("DescribeAlarms %s: %v", name, err)
 	}
@@ -190,7 +240,7 @@ func (r *motoRig) latestChange(env, name string) time.Time {
 // featureflag.Store: nil when absent; an invalid stored value fails the test.
 func (r *motoRig) value(env string) *featureflag.Value {
 	r.t.Helper()
-	st, err := featureflag.NewStore(r.runner.Envs[env].SSM, time.Now).Get(context.Background(), flag, featureflag.DefaultParameter(flag))
+	st, err := featureflag.NewStore(r.runner.Envs[env].SSM, r.clock.now).Get(context.Background(), flag, featureflag.DefaultParameter(flag))
 	switch {
 	case err != nil:
 		r.t.Fatal(err)
@@ -255,8 +305,15 @@ func (r *motoRig) expectStages(step string, want ...string) {
 // TestPlanOnMoto runs the whole plan on moto with the test's clock:
 // each stage is refused while a check fails, during and right after an
 // alarm, and applied once the soak has passed quietly.
+// It runs at two dates years apart: every date it reads is the test
+// clock's, so both must pass alike.
 func TestPlanOnMoto(t *testing.T) {
-	r := newMotoRig(t)
+	for _, base := range []time.Time{motoBase, time.Date(2030, 6, 15, 23, 30, 0, 0, time.UTC)} {
+		t.Run(base.Format(dateLayout), func(t *testing.T) { planOnMoto(t, newMotoRigAt(t, base)) })
+	}
+}
+
+func planOnMoto(t *testing.T, r *motoRig) {
 	base := r.clock.t
 	nonProd := []string{"dev", "pre", "staging", "staging-ref"}
 
