@@ -9,13 +9,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"runtime"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	lru "github.com/hashicorp/golang-lru/v2"
+
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/panics"
 )
 
 // Defaults of Options.
@@ -108,14 +108,7 @@ func (c *Completed) contains(messageID string) bool {
 
 // panicError is how a panic in process is reported: the panic value is not
 // kept, since it could carry data; only its type and where it happened.
-type panicError struct {
-	// Type is the Go type of the panic value.
-	Type string
-	// Location is the function and file:line that panicked.
-	Location string
-	// Stack is the goroutine's frames (function and file:line, no arguments).
-	Stack []string
-}
+type panicError struct{ panics.Site }
 
 // Error names the panic's type and location, not its value.
 func (e *panicError) Error() string {
@@ -230,38 +223,10 @@ func Run(ctx context.Context, ev events.SQSEvent, opts Options, process func(ctx
 func safeProcess(ctx context.Context, rec events.SQSMessage, process func(context.Context, events.SQSMessage) error) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			err = newPanicError(v)
+			err = &panicError{panics.Recovered(v)}
 		}
 	}()
 	return process(ctx, rec)
-}
-
-// newPanicError describes a recovered panic from inside the deferred
-// function that recovered it.
-func newPanicError(v any) *panicError {
-	pcs := make([]uintptr, 32)
-	// Skip runtime.Callers, newPanicError and the deferred function.
-	n := runtime.Callers(3, pcs)
-	frames := runtime.CallersFrames(pcs[:n])
-	e := &panicError{Type: fmt.Sprintf("%T", v), Location: "unknown"}
-	afterPanic := false
-	for {
-		f, more := frames.Next()
-		if f.Function != "" {
-			e.Stack = append(e.Stack, fmt.Sprintf("%s (%s:%d)", f.Function, f.File, f.Line))
-			// The frames begin in the runtime's panic machinery; the first
-			// frame outside it is where the panic happened.
-			if f.Function == "runtime.gopanic" {
-				afterPanic = true
-			} else if afterPanic && e.Location == "unknown" && !strings.HasPrefix(f.Function, "runtime.") {
-				e.Location = fmt.Sprintf("%s (%s:%d)", f.Function, f.File, f.Line)
-			}
-		}
-		if !more {
-			break
-		}
-	}
-	return e
 }
 
 func logFailure(ctx context.Context, log *slog.Logger, rec events.SQSMessage, err error) {

@@ -7,12 +7,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
-	"runtime"
-	"strings"
 	"time"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/panics"
 )
 
 // Verdict is a conclusive answer about one finding: active, inactive, or an
@@ -108,21 +106,6 @@ func AsFault(err error) (*Fault, bool) {
 // which may quote the token. Call it from the deferred function that
 // recovered the panic: the frames it reads are that panic's.
 func Panicked(partner finding.Partner, v any) *Fault {
-	pcs := make([]uintptr, 32)
-	// Skip runtime.Callers, Panicked and the deferred function.
-	frames := runtime.CallersFrames(pcs[:runtime.Callers(3, pcs)])
-	where, afterPanic := "unknown", false
-	for {
-		f, more := frames.Next()
-		if f.Function == "runtime.gopanic" {
-			afterPanic = true
-		} else if afterPanic && !strings.HasPrefix(f.Function, "runtime.") {
-			where = fmt.Sprintf("%s (%s:%d)", f.Function, filepath.Base(f.File), f.Line)
-			break
-		}
-		if !more {
-			break
-		}
-	}
-	return &Fault{Kind: PartnerError, Partner: partner, Op: "verify", Msg: fmt.Sprintf("verifier panicked with a %T at %s", v, where)}
+	site := panics.Recovered(v)
+	return &Fault{Kind: PartnerError, Partner: partner, Op: "verify", Msg: fmt.Sprintf("verifier panicked with a %s at %s", site.Type, site.Location)}
 }
