@@ -24,8 +24,6 @@ import (
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/metrics"
 	anthropicpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/anthropic"
-	herokupartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/heroku"
-	openaipartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/openai"
 	stripepartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/stripe"
 )
 
@@ -35,18 +33,24 @@ const (
 	dlqRetention      = 1209600 // 14 days
 )
 
-// partnerIDs are the logical-id stems of the partners: AwsQueue, AwsFunction, AwsMaxConcurrency...
-var partnerIDs = map[finding.Partner]string{
-	finding.PartnerAWS: "Aws", finding.PartnerGCP: "Gcp", finding.PartnerPostman: "Postman",
-	herokupartner.Partner: "Heroku",
-	openaipartner.Name:    "Openai",
-	stripepartner.Name:    "Stripe",
-	"github":              "Github",
-	anthropicpartner.Name: "Anthropic",
-	"sendgrid":            "Sendgrid",
-	"npm":                 "Npm",
-	"slack":               "Slack",
-	"gitlab":              "Gitlab",
+// partnerIDs are the logical-id stems of the registry's partners: AwsQueue,
+// AwsFunction, AwsMaxConcurrency... Every partner of the code must have its
+// resources, so the review follows the registry rather than a list of its own.
+var partnerIDs = func() map[finding.Partner]string {
+	ids := map[finding.Partner]string{}
+	for _, d := range registry.All() {
+		ids[d.Name] = strings.ToUpper(string(d.Name)[:1]) + string(d.Name)[1:]
+	}
+	return ids
+}()
+
+// templateBursts are the RateBurst values the root template passes to the
+// partners' applications; the others leave it to the registry's default.
+// Postman's is 1 where the code's default is 3: one request at a time on
+// its 3-per-second budget shared by every instance.
+var templateBursts = map[finding.Partner]string{
+	"postman": "1", "heroku": "1", "openai": "1", "github": "4", "anthropic": "1",
+	"sendgrid": "1", "npm": "1", "slack": "1", "gitlab": "1",
 }
 
 // envKind says what an environment variable must point at.
@@ -92,108 +96,28 @@ func expectedEnv() map[string]map[string]envWant {
 		return m
 	}
 	want := map[string]map[string]envWant{
-		"DispatcherFunction": with(common("IngressDeadLetterQueue"), map[string]envWant{
-			"PARTNER_QUEUE_URL_AWS":       {envQueueURL, "AwsQueue"},
-			"PARTNER_QUEUE_URL_GCP":       {envQueueURL, "GcpQueue"},
-			"PARTNER_QUEUE_URL_POSTMAN":   {envQueueURL, "PostmanQueue"},
-			"PARTNER_QUEUE_URL_HEROKU":    {envQueueURL, "HerokuQueue"},
-			"PARTNER_QUEUE_URL_OPENAI":    {envQueueURL, "OpenaiQueue"},
-			"PARTNER_QUEUE_URL_STRIPE":    {envQueueURL, "StripeQueue"},
-			"PARTNER_QUEUE_URL_GITHUB":    {envQueueURL, "GithubQueue"},
-			"PARTNER_QUEUE_URL_ANTHROPIC": {envQueueURL, "AnthropicQueue"},
-			"PARTNER_QUEUE_URL_SENDGRID":  {envQueueURL, "SendgridQueue"},
-			"PARTNER_QUEUE_URL_NPM":       {envQueueURL, "NpmQueue"},
-			"PARTNER_QUEUE_URL_SLACK":     {envQueueURL, "SlackQueue"},
-			"PARTNER_QUEUE_URL_GITLAB":    {envQueueURL, "GitlabQueue"},
-		}),
-		// Partner functions run one binary: PARTNER picks the partner. Endpoints are the
-		// contract's defaults in code; PARTNER_ENDPOINT_* exist for local doubles only.
-		"AwsFunction": with(common("AwsDeadLetterQueue"), map[string]envWant{
-			"PARTNER":                 {envLiteral, "aws"},
-			"PARTNER_TIMEOUT":         {envParam, "PartnerTimeout"},
-			"PARTNER_RATE_PER_SECOND": {envParam, "AwsRatePerSecond"},
-			"PARTNER_CONCURRENCY":     {envLiteral, ""},
-		}),
-		"GcpFunction": with(common("GcpDeadLetterQueue"), map[string]envWant{
-			"PARTNER":                 {envLiteral, "gcp"},
-			"PARTNER_TIMEOUT":         {envParam, "PartnerTimeout"},
-			"PARTNER_RATE_PER_SECOND": {envParam, "GcpRatePerSecond"},
-			"PARTNER_CONCURRENCY":     {envLiteral, ""},
-		}),
-		"PostmanFunction": with(common("PostmanDeadLetterQueue"), map[string]envWant{
-			"PARTNER":                 {envLiteral, "postman"},
-			"PARTNER_TIMEOUT":         {envParam, "PartnerTimeout"},
-			"PARTNER_RATE_PER_SECOND": {envParam, "PostmanRatePerSecond"},
-			"PARTNER_RATE_BURST":      {envLiteral, "1"},
-			"PARTNER_CONCURRENCY":     {envLiteral, ""},
-		}),
-		"HerokuFunction": with(common("HerokuDeadLetterQueue"), map[string]envWant{
-			"PARTNER":                 {envLiteral, "heroku"},
-			"PARTNER_TIMEOUT":         {envParam, "PartnerTimeout"},
-			"PARTNER_RATE_PER_SECOND": {envParam, "HerokuRatePerSecond"},
-			"PARTNER_RATE_BURST":      {envLiteral, "1"},
-			"PARTNER_CONCURRENCY":     {envLiteral, ""},
-		}),
-		"OpenaiFunction": with(common("OpenaiDeadLetterQueue"), map[string]envWant{
-			"PARTNER":                 {envLiteral, "openai"},
-			"PARTNER_TIMEOUT":         {envParam, "PartnerTimeout"},
-			"PARTNER_RATE_PER_SECOND": {envParam, "OpenaiRatePerSecond"},
-			"PARTNER_RATE_BURST":      {envLiteral, "1"},
-			"PARTNER_CONCURRENCY":     {envLiteral, ""},
-		}),
-		"StripeFunction": with(common("StripeDeadLetterQueue"), map[string]envWant{
-			"PARTNER":                 {envLiteral, "stripe"},
-			"PARTNER_TIMEOUT":         {envParam, "PartnerTimeout"},
-			"PARTNER_RATE_PER_SECOND": {envParam, "StripeRatePerSecond"},
-			"PARTNER_CONCURRENCY":     {envLiteral, ""},
-		}),
-		"GithubFunction": with(common("GithubDeadLetterQueue"), map[string]envWant{
-			"PARTNER":                 {envLiteral, "github"},
-			"PARTNER_TIMEOUT":         {envParam, "PartnerTimeout"},
-			"PARTNER_RATE_PER_SECOND": {envParam, "GithubRatePerSecond"},
-			"PARTNER_RATE_BURST":      {envLiteral, "4"},
-			"PARTNER_CONCURRENCY":     {envLiteral, ""},
-		}),
-		"AnthropicFunction": with(common("AnthropicDeadLetterQueue"), map[string]envWant{
-			"PARTNER":                 {envLiteral, "anthropic"},
-			"PARTNER_TIMEOUT":         {envParam, "PartnerTimeout"},
-			"PARTNER_RATE_PER_SECOND": {envParam, "AnthropicRatePerSecond"},
-			"PARTNER_RATE_BURST":      {envLiteral, "1"},
-			"PARTNER_CONCURRENCY":     {envLiteral, ""},
-		}),
-		"SendgridFunction": with(common("SendgridDeadLetterQueue"), map[string]envWant{
-			"PARTNER":                 {envLiteral, "sendgrid"},
-			"PARTNER_TIMEOUT":         {envParam, "PartnerTimeout"},
-			"PARTNER_RATE_PER_SECOND": {envParam, "SendgridRatePerSecond"},
-			"PARTNER_RATE_BURST":      {envLiteral, "1"},
-			"PARTNER_CONCURRENCY":     {envLiteral, ""},
-		}),
-		"NpmFunction": with(common("NpmDeadLetterQueue"), map[string]envWant{
-			"PARTNER":                 {envLiteral, "npm"},
-			"PARTNER_TIMEOUT":         {envParam, "PartnerTimeout"},
-			"PARTNER_RATE_PER_SECOND": {envParam, "NpmRatePerSecond"},
-			"PARTNER_RATE_BURST":      {envLiteral, "1"},
-			"PARTNER_CONCURRENCY":     {envLiteral, ""},
-		}),
-		"SlackFunction": with(common("SlackDeadLetterQueue"), map[string]envWant{
-			"PARTNER":                 {envLiteral, "slack"},
-			"PARTNER_TIMEOUT":         {envParam, "PartnerTimeout"},
-			"PARTNER_RATE_PER_SECOND": {envParam, "SlackRatePerSecond"},
-			"PARTNER_RATE_BURST":      {envLiteral, "1"},
-			"PARTNER_CONCURRENCY":     {envLiteral, ""},
-		}),
-		"GitlabFunction": with(common("GitlabDeadLetterQueue"), map[string]envWant{
-			"PARTNER":                 {envLiteral, "gitlab"},
-			"PARTNER_TIMEOUT":         {envParam, "PartnerTimeout"},
-			"PARTNER_RATE_PER_SECOND": {envParam, "GitlabRatePerSecond"},
-			"PARTNER_RATE_BURST":      {envLiteral, "1"},
-			"PARTNER_CONCURRENCY":     {envLiteral, ""},
-		}),
 		// It reads FEATURE_FLAG_PARAMETER, ENVIRONMENT, LOG_LEVEL and STACK_NAME; Globals give it
 		// the others too, and it has no source queue of its own.
 		"AutoRollbackFunction": with(autoRollback, map[string]envWant{
 			"STACK_NAME": {envPseudo, "AWS::StackName"},
 		}),
+	}
+	dispatcher := common("IngressDeadLetterQueue")
+	want["DispatcherFunction"] = dispatcher
+	// Partner functions run one binary: PARTNER picks the partner. Endpoints are the
+	// contract's defaults in code; PARTNER_ENDPOINT_* exist for local doubles only.
+	for p, stem := range partnerIDs {
+		dispatcher["PARTNER_QUEUE_URL_"+strings.ToUpper(string(p))] = envWant{envQueueURL, stem + "Queue"}
+		fn := with(common(stem+"DeadLetterQueue"), map[string]envWant{
+			"PARTNER":                 {envLiteral, string(p)},
+			"PARTNER_TIMEOUT":         {envParam, "PartnerTimeout"},
+			"PARTNER_RATE_PER_SECOND": {envParam, stem + "RatePerSecond"},
+			"PARTNER_CONCURRENCY":     {envLiteral, ""},
+		})
+		if b, ok := templateBursts[p]; ok {
+			fn["PARTNER_RATE_BURST"] = envWant{envLiteral, b}
+		}
+		want[stem+"Function"] = fn
 	}
 	// Every partner function gets the one root parameter of per-project
 	// caps and its own MaximumConcurrency, which divides its cap.
@@ -209,27 +133,25 @@ func expectedEnv() map[string]map[string]envWant {
 
 // functionSources maps each function to the queue it consumes and the
 // parameter that caps its concurrency.
-var functionSources = map[string]struct{ queue, maxConcurrency string }{
-	"DispatcherFunction": {"IngressQueue", "DispatcherMaxConcurrency"},
-	"AwsFunction":        {"AwsQueue", "AwsMaxConcurrency"},
-	"GcpFunction":        {"GcpQueue", "GcpMaxConcurrency"},
-	"PostmanFunction":    {"PostmanQueue", "PostmanMaxConcurrency"},
-	"HerokuFunction":     {"HerokuQueue", "HerokuMaxConcurrency"},
-	"OpenaiFunction":     {"OpenaiQueue", "OpenaiMaxConcurrency"},
-	"StripeFunction":     {"StripeQueue", "StripeMaxConcurrency"},
-	"GithubFunction":     {"GithubQueue", "GithubMaxConcurrency"},
-	"AnthropicFunction":  {"AnthropicQueue", "AnthropicMaxConcurrency"},
-	"SendgridFunction":   {"SendgridQueue", "SendgridMaxConcurrency"},
-	"NpmFunction":        {"NpmQueue", "NpmMaxConcurrency"},
-	"SlackFunction":      {"SlackQueue", "SlackMaxConcurrency"},
-	"GitlabFunction":     {"GitlabQueue", "GitlabMaxConcurrency"},
-}
+var functionSources = func() map[string]struct{ queue, maxConcurrency string } {
+	src := map[string]struct{ queue, maxConcurrency string }{"DispatcherFunction": {"IngressQueue", "DispatcherMaxConcurrency"}}
+	for _, stem := range partnerIDs {
+		src[stem+"Function"] = struct{ queue, maxConcurrency string }{stem + "Queue", stem + "MaxConcurrency"}
+	}
+	return src
+}()
 
 // snsFunctions are the functions the on-call topic triggers instead of a
 // queue, with the condition they are deployed under (off by default).
 var snsFunctions = map[string]string{"AutoRollbackFunction": "AutoRollbackOn"}
 
-var queueStems = []string{"Ingress", "Aws", "Gcp", "Postman", "Results", "Heroku", "Openai", "Stripe", "Github", "Anthropic", "Sendgrid", "Npm", "Slack", "Gitlab"}
+var queueStems = func() []string {
+	stems := []string{"Ingress", "Results"}
+	for _, stem := range partnerIDs {
+		stems = append(stems, stem)
+	}
+	return stems
+}()
 
 var consumeActions = []string{"sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:ReceiveMessage"}
 
@@ -241,20 +163,11 @@ func expectedReach() map[string]map[string][]string {
 	reach := map[string]map[string][]string{
 		"DispatcherFunction": {
 			"IngressQueue": consumeActions, "IngressDeadLetterQueue": send, "ResultsQueue": send,
-			"AwsQueue": send, "GcpQueue": send, "PostmanQueue": send,
-			"HerokuQueue":    send,
-			"OpenaiQueue":    send,
-			"StripeQueue":    send,
-			"GithubQueue":    send,
-			"AnthropicQueue": send,
-			"SendgridQueue":  send,
-			"NpmQueue":       send,
-			"SlackQueue":     send,
-			"GitlabQueue":    send,
 		},
 		"AutoRollbackFunction": {},
 	}
 	for _, stem := range partnerIDs {
+		reach["DispatcherFunction"][stem+"Queue"] = send
 		reach[stem+"Function"] = map[string][]string{
 			stem + "Queue": consumeActions, stem + "DeadLetterQueue": send, "ResultsQueue": send,
 		}
@@ -532,11 +445,9 @@ func checkParameters(tpl *samtemplate.Template) []string {
 		"AutoRollback": "false", "LogRetentionDays": "30", "OnCallProtocol": "https",
 		"ScannerPrincipalArn": "", "ResultsConsumerPrincipalArn": "",
 	}
-	for _, name := range []string{"Environment", "AwsRatePerSecond", "AwsMaxConcurrency", "GcpRatePerSecond",
-		"GcpMaxConcurrency", "PostmanRatePerSecond", "PostmanMaxConcurrency",
-		"StripeRatePerSecond", "StripeMaxConcurrency", "GithubRatePerSecond", "GithubMaxConcurrency",
-		"AnthropicRatePerSecond", "AnthropicMaxConcurrency"} {
-		want[name] = "" // present, any default
+	want["Environment"] = "" // present, any default
+	for _, stem := range partnerIDs {
+		want[stem+"RatePerSecond"], want[stem+"MaxConcurrency"] = "", ""
 	}
 	for name, def := range want {
 		par, ok := tpl.Parameters[name]
