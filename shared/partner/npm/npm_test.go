@@ -1,10 +1,8 @@
 package npmpartner_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -32,16 +30,6 @@ const (
 // harness is the shared verifier harness bound to npm.
 var harness = verifiertest.Harness{Def: npmpartner.Definition, Op: "GET /-/whoami", AnyDetails: true}
 
-func startDouble(t *testing.T) *npmdouble.Server {
-	t.Helper()
-	s, err := npmdouble.Start("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	return s
-}
-
 func npmFinding(tok string) finding.Finding {
 	return finding.Finding{ID: "f-1", RuleID: ruleGitleaks, Token: finding.Secret(tok)}
 }
@@ -49,7 +37,7 @@ func npmFinding(tok string) finding.Finding {
 // TestVerifyAgainstDouble has one row per answer the npm registry can give,
 // served by the double, and the verdict or fault each must give.
 func TestVerifyAgainstDouble(t *testing.T) {
-	srv := startDouble(t)
+	srv := partnertest.StartDouble(t, npmdouble.Start)
 	one := metrics.Summary{Requests: 1}
 	errored := metrics.Summary{Requests: 1, Errors: 1}
 	network := metrics.Summary{Requests: 1, Errors: 1, NetworkErrors: 1}
@@ -192,7 +180,7 @@ func fault(srv *npmdouble.Server, f partnertest.Fault) func(*testing.T, string) 
 // TestEnforcedRateLimit drives the shared limiter knob: the second request
 // inside the window is refused with the Retry-After the knob sets.
 func TestEnforcedRateLimit(t *testing.T) {
-	srv := startDouble(t)
+	srv := partnertest.StartDouble(t, npmdouble.Start)
 	tok := npmdouble.NewToken()
 	srv.AddToken(tok, npmdouble.NewUsername())
 	srv.Controls.SetRateLimit(0.001, 1)
@@ -324,7 +312,7 @@ func (rt *recordingTransport) RoundTrip(req *http.Request) (*http.Response, erro
 // header (never in the URL or a body), Accept: application/json and this
 // project's User-Agent.
 func TestRequestShape(t *testing.T) {
-	srv := startDouble(t)
+	srv := partnertest.StartDouble(t, npmdouble.Start)
 	rt := &recordingTransport{base: &http.Transport{}}
 	v := harness.NewVerifier(t, 0, rt, srv.URL+"/")
 	toks := []string{npmdouble.NewToken(), npmdouble.NewToken()}
@@ -376,7 +364,7 @@ func TestRequestShape(t *testing.T) {
 // TestMissingAuthorization: the double, like the registry, answers 401 to
 // a whoami without a token.
 func TestMissingAuthorization(t *testing.T) {
-	srv := startDouble(t)
+	srv := partnertest.StartDouble(t, npmdouble.Start)
 	resp, err := http.Get(srv.URL + "/-/whoami")
 	if err != nil {
 		t.Fatal(err)
@@ -408,118 +396,58 @@ func TestEndpointWithPathPrefix(t *testing.T) {
 }
 
 func TestConcurrentVerifications(t *testing.T) {
-	srv := startDouble(t)
-	v := harness.NewVerifier(t, 0, nil, srv.URL)
-	toks := make([]string, 16)
-	names := make([]string, 16)
-	for i := range toks {
-		toks[i] = npmdouble.NewToken()
-		names[i] = npmdouble.NewUsername()
+	srv := partnertest.StartDouble(t, npmdouble.Start)
+	cases := make([]verifiertest.ConcurrentCase, 16)
+	for i := range cases {
+		tok, name := npmdouble.NewToken(), npmdouble.NewUsername()
+		cases[i] = verifiertest.ConcurrentCase{TokenType: npmpartner.TokenAccessToken, Finding: npmFinding(tok), Want: finding.ReasonPartnerRejected}
 		if i%2 == 0 {
-			srv.AddToken(toks[i], names[i])
+			srv.AddToken(tok, name)
+			cases[i].Want, cases[i].Details = finding.ReasonPartnerConfirmed, finding.Details{npmpartner.DetailUsername: name}
 		}
 	}
-	var wg sync.WaitGroup
-	results := make([]verifiertest.Outcome, len(toks))
-	for i, k := range toks {
-		wg.Go(func() { results[i] = harness.Run(v, npmpartner.TokenAccessToken, npmFinding(k)) })
-	}
-	wg.Wait()
-	for i, r := range results {
-		want := finding.ReasonPartnerRejected
-		if i%2 == 0 {
-			want = finding.ReasonPartnerConfirmed
-		}
-		if r.Err != nil || r.Verdict.Reason != want {
-			t.Errorf("token %d: %+v, %v; want %s", i, r.Verdict, r.Err, want)
-		}
-		if want == finding.ReasonPartnerConfirmed && r.Verdict.Details[npmpartner.DetailUsername] != names[i] {
-			t.Errorf("token %d: details %v belong to another token", i, r.Verdict.Details)
-		}
-	}
+	harness.Concurrent(t, harness.NewVerifier(t, 0, nil, srv.URL), cases)
 }
 
 func TestCancelledContextIsAFault(t *testing.T) {
-	srv := startDouble(t)
+	srv := partnertest.StartDouble(t, npmdouble.Start)
 	tok := npmdouble.NewToken()
 	srv.AddToken(tok, npmdouble.NewUsername())
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	verdict, err := harness.NewVerifier(t, 0, nil, srv.URL).Verify(ctx, npmpartner.TokenAccessToken, npmFinding(tok))
-	f, ok := verify.AsFault(err)
-	if !ok || f.Kind != verify.PartnerError || !f.Network || verdict.Reason != "" {
-		t.Errorf("Verify = %+v, %v; want a network partner error", verdict, err)
-	}
+	verifiertest.CancelledIsAFault(t, harness.NewVerifier(t, 0, nil, srv.URL), npmpartner.TokenAccessToken, npmFinding(tok))
 }
 
 // TestNoSecretLeaks runs every class of answer and checks that no verdict,
 // error or log line of the outcomes carries the token or a part of it.
 func TestNoSecretLeaks(t *testing.T) {
-	srv := startDouble(t)
-	var logBuf bytes.Buffer
-	log := slog.New(slog.NewJSONHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	faults := []partnertest.Fault{partnertest.FaultNone, partnertest.Fault500, partnertest.Fault502,
-		partnertest.Fault503, partnertest.Fault504, partnertest.Fault429, partnertest.FaultReset,
-		partnertest.FaultGarbled, partnertest.FaultEmpty, partnertest.FaultTruncated,
-		partnertest.FaultHTML401, partnertest.FaultHTML403, partnertest.FaultHang}
+	srv := partnertest.StartDouble(t, npmdouble.Start)
 	modes := []npmdouble.Mode{npmdouble.Live, npmdouble.IPRestricted, npmdouble.OTPRequired, npmdouble.Forbidden, npmdouble.NoUsername}
-	v := harness.NewVerifier(t, 300*time.Millisecond, nil, srv.URL)
-	var toks, texts []string
-	verifyAndLog := func(tok string, label string) {
-		f := npmFinding(tok)
-		verdict, err := v.Verify(context.Background(), npmpartner.TokenAccessToken, f)
-		errText := ""
-		if err != nil {
-			errText = err.Error()
-		}
-		texts = append(texts, fmt.Sprintf("%v|%+v|%#v|%s|%v", verdict, verdict, verdict, errText, err))
-		log.Info("verification", "case", label, "finding", f, "token", f.Token,
-			"reason", verdict.Reason, "details", verdict.Details, "message", verdict.Message, "error", err)
-	}
+	sweep := harness.LeakSweep(t, harness.NewVerifier(t, 300*time.Millisecond, nil, srv.URL))
 	for _, rejection := range []npmdouble.RejectionBody{npmdouble.RejectEmpty, npmdouble.RejectJSON} {
 		srv.SetRejectionBody(rejection)
 		for _, live := range []bool{true, false} {
-			for _, fl := range faults {
+			for _, fl := range partnertest.Faults() {
 				tok := npmdouble.NewToken()
-				toks = append(toks, tok)
 				if live {
 					srv.AddToken(tok, npmdouble.NewUsername())
 				}
 				srv.Controls.Push(fl)
-				verifyAndLog(tok, fl.String())
+				sweep.Verify(fl.String(), npmpartner.TokenAccessToken, npmFinding(tok))
 			}
 		}
 	}
 	for _, m := range modes {
 		tok := npmdouble.NewToken()
-		toks = append(toks, tok)
 		srv.AddTokenMode(tok, npmdouble.NewUsername(), m)
-		verifyAndLog(tok, fmt.Sprint("mode ", m))
+		sweep.Verify(fmt.Sprint("mode ", m), npmpartner.TokenAccessToken, npmFinding(tok))
 	}
 	// A malformed token never leaves the process, but its message must not quote it either.
-	bad := npmdouble.NewToken()[:30]
-	toks = append(toks, bad)
-	rt, reason, msg := npmpartner.Definition.Examine(npmFinding(bad))
-	texts = append(texts, fmt.Sprintf("%v %s %s", rt, reason, msg))
-
-	texts = append(texts, logBuf.String())
-	if !strings.Contains(logBuf.String(), `"reason":"partner_confirmed"`) || !strings.Contains(logBuf.String(), `"reason":"partner_rejected"`) ||
-		!strings.Contains(logBuf.String(), "http 500") || !strings.Contains(logBuf.String(), "ipaddress") {
-		t.Fatal("the verifiertest.Outcome log is missing outcomes; the leak check would prove nothing")
-	}
-	for _, k := range toks {
-		parts := []string{k, k[4:]}
+	sweep.Verify("malformed", "", npmFinding(npmdouble.NewToken()[:30]))
+	sweep.Check([]string{`"reason":"partner_confirmed"`, `"reason":"partner_rejected"`, "http 500", "ipaddress", `"reason":"malformed_token"`}, func(k string) []string {
 		if len(k) >= 30 {
-			parts = append(parts, k[4:20], k[20:])
+			return []string{k[4:], k[4:20], k[20:]}
 		}
-		for i, s := range texts {
-			for _, p := range parts {
-				if strings.Contains(s, p) {
-					t.Errorf("text %d of %d contains a token or part of one", i, len(texts))
-				}
-			}
-		}
-	}
+		return []string{k[4:]}
+	})
 }
 
 func TestNew(t *testing.T) {

@@ -1,10 +1,6 @@
 package postmanpartner_test
 
 import (
-	"bytes"
-	"context"
-	"fmt"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -30,22 +26,12 @@ const rule = "Postman API token"
 // harness is the shared verifier harness bound to postman.
 var harness = verifiertest.Harness{Def: postmanpartner.Definition, Op: "GET /me", AnyDetails: true}
 
-func startDouble(t *testing.T) *postmandouble.Server {
-	t.Helper()
-	s, err := postmandouble.Start("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	return s
-}
-
 func postmanFinding(tok string) finding.Finding {
 	return finding.Finding{ID: "f-1", RuleID: rule, Token: finding.Secret(tok)}
 }
 
 func TestVerifyAgainstDouble(t *testing.T) {
-	srv := startDouble(t)
+	srv := partnertest.StartDouble(t, postmandouble.Start)
 	one := metrics.Summary{Requests: 1}
 	errored := metrics.Summary{Requests: 1, Errors: 1}
 	network := metrics.Summary{Requests: 1, Errors: 1, NetworkErrors: 1}
@@ -234,7 +220,7 @@ func (rt *recordingTransport) RoundTrip(req *http.Request) (*http.Response, erro
 }
 
 func TestRequestShape(t *testing.T) {
-	srv := startDouble(t)
+	srv := partnertest.StartDouble(t, postmandouble.Start)
 	key := postmandouble.NewAPIKey()
 	srv.AddKey(key, 3)
 	rt := &recordingTransport{base: &http.Transport{}}
@@ -282,101 +268,49 @@ func TestEndpointWithPathPrefix(t *testing.T) {
 }
 
 func TestConcurrentVerifications(t *testing.T) {
-	srv := startDouble(t)
-	v := harness.NewVerifier(t, 0, nil, srv.URL)
-	keys := make([]string, 16)
-	for i := range keys {
-		keys[i] = postmandouble.NewAPIKey()
+	srv := partnertest.StartDouble(t, postmandouble.Start)
+	cases := make([]verifiertest.ConcurrentCase, 16)
+	for i := range cases {
+		key := postmandouble.NewAPIKey()
+		cases[i] = verifiertest.ConcurrentCase{TokenType: finding.TokenPostmanAPIKey, Finding: postmanFinding(key), Want: finding.ReasonPartnerRejected}
 		if i%2 == 0 {
-			srv.AddKey(keys[i], 1000+i)
+			srv.AddKey(key, 1000+i)
+			cases[i].Want, cases[i].Details = finding.ReasonPartnerConfirmed, finding.Details{postmanpartner.DetailUserID: strconv.Itoa(1000 + i)}
 		}
 	}
-	var wg sync.WaitGroup
-	results := make([]verifiertest.Outcome, len(keys))
-	for i, k := range keys {
-		wg.Go(func() { results[i] = harness.Run(v, finding.TokenPostmanAPIKey, postmanFinding(k)) })
-	}
-	wg.Wait()
-	for i, r := range results {
-		want := finding.ReasonPartnerRejected
-		if i%2 == 0 {
-			want = finding.ReasonPartnerConfirmed
-		}
-		if r.Err != nil || r.Verdict.Reason != want {
-			t.Errorf("key %d: %+v, %v; want %s", i, r.Verdict, r.Err, want)
-		}
-		if want == finding.ReasonPartnerConfirmed && r.Verdict.Details[postmanpartner.DetailUserID] != strconv.Itoa(1000+i) {
-			t.Errorf("key %d: details %v belong to another key", i, r.Verdict.Details)
-		}
-		if srv.Controls.CountFor(keys[i]) != 1 {
-			t.Errorf("key %d: double saw %d requests", i, srv.Controls.CountFor(keys[i]))
+	harness.Concurrent(t, harness.NewVerifier(t, 0, nil, srv.URL), cases)
+	for i, c := range cases {
+		if n := srv.Controls.CountFor(c.Finding.Token.Reveal()); n != 1 {
+			t.Errorf("key %d: double saw %d requests", i, n)
 		}
 	}
 }
 
 func TestCancelledContextIsAFault(t *testing.T) {
-	srv := startDouble(t)
+	srv := partnertest.StartDouble(t, postmandouble.Start)
 	key := postmandouble.NewAPIKey()
 	srv.AddKey(key, 1)
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	verdict, err := harness.NewVerifier(t, 0, nil, srv.URL).Verify(ctx, finding.TokenPostmanAPIKey, postmanFinding(key))
-	f, ok := verify.AsFault(err)
-	if !ok || f.Kind != verify.PartnerError || !f.Network || verdict.Reason != "" {
-		t.Errorf("Verify = %+v, %v; want a network partner error", verdict, err)
-	}
+	verifiertest.CancelledIsAFault(t, harness.NewVerifier(t, 0, nil, srv.URL), finding.TokenPostmanAPIKey, postmanFinding(key))
 }
 
 // TestNoSecretLeaks runs every class of answer and checks that no verdict,
 // error or log line of the outcomes carries the key.
 func TestNoSecretLeaks(t *testing.T) {
-	srv := startDouble(t)
-	var logBuf bytes.Buffer
-	log := slog.New(slog.NewJSONHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	faults := []partnertest.Fault{partnertest.FaultNone, partnertest.Fault500, partnertest.Fault502,
-		partnertest.Fault503, partnertest.Fault504, partnertest.Fault429, partnertest.FaultReset,
-		partnertest.FaultGarbled, partnertest.FaultEmpty, partnertest.FaultTruncated,
-		partnertest.FaultHTML401, partnertest.FaultHTML403, partnertest.FaultHang}
-	v := harness.NewVerifier(t, 300*time.Millisecond, nil, srv.URL)
-	var keys []string
-	var texts []string
+	srv := partnertest.StartDouble(t, postmandouble.Start)
+	sweep := harness.LeakSweep(t, harness.NewVerifier(t, 300*time.Millisecond, nil, srv.URL))
 	for _, live := range []bool{true, false} {
-		for _, fl := range faults {
+		for _, fl := range partnertest.Faults() {
 			key := postmandouble.NewAPIKey()
-			keys = append(keys, key)
 			if live {
 				srv.AddKey(key, 77)
 			}
 			srv.Controls.Push(fl)
-			f := postmanFinding(key)
-			verdict, err := v.Verify(context.Background(), finding.TokenPostmanAPIKey, f)
-			errText := ""
-			if err != nil {
-				errText = err.Error()
-			}
-			texts = append(texts, fmt.Sprintf("%v|%+v|%#v|%s|%v", verdict, verdict, verdict, errText, err))
-			log.Info("verification", "fault", fl.String(), "finding", f, "token", f.Token,
-				"reason", verdict.Reason, "details", verdict.Details, "message", verdict.Message, "error", err)
+			sweep.Verify(fl.String(), finding.TokenPostmanAPIKey, postmanFinding(key))
 		}
 	}
 	// A malformed key never leaves the process, but its message must not quote it either.
-	bad := "PMAK-" + strings.Repeat("z", 24) + "-" + postmandouble.NewAPIKey()[30:]
-	keys = append(keys, bad)
-	verdict, err := v.Verify(context.Background(), finding.TokenPostmanAPIKey, postmanFinding(bad))
-	texts = append(texts, fmt.Sprintf("%+v %v", verdict, err))
-	log.Info("verification", "finding", postmanFinding(bad), "verdict", verdict)
-
-	texts = append(texts, logBuf.String())
-	if !strings.Contains(logBuf.String(), `"reason":"partner_confirmed"`) || !strings.Contains(logBuf.String(), "http 500") {
-		t.Fatal("the verifiertest.Outcome log is missing outcomes; the leak check would prove nothing")
-	}
-	for _, k := range keys {
-		for i, s := range texts {
-			if strings.Contains(s, k) || strings.Contains(s, k[5:29]) || strings.Contains(s, k[30:]) {
-				t.Errorf("text %d of %d contains a key or part of one", i, len(texts))
-			}
-		}
-	}
+	sweep.Verify("malformed", finding.TokenPostmanAPIKey, postmanFinding("PMAK-"+strings.Repeat("z", 24)+"-"+postmandouble.NewAPIKey()[30:]))
+	sweep.Check([]string{`"reason":"partner_confirmed"`, "http 500", `"reason":"malformed_token"`}, func(k string) []string { return []string{k[5:29], k[30:]} })
 }
 
 func TestNew(t *testing.T) {
@@ -415,7 +349,7 @@ func TestNewWantsOneEndpoint(t *testing.T) {
 // TestEnforcedRateLimit drives the double's own limiter rather than a
 // scripted 429: the second request inside the window is refused.
 func TestEnforcedRateLimit(t *testing.T) {
-	srv := startDouble(t)
+	srv := partnertest.StartDouble(t, postmandouble.Start)
 	key := postmandouble.NewAPIKey()
 	srv.AddKey(key, 8)
 	srv.Controls.SetRateLimit(0.001, 1)
