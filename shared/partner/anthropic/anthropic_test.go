@@ -1,10 +1,8 @@
 package anthropicpartner_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -35,16 +33,6 @@ const (
 // harness is the shared verifier harness bound to anthropic.
 var harness = verifiertest.Harness{Def: anthropicpartner.Definition, Op: opModels}
 
-func startDouble(t *testing.T) *anthropicdouble.Server {
-	t.Helper()
-	s, err := anthropicdouble.Start("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	return s
-}
-
 func keyFinding(tok string) finding.Finding {
 	r := rule
 	if strings.HasPrefix(tok, anthropicpartner.PrefixAdminKey) {
@@ -54,7 +42,7 @@ func keyFinding(tok string) finding.Finding {
 }
 
 func TestVerifyAgainstDouble(t *testing.T) {
-	srv := startDouble(t)
+	srv := partnertest.StartDouble(t, anthropicdouble.Start)
 	one := metrics.Summary{Requests: 1}
 	errored := metrics.Summary{Requests: 1, Errors: 1}
 	network := metrics.Summary{Requests: 1, Errors: 1, NetworkErrors: 1}
@@ -328,7 +316,7 @@ func (rt *recordingTransport) RoundTrip(req *http.Request) (*http.Response, erro
 // a body; anthropic-version and the project's User-Agent are set; each key
 // type goes to its own call.
 func TestRequestShape(t *testing.T) {
-	srv := startDouble(t)
+	srv := partnertest.StartDouble(t, anthropicdouble.Start)
 	apiKey, adminKey := anthropicdouble.NewAPIKey(), anthropicdouble.NewAdminKey()
 	srv.AddKey(apiKey, org)
 	srv.AddKey(adminKey, org)
@@ -387,44 +375,21 @@ func TestEndpointWithPathPrefix(t *testing.T) {
 }
 
 func TestCancelledContextIsAFault(t *testing.T) {
-	srv := startDouble(t)
+	srv := partnertest.StartDouble(t, anthropicdouble.Start)
 	key := anthropicdouble.NewAPIKey()
 	srv.AddKey(key, org)
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	verdict, err := harness.NewVerifier(t, 0, nil, srv.URL).Verify(ctx, anthropicpartner.TokenAPIKey, keyFinding(key))
-	f, ok := verify.AsFault(err)
-	if !ok || f.Kind != verify.PartnerError || !f.Network || verdict.Reason != "" {
-		t.Errorf("Verify = %+v, %v; want a network partner error", verdict, err)
-	}
+	verifiertest.CancelledIsAFault(t, harness.NewVerifier(t, 0, nil, srv.URL), anthropicpartner.TokenAPIKey, keyFinding(key))
 }
 
 // TestNoSecretLeaks runs every class of answer and checks that no verdict,
 // error or log line of the outcomes carries a key or part of one.
 func TestNoSecretLeaks(t *testing.T) {
-	srv := startDouble(t)
-	var logBuf bytes.Buffer
-	log := slog.New(slog.NewJSONHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	faults := []partnertest.Fault{partnertest.FaultNone, partnertest.Fault500, partnertest.Fault502,
-		partnertest.Fault503, partnertest.Fault504, partnertest.Fault429, partnertest.FaultReset,
-		partnertest.FaultGarbled, partnertest.FaultEmpty, partnertest.FaultTruncated,
-		partnertest.FaultHTML401, partnertest.FaultHTML403, partnertest.FaultHang}
-	v := harness.NewVerifier(t, 300*time.Millisecond, nil, srv.URL)
-	var keys, texts []string
-	record := func(f finding.Finding, verdict verify.Verdict, err error, label string) {
-		errText := ""
-		if err != nil {
-			errText = err.Error()
-		}
-		texts = append(texts, fmt.Sprintf("%v|%+v|%#v|%s|%v", verdict, verdict, verdict, errText, err))
-		log.Info("verification", "case", label, "finding", f, "token", f.Token,
-			"reason", verdict.Reason, "details", verdict.Details, "message", verdict.Message, "error", err)
-	}
+	srv := partnertest.StartDouble(t, anthropicdouble.Start)
+	sweep := harness.LeakSweep(t, harness.NewVerifier(t, 300*time.Millisecond, nil, srv.URL))
 	for _, state := range []string{"live", "restricted", "unknown"} {
 		for _, gen := range []func() string{anthropicdouble.NewAPIKey, anthropicdouble.NewAdminKey} {
-			for _, fl := range faults {
+			for _, fl := range partnertest.Faults() {
 				key := gen()
-				keys = append(keys, key)
 				if state != "unknown" {
 					srv.AddKey(key, org)
 				}
@@ -432,38 +397,20 @@ func TestNoSecretLeaks(t *testing.T) {
 					srv.RestrictKey(key)
 				}
 				srv.Controls.Push(fl)
-				f := keyFinding(key)
-				verdict, err := harness.CallerVerify(context.Background(), v, "", f)
-				record(f, verdict, err, state+" "+fl.String())
+				sweep.Verify(state+" "+fl.String(), "", keyFinding(key))
 			}
 		}
 	}
 	srv.Overload(1)
-	key := anthropicdouble.NewAPIKey()
-	keys = append(keys, key)
-	verdict, err := harness.CallerVerify(context.Background(), v, "", keyFinding(key))
-	record(keyFinding(key), verdict, err, "overloaded")
+	sweep.Verify("overloaded", "", keyFinding(anthropicdouble.NewAPIKey()))
 	// Keys that never leave the process must not be quoted either.
 	for _, bad := range []string{anthropicdouble.NewAPIKey() + "x", "sk-ant-ort01-" + anthropicdouble.NewAPIKey()[13:], "sk-ant-oat01-" + anthropicdouble.NewAPIKey()[13:]} {
-		keys = append(keys, bad)
-		verdict, err := harness.CallerVerify(context.Background(), v, "", keyFinding(bad))
-		record(keyFinding(bad), verdict, err, "no call")
+		sweep.Verify("no call", "", keyFinding(bad))
 	}
-
-	texts = append(texts, logBuf.String())
-	for _, s := range []string{`"reason":"partner_confirmed"`, `"reason":"partner_rejected"`, "http 500", "http 529", "unsupported_token_type", "malformed_token"} {
-		if !strings.Contains(logBuf.String(), s) {
-			t.Fatalf("the verifiertest.Outcome log lacks %s; the leak check would prove nothing", s)
-		}
-	}
-	for _, k := range keys {
+	sweep.Check([]string{`"reason":"partner_confirmed"`, `"reason":"partner_rejected"`, "http 500", "http 529", "unsupported_token_type", "malformed_token"}, func(k string) []string {
 		body := k[strings.LastIndex(k[:16], "-")+1:]
-		for i, s := range texts {
-			if strings.Contains(s, k) || strings.Contains(s, body[:40]) || strings.Contains(s, body[40:80]) {
-				t.Errorf("text %d of %d contains a key or part of one", i, len(texts))
-			}
-		}
-	}
+		return []string{body[:40], body[40:80]}
+	})
 }
 
 func TestNew(t *testing.T) {
@@ -490,7 +437,7 @@ func TestNew(t *testing.T) {
 // scripted 429: the second request inside the window is refused, with the
 // wait Anthropic announces.
 func TestEnforcedRateLimit(t *testing.T) {
-	srv := startDouble(t)
+	srv := partnertest.StartDouble(t, anthropicdouble.Start)
 	key := anthropicdouble.NewAPIKey()
 	srv.AddKey(key, org)
 	srv.Controls.SetRateLimit(0.001, 1)
