@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -414,23 +413,7 @@ func TestNoSecretLeaks(t *testing.T) {
 }
 
 func TestNew(t *testing.T) {
-	for _, ep := range []string{"", "/v1", "ftp://api.anthropic.com", "https://user:pw@api.anthropic.com"} {
-		var u *url.URL
-		if ep != "" {
-			u, _ = url.Parse(ep)
-		}
-		if v, err := anthropicpartner.New(partnerhttp.Options{Endpoints: []*url.URL{u}}); err == nil || v != nil {
-			t.Errorf("New(%q) = %v, %v; want an error", ep, v, err)
-		} else if !strings.HasPrefix(err.Error(), "anthropic: new verifier:") {
-			t.Errorf("error %q does not name the operation", err)
-		}
-	}
-	u, _ := url.Parse(anthropicpartner.DefaultEndpoint)
-	for _, eps := range [][]*url.URL{nil, {u, u}} {
-		if v, err := anthropicpartner.New(partnerhttp.Options{Endpoints: eps}); err == nil || v != nil {
-			t.Errorf("New with %d endpoints = %v, %v; want an error", len(eps), v, err)
-		}
-	}
+	verifiertest.RefusesEndpoints(t, anthropicpartner.New, "anthropic: new verifier:", anthropicpartner.DefaultEndpoint, "", "/v1", "ftp://api.anthropic.com", "https://user:pw@api.anthropic.com")
 }
 
 // TestEnforcedRateLimit drives the double's own limiter rather than a

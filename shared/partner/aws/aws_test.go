@@ -362,24 +362,7 @@ func TestRequestsGoOnlyToTheConfiguredEndpoint(t *testing.T) {
 }
 
 func TestNew(t *testing.T) {
-	for _, raw := range []string{"", "ftp://sts.example", "/relative", "http://"} {
-		var u *url.URL
-		if raw != "" {
-			u, _ = url.Parse(raw)
-		}
-		if _, err := New(partnerhttp.Options{Endpoints: []*url.URL{u}}); err == nil {
-			t.Errorf("New(%q): want an error", raw)
-		}
-	}
-}
-
-func TestNewWantsOneEndpoint(t *testing.T) {
-	u, _ := url.Parse(DefaultEndpoint)
-	for _, eps := range [][]*url.URL{nil, {u, u}} {
-		if _, err := New(partnerhttp.Options{Endpoints: eps}); err == nil || !strings.HasPrefix(err.Error(), "awspartner: new verifier: ") {
-			t.Errorf("New with %d endpoints: err = %v, want an error", len(eps), err)
-		}
-	}
+	verifiertest.RefusesEndpoints(t, New, "awspartner: new verifier: ", DefaultEndpoint, "", "ftp://sts.example", "/relative", "http://")
 }
 
 func TestOtherTokenTypeUnsupported(t *testing.T) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -483,23 +482,7 @@ func TestNoSecretLeaks(t *testing.T) {
 }
 
 func TestNew(t *testing.T) {
-	for _, ep := range []string{"", "/user", "ftp://api.github.com", "https://api.github.com?x=1"} {
-		var u *url.URL
-		if ep != "" {
-			u, _ = url.Parse(ep)
-		}
-		if v, err := githubpartner.New(partnerhttp.Options{Endpoints: []*url.URL{u}}); err == nil || v != nil {
-			t.Errorf("New(%q) = %v, %v; want an error", ep, v, err)
-		} else if !strings.HasPrefix(err.Error(), "github: new verifier:") {
-			t.Errorf("error %q does not name the operation", err)
-		}
-	}
-	u, _ := url.Parse(githubpartner.DefaultEndpoint)
-	for _, eps := range [][]*url.URL{nil, {u, u}} {
-		if v, err := githubpartner.New(partnerhttp.Options{Endpoints: eps}); err == nil || v != nil {
-			t.Errorf("New with %d endpoints = %v, %v; want an error", len(eps), v, err)
-		}
-	}
+	verifiertest.RefusesEndpoints(t, githubpartner.New, "github: new verifier:", githubpartner.DefaultEndpoint, "", "/user", "ftp://api.github.com", "https://api.github.com?x=1")
 }
 
 // TestEnterpriseBasePath: a GitHub Enterprise Server base URL keeps its

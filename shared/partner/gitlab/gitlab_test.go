@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"reflect"
 	"strings"
 	"sync"
@@ -381,23 +380,7 @@ func TestNoSecretLeaks(t *testing.T) {
 }
 
 func TestNew(t *testing.T) {
-	for _, ep := range []string{"", "/api", "ftp://gitlab.com"} {
-		var u *url.URL
-		if ep != "" {
-			u, _ = url.Parse(ep)
-		}
-		if v, err := gitlabpartner.New(partnerhttp.Options{Endpoints: []*url.URL{u}}); err == nil || v != nil {
-			t.Errorf("New(%q) = %v, %v; want an error", ep, v, err)
-		} else if !strings.HasPrefix(err.Error(), "gitlab: new verifier:") {
-			t.Errorf("error %q does not name the operation", err)
-		}
-	}
-	u, _ := url.Parse(gitlabpartner.DefaultEndpoint)
-	for _, eps := range [][]*url.URL{nil, {u, u}} {
-		if v, err := gitlabpartner.New(partnerhttp.Options{Endpoints: eps}); err == nil || v != nil {
-			t.Errorf("New with %d endpoints = %v, %v; want an error", len(eps), v, err)
-		}
-	}
+	verifiertest.RefusesEndpoints(t, gitlabpartner.New, "gitlab: new verifier:", gitlabpartner.DefaultEndpoint, "", "/api", "ftp://gitlab.com")
 }
 
 // TestEnforcedRateLimit drives the double's own limiter rather than a

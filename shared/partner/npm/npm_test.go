@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"reflect"
 	"strings"
 	"sync"
@@ -451,25 +450,7 @@ func TestNoSecretLeaks(t *testing.T) {
 }
 
 func TestNew(t *testing.T) {
-	for _, ep := range []string{"", "/-/whoami", "ftp://registry.npmjs.org"} {
-		t.Run(ep, func(t *testing.T) {
-			var u *url.URL
-			if ep != "" {
-				u, _ = url.Parse(ep)
-			}
-			if v, err := npmpartner.New(partnerhttp.Options{Endpoints: []*url.URL{u}}); err == nil || v != nil {
-				t.Errorf("New = %v, %v; want an error", v, err)
-			} else if !strings.HasPrefix(err.Error(), "npm: new verifier:") {
-				t.Errorf("error %q does not name the operation", err)
-			}
-		})
-	}
-	u, _ := url.Parse(npmpartner.DefaultEndpoint)
-	for _, eps := range [][]*url.URL{nil, {u, u}} {
-		if v, err := npmpartner.New(partnerhttp.Options{Endpoints: eps}); err == nil || v != nil {
-			t.Errorf("New with %d endpoints = %v, %v; want an error", len(eps), v, err)
-		}
-	}
+	verifiertest.RefusesEndpoints(t, npmpartner.New, "npm: new verifier:", npmpartner.DefaultEndpoint, "", "/-/whoami", "ftp://registry.npmjs.org")
 }
 
 // TestDefinition: the rule ids of contract §7 in both families, the one

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -431,25 +430,7 @@ func TestNoSecretLeaks(t *testing.T) {
 }
 
 func TestNew(t *testing.T) {
-	for _, ep := range []string{"", "/v1", "ftp://api.openai.com", "https://api.openai.com?x=1"} {
-		t.Run(ep, func(t *testing.T) {
-			var u *url.URL
-			if ep != "" {
-				u, _ = url.Parse(ep)
-			}
-			if v, err := openaipartner.New(partnerhttp.Options{Endpoints: []*url.URL{u}}); err == nil || v != nil {
-				t.Errorf("New = %v, %v; want an error", v, err)
-			} else if !strings.HasPrefix(err.Error(), "openai: new verifier:") {
-				t.Errorf("error %q does not name the operation", err)
-			}
-		})
-	}
-	u, _ := url.Parse(openaipartner.DefaultEndpoint)
-	for _, eps := range [][]*url.URL{nil, {u, u}} {
-		if v, err := openaipartner.New(partnerhttp.Options{Endpoints: eps}); err == nil || v != nil {
-			t.Errorf("New with %d endpoints = %v, %v; want an error", len(eps), v, err)
-		}
-	}
+	verifiertest.RefusesEndpoints(t, openaipartner.New, "openai: new verifier:", openaipartner.DefaultEndpoint, "", "/v1", "ftp://api.openai.com", "https://api.openai.com?x=1")
 }
 
 // TestEnforcedRateLimit drives the double's own limiter rather than a

@@ -3,7 +3,6 @@ package postmanpartner_test
 import (
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -314,36 +313,7 @@ func TestNoSecretLeaks(t *testing.T) {
 }
 
 func TestNew(t *testing.T) {
-	tests := []struct {
-		name string
-		ep   string
-	}{
-		{"no endpoint", ""},
-		{"relative", "/me"},
-		{"other scheme", "ftp://api.getpostman.com"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			var u *url.URL
-			if tc.ep != "" {
-				u, _ = url.Parse(tc.ep)
-			}
-			if v, err := postmanpartner.New(partnerhttp.Options{Endpoints: []*url.URL{u}}); err == nil || v != nil {
-				t.Errorf("New = %v, %v; want an error", v, err)
-			} else if !strings.HasPrefix(err.Error(), "postman: new verifier:") {
-				t.Errorf("error %q does not name the operation", err)
-			}
-		})
-	}
-}
-
-func TestNewWantsOneEndpoint(t *testing.T) {
-	u, _ := url.Parse(postmanpartner.DefaultEndpoint)
-	for _, eps := range [][]*url.URL{nil, {u, u}} {
-		if v, err := postmanpartner.New(partnerhttp.Options{Endpoints: eps}); err == nil || v != nil {
-			t.Errorf("New with %d endpoints = %v, %v; want an error", len(eps), v, err)
-		}
-	}
+	verifiertest.RefusesEndpoints(t, postmanpartner.New, "postman: new verifier:", postmanpartner.DefaultEndpoint, "", "/me", "ftp://api.getpostman.com")
 }
 
 // TestEnforcedRateLimit drives the double's own limiter rather than a

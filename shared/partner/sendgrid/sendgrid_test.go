@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"reflect"
 	"strings"
 	"sync"
@@ -386,23 +385,7 @@ func TestNoSecretLeaks(t *testing.T) {
 }
 
 func TestNew(t *testing.T) {
-	for _, ep := range []string{"", "/v3", "ftp://api.sendgrid.com"} {
-		var u *url.URL
-		if ep != "" {
-			u, _ = url.Parse(ep)
-		}
-		if v, err := sendgridpartner.New(partnerhttp.Options{Endpoints: []*url.URL{u}}); err == nil || v != nil {
-			t.Errorf("New(%q) = %v, %v; want an error", ep, v, err)
-		} else if !strings.HasPrefix(err.Error(), "sendgrid: new verifier:") {
-			t.Errorf("error %q does not name the operation", err)
-		}
-	}
-	u, _ := url.Parse(sendgridpartner.DefaultEndpoint)
-	for _, eps := range [][]*url.URL{nil, {u, u}} {
-		if v, err := sendgridpartner.New(partnerhttp.Options{Endpoints: eps}); err == nil || v != nil {
-			t.Errorf("New with %d endpoints = %v, %v; want an error", len(eps), v, err)
-		}
-	}
+	verifiertest.RefusesEndpoints(t, sendgridpartner.New, "sendgrid: new verifier:", sendgridpartner.DefaultEndpoint, "", "/v3", "ftp://api.sendgrid.com")
 }
 
 // TestEnforcedRateLimit drives the double's own limiter rather than a

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"reflect"
 	"strings"
 	"sync"
@@ -444,23 +443,7 @@ func TestNoSecretLeaks(t *testing.T) {
 }
 
 func TestNew(t *testing.T) {
-	for _, ep := range []string{"", "/api", "ftp://slack.com/api"} {
-		var u *url.URL
-		if ep != "" {
-			u, _ = url.Parse(ep)
-		}
-		if v, err := slackpartner.New(partnerhttp.Options{Endpoints: []*url.URL{u}}); err == nil || v != nil {
-			t.Errorf("New(%q) = %v, %v; want an error", ep, v, err)
-		} else if !strings.HasPrefix(err.Error(), "slack: new verifier:") {
-			t.Errorf("error %q does not name the operation", err)
-		}
-	}
-	u, _ := url.Parse(slackpartner.DefaultEndpoint)
-	for _, eps := range [][]*url.URL{nil, {u, u}} {
-		if v, err := slackpartner.New(partnerhttp.Options{Endpoints: eps}); err == nil || v != nil {
-			t.Errorf("New with %d endpoints = %v, %v; want an error", len(eps), v, err)
-		}
-	}
+	verifiertest.RefusesEndpoints(t, slackpartner.New, "slack: new verifier:", slackpartner.DefaultEndpoint, "", "/api", "ftp://slack.com/api")
 }
 
 // TestEnforcedRateLimit drives the double's own limiter rather than a

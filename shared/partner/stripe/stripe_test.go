@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -394,25 +393,7 @@ func TestNoSecretLeaks(t *testing.T) {
 }
 
 func TestNew(t *testing.T) {
-	for _, ep := range []string{"", "/v1/balance", "ftp://api.stripe.com", "https://user:pass@api.stripe.com"} {
-		t.Run(ep, func(t *testing.T) {
-			var u *url.URL
-			if ep != "" {
-				u, _ = url.Parse(ep)
-			}
-			if v, err := stripepartner.New(partnerhttp.Options{Endpoints: []*url.URL{u}}); err == nil || v != nil {
-				t.Errorf("New = %v, %v; want an error", v, err)
-			} else if !strings.HasPrefix(err.Error(), "stripe: new verifier:") {
-				t.Errorf("error %q does not name the operation", err)
-			}
-		})
-	}
-	u, _ := url.Parse(stripepartner.DefaultEndpoint)
-	for _, eps := range [][]*url.URL{nil, {u, u}} {
-		if v, err := stripepartner.New(partnerhttp.Options{Endpoints: eps}); err == nil || v != nil {
-			t.Errorf("New with %d endpoints = %v, %v; want an error", len(eps), v, err)
-		}
-	}
+	verifiertest.RefusesEndpoints(t, stripepartner.New, "stripe: new verifier:", stripepartner.DefaultEndpoint, "", "/v1/balance", "ftp://api.stripe.com", "https://user:pass@api.stripe.com")
 }
 
 func TestDefinition(t *testing.T) {
