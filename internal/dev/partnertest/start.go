@@ -1,6 +1,11 @@
 package partnertest
 
-import "testing"
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+)
 
 // StartDouble starts a double with start("") (on a free loopback port) and
 // closes it when tb ends: start is a double package's Start, as in
@@ -23,4 +28,23 @@ func Faults() []Fault {
 		fs = append(fs, f)
 	}
 	return fs
+}
+
+// ServeAnswer starts a loopback server that gives every request the one
+// answer (header values, a Content-Type unless "", status and body), for
+// the answers a double never gives; tb's cleanup closes it.
+func ServeAnswer(tb testing.TB, status int, contentType, body string, header map[string]string) *httptest.Server {
+	tb.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		for k, v := range header {
+			w.Header().Set(k, v)
+		}
+		if contentType != "" {
+			w.Header().Set("Content-Type", contentType)
+		}
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, body)
+	}))
+	tb.Cleanup(srv.Close)
+	return srv
 }

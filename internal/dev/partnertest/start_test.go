@@ -1,6 +1,11 @@
 package partnertest
 
-import "testing"
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+)
 
 type closer struct{ closed *bool }
 
@@ -29,5 +34,26 @@ func TestFaults(t *testing.T) {
 		if f != Fault(i) {
 			t.Errorf("Faults()[%d] = %v, not in declaration order", i, f)
 		}
+	}
+}
+
+func TestServeAnswer(t *testing.T) {
+	var srv *httptest.Server
+	t.Run("served", func(t *testing.T) {
+		srv = ServeAnswer(t, 418, "application/json", `{"a":1}`, map[string]string{"Retry-After": "3"})
+		for range 2 {
+			resp, err := http.Get(srv.URL + "/any/path")
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 418 || resp.Header.Get("Content-Type") != "application/json" || resp.Header.Get("Retry-After") != "3" || string(body) != `{"a":1}` {
+				t.Errorf("answer %d %v %q", resp.StatusCode, resp.Header, body)
+			}
+		}
+	})
+	if _, err := http.Get(srv.URL); err == nil {
+		t.Error("the server still answers after its test ended")
 	}
 }

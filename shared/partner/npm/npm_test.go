@@ -195,23 +195,6 @@ func TestEnforcedRateLimit(t *testing.T) {
 	}
 }
 
-// serveOnce answers every request with one canned answer.
-func serveOnce(t *testing.T, status int, contentType, body string, header map[string]string) *httptest.Server {
-	t.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		for k, v := range header {
-			w.Header().Set(k, v)
-		}
-		if contentType != "" {
-			w.Header().Set("Content-Type", contentType)
-		}
-		w.WriteHeader(status)
-		_, _ = w.Write([]byte(body))
-	}))
-	t.Cleanup(srv.Close)
-	return srv
-}
-
 // TestVerifyRejections: contract §7 makes any non-HTML 401 npm's rejection,
 // whatever its body (unconfirmed), unless it challenges for an IP address
 // or a one-time password.
@@ -230,7 +213,7 @@ func TestVerifyRejections(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := serveOnce(t, 401, tc.contentType, tc.body, tc.header)
+			srv := partnertest.ServeAnswer(t, 401, tc.contentType, tc.body, tc.header)
 			got := harness.Run(harness.NewVerifier(t, 0, nil, srv.URL), npmpartner.TokenAccessToken, npmFinding(npmdouble.NewToken()))
 			harness.Check(t, got, verifiertest.Want{Reason: finding.ReasonPartnerRejected, Metrics: metrics.Summary{Requests: 1}})
 		})
@@ -277,7 +260,7 @@ func TestVerifyUnusableAnswers(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := serveOnce(t, tc.status, tc.contentType, tc.body, tc.header)
+			srv := partnertest.ServeAnswer(t, tc.status, tc.contentType, tc.body, tc.header)
 			got := harness.Run(harness.NewVerifier(t, 0, nil, srv.URL), npmpartner.TokenAccessToken, npmFinding(tok))
 			harness.Check(t, got, verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: tc.status, Msg: tc.wantMsg, Metrics: metrics.Summary{Requests: 1, Errors: 1}})
 		})
@@ -287,7 +270,7 @@ func TestVerifyUnusableAnswers(t *testing.T) {
 // TestForbiddenWithRetryAfterIsARateLimit: a 403 that carries Retry-After
 // is the edge throttling us (partnerhttp), never a verdict on the token.
 func TestForbiddenWithRetryAfterIsARateLimit(t *testing.T) {
-	srv := serveOnce(t, 403, "application/json", `{"error":"Forbidden"}`, map[string]string{"Retry-After": "3"})
+	srv := partnertest.ServeAnswer(t, 403, "application/json", `{"error":"Forbidden"}`, map[string]string{"Retry-After": "3"})
 	got := harness.Run(harness.NewVerifier(t, 0, nil, srv.URL), npmpartner.TokenAccessToken, npmFinding(npmdouble.NewToken()))
 	harness.Check(t, got, verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 403, Msg: "rate limited", RetryMin: 3 * time.Second, RetryMax: 3 * time.Second,
 		Metrics: metrics.Summary{Requests: 1, RateLimitHits: 1}})
