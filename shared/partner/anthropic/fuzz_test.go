@@ -4,15 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/url"
 	"testing"
-	"time"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/verifiertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	anthropicpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/anthropic"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
 )
 
 // fuzzKeys are the API key and Admin key the fuzzer's answers may echo
@@ -33,11 +30,7 @@ var fuzzKeys = func() [2]string {
 // authentication_error document; partner_confirmed only from a 200 or a
 // 403 permission_error; and the key appears in no verdict or fault.
 func FuzzAnthropicAnswer(f *testing.F) {
-	srv := partnertest.NewFuzzServer(f)
-	v, err := anthropicpartner.New(partnerhttp.Options{Endpoints: []*url.URL{srv.Endpoint()}, Timeout: 5 * time.Second})
-	if err != nil {
-		f.Fatal(err)
-	}
+	srv, v := verifiertest.FuzzTarget(f, anthropicpartner.New)
 	f.Fuzz(func(t *testing.T, mode byte, status int, header string, body []byte) {
 		key, tt := fuzzKeys[0], anthropicpartner.TokenAPIKey
 		if mode&4 != 0 {

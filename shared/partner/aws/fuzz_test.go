@@ -7,16 +7,13 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
-	"time"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/verifiertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	awspartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/aws"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/verify"
 )
 
@@ -36,11 +33,7 @@ var (
 // ErrorResponse naming InvalidClientTokenId; and neither the key id nor
 // the secret appears in any verdict or fault text.
 func FuzzSTSAnswer(f *testing.F) {
-	srv := partnertest.NewFuzzServer(f)
-	v, err := awspartner.New(partnerhttp.Options{Endpoints: []*url.URL{srv.Endpoint()}, Timeout: 5 * time.Second})
-	if err != nil {
-		f.Fatal(err)
-	}
+	srv, v := verifiertest.FuzzTarget(f, awspartner.New)
 	f.Fuzz(func(t *testing.T, mode byte, status int, header string, body []byte) {
 		resp := partnertest.NewFuzzAnswer(mode, status, header, body, "{{TOKEN}}", fuzzKeyID, "{{SECRET}}", fuzzSecret)
 		srv.Set(resp)

@@ -4,16 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
-	"time"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/verifiertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	githubpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/github"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
 )
 
 // fuzzTokens are the tokens the fuzzer's responses may echo ({{TOKEN}}):
@@ -35,11 +32,7 @@ var fuzzTokens = func() [2]string {
 // a 403/404 whose JSON message is GitHub's "Resource not accessible by";
 // and the token appears in no verdict, detail or fault.
 func FuzzGithubAnswer(f *testing.F) {
-	srv := partnertest.NewFuzzServer(f)
-	v, err := githubpartner.New(partnerhttp.Options{Endpoints: []*url.URL{srv.Endpoint()}, Timeout: 5 * time.Second})
-	if err != nil {
-		f.Fatal(err)
-	}
+	srv, v := verifiertest.FuzzTarget(f, githubpartner.New)
 	f.Fuzz(func(t *testing.T, mode byte, status int, header string, body []byte) {
 		tok, tt := fuzzTokens[0], githubpartner.TokenPAT
 		if mode&4 != 0 {

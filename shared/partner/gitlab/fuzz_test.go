@@ -5,16 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
-	"time"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/verifiertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	gitlabpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/gitlab"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
 )
 
 // fuzzToken is the token the fuzzer's responses may echo ({{TOKEN}}, and
@@ -32,11 +29,7 @@ var fuzzToken = verifiertest.FuzzToken(0x91ab, 0x7a7, "glpat-", "abcdefghijklmno
 // that says inactive or revoked); partner_confirmed only from a 200 or a
 // 403 insufficient_scope; and the token appears in no verdict, detail or fault.
 func FuzzGitlabAnswer(f *testing.F) {
-	srv := partnertest.NewFuzzServer(f)
-	v, err := gitlabpartner.New(partnerhttp.Options{Endpoints: []*url.URL{srv.Endpoint()}, Timeout: 5 * time.Second})
-	if err != nil {
-		f.Fatal(err)
-	}
+	srv, v := verifiertest.FuzzTarget(f, gitlabpartner.New)
 	body := strings.TrimPrefix(fuzzToken, "glpat-")
 	f.Fuzz(func(t *testing.T, mode byte, status int, header string, raw []byte) {
 		resp := partnertest.NewFuzzAnswer(mode, status, header, raw, "{{TOKEN}}", fuzzToken, "{{BODY}}", body)

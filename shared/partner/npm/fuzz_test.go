@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"context"
 	"net/http"
-	"net/url"
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/verifiertest"
@@ -30,11 +28,7 @@ var fuzzToken = verifiertest.FuzzToken(0x6e70, 0x6d5f, "npm_", "0123456789ABCDEF
 // from a 200 whoami document, whose user name is the only detail; and the
 // token appears in no verdict or fault.
 func FuzzNpmAnswer(f *testing.F) {
-	srv := partnertest.NewFuzzServer(f)
-	v, err := npmpartner.New(partnerhttp.Options{Endpoints: []*url.URL{srv.Endpoint()}, Timeout: 5 * time.Second})
-	if err != nil {
-		f.Fatal(err)
-	}
+	srv, v := verifiertest.FuzzTarget(f, npmpartner.New)
 	f.Fuzz(func(t *testing.T, mode byte, status int, header string, body []byte) {
 		resp := partnertest.NewFuzzAnswer(mode, status, header, body, "{{TOKEN}}", fuzzToken)
 		srv.Set(resp)

@@ -5,16 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
-	"time"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/verifiertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	openaipartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/openai"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
 )
 
 // fuzzKey returns the key of the given prefix the fuzzer's responses may
@@ -40,11 +37,7 @@ var (
 // partner_confirmed only from a 200 or OpenAI's missing-scopes 401; and the
 // key appears in no verdict or fault.
 func FuzzOpenaiAnswer(f *testing.F) {
-	srv := partnertest.NewFuzzServer(f)
-	v, err := openaipartner.New(partnerhttp.Options{Endpoints: []*url.URL{srv.Endpoint()}, Timeout: 5 * time.Second})
-	if err != nil {
-		f.Fatal(err)
-	}
+	srv, v := verifiertest.FuzzTarget(f, openaipartner.New)
 	f.Fuzz(func(t *testing.T, mode byte, status int, header string, body []byte) {
 		key, tt := fuzzProjectKey, openaipartner.TokenAPIKey
 		if mode&4 != 0 {

@@ -4,15 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/url"
 	"testing"
-	"time"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/verifiertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	postmanpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/postman"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
 )
 
 // fuzzKey is the API key the fuzzer's responses may echo ({{TOKEN}}),
@@ -30,11 +27,7 @@ var fuzzKey = func() string {
 // partner_rejected comes only from a 401 whose body is Postman's own
 // AuthenticationError document; and the key appears in no verdict or fault.
 func FuzzPostmanAnswer(f *testing.F) {
-	srv := partnertest.NewFuzzServer(f)
-	v, err := postmanpartner.New(partnerhttp.Options{Endpoints: []*url.URL{srv.Endpoint()}, Timeout: 5 * time.Second})
-	if err != nil {
-		f.Fatal(err)
-	}
+	srv, v := verifiertest.FuzzTarget(f, postmanpartner.New)
 	f.Fuzz(func(t *testing.T, mode byte, status int, header string, body []byte) {
 		resp := partnertest.NewFuzzAnswer(mode, status, header, body, "{{TOKEN}}", fuzzKey, "{{SECRET}}", "")
 		srv.Set(resp)

@@ -4,16 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
-	"time"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/verifiertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	sendgridpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/sendgrid"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
 )
 
 // fuzzKey is the API key the fuzzer's responses may echo ({{TOKEN}}, and
@@ -33,11 +30,7 @@ var fuzzKey = func() string {
 // SendGrid's errors document, partner_confirmed only from a 200; a 403 is
 // never a verdict; and the key appears in no verdict, detail or fault.
 func FuzzSendgridAnswer(f *testing.F) {
-	srv := partnertest.NewFuzzServer(f)
-	v, err := sendgridpartner.New(partnerhttp.Options{Endpoints: []*url.URL{srv.Endpoint()}, Timeout: 5 * time.Second})
-	if err != nil {
-		f.Fatal(err)
-	}
+	srv, v := verifiertest.FuzzTarget(f, sendgridpartner.New)
 	id, secret, _ := strings.Cut(strings.TrimPrefix(fuzzKey, "SG."), ".")
 	f.Fuzz(func(t *testing.T, mode byte, status int, header string, body []byte) {
 		resp := partnertest.NewFuzzAnswer(mode, status, header, body, "{{TOKEN}}", fuzzKey, "{{ID}}", id, "{{SECRET}}", secret)

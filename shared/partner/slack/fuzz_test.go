@@ -4,16 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
-	"time"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/verifiertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	slackpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/slack"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
 )
 
 // fuzzToken is the bot token the fuzzer's responses may echo ({{TOKEN}},
@@ -34,11 +31,7 @@ var fuzzToken = func() string {
 // partner_confirmed only from a 200 with ok true; "ratelimited" is never a
 // verdict; and the token appears in no verdict, detail or fault.
 func FuzzSlackAnswer(f *testing.F) {
-	srv := partnertest.NewFuzzServer(f)
-	v, err := slackpartner.New(partnerhttp.Options{Endpoints: []*url.URL{srv.Endpoint()}, Timeout: 5 * time.Second})
-	if err != nil {
-		f.Fatal(err)
-	}
+	srv, v := verifiertest.FuzzTarget(f, slackpartner.New)
 	secret := fuzzToken[strings.LastIndex(fuzzToken, "-")+1:]
 	f.Fuzz(func(t *testing.T, mode byte, status int, header string, body []byte) {
 		resp := partnertest.NewFuzzAnswer(mode, status, header, body, "{{TOKEN}}", fuzzToken, "{{SECRET}}", secret)

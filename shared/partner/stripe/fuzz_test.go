@@ -5,16 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
-	"time"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/verifiertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	stripepartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/stripe"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
 )
 
 // fuzzKey is the key the fuzzer's responses may echo ({{TOKEN}}), drawn
@@ -30,11 +27,7 @@ var fuzzKey = verifiertest.FuzzToken(0x57e1, 0xbe11, "rk_live_", "0123456789ABCD
 // balance object or a 403 missing-permission error; and the key appears in
 // no verdict or fault.
 func FuzzStripeAnswer(f *testing.F) {
-	srv := partnertest.NewFuzzServer(f)
-	v, err := stripepartner.New(partnerhttp.Options{Endpoints: []*url.URL{srv.Endpoint()}, Timeout: 5 * time.Second})
-	if err != nil {
-		f.Fatal(err)
-	}
+	srv, v := verifiertest.FuzzTarget(f, stripepartner.New)
 	f.Fuzz(func(t *testing.T, mode byte, status int, header string, body []byte) {
 		resp := partnertest.NewFuzzAnswer(mode, status, header, body, "{{TOKEN}}", fuzzKey)
 		srv.Set(resp)

@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/verify"
 )
 
@@ -40,6 +43,19 @@ func (f *FuzzRand) Pick(alphabet string, n int) string {
 // seeded with seed1, seed2: a fuzz target's one token.
 func FuzzToken(seed1, seed2 uint64, prefix, alphabet string, n int) string {
 	return prefix + NewFuzzRand(seed1, seed2).Pick(alphabet, n)
+}
+
+// FuzzTarget starts the FuzzServer a partner's fuzz target answers from
+// and builds the partner's verifier against it with newV (its New), with
+// a timeout long enough for any answer the server gives.
+func FuzzTarget[V any](tb testing.TB, newV func(partnerhttp.Options) (V, error)) (*partnertest.FuzzServer, V) {
+	tb.Helper()
+	srv := partnertest.NewFuzzServer(tb)
+	v, err := newV(partnerhttp.Options{Endpoints: []*url.URL{srv.Endpoint()}, Timeout: 5 * time.Second})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return srv, v
 }
 
 // FuzzContract is what every partner's fuzz target holds the verifier's

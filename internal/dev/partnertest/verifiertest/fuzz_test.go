@@ -9,6 +9,7 @@ import (
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/verifiertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/verify"
 )
 
@@ -22,6 +23,9 @@ func capture(fn func(testing.TB)) *fakeTB {
 		fn(tb)
 	}()
 	<-done
+	for i := len(tb.cleanups) - 1; i >= 0; i-- {
+		tb.cleanups[i]()
+	}
 	return tb
 }
 
@@ -39,6 +43,23 @@ func TestFuzzToken(t *testing.T) {
 	r := verifiertest.NewFuzzRand(1, 2)
 	if first, second := r.Pick("ab", 20), r.Pick("ab", 20); "tok_"+first+second != a {
 		t.Errorf("one FuzzRand drew %q then %q; FuzzToken drew %q from the same seed", first, second, a)
+	}
+}
+
+func TestFuzzTarget(t *testing.T) {
+	var got partnerhttp.Options
+	srv, v := verifiertest.FuzzTarget(t, func(o partnerhttp.Options) (*fakeVerifier, error) {
+		got = o
+		return &fakeVerifier{}, nil
+	})
+	if v == nil || len(got.Endpoints) != 1 || got.Endpoints[0].String() != srv.URL || got.Timeout <= 0 {
+		t.Errorf("the verifier was built with %+v, want the fuzz server %s and a timeout", got, srv.URL)
+	}
+	tb := capture(func(tb testing.TB) {
+		verifiertest.FuzzTarget(tb, func(partnerhttp.Options) (*fakeVerifier, error) { return nil, errors.New("bad endpoint") })
+	})
+	if !tb.fatal || !strings.Contains(strings.Join(tb.failures, " "), "bad endpoint") {
+		t.Errorf("a New that fails: %q, want the target to stop with its error", tb.failures)
 	}
 }
 

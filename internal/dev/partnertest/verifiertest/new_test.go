@@ -66,7 +66,9 @@ func TestRefusesEndpoints(t *testing.T) {
 		}
 		return &acmeVerifier{}, nil
 	}
-	tb := capture(func(tb testing.TB) { verifiertest.RefusesEndpoints(tb, oneOrTwo, prefix, "https://api.acme.example", "") })
+	tb := capture(func(tb testing.TB) {
+		verifiertest.RefusesEndpoints(tb, oneOrTwo, prefix, "https://api.acme.example", "")
+	})
 	if len(tb.failures) != 1 || !strings.Contains(tb.failures[0], "two endpoints") {
 		t.Errorf("two endpoints accepted: failures %q, want one about two endpoints", tb.failures)
 	}

@@ -24,9 +24,13 @@ type fakeTB struct {
 	testing.TB
 	failures []string
 	fatal    bool
+	cleanups []func()
 }
 
 func (f *fakeTB) Helper() {}
+
+// Cleanup keeps fn for capture to run once the checked code is done.
+func (f *fakeTB) Cleanup(fn func()) { f.cleanups = append(f.cleanups, fn) }
 
 func (f *fakeTB) Errorf(format string, args ...any) {
 	f.failures = append(f.failures, fmt.Sprintf(format, args...))
