@@ -48,3 +48,15 @@ func ServeAnswer(tb testing.TB, status int, contentType, body string, header map
 	tb.Cleanup(srv.Close)
 	return srv
 }
+
+// RedirectCanary starts a loopback server that fails tb if anything
+// reaches it: the Location of a redirect the verifier must not follow
+// (it would carry the token elsewhere); tb's cleanup closes it.
+func RedirectCanary(tb testing.TB) *httptest.Server {
+	tb.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+		tb.Error("the redirect target was contacted")
+	}))
+	tb.Cleanup(srv.Close)
+	return srv
+}

@@ -1,9 +1,11 @@
 package partnertest
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 )
 
@@ -55,5 +57,29 @@ func TestServeAnswer(t *testing.T) {
 	})
 	if _, err := http.Get(srv.URL); err == nil {
 		t.Error("the server still answers after its test ended")
+	}
+}
+
+// recordingTB records Error calls, so that a canary's complaint can be seen.
+type recordingTB struct {
+	testing.TB
+	errors []string
+}
+
+func (r *recordingTB) Error(args ...any) { r.errors = append(r.errors, fmt.Sprint(args...)) }
+
+func TestRedirectCanary(t *testing.T) {
+	tb := &recordingTB{TB: t}
+	srv := RedirectCanary(tb)
+	if len(tb.errors) != 0 {
+		t.Fatalf("the canary complained before any request: %q", tb.errors)
+	}
+	resp, err := http.Get(srv.URL + "/account")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if len(tb.errors) != 1 || !strings.Contains(tb.errors[0], "redirect target") {
+		t.Errorf("a request to the canary: complaints %q, want one", tb.errors)
 	}
 }

@@ -177,10 +177,7 @@ func fault(srv *anthropicdouble.Server, f partnertest.Fault) func(*testing.T, st
 // TestVerifyUnusableAnswers covers answers the double never gives but a
 // proxy, an API change or a misconfiguration can: each proves nothing.
 func TestVerifyUnusableAnswers(t *testing.T) {
-	canary := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
-		t.Error("the redirect target was contacted")
-	}))
-	defer canary.Close()
+	canary := partnertest.RedirectCanary(t)
 	authErr := `{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}`
 	tests := []struct {
 		name       string

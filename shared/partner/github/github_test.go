@@ -201,10 +201,7 @@ func fault(srv *githubdouble.Server, f partnertest.Fault) func(string) finding.F
 // change or a misconfiguration can give: the rejection needs GitHub's JSON
 // error, a restriction its message, a user document its login and id.
 func TestVerifyAnswersTheDoubleDoesNotGive(t *testing.T) {
-	canary := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
-		t.Error("the redirect target was contacted")
-	}))
-	defer canary.Close()
+	canary := partnertest.RedirectCanary(t)
 	const js = "application/json; charset=utf-8"
 	fault := func(status int, msg string) verifiertest.Want {
 		return verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: status, Msg: msg, Metrics: metrics.Summary{Requests: 1, Errors: 1}}

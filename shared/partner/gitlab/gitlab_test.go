@@ -175,10 +175,7 @@ func fault(srv *gitlabdouble.Server, f partnertest.Fault) func(*testing.T, strin
 // a change at GitLab, a self-managed instance or a misconfiguration can:
 // none is inactive unless it is GitLab's own rejection.
 func TestVerifyOtherAnswers(t *testing.T) {
-	canary := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
-		t.Error("the redirect target was contacted")
-	}))
-	defer canary.Close()
+	canary := partnertest.RedirectCanary(t)
 	// A fixed token whose body is a valid scope name, to show an echo of it is caught.
 	const tok = "glpat-abcdefghij0123456789"
 	limited := metrics.Summary{Requests: 1, RateLimitHits: 1}

@@ -217,10 +217,7 @@ func TestEnforcedRateLimit(t *testing.T) {
 // TestVerifyUnusableAnswers covers answers the double never gives but a
 // proxy, a partner change or a misconfiguration can: each proves nothing.
 func TestVerifyUnusableAnswers(t *testing.T) {
-	canary := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
-		t.Error("the redirect target was contacted")
-	}))
-	defer canary.Close()
+	canary := partnertest.RedirectCanary(t)
 	const acct = `"id":"01234567-89ab-4cde-8f01-23456789abcd"`
 	tests := []struct {
 		name        string

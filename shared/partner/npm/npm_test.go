@@ -223,10 +223,7 @@ func TestVerifyRejections(t *testing.T) {
 // TestVerifyUnusableAnswers covers answers the double never gives but a
 // proxy, a registry change or a misconfiguration can: each proves nothing.
 func TestVerifyUnusableAnswers(t *testing.T) {
-	canary := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
-		t.Error("the redirect target was contacted")
-	}))
-	defer canary.Close()
+	canary := partnertest.RedirectCanary(t)
 	tok := npmdouble.NewToken()
 	tests := []struct {
 		name        string

@@ -193,10 +193,7 @@ func fault(srv *openaidouble.Server, f partnertest.Fault) func(*testing.T, strin
 // a change at OpenAI or a misconfiguration can: only OpenAI's own shapes
 // count, everything else proves nothing.
 func TestVerifyOtherAnswers(t *testing.T) {
-	canary := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
-		t.Error("the redirect target was contacted")
-	}))
-	defer canary.Close()
+	canary := partnertest.RedirectCanary(t)
 	const restricted = `You have insufficient permissions for this operation. Missing scopes: api.model.read.`
 	tests := []struct {
 		name        string

@@ -148,10 +148,7 @@ func fault(srv *postmandouble.Server, f partnertest.Fault) func(*testing.T, stri
 // TestVerifyUnusableAnswers covers answers the double never gives but a
 // proxy, a partner change or a misconfiguration can: each proves nothing.
 func TestVerifyUnusableAnswers(t *testing.T) {
-	canary := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
-		t.Error("the redirect target was contacted")
-	}))
-	defer canary.Close()
+	canary := partnertest.RedirectCanary(t)
 	tests := []struct {
 		name        string
 		status      int

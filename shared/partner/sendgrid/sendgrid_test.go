@@ -184,10 +184,7 @@ func fault(srv *sendgriddouble.Server, f partnertest.Fault) func(*testing.T, str
 // TestVerifyOtherAnswers covers answers the double never gives but a proxy,
 // a change at SendGrid or a misconfiguration can: none is inactive.
 func TestVerifyOtherAnswers(t *testing.T) {
-	canary := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
-		t.Error("the redirect target was contacted")
-	}))
-	defer canary.Close()
+	canary := partnertest.RedirectCanary(t)
 	key := sendgriddouble.NewToken()
 	errored := metrics.Summary{Requests: 1, Errors: 1}
 	limited := metrics.Summary{Requests: 1, RateLimitHits: 1}

@@ -203,10 +203,7 @@ func TestVerifyAgainstDouble(t *testing.T) {
 // TestVerifyOtherAnswers covers answers the double never gives but a proxy,
 // a change at Slack or a misconfiguration can: none is inactive.
 func TestVerifyOtherAnswers(t *testing.T) {
-	canary := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
-		t.Error("the redirect target was contacted")
-	}))
-	defer canary.Close()
+	canary := partnertest.RedirectCanary(t)
 	tok := slackdouble.NewToken()
 	limited := metrics.Summary{Requests: 1, RateLimitHits: 1}
 	tests := []struct {

@@ -159,10 +159,7 @@ func TestVerifyAgainstDouble(t *testing.T) {
 // TestVerifyUnusableAnswers covers answers the double never gives but a
 // proxy, a partner change or a misconfiguration can: each proves nothing.
 func TestVerifyUnusableAnswers(t *testing.T) {
-	canary := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
-		t.Error("the redirect target was contacted")
-	}))
-	defer canary.Close()
+	canary := partnertest.RedirectCanary(t)
 	const jsonCT = "application/json"
 	tests := []struct {
 		name        string
