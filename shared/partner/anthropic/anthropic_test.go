@@ -410,16 +410,10 @@ func TestEnforcedRateLimit(t *testing.T) {
 	srv := partnertest.StartDouble(t, anthropicdouble.Start)
 	key := anthropicdouble.NewAPIKey()
 	srv.AddKey(key, org)
-	srv.Controls.SetRateLimit(0.001, 1)
 	srv.Controls.SetRetryAfter("2")
 	v := harness.NewVerifier(t, 0, nil, srv.URL)
-	harness.Check(t, harness.RunAs(v, "", keyFinding(key)), verifiertest.Want{Reason: finding.ReasonPartnerConfirmed,
-		Details: finding.Details{anthropicpartner.DetailOrganizationID: org}, Metrics: metrics.Summary{Requests: 1}})
-	harness.Check(t, harness.RunAs(v, "", keyFinding(key)), verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 429, RetryMin: 2 * time.Second, RetryMax: 2 * time.Second,
-		Metrics: metrics.Summary{Requests: 1, RateLimitHits: 1}})
-	if srv.Controls.RateLimited() != 1 {
-		t.Errorf("double sent %d 429s, want 1", srv.Controls.RateLimited())
-	}
+	harness.EnforcedRateLimit(t, v, srv.Controls, "", keyFinding(key),
+		verifiertest.Want{Details: finding.Details{anthropicpartner.DetailOrganizationID: org}}, verifiertest.Want{RetryMin: 2 * time.Second, RetryMax: 2 * time.Second})
 }
 
 // TestRateFitsLimit: the default rate of the two instances the template

@@ -201,17 +201,10 @@ func TestEnforcedRateLimit(t *testing.T) {
 	srv := partnertest.StartDouble(t, herokudouble.Start)
 	key := herokudouble.NewToken()
 	srv.AddToken(key, herokudouble.NewUUID())
-	srv.Controls.SetRateLimit(0.001, 1)
 	srv.Controls.SetRetryAfter("2")
 	v := harness.NewVerifier(t, 0, nil, srv.URL)
-	harness.Check(t, harness.Run(v, herokupartner.TokenAPIKey, herokuFinding(key)),
-		verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Metrics: metrics.Summary{Requests: 1}})
-	harness.Check(t, harness.Run(v, herokupartner.TokenAPIKey, herokuFinding(key)),
-		verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 429, RetryMin: 2 * time.Second, RetryMax: 2 * time.Second,
-			Metrics: metrics.Summary{Requests: 1, RateLimitHits: 1}})
-	if srv.Controls.RateLimited() != 1 {
-		t.Errorf("double sent %d 429s, want 1", srv.Controls.RateLimited())
-	}
+	harness.EnforcedRateLimit(t, v, srv.Controls, herokupartner.TokenAPIKey, herokuFinding(key),
+		verifiertest.Want{}, verifiertest.Want{RetryMin: 2 * time.Second, RetryMax: 2 * time.Second})
 }
 
 // TestVerifyUnusableAnswers covers answers the double never gives but a

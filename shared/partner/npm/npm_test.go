@@ -182,17 +182,10 @@ func TestEnforcedRateLimit(t *testing.T) {
 	srv := partnertest.StartDouble(t, npmdouble.Start)
 	tok := npmdouble.NewToken()
 	srv.AddToken(tok, npmdouble.NewUsername())
-	srv.Controls.SetRateLimit(0.001, 1)
 	srv.Controls.SetRetryAfter("2")
 	v := harness.NewVerifier(t, 0, nil, srv.URL)
-	harness.Check(t, harness.Run(v, npmpartner.TokenAccessToken, npmFinding(tok)),
-		verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Metrics: metrics.Summary{Requests: 1}})
-	harness.Check(t, harness.Run(v, npmpartner.TokenAccessToken, npmFinding(tok)),
-		verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 429, RetryMin: 2 * time.Second, RetryMax: 2 * time.Second, Msg: "rate limited",
-			Metrics: metrics.Summary{Requests: 1, RateLimitHits: 1}})
-	if srv.Controls.RateLimited() != 1 {
-		t.Errorf("double sent %d 429s, want 1", srv.Controls.RateLimited())
-	}
+	harness.EnforcedRateLimit(t, v, srv.Controls, npmpartner.TokenAccessToken, npmFinding(tok),
+		verifiertest.Want{}, verifiertest.Want{RetryMin: 2 * time.Second, RetryMax: 2 * time.Second, Msg: "rate limited"})
 }
 
 // TestVerifyRejections: contract §7 makes any non-HTML 401 npm's rejection,

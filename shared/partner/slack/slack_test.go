@@ -440,16 +440,10 @@ func TestEnforcedRateLimit(t *testing.T) {
 	srv := partnertest.StartDouble(t, slackdouble.Start)
 	tok := slackdouble.NewToken()
 	id := srv.AddToken(tok)
-	srv.Controls.SetRateLimit(0.001, 1)
 	srv.Controls.SetRetryAfter("2")
 	v := harness.NewVerifier(t, 0, nil, srv.URL)
-	harness.Check(t, harness.Run(v, "", slackFinding(tok)), verifiertest.Want{Reason: finding.ReasonPartnerConfirmed,
-		Details: finding.Details{slackpartner.DetailTeamID: id.TeamID, slackpartner.DetailUserID: id.UserID}, Metrics: metrics.Summary{Requests: 1}})
-	harness.Check(t, harness.Run(v, "", slackFinding(tok)), verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 429, RetryMin: 2 * time.Second, RetryMax: 2 * time.Second,
-		Metrics: metrics.Summary{Requests: 1, RateLimitHits: 1}})
-	if srv.Controls.RateLimited() != 1 {
-		t.Errorf("double sent %d 429s, want 1", srv.Controls.RateLimited())
-	}
+	harness.EnforcedRateLimit(t, v, srv.Controls, "", slackFinding(tok),
+		verifiertest.Want{Details: finding.Details{slackpartner.DetailTeamID: id.TeamID, slackpartner.DetailUserID: id.UserID}}, verifiertest.Want{RetryMin: 2 * time.Second, RetryMax: 2 * time.Second})
 }
 
 // TestDefinition pins the contract §7 row: rule ids of both scanners, the

@@ -5,12 +5,15 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"reflect"
 	"strings"
 	"sync"
 	"testing"
 
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/metrics"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/verify"
 )
@@ -154,5 +157,23 @@ func CancelledIsAFault(t testing.TB, v verify.Verifier, tt finding.TokenType, f 
 	fault, ok := verify.AsFault(err)
 	if !ok || fault.Kind != verify.PartnerError || !fault.Network || verdict.Reason != "" || verdict.Details != nil {
 		t.Errorf("Verify on a cancelled context = %+v, %v; want a network partner error and no verdict", verdict, err)
+	}
+}
+
+// EnforcedRateLimit drives a double's own limiter (c) rather than a
+// scripted 429: with room for one request in a long window, the first
+// verification of f (routed as tt) must give the confirmed verdict with
+// confirmed's details, and the second a 429 rate limit with limited's
+// wait and message; each makes one request, and the double refuses
+// exactly one. The partner's wait headers are set on c beforehand.
+func (h Harness) EnforcedRateLimit(t testing.TB, v verify.Verifier, c *partnertest.Controls, tt finding.TokenType, f finding.Finding, confirmed, limited Want) {
+	t.Helper()
+	c.SetRateLimit(0.001, 1)
+	confirmed.Reason, confirmed.Metrics = finding.ReasonPartnerConfirmed, metrics.Summary{Requests: 1}
+	h.Check(t, h.Run(v, tt, f), confirmed)
+	limited.Kind, limited.HTTPStatus, limited.Metrics = verify.RateLimited, http.StatusTooManyRequests, metrics.Summary{Requests: 1, RateLimitHits: 1}
+	h.Check(t, h.Run(v, tt, f), limited)
+	if n := c.RateLimited(); n != 1 {
+		t.Errorf("double sent %d 429s, want 1", n)
 	}
 }
