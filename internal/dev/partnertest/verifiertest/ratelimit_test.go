@@ -1,7 +1,6 @@
 package verifiertest_test
 
 import (
-	"strings"
 	"testing"
 	"time"
 
@@ -42,14 +41,7 @@ func TestEnforcedRateLimit(t *testing.T) {
 			tb := capture(func(tb testing.TB) {
 				h.EnforcedRateLimit(tb, v, srv.Controls, herokupartner.TokenAPIKey, f, verifiertest.Want{}, tc.limited)
 			})
-			switch {
-			case tc.fails == "" && len(tb.failures) > 0:
-				t.Errorf("the check failed: %q", tb.failures)
-			case tc.fails != "" && len(tb.failures) == 0:
-				t.Errorf("the check passed, want a failure about %q", tc.fails)
-			case tc.fails != "" && !strings.Contains(tb.failures[0], tc.fails):
-				t.Errorf("the check failed with %q, want %q", tb.failures[0], tc.fails)
-			}
+			expectFailure(t, "the check", tb.failures, tc.fails)
 		})
 	}
 }
