@@ -1,13 +1,10 @@
 package anthropicpartner_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -35,16 +32,6 @@ const (
 // harness is the shared verifier harness bound to anthropic.
 var harness = verifiertest.Harness{Def: anthropicpartner.Definition, Op: opModels}
 
-func startDouble(t *testing.T) *anthropicdouble.Server {
-	t.Helper()
-	s, err := anthropicdouble.Start("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	return s
-}
-
 func keyFinding(tok string) finding.Finding {
 	r := rule
 	if strings.HasPrefix(tok, anthropicpartner.PrefixAdminKey) {
@@ -54,7 +41,7 @@ func keyFinding(tok string) finding.Finding {
 }
 
 func TestVerifyAgainstDouble(t *testing.T) {
-	srv := startDouble(t)
+	srv := partnertest.StartDouble(t, anthropicdouble.Start)
 	one := metrics.Summary{Requests: 1}
 	errored := metrics.Summary{Requests: 1, Errors: 1}
 	network := metrics.Summary{Requests: 1, Errors: 1, NetworkErrors: 1}
@@ -190,10 +177,7 @@ func fault(srv *anthropicdouble.Server, f partnertest.Fault) func(*testing.T, st
 // TestVerifyUnusableAnswers covers answers the double never gives but a
 // proxy, an API change or a misconfiguration can: each proves nothing.
 func TestVerifyUnusableAnswers(t *testing.T) {
-	canary := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
-		t.Error("the redirect target was contacted")
-	}))
-	defer canary.Close()
+	canary := partnertest.RedirectCanary(t)
 	authErr := `{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}`
 	tests := []struct {
 		name       string
@@ -228,17 +212,7 @@ func TestVerifyUnusableAnswers(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				for k, v := range tc.header {
-					w.Header().Set(k, v)
-				}
-				if tc.ct != "" {
-					w.Header().Set("Content-Type", tc.ct)
-				}
-				w.WriteHeader(tc.status)
-				_, _ = w.Write([]byte(tc.body))
-			}))
-			defer srv.Close()
+			srv := partnertest.ServeAnswer(t, tc.status, tc.ct, tc.body, tc.header)
 			got := harness.RunAs(harness.NewVerifier(t, 0, nil, srv.URL), "", keyFinding(anthropicdouble.NewAPIKey()))
 			harness.Check(t, got, verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: tc.wantStatus, Msg: tc.wantMsg, Metrics: metrics.Summary{Requests: 1, Errors: 1}})
 		})
@@ -328,7 +302,7 @@ func (rt *recordingTransport) RoundTrip(req *http.Request) (*http.Response, erro
 // a body; anthropic-version and the project's User-Agent are set; each key
 // type goes to its own call.
 func TestRequestShape(t *testing.T) {
-	srv := startDouble(t)
+	srv := partnertest.StartDouble(t, anthropicdouble.Start)
 	apiKey, adminKey := anthropicdouble.NewAPIKey(), anthropicdouble.NewAdminKey()
 	srv.AddKey(apiKey, org)
 	srv.AddKey(adminKey, org)
@@ -387,44 +361,21 @@ func TestEndpointWithPathPrefix(t *testing.T) {
 }
 
 func TestCancelledContextIsAFault(t *testing.T) {
-	srv := startDouble(t)
+	srv := partnertest.StartDouble(t, anthropicdouble.Start)
 	key := anthropicdouble.NewAPIKey()
 	srv.AddKey(key, org)
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	verdict, err := harness.NewVerifier(t, 0, nil, srv.URL).Verify(ctx, anthropicpartner.TokenAPIKey, keyFinding(key))
-	f, ok := verify.AsFault(err)
-	if !ok || f.Kind != verify.PartnerError || !f.Network || verdict.Reason != "" {
-		t.Errorf("Verify = %+v, %v; want a network partner error", verdict, err)
-	}
+	verifiertest.CancelledIsAFault(t, harness.NewVerifier(t, 0, nil, srv.URL), anthropicpartner.TokenAPIKey, keyFinding(key))
 }
 
 // TestNoSecretLeaks runs every class of answer and checks that no verdict,
 // error or log line of the outcomes carries a key or part of one.
 func TestNoSecretLeaks(t *testing.T) {
-	srv := startDouble(t)
-	var logBuf bytes.Buffer
-	log := slog.New(slog.NewJSONHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	faults := []partnertest.Fault{partnertest.FaultNone, partnertest.Fault500, partnertest.Fault502,
-		partnertest.Fault503, partnertest.Fault504, partnertest.Fault429, partnertest.FaultReset,
-		partnertest.FaultGarbled, partnertest.FaultEmpty, partnertest.FaultTruncated,
-		partnertest.FaultHTML401, partnertest.FaultHTML403, partnertest.FaultHang}
-	v := harness.NewVerifier(t, 300*time.Millisecond, nil, srv.URL)
-	var keys, texts []string
-	record := func(f finding.Finding, verdict verify.Verdict, err error, label string) {
-		errText := ""
-		if err != nil {
-			errText = err.Error()
-		}
-		texts = append(texts, fmt.Sprintf("%v|%+v|%#v|%s|%v", verdict, verdict, verdict, errText, err))
-		log.Info("verification", "case", label, "finding", f, "token", f.Token,
-			"reason", verdict.Reason, "details", verdict.Details, "message", verdict.Message, "error", err)
-	}
+	srv := partnertest.StartDouble(t, anthropicdouble.Start)
+	sweep := harness.LeakSweep(t, harness.NewVerifier(t, 300*time.Millisecond, nil, srv.URL))
 	for _, state := range []string{"live", "restricted", "unknown"} {
 		for _, gen := range []func() string{anthropicdouble.NewAPIKey, anthropicdouble.NewAdminKey} {
-			for _, fl := range faults {
+			for _, fl := range partnertest.Faults() {
 				key := gen()
-				keys = append(keys, key)
 				if state != "unknown" {
 					srv.AddKey(key, org)
 				}
@@ -432,77 +383,37 @@ func TestNoSecretLeaks(t *testing.T) {
 					srv.RestrictKey(key)
 				}
 				srv.Controls.Push(fl)
-				f := keyFinding(key)
-				verdict, err := harness.CallerVerify(context.Background(), v, "", f)
-				record(f, verdict, err, state+" "+fl.String())
+				sweep.Verify(state+" "+fl.String(), "", keyFinding(key))
 			}
 		}
 	}
 	srv.Overload(1)
-	key := anthropicdouble.NewAPIKey()
-	keys = append(keys, key)
-	verdict, err := harness.CallerVerify(context.Background(), v, "", keyFinding(key))
-	record(keyFinding(key), verdict, err, "overloaded")
+	sweep.Verify("overloaded", "", keyFinding(anthropicdouble.NewAPIKey()))
 	// Keys that never leave the process must not be quoted either.
 	for _, bad := range []string{anthropicdouble.NewAPIKey() + "x", "sk-ant-ort01-" + anthropicdouble.NewAPIKey()[13:], "sk-ant-oat01-" + anthropicdouble.NewAPIKey()[13:]} {
-		keys = append(keys, bad)
-		verdict, err := harness.CallerVerify(context.Background(), v, "", keyFinding(bad))
-		record(keyFinding(bad), verdict, err, "no call")
+		sweep.Verify("no call", "", keyFinding(bad))
 	}
-
-	texts = append(texts, logBuf.String())
-	for _, s := range []string{`"reason":"partner_confirmed"`, `"reason":"partner_rejected"`, "http 500", "http 529", "unsupported_token_type", "malformed_token"} {
-		if !strings.Contains(logBuf.String(), s) {
-			t.Fatalf("the verifiertest.Outcome log lacks %s; the leak check would prove nothing", s)
-		}
-	}
-	for _, k := range keys {
+	sweep.Check([]string{`"reason":"partner_confirmed"`, `"reason":"partner_rejected"`, "http 500", "http 529", "unsupported_token_type", "malformed_token"}, func(k string) []string {
 		body := k[strings.LastIndex(k[:16], "-")+1:]
-		for i, s := range texts {
-			if strings.Contains(s, k) || strings.Contains(s, body[:40]) || strings.Contains(s, body[40:80]) {
-				t.Errorf("text %d of %d contains a key or part of one", i, len(texts))
-			}
-		}
-	}
+		return []string{body[:40], body[40:80]}
+	})
 }
 
 func TestNew(t *testing.T) {
-	for _, ep := range []string{"", "/v1", "ftp://api.anthropic.com", "https://user:pw@api.anthropic.com"} {
-		var u *url.URL
-		if ep != "" {
-			u, _ = url.Parse(ep)
-		}
-		if v, err := anthropicpartner.New(partnerhttp.Options{Endpoints: []*url.URL{u}}); err == nil || v != nil {
-			t.Errorf("New(%q) = %v, %v; want an error", ep, v, err)
-		} else if !strings.HasPrefix(err.Error(), "anthropic: new verifier:") {
-			t.Errorf("error %q does not name the operation", err)
-		}
-	}
-	u, _ := url.Parse(anthropicpartner.DefaultEndpoint)
-	for _, eps := range [][]*url.URL{nil, {u, u}} {
-		if v, err := anthropicpartner.New(partnerhttp.Options{Endpoints: eps}); err == nil || v != nil {
-			t.Errorf("New with %d endpoints = %v, %v; want an error", len(eps), v, err)
-		}
-	}
+	verifiertest.RefusesEndpoints(t, anthropicpartner.New, "anthropic: new verifier:", anthropicpartner.DefaultEndpoint, "", "/v1", "ftp://api.anthropic.com", "https://user:pw@api.anthropic.com")
 }
 
 // TestEnforcedRateLimit drives the double's own limiter rather than a
 // scripted 429: the second request inside the window is refused, with the
 // wait Anthropic announces.
 func TestEnforcedRateLimit(t *testing.T) {
-	srv := startDouble(t)
+	srv := partnertest.StartDouble(t, anthropicdouble.Start)
 	key := anthropicdouble.NewAPIKey()
 	srv.AddKey(key, org)
-	srv.Controls.SetRateLimit(0.001, 1)
 	srv.Controls.SetRetryAfter("2")
 	v := harness.NewVerifier(t, 0, nil, srv.URL)
-	harness.Check(t, harness.RunAs(v, "", keyFinding(key)), verifiertest.Want{Reason: finding.ReasonPartnerConfirmed,
-		Details: finding.Details{anthropicpartner.DetailOrganizationID: org}, Metrics: metrics.Summary{Requests: 1}})
-	harness.Check(t, harness.RunAs(v, "", keyFinding(key)), verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 429, RetryMin: 2 * time.Second, RetryMax: 2 * time.Second,
-		Metrics: metrics.Summary{Requests: 1, RateLimitHits: 1}})
-	if srv.Controls.RateLimited() != 1 {
-		t.Errorf("double sent %d 429s, want 1", srv.Controls.RateLimited())
-	}
+	harness.EnforcedRateLimit(t, v, srv.Controls, "", keyFinding(key),
+		verifiertest.Want{Details: finding.Details{anthropicpartner.DetailOrganizationID: org}}, verifiertest.Want{RetryMin: 2 * time.Second, RetryMax: 2 * time.Second})
 }
 
 // TestRateFitsLimit: the default rate of the two instances the template

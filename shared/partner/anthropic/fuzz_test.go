@@ -3,35 +3,22 @@ package anthropicpartner_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"math/rand/v2"
 	"net/http"
-	"net/url"
-	"strings"
 	"testing"
-	"time"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/verifiertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	anthropicpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/anthropic"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/verify"
 )
 
 // fuzzKeys are the API key and Admin key the fuzzer's answers may echo
-// ({{TOKEN}}). They come from a fixed seed so that a failing input
-// reproduces, and the corpus holds only the placeholder.
+// ({{TOKEN}}), drawn from a fixed seed; the corpus holds only the
+// placeholder.
 var fuzzKeys = func() [2]string {
-	r := rand.New(rand.NewPCG(0xa7, 0x0c1c))
+	r := verifiertest.NewFuzzRand(0xa7, 0x0c1c)
 	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-	body := func() string {
-		var b strings.Builder
-		for range 93 {
-			b.WriteByte(alphabet[r.IntN(len(alphabet))])
-		}
-		return b.String()
-	}
-	return [2]string{"sk-ant-api03-" + body() + "AA", "sk-ant-admin01-" + body() + "AA"}
+	return [2]string{"sk-ant-api03-" + r.Pick(alphabet, 93) + "AA", "sk-ant-admin01-" + r.Pick(alphabet, 93) + "AA"}
 }()
 
 // FuzzAnthropicAnswer feeds arbitrary answers (status, headers, body, a
@@ -43,11 +30,7 @@ var fuzzKeys = func() [2]string {
 // authentication_error document; partner_confirmed only from a 200 or a
 // 403 permission_error; and the key appears in no verdict or fault.
 func FuzzAnthropicAnswer(f *testing.F) {
-	srv := partnertest.NewFuzzServer(f)
-	v, err := anthropicpartner.New(partnerhttp.Options{Endpoints: []*url.URL{srv.Endpoint()}, Timeout: 5 * time.Second})
-	if err != nil {
-		f.Fatal(err)
-	}
+	srv, v := verifiertest.FuzzTarget(f, anthropicpartner.New)
 	f.Fuzz(func(t *testing.T, mode byte, status int, header string, body []byte) {
 		key, tt := fuzzKeys[0], anthropicpartner.TokenAPIKey
 		if mode&4 != 0 {
@@ -58,32 +41,8 @@ func FuzzAnthropicAnswer(f *testing.F) {
 		fd := finding.Finding{ID: "f-1", RuleID: "anthropic-api-key", Token: finding.Secret(key)}
 		verdict, err := v.Verify(context.Background(), tt, fd)
 
-		text := verdict.Message + fmt.Sprint(verdict.Details)
-		if err != nil {
-			text += err.Error()
-		}
-		if strings.Contains(text, key) || strings.Contains(text, key[15:60]) {
-			t.Fatal("the key appears in the verdict or fault text")
-		}
-		if err != nil {
-			fault, ok := verify.AsFault(err)
-			switch {
-			case !ok:
-				t.Fatalf("error %q is not a *verify.Fault", err)
-			case verdict.Reason != "":
-				t.Fatalf("both a verdict (%s) and a fault", verdict.Reason)
-			case resp.Status == http.StatusTooManyRequests && !resp.Truncate && fault.Kind != verify.RateLimited:
-				t.Fatalf("a 429 is a %s fault, want rate limited", fault.Kind)
-			}
+		if !(verifiertest.FuzzContract{Secrets: []string{key, key[15:60]}}).Check(t, resp, verdict, err) {
 			return
-		}
-		switch {
-		case resp.Status == 0:
-			t.Fatalf("no answer yielded verdict %s", verdict.Reason)
-		case resp.Truncate:
-			t.Fatalf("a truncated answer (http %d) yielded verdict %s", resp.Status, verdict.Reason)
-		case resp.Status == http.StatusTooManyRequests || resp.Status >= 500:
-			t.Fatalf("http %d yielded verdict %s", resp.Status, verdict.Reason)
 		}
 		switch verdict.Reason {
 		case finding.ReasonPartnerConfirmed:

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/stsdouble"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 )
@@ -112,8 +113,8 @@ func FuzzAccountID(f *testing.F) {
 // decoder) is the one AccountID decodes, for the published vector's
 // account and random ones, AKIA keys with their secret and without.
 func TestSTSAgreesWithDecodedAccount(t *testing.T) {
-	d := startDouble(t)
-	v := newVerifier(t, d.URL, 5*time.Second, nil)
+	d := partnertest.StartDouble(t, stsdouble.Start)
+	v := harness.NewVerifier(t, 5*time.Second, nil, d.URL)
 	for _, account := range []string{"609629065308", testAccount, "000000000001", "999999999999"} {
 		id, secret := stsdouble.NewKeyPairIn(account)
 		d.AddKey(id, secret, "")

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"maps"
 	"net/http"
 	"net/url"
@@ -16,6 +15,7 @@ import (
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/stsdouble"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/verifiertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/metrics"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
@@ -24,28 +24,8 @@ import (
 
 const testAccount = "210987654321"
 
-func startDouble(t *testing.T) *stsdouble.Server {
-	t.Helper()
-	d, err := stsdouble.Start("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(d.Close)
-	return d
-}
-
-func newVerifier(t *testing.T, endpoint string, timeout time.Duration, rt http.RoundTripper) *Verifier {
-	t.Helper()
-	u, err := url.Parse(endpoint)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := New(partnerhttp.Options{Endpoints: []*url.URL{u}, Timeout: timeout, Transport: rt})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
-}
+// harness is the shared verifier harness bound to aws.
+var harness = verifiertest.Harness{Def: Definition, Op: op}
 
 func awsFinding(keyID, secret string) finding.Finding {
 	f := finding.Finding{ID: "f-1", RuleID: "AWS", Token: finding.Secret(keyID)}
@@ -205,98 +185,68 @@ func verifyRows() []verifyRow {
 	}
 }
 
-// outcome is one row's result, for the assertions and the leak check.
-type outcome struct {
-	finding finding.Finding
-	verdict verify.Verdict
-	err     error
-	metrics metrics.Summary
-}
-
-func runRow(t *testing.T, rc verifyRow) (outcome, *stsdouble.Server) {
+func runRow(t *testing.T, rc verifyRow) (finding.Finding, verifiertest.Outcome, *stsdouble.Server) {
 	t.Helper()
-	d := startDouble(t)
+	d := partnertest.StartDouble(t, stsdouble.Start)
 	f := rc.arrange(t, d)
 	var rt http.RoundTripper
 	if rc.transport != nil {
 		rt = rc.transport(f)
 	}
-	v := newVerifier(t, d.URL, rc.timeout, rt)
+	v := harness.NewVerifier(t, rc.timeout, rt, d.URL)
 	tt := rc.tokenType
 	if tt == "" {
 		tt = finding.TokenAWSAccessKey
 	}
-	rec := metrics.New()
-	ctx := metrics.NewContext(context.Background(), rec)
-	verdict, err := callerVerify(ctx, v, tt, f)
-	return outcome{f, verdict, err, rec.Snapshot()[string(finding.PartnerAWS)]}, d
+	return f, harness.Run(v, tt, f), d
+}
+
+// harnessWant is the row's expectation for verifiertest.Check: a request
+// is made when the double or the row's transport is reached.
+func (rc verifyRow) harnessWant() verifiertest.Want {
+	requests := int(rc.calls)
+	if rc.transport != nil {
+		requests = 1
+	}
+	w := verifiertest.Want{Reason: rc.want, Details: rc.wantDetails, Kind: rc.kind, HTTPStatus: rc.httpStatus, Network: rc.network,
+		RetryMin: rc.retryAfter, RetryMax: rc.retryAfter,
+		Metrics: metrics.Summary{Requests: requests, Errors: rc.errs, NetworkErrors: rc.netErrs, RateLimitHits: rc.limited}}
+	if requests == 0 {
+		w.Metrics = metrics.Summary{}
+	}
+	return w
 }
 
 func TestVerify(t *testing.T) {
 	for _, rc := range verifyRows() {
 		t.Run(rc.name, func(t *testing.T) {
-			o, d := runRow(t, rc)
+			_, o, d := runRow(t, rc)
 			if got := d.Controls.Requests(); got != rc.calls {
 				t.Errorf("requests to the double = %d, want %d", got, rc.calls)
 			}
-			m := o.metrics
-			if m.Errors != rc.errs || m.NetworkErrors != rc.netErrs || m.RateLimitHits != rc.limited {
-				t.Errorf("metrics errors/network/limited = %d/%d/%d, want %d/%d/%d",
-					m.Errors, m.NetworkErrors, m.RateLimitHits, rc.errs, rc.netErrs, rc.limited)
-			}
-			if !rc.fault {
-				if o.err != nil {
-					t.Fatalf("Verify: unexpected error %v", o.err)
-				}
-				if o.verdict.Reason != rc.want || o.verdict.Status() != finding.StatusOf(rc.want) {
-					t.Errorf("verdict = %s/%s, want %s/%s", o.verdict.Status(), o.verdict.Reason, finding.StatusOf(rc.want), rc.want)
-				}
-				if !maps.Equal(o.verdict.Details, rc.wantDetails) {
-					t.Errorf("details = %v, want %v", o.verdict.Details, rc.wantDetails)
-				}
-				return
-			}
-			flt, ok := verify.AsFault(o.err)
-			if !ok {
-				t.Fatalf("want a *verify.Fault, got verdict %+v, err %v", o.verdict, o.err)
-			}
-			if o.verdict.Reason != "" {
-				t.Errorf("a fault came with verdict %q", o.verdict.Reason)
-			}
-			if flt.Kind != rc.kind || flt.Network != rc.network || flt.HTTPStatus != rc.httpStatus || flt.RetryAfter != rc.retryAfter {
-				t.Errorf("fault = %+v, want kind %v network %v status %d retry-after %v", flt, rc.kind, rc.network, rc.httpStatus, rc.retryAfter)
-			}
-			if flt.Partner != finding.PartnerAWS || flt.Op == "" || flt.Msg == "" {
-				t.Errorf("fault does not name partner, operation and cause: %q", flt.Error())
+			harness.Check(t, o, rc.harnessWant())
+			if flt, ok := verify.AsFault(o.Err); ok && flt.Msg == "" {
+				t.Errorf("fault does not name its cause: %q", flt.Error())
 			}
 		})
 	}
 }
 
-// allFaults lists every fault partnertest can inject.
-func allFaults() []partnertest.Fault {
-	var fs []partnertest.Fault
-	for f := partnertest.FaultNone + 1; f.String() != ""; f++ {
-		fs = append(fs, f)
-	}
-	return fs
-}
-
 func TestNoFaultYieldsInactive(t *testing.T) {
-	faults := allFaults()
+	faults := partnertest.Faults()[1:]
 	if len(faults) < 12 {
 		t.Fatalf("found only %d faults in partnertest", len(faults))
 	}
 	for _, withSecret := range []bool{true, false} {
 		for _, fl := range faults {
 			t.Run(fmt.Sprintf("%s/secret=%v", fl, withSecret), func(t *testing.T) {
-				d := startDouble(t)
+				d := partnertest.StartDouble(t, stsdouble.Start)
 				id, secret := stsdouble.NewKeyPair() // unknown to STS: a real answer would be inactive
 				if !withSecret {
 					secret = ""
 				}
 				d.Controls.Push(fl)
-				v := newVerifier(t, d.URL, 300*time.Millisecond, nil)
+				v := harness.NewVerifier(t, 300*time.Millisecond, nil, d.URL)
 				verdict, err := v.Verify(context.Background(), finding.TokenAWSAccessKey, awsFinding(id, secret))
 				if _, ok := verify.AsFault(err); !ok || verdict.Status() == finding.StatusInactive {
 					t.Errorf("fault %s: verdict %q, err %v; want a *verify.Fault and no verdict", fl, verdict.Reason, err)
@@ -310,8 +260,8 @@ func TestNoFaultYieldsInactive(t *testing.T) {
 // which is keyed by key id and day, not secret: each call must sign with
 // its own finding's secret (or the probe secret).
 func TestSecretsNotReusedAcrossCalls(t *testing.T) {
-	d := startDouble(t)
-	v := newVerifier(t, d.URL, 0, nil)
+	d := partnertest.StartDouble(t, stsdouble.Start)
+	v := harness.NewVerifier(t, 0, nil, d.URL)
 	id, secret := liveKey(d)
 	_, wrong := stsdouble.NewKeyPair()
 	steps := []struct {
@@ -336,31 +286,15 @@ func TestSecretsNotReusedAcrossCalls(t *testing.T) {
 // would (slog JSON) and checks that no key id or secret appears anywhere in
 // what a verification produces.
 func TestNoCredentialLeaks(t *testing.T) {
-	var logBuf bytes.Buffer
-	logger := slog.New(slog.NewJSONHandler(&logBuf, nil))
+	sweep := harness.LeakSweep(t, nil)
 	for _, rc := range verifyRows() {
 		t.Run(rc.name, func(t *testing.T) {
-			o, _ := runRow(t, rc)
-			var produced strings.Builder
-			fmt.Fprintf(&produced, "%v|%+v|%#v|%s|", o.verdict, o.verdict, o.verdict, o.verdict.Message)
-			if o.err != nil {
-				produced.WriteString(o.err.Error())
-				fmt.Fprintf(&produced, "|%+v|%#v", o.err, o.err)
-			}
-			logger.Info("verification", "token", o.finding.Token, "fingerprint", o.finding.Fingerprint(),
-				"status", o.verdict.Status(), "reason", o.verdict.Reason, "details", o.verdict.Details,
-				"message", o.verdict.Message, "error", o.err)
-			produced.Write(logBuf.Bytes())
-			for _, secret := range []string{o.finding.Token.Reveal(), o.finding.ContextValue(finding.ContextAWSSecretAccessKey)} {
-				if secret != "" && strings.Contains(produced.String(), secret) {
-					t.Errorf("credential material leaked into the verification's output")
-				}
-			}
+			f, o, _ := runRow(t, rc)
+			sweep.Record(rc.name, f, o.Verdict, o.Err)
+			sweep.Secret(f.ContextValue(finding.ContextAWSSecretAccessKey))
 		})
 	}
-	if !strings.Contains(logBuf.String(), `"reason":"partner_confirmed"`) || !strings.Contains(logBuf.String(), "[REDACTED") {
-		t.Fatalf("the captured log does not hold the outcomes; the leak check saw nothing")
-	}
+	sweep.Check([]string{`"reason":"partner_confirmed"`, "[REDACTED"}, nil)
 }
 
 // recorder remembers what the verifier put on the wire.
@@ -385,15 +319,15 @@ func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 func TestRequestsGoOnlyToTheConfiguredEndpoint(t *testing.T) {
-	d := startDouble(t)
-	canary := startDouble(t)
+	d := partnertest.StartDouble(t, stsdouble.Start)
+	canary := partnertest.StartDouble(t, stsdouble.Start)
 	// The SDK's own endpoint and region settings must not redirect the verifier.
 	t.Setenv("AWS_ENDPOINT_URL", canary.URL)
 	t.Setenv("AWS_ENDPOINT_URL_STS", canary.URL)
 	t.Setenv("AWS_REGION", "eu-west-3")
 	t.Setenv("AWS_STS_REGIONAL_ENDPOINTS", "regional")
 	rec := &recorder{base: http.DefaultTransport}
-	v := newVerifier(t, d.URL, 0, rec)
+	v := harness.NewVerifier(t, 0, rec, d.URL)
 	id, secret := liveKey(d)
 	for _, s := range []string{secret, ""} {
 		if verdict, err := v.Verify(context.Background(), finding.TokenAWSAccessKey, awsFinding(id, s)); err != nil || verdict.Reason != finding.ReasonPartnerConfirmed {
@@ -428,43 +362,11 @@ func TestRequestsGoOnlyToTheConfiguredEndpoint(t *testing.T) {
 }
 
 func TestNew(t *testing.T) {
-	for _, raw := range []string{"", "ftp://sts.example", "/relative", "http://"} {
-		var u *url.URL
-		if raw != "" {
-			u, _ = url.Parse(raw)
-		}
-		if _, err := New(partnerhttp.Options{Endpoints: []*url.URL{u}}); err == nil {
-			t.Errorf("New(%q): want an error", raw)
-		}
-	}
-}
-
-func TestNewWantsOneEndpoint(t *testing.T) {
-	u, _ := url.Parse(DefaultEndpoint)
-	for _, eps := range [][]*url.URL{nil, {u, u}} {
-		if _, err := New(partnerhttp.Options{Endpoints: eps}); err == nil || !strings.HasPrefix(err.Error(), "awspartner: new verifier: ") {
-			t.Errorf("New with %d endpoints: err = %v, want an error", len(eps), err)
-		}
-	}
-}
-
-// callerVerify verifies f as pipeline.Worker does: a finding reaches Verify
-// only routed to its own token type and past the partner's gate
-// (Definition.Examine), so the rows that test that gate get their verdict
-// here, without a call.
-func callerVerify(ctx context.Context, v verify.Verifier, tt finding.TokenType, f finding.Finding) (verify.Verdict, error) {
-	rt, reason, msg := Definition.Examine(f)
-	if reason != "" {
-		return verify.Verdict{Reason: reason, Message: msg}, nil
-	}
-	if rt.TokenType != tt {
-		return verify.Verdict{Reason: finding.ReasonUnsupportedTokenType, Message: "rule_id is routed to " + string(rt.TokenType) + ", not " + string(tt)}, nil
-	}
-	return v.Verify(ctx, tt, f)
+	verifiertest.RefusesEndpoints(t, New, "awspartner: new verifier: ", DefaultEndpoint, "", "ftp://sts.example", "/relative", "http://")
 }
 
 func TestOtherTokenTypeUnsupported(t *testing.T) {
-	v := newVerifier(t, "http://127.0.0.1:1", 0, nil)
+	v := harness.NewVerifier(t, 0, nil, "http://127.0.0.1:1")
 	verdict, err := v.Verify(context.Background(), finding.TokenPostmanAPIKey, awsFinding(stsdouble.NewKeyPair()))
 	if err != nil || verdict.Reason != finding.ReasonUnsupportedTokenType {
 		t.Fatalf("Verify = %q, %v; want unsupported_token_type without a call", verdict.Reason, err)
@@ -472,13 +374,6 @@ func TestOtherTokenTypeUnsupported(t *testing.T) {
 }
 
 func TestCancelledContextIsAFault(t *testing.T) {
-	d := startDouble(t)
-	v := newVerifier(t, d.URL, 0, nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	verdict, err := v.Verify(ctx, finding.TokenAWSAccessKey, awsFinding(stsdouble.NewKeyPair()))
-	flt, ok := verify.AsFault(err)
-	if !ok || !flt.Network || verdict.Reason != "" {
-		t.Fatalf("Verify on a cancelled context = %q, %v; want a network fault", verdict.Reason, err)
-	}
+	d := partnertest.StartDouble(t, stsdouble.Start)
+	verifiertest.CancelledIsAFault(t, harness.NewVerifier(t, 0, nil, d.URL), finding.TokenAWSAccessKey, awsFinding(stsdouble.NewKeyPair()))
 }

@@ -7,9 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
-	"fmt"
 	"io"
-	mrand "math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -19,6 +17,7 @@ import (
 	"time"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/verifiertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/verify"
@@ -35,15 +34,9 @@ type fuzzCreds struct {
 
 func newFuzzCreds(tb testing.TB, tokenURI string) fuzzCreds {
 	tb.Helper()
-	r := mrand.New(mrand.NewPCG(0x6c9, 0xf022))
+	r := verifiertest.NewFuzzRand(0x6c9, 0xf022)
 	const urlSafe = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-	pick := func(n int) string {
-		var b strings.Builder
-		for range n {
-			b.WriteByte(urlSafe[r.IntN(len(urlSafe))])
-		}
-		return b.String()
-	}
+	pick := func(n int) string { return r.Pick(urlSafe, n) }
 	priv, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		tb.Fatal(err)
@@ -101,24 +94,6 @@ func (c fuzzCreds) secrets() []string {
 	return append([]string{c.apiKey, c.clientSecret, c.accessToken}, pemLines(c.saPEM)...)
 }
 
-// leaked reports whether any 20-character window of a secret is in text.
-func fuzzLeaked(text string, secrets []string) bool {
-	for _, s := range secrets {
-		if len(s) < window {
-			if strings.Contains(text, s) {
-				return true
-			}
-			continue
-		}
-		for j := 0; j+window <= len(s); j++ {
-			if strings.Contains(text, s[j:j+window]) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
 // FuzzGoogleAnswer feeds arbitrary answers (status, headers, body, a
 // dropped or truncated connection) from the discovery, token and tokeninfo
 // endpoints to the real verifier, for each of the four GCP token types,
@@ -164,35 +139,11 @@ func FuzzGoogleAnswer(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, mode byte, status int, header string, body []byte) {
 		tt, resp, verdict, err := verifyWith(mode, status, header, body)
-		text := verdict.Message + fmt.Sprint(verdict.Details)
-		if err != nil {
-			text += err.Error()
-		}
-		if fuzzLeaked(text, creds.secrets()) {
-			t.Fatalf("%s: a credential appears in the verdict or fault text", tt)
-		}
 		if n := canaryHits.Load(); n != 0 {
 			t.Fatalf("%s: the token_uri canary saw %d requests", tt, n)
 		}
-		if err != nil {
-			fault, ok := verify.AsFault(err)
-			switch {
-			case !ok:
-				t.Fatalf("%s: error %q is not a *verify.Fault", tt, err)
-			case verdict.Reason != "":
-				t.Fatalf("%s: both a verdict (%s) and a fault", tt, verdict.Reason)
-			case resp.Status == http.StatusTooManyRequests && !resp.Truncate && fault.Kind != verify.RateLimited:
-				t.Fatalf("%s: a 429 is a %s fault, want rate limited", tt, fault.Kind)
-			}
+		if !(verifiertest.FuzzContract{Secrets: creds.secrets(), Window: window, Label: string(tt)}).Check(t, resp, verdict, err) {
 			return
-		}
-		switch {
-		case resp.Status == 0:
-			t.Fatalf("%s: no answer yielded verdict %s", tt, verdict.Reason)
-		case resp.Truncate:
-			t.Fatalf("%s: a truncated answer (http %d) yielded verdict %s", tt, resp.Status, verdict.Reason)
-		case resp.Status == http.StatusTooManyRequests || resp.Status >= 500:
-			t.Fatalf("%s: http %d yielded verdict %s", tt, resp.Status, verdict.Reason)
 		}
 		switch verdict.Reason {
 		case finding.ReasonPartnerConfirmed:
@@ -218,17 +169,6 @@ var fuzzRejections = map[finding.TokenType]struct {
 	finding.TokenGCPServiceAccountKey: {400, `{"error":"invalid_grant","error_description":"Invalid JWT Signature."}`},
 }
 
-// fuzzObject decodes a JSON object keeping its keys exactly as sent.
-func fuzzObject(raw []byte) (map[string]json.RawMessage, bool) {
-	var m map[string]json.RawMessage
-	return m, json.Unmarshal(raw, &m) == nil && m != nil
-}
-
-func fuzzString(m map[string]json.RawMessage, key string) (string, bool) {
-	var s string
-	return s, json.Unmarshal(m[key], &s) == nil
-}
-
 // isGoogleRejection is the exact answer that proves a credential of type
 // tt dead, with JSON keys matched exactly as Google spells them: for an
 // API key a 400 Google error envelope (non-zero integer code) with an
@@ -237,11 +177,11 @@ func fuzzString(m map[string]json.RawMessage, key string) (string, bool) {
 // invalid_client; for a service-account key a 400 invalid_grant whose
 // description does not blame the assertion ("Invalid JWT: ...").
 func isGoogleRejection(tt finding.TokenType, status int, body []byte) bool {
-	doc, ok := fuzzObject(body)
+	doc, ok := verifiertest.JSONObject(body)
 	if !ok {
 		return false
 	}
-	code, isString := fuzzString(doc, "error")
+	code, isString := verifiertest.JSONString(doc, "error")
 	switch tt {
 	case finding.TokenGCPAccessToken:
 		return status == http.StatusBadRequest && isString && code == "invalid_token"
@@ -254,23 +194,23 @@ func isGoogleRejection(tt finding.TokenType, status int, body []byte) bool {
 		if _, present := doc["error_description"]; !present {
 			return true
 		}
-		desc, ok := fuzzString(doc, "error_description")
+		desc, ok := verifiertest.JSONString(doc, "error_description")
 		return ok && !strings.HasPrefix(desc, "Invalid JWT:")
 	case finding.TokenGCPAPIKey:
-		env, ok := fuzzObject(doc["error"])
+		env, ok := verifiertest.JSONObject(doc["error"])
 		var n int
 		var details []json.RawMessage
 		if status != http.StatusBadRequest || !ok || json.Unmarshal(env["code"], &n) != nil || n == 0 || json.Unmarshal(env["details"], &details) != nil {
 			return false
 		}
 		for _, d := range details {
-			info, ok := fuzzObject(d)
+			info, ok := verifiertest.JSONObject(d)
 			if !ok {
 				continue
 			}
-			typ, _ := fuzzString(info, "@type")
-			domain, _ := fuzzString(info, "domain")
-			reason, _ := fuzzString(info, "reason")
+			typ, _ := verifiertest.JSONString(info, "@type")
+			domain, _ := verifiertest.JSONString(info, "domain")
+			reason, _ := verifiertest.JSONString(info, "reason")
 			if typ == "type.googleapis.com/google.rpc.ErrorInfo" && domain == "googleapis.com" && reason == "API_KEY_INVALID" {
 				return true
 			}

@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	partnerdef "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner"
 	"net/http"
 	"net/url"
 	"strings"
@@ -18,8 +17,10 @@ import (
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/googledouble"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/verifiertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/metrics"
+	partnerdef "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/verify"
 )
@@ -58,19 +59,15 @@ func configFor(t *testing.T, d *googledouble.Double) partnerhttp.Options {
 	return partnerhttp.Options{Endpoints: []*url.URL{mustURL(t, d.Discovery.URL), mustURL(t, d.OAuth.URL)}, Timeout: 2 * time.Second}
 }
 
-// callerVerify verifies f as pipeline.Worker does: a finding reaches Verify
-// only routed to its own token type and past the partner's gate
-// (Definition.Examine), so the rows that test that gate get their verdict
-// here, without a call.
-func callerVerify(ctx context.Context, v verify.Verifier, tt finding.TokenType, f finding.Finding) (verify.Verdict, error) {
-	rt, reason, msg := Definition.Examine(f)
-	if reason != "" {
-		return verify.Verdict{Reason: reason, Message: msg}, nil
+// TestCancelledContextIsAFault: a caller that gave up learns nothing, for
+// the API key's discovery call and the OAuth token types' calls alike.
+func TestCancelledContextIsAFault(t *testing.T) {
+	d := googledouble.New(t)
+	v, err := New(configFor(t, d))
+	if err != nil {
+		t.Fatal(err)
 	}
-	if rt.TokenType != tt {
-		return verify.Verdict{Reason: finding.ReasonUnsupportedTokenType, Message: "rule_id is routed to " + string(rt.TokenType) + ", not " + string(tt)}, nil
-	}
-	return v.Verify(ctx, tt, f)
+	verifiertest.CancelledIsAFault(t, v, finding.TokenGCPAPIKey, mkFinding(finding.TokenGCPAPIKey, d.AddAPIKey(googledouble.APIKeyValid), ""))
 }
 
 // withTokenURI rewrites a key file's token_uri, as a planted key would.
@@ -437,7 +434,7 @@ func TestVerify(t *testing.T) {
 				t.Fatal(err)
 			}
 			rec := metrics.New()
-			verdict, err := callerVerify(metrics.NewContext(context.Background(), rec), v, r.tt, f)
+			verdict, err := verifiertest.CallerVerify(metrics.NewContext(context.Background(), rec), Definition, v, r.tt, f)
 			leaks.outcome(t.Name(), r.tt, verdict, err)
 
 			if verdict.Status() == finding.StatusInactive && err != nil {

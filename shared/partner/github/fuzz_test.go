@@ -3,39 +3,24 @@ package githubpartner_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"math/rand/v2"
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
-	"time"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/verifiertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	githubpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/github"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/verify"
 )
 
 // fuzzTokens are the tokens the fuzzer's responses may echo ({{TOKEN}}):
 // a classic token (GET /user) and an installation token (GET
-// /installation/repositories), chosen by the third bit of mode. They are
-// generated from a fixed seed so that a failing input reproduces, and the
-// corpus holds only the placeholder.
+// /installation/repositories), chosen by the third bit of mode, drawn from
+// a fixed seed; the corpus holds only the placeholder.
 var fuzzTokens = func() [2]string {
-	r := rand.New(rand.NewPCG(0x6174, 0x6875))
+	r := verifiertest.NewFuzzRand(0x6174, 0x6875)
 	const alnum = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-	var out [2]string
-	for i, prefix := range []string{"ghp_", "ghs_"} {
-		var b strings.Builder
-		b.WriteString(prefix)
-		for range 36 {
-			b.WriteByte(alnum[r.IntN(len(alnum))])
-		}
-		out[i] = b.String()
-	}
-	return out
+	return [2]string{"ghp_" + r.Pick(alnum, 36), "ghs_" + r.Pick(alnum, 36)}
 }()
 
 // FuzzGithubAnswer feeds arbitrary answers (status, headers, body, a
@@ -47,11 +32,7 @@ var fuzzTokens = func() [2]string {
 // a 403/404 whose JSON message is GitHub's "Resource not accessible by";
 // and the token appears in no verdict, detail or fault.
 func FuzzGithubAnswer(f *testing.F) {
-	srv := partnertest.NewFuzzServer(f)
-	v, err := githubpartner.New(partnerhttp.Options{Endpoints: []*url.URL{srv.Endpoint()}, Timeout: 5 * time.Second})
-	if err != nil {
-		f.Fatal(err)
-	}
+	srv, v := verifiertest.FuzzTarget(f, githubpartner.New)
 	f.Fuzz(func(t *testing.T, mode byte, status int, header string, body []byte) {
 		tok, tt := fuzzTokens[0], githubpartner.TokenPAT
 		if mode&4 != 0 {
@@ -62,32 +43,8 @@ func FuzzGithubAnswer(f *testing.F) {
 		fd := finding.Finding{ID: "f-1", RuleID: rule, Token: finding.Secret(tok)}
 		verdict, err := v.Verify(context.Background(), tt, fd)
 
-		text := verdict.Message + fmt.Sprintf("%v", verdict.Details)
-		if err != nil {
-			text += err.Error()
-		}
-		if strings.Contains(text, tok) || strings.Contains(text, tok[4:]) {
-			t.Fatal("the token appears in the verdict, its details or the fault text")
-		}
-		if err != nil {
-			fault, ok := verify.AsFault(err)
-			switch {
-			case !ok:
-				t.Fatalf("error %q is not a *verify.Fault", err)
-			case verdict.Reason != "":
-				t.Fatalf("both a verdict (%s) and a fault", verdict.Reason)
-			case resp.Status == http.StatusTooManyRequests && !resp.Truncate && (fault.Kind != verify.RateLimited || fault.RetryAfter <= 0):
-				t.Fatalf("a 429 is a %s fault waiting %v, want rate limited with a wait", fault.Kind, fault.RetryAfter)
-			}
+		if !(verifiertest.FuzzContract{Secrets: []string{tok, tok[4:]}, WantRetryAfter: true}).Check(t, resp, verdict, err) {
 			return
-		}
-		switch {
-		case resp.Status == 0:
-			t.Fatalf("no answer yielded verdict %s", verdict.Reason)
-		case resp.Truncate:
-			t.Fatalf("a truncated answer (http %d) yielded verdict %s", resp.Status, verdict.Reason)
-		case resp.Status == http.StatusTooManyRequests || resp.Status >= 500:
-			t.Fatalf("http %d yielded verdict %s", resp.Status, verdict.Reason)
 		}
 		switch verdict.Reason {
 		case finding.ReasonPartnerConfirmed:

@@ -1,13 +1,9 @@
 package githubpartner_test
 
 import (
-	"bytes"
 	"context"
-	"fmt"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,16 +25,6 @@ const rule = "Github Personal Access Token"
 // harness is the shared verifier harness bound to github.
 var harness = verifiertest.Harness{Def: githubpartner.Definition, OpPrefix: "GET /"}
 
-func startDouble(t *testing.T) *githubdouble.Server {
-	t.Helper()
-	s, err := githubdouble.Start("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	return s
-}
-
 func githubFinding(tok string) finding.Finding {
 	return finding.Finding{ID: "f-1", RuleID: rule, Token: finding.Secret(tok)}
 }
@@ -50,7 +36,7 @@ var (
 )
 
 func TestVerifyAgainstDouble(t *testing.T) {
-	srv := startDouble(t)
+	srv := partnertest.StartDouble(t, githubdouble.Start)
 	one := metrics.Summary{Requests: 1}
 	errored := metrics.Summary{Requests: 1, Errors: 1}
 	network := metrics.Summary{Requests: 1, Errors: 1, NetworkErrors: 1}
@@ -215,10 +201,7 @@ func fault(srv *githubdouble.Server, f partnertest.Fault) func(string) finding.F
 // change or a misconfiguration can give: the rejection needs GitHub's JSON
 // error, a restriction its message, a user document its login and id.
 func TestVerifyAnswersTheDoubleDoesNotGive(t *testing.T) {
-	canary := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
-		t.Error("the redirect target was contacted")
-	}))
-	defer canary.Close()
+	canary := partnertest.RedirectCanary(t)
 	const js = "application/json; charset=utf-8"
 	fault := func(status int, msg string) verifiertest.Want {
 		return verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: status, Msg: msg, Metrics: metrics.Summary{Requests: 1, Errors: 1}}
@@ -269,17 +252,7 @@ func TestVerifyAnswersTheDoubleDoesNotGive(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				for k, v := range tc.header {
-					w.Header().Set(k, v)
-				}
-				if tc.contentType != "" {
-					w.Header().Set("Content-Type", tc.contentType)
-				}
-				w.WriteHeader(tc.status)
-				_, _ = w.Write([]byte(tc.body))
-			}))
-			defer srv.Close()
+			srv := partnertest.ServeAnswer(t, tc.status, tc.contentType, tc.body, tc.header)
 			got := harness.Run(harness.NewVerifier(t, 0, nil, srv.URL), "", githubFinding(githubdouble.NewToken(tc.prefix)))
 			harness.Check(t, got, tc.want)
 		})
@@ -346,7 +319,7 @@ func (rt *recordingTransport) RoundTrip(req *http.Request) (*http.Response, erro
 // our User-Agent, to /user (installation tokens: one repository of
 // /installation/repositories).
 func TestRequestShape(t *testing.T) {
-	srv := startDouble(t)
+	srv := partnertest.StartDouble(t, githubdouble.Start)
 	rt := &recordingTransport{base: &http.Transport{}}
 	v := harness.NewVerifier(t, 0, rt, srv.URL+"/")
 	cases := []struct{ prefix, path, query string }{
@@ -389,52 +362,30 @@ func TestRequestShape(t *testing.T) {
 }
 
 func TestConcurrentVerifications(t *testing.T) {
-	srv := startDouble(t)
-	v := harness.NewVerifier(t, 0, nil, srv.URL)
-	toks := make([]string, 16)
-	for i := range toks {
-		toks[i] = githubdouble.NewToken("ghp_")
+	srv := partnertest.StartDouble(t, githubdouble.Start)
+	cases := make([]verifiertest.ConcurrentCase, 16)
+	for i := range cases {
+		tok := githubdouble.NewToken("ghp_")
+		cases[i] = verifiertest.ConcurrentCase{Finding: githubFinding(tok), Want: finding.ReasonPartnerRejected}
 		if i%2 == 0 {
-			srv.AddToken(toks[i], githubdouble.Token{Login: "user-" + strconv.Itoa(i), UserID: 1000 + i})
+			srv.AddToken(tok, githubdouble.Token{Login: "user-" + strconv.Itoa(i), UserID: 1000 + i})
+			cases[i].Want, cases[i].Details = finding.ReasonPartnerConfirmed, finding.Details{githubpartner.DetailLogin: "user-" + strconv.Itoa(i)}
 		}
 	}
-	var wg sync.WaitGroup
-	results := make([]verifiertest.Outcome, len(toks))
-	for i, tok := range toks {
-		wg.Go(func() { results[i] = harness.Run(v, "", githubFinding(tok)) })
-	}
-	wg.Wait()
-	for i, r := range results {
-		want := finding.ReasonPartnerRejected
-		if i%2 == 0 {
-			want = finding.ReasonPartnerConfirmed
-		}
-		if r.Err != nil || r.Verdict.Reason != want {
-			t.Errorf("token %d: %+v, %v; want %s", i, r.Verdict, r.Err, want)
-		}
-		if want == finding.ReasonPartnerConfirmed && r.Verdict.Details[githubpartner.DetailLogin] != "user-"+strconv.Itoa(i) {
-			t.Errorf("token %d: details %v belong to another token", i, r.Verdict.Details)
-		}
-	}
+	harness.Concurrent(t, harness.NewVerifier(t, 0, nil, srv.URL), cases)
 }
 
 func TestCancelledContextIsAFault(t *testing.T) {
-	srv := startDouble(t)
+	srv := partnertest.StartDouble(t, githubdouble.Start)
 	tok := githubdouble.NewToken("ghp_")
 	srv.AddToken(tok, githubdouble.Token{})
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	verdict, err := harness.NewVerifier(t, 0, nil, srv.URL).Verify(ctx, githubpartner.TokenPAT, githubFinding(tok))
-	f, ok := verify.AsFault(err)
-	if !ok || f.Kind != verify.PartnerError || !f.Network || verdict.Reason != "" {
-		t.Errorf("Verify = %+v, %v; want a network partner error", verdict, err)
-	}
+	verifiertest.CancelledIsAFault(t, harness.NewVerifier(t, 0, nil, srv.URL), githubpartner.TokenPAT, githubFinding(tok))
 }
 
 // TestVerifyRefusesOtherTokenTypes: a refresh token or another partner's
 // type reaching Verify (a routing bug) is unsupported, with no call.
 func TestVerifyRefusesOtherTokenTypes(t *testing.T) {
-	srv := startDouble(t)
+	srv := partnertest.StartDouble(t, githubdouble.Start)
 	v := harness.NewVerifier(t, 0, nil, srv.URL)
 	for _, tt := range []finding.TokenType{githubpartner.TokenRefresh, finding.TokenPostmanAPIKey} {
 		verdict, err := v.Verify(context.Background(), tt, githubFinding(githubdouble.NewToken("ghp_")))
@@ -488,83 +439,37 @@ func TestCheckTypesByPrefix(t *testing.T) {
 // TestNoSecretLeaks runs every class of answer and checks that no verdict,
 // error or log line of the outcomes carries the token or its body.
 func TestNoSecretLeaks(t *testing.T) {
-	srv := startDouble(t)
-	var logBuf bytes.Buffer
-	log := slog.New(slog.NewJSONHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	faults := []partnertest.Fault{partnertest.FaultNone, partnertest.Fault500, partnertest.Fault502,
-		partnertest.Fault503, partnertest.Fault504, partnertest.Fault429, partnertest.FaultReset,
-		partnertest.FaultGarbled, partnertest.FaultEmpty, partnertest.FaultTruncated,
-		partnertest.FaultHTML401, partnertest.FaultHTML403, partnertest.FaultHang}
+	srv := partnertest.StartDouble(t, githubdouble.Start)
 	modes := []githubdouble.Mode{githubdouble.Live, githubdouble.Revoked, githubdouble.Restricted403, githubdouble.Restricted404,
 		githubdouble.LockedOut, githubdouble.Primary403, githubdouble.Primary429, githubdouble.Secondary403RetryAfter,
 		githubdouble.Secondary429RetryAfter, githubdouble.Secondary403, githubdouble.Secondary429}
-	v := harness.NewVerifier(t, 300*time.Millisecond, nil, srv.URL)
-	var toks, texts []string
-	verifyOne := func(tok string, label string) {
-		f := githubFinding(tok)
-		verdict, err := harness.CallerVerify(context.Background(), v, "", f)
-		errText := ""
-		if err != nil {
-			errText = err.Error()
-		}
-		texts = append(texts, fmt.Sprintf("%v|%+v|%#v|%s|%v", verdict, verdict, verdict, errText, err))
-		log.Info("verification", "case", label, "finding", f, "token", f.Token,
-			"reason", verdict.Reason, "details", verdict.Details, "message", verdict.Message, "error", err)
-	}
+	sweep := harness.LeakSweep(t, harness.NewVerifier(t, 300*time.Millisecond, nil, srv.URL))
 	for _, prefix := range []string{"ghp_", "ghs_"} {
-		for _, fl := range faults {
+		for _, fl := range partnertest.Faults() {
 			tok := newToken(prefix)
-			toks = append(toks, tok)
 			srv.AddToken(tok, githubdouble.Token{Scopes: []string{"repo"}, Expires: expires})
 			srv.Controls.Push(fl)
-			verifyOne(tok, fl.String())
+			sweep.Verify(fl.String(), "", githubFinding(tok))
 		}
 		for _, m := range modes {
 			tok := newToken(prefix)
-			toks = append(toks, tok)
 			srv.AddToken(tok, githubdouble.Token{Scopes: []string{"repo"}, Mode: m})
-			verifyOne(tok, m.String())
+			sweep.Verify(m.String(), "", githubFinding(tok))
 		}
 	}
 	// Malformed and refresh tokens never leave the process, but their
 	// messages must not quote them either.
 	for _, tok := range []string{githubdouble.NewToken("ghp_") + "Z", githubdouble.NewToken("ghr_"), "ghz_" + githubdouble.NewToken("ghp_")[4:]} {
-		toks = append(toks, tok)
-		verifyOne(tok, "no call")
+		sweep.Verify("no call", "", githubFinding(tok))
 	}
-	texts = append(texts, logBuf.String())
-	if !strings.Contains(logBuf.String(), `"reason":"partner_confirmed"`) || !strings.Contains(logBuf.String(), "http 500") ||
-		!strings.Contains(logBuf.String(), `"reason":"partner_rejected"`) || !strings.Contains(logBuf.String(), "secondary rate limit") {
-		t.Fatal("the verifiertest.Outcome log is missing outcomes; the leak check would prove nothing")
-	}
-	for _, tok := range toks {
+	sweep.Check([]string{`"reason":"partner_confirmed"`, "http 500", `"reason":"partner_rejected"`, "secondary rate limit"}, func(tok string) []string {
 		body := tok[4:]
-		for i, s := range texts {
-			if strings.Contains(s, tok) || strings.Contains(s, body[:len(body)/2]) || strings.Contains(s, body[len(body)/2:]) {
-				t.Errorf("text %d of %d contains a token or part of one", i, len(texts))
-			}
-		}
-	}
+		return []string{body[:len(body)/2], body[len(body)/2:]}
+	})
 }
 
 func TestNew(t *testing.T) {
-	for _, ep := range []string{"", "/user", "ftp://api.github.com", "https://api.github.com?x=1"} {
-		var u *url.URL
-		if ep != "" {
-			u, _ = url.Parse(ep)
-		}
-		if v, err := githubpartner.New(partnerhttp.Options{Endpoints: []*url.URL{u}}); err == nil || v != nil {
-			t.Errorf("New(%q) = %v, %v; want an error", ep, v, err)
-		} else if !strings.HasPrefix(err.Error(), "github: new verifier:") {
-			t.Errorf("error %q does not name the operation", err)
-		}
-	}
-	u, _ := url.Parse(githubpartner.DefaultEndpoint)
-	for _, eps := range [][]*url.URL{nil, {u, u}} {
-		if v, err := githubpartner.New(partnerhttp.Options{Endpoints: eps}); err == nil || v != nil {
-			t.Errorf("New with %d endpoints = %v, %v; want an error", len(eps), v, err)
-		}
-	}
+	verifiertest.RefusesEndpoints(t, githubpartner.New, "github: new verifier:", githubpartner.DefaultEndpoint, "", "/user", "ftp://api.github.com", "https://api.github.com?x=1")
 }
 
 // TestEnterpriseBasePath: a GitHub Enterprise Server base URL keeps its

@@ -4,34 +4,20 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
-	"math/rand/v2"
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
-	"time"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/verifiertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	gitlabpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/gitlab"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/verify"
 )
 
 // fuzzToken is the token the fuzzer's responses may echo ({{TOKEN}}, and
-// its part after glpat- as {{BODY}}). It is generated from a fixed seed so
-// that a failing input reproduces, and the corpus holds only the placeholders.
-var fuzzToken = func() string {
-	r := rand.New(rand.NewPCG(0x91ab, 0x7a7))
-	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
-	var b strings.Builder
-	b.WriteString("glpat-")
-	for range 20 {
-		b.WriteByte(alphabet[r.IntN(len(alphabet))])
-	}
-	return b.String()
-}()
+// its part after glpat- as {{BODY}}), drawn from a fixed seed; the corpus
+// holds only the placeholders.
+var fuzzToken = verifiertest.FuzzToken(0x91ab, 0x7a7, "glpat-", "abcdefghijklmnopqrstuvwxyz0123456789", 20)
 
 // FuzzGitlabAnswer feeds arbitrary answers to GET
 // /api/v4/personal_access_tokens/self (status, headers, body, a dropped or
@@ -43,11 +29,7 @@ var fuzzToken = func() string {
 // that says inactive or revoked); partner_confirmed only from a 200 or a
 // 403 insufficient_scope; and the token appears in no verdict, detail or fault.
 func FuzzGitlabAnswer(f *testing.F) {
-	srv := partnertest.NewFuzzServer(f)
-	v, err := gitlabpartner.New(partnerhttp.Options{Endpoints: []*url.URL{srv.Endpoint()}, Timeout: 5 * time.Second})
-	if err != nil {
-		f.Fatal(err)
-	}
+	srv, v := verifiertest.FuzzTarget(f, gitlabpartner.New)
 	body := strings.TrimPrefix(fuzzToken, "glpat-")
 	f.Fuzz(func(t *testing.T, mode byte, status int, header string, raw []byte) {
 		resp := partnertest.NewFuzzAnswer(mode, status, header, raw, "{{TOKEN}}", fuzzToken, "{{BODY}}", body)
@@ -55,33 +37,8 @@ func FuzzGitlabAnswer(f *testing.F) {
 		fd := finding.Finding{ID: "f-1", RuleID: rule, Token: finding.Secret(fuzzToken)}
 		verdict, err := v.Verify(context.Background(), gitlabpartner.TokenPAT, fd)
 
-		text := verdict.Message + fmt.Sprint(verdict.Details)
-		if err != nil {
-			text += err.Error()
-		}
-		if strings.Contains(strings.ToLower(text), body) {
-			t.Fatal("the token or its body appears in the verdict or fault text")
-		}
-		if err != nil {
-			fault, ok := verify.AsFault(err)
-			switch {
-			case !ok:
-				t.Fatalf("error %q is not a *verify.Fault", err)
-			case verdict.Reason != "":
-				t.Fatalf("both a verdict (%s) and a fault", verdict.Reason)
-			// A header net/http cannot read means the 429 never arrived.
-			case resp.Status == http.StatusTooManyRequests && !resp.Truncate && !fault.Network && fault.Kind != verify.RateLimited:
-				t.Fatalf("a 429 is a %s fault, want rate limited", fault.Kind)
-			}
+		if !(verifiertest.FuzzContract{Secrets: []string{body}, FoldCase: true, Unreadable429: true}).Check(t, resp, verdict, err) {
 			return
-		}
-		switch {
-		case resp.Status == 0:
-			t.Fatalf("no answer yielded verdict %s", verdict.Reason)
-		case resp.Truncate:
-			t.Fatalf("a truncated answer (http %d) yielded verdict %s", resp.Status, verdict.Reason)
-		case resp.Status == http.StatusTooManyRequests || resp.Status >= 500:
-			t.Fatalf("http %d yielded verdict %s", resp.Status, verdict.Reason)
 		}
 		switch verdict.Reason {
 		case finding.ReasonPartnerConfirmed:

@@ -1,13 +1,9 @@
 package gitlabpartner_test
 
 import (
-	"bytes"
-	"context"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"reflect"
 	"strings"
 	"sync"
@@ -30,16 +26,6 @@ const rule = "gitlab_personal_access_token"
 // harness is the shared verifier harness bound to gitlab.
 var harness = verifiertest.Harness{Def: gitlabpartner.Definition, Op: gitlabpartner.Op}
 
-func startDouble(t *testing.T) *gitlabdouble.Server {
-	t.Helper()
-	s, err := gitlabdouble.Start("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	return s
-}
-
 func gitlabFinding(tok string) finding.Finding {
 	return finding.Finding{ID: "f-1", RuleID: rule, Token: finding.Secret(tok)}
 }
@@ -50,7 +36,7 @@ func scopes(s ...string) finding.Details { return finding.Details{gitlabpartner.
 // its place) gives to GET /api/v4/personal_access_tokens/self, and the
 // verdict or fault each must give.
 func TestVerifyAgainstDouble(t *testing.T) {
-	srv := startDouble(t)
+	srv := partnertest.StartDouble(t, gitlabdouble.Start)
 	one := metrics.Summary{Requests: 1}
 	errored := metrics.Summary{Requests: 1, Errors: 1}
 	network := metrics.Summary{Requests: 1, Errors: 1, NetworkErrors: 1}
@@ -189,10 +175,7 @@ func fault(srv *gitlabdouble.Server, f partnertest.Fault) func(*testing.T, strin
 // a change at GitLab, a self-managed instance or a misconfiguration can:
 // none is inactive unless it is GitLab's own rejection.
 func TestVerifyOtherAnswers(t *testing.T) {
-	canary := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
-		t.Error("the redirect target was contacted")
-	}))
-	defer canary.Close()
+	canary := partnertest.RedirectCanary(t)
 	// A fixed token whose body is a valid scope name, to show an echo of it is caught.
 	const tok = "glpat-abcdefghij0123456789"
 	limited := metrics.Summary{Requests: 1, RateLimitHits: 1}
@@ -244,17 +227,7 @@ func TestVerifyOtherAnswers(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				for k, v := range tc.header {
-					w.Header().Set(k, v)
-				}
-				if tc.contentType != "" {
-					w.Header().Set("Content-Type", tc.contentType)
-				}
-				w.WriteHeader(tc.status)
-				_, _ = w.Write([]byte(tc.body))
-			}))
-			defer srv.Close()
+			srv := partnertest.ServeAnswer(t, tc.status, tc.contentType, tc.body, tc.header)
 			w := tc.want
 			if w.Reason != "" {
 				w.Metrics = metrics.Summary{Requests: 1}
@@ -298,7 +271,7 @@ func (rt *recordingTransport) RoundTrip(req *http.Request) (*http.Response, erro
 // token only in the PRIVATE-TOKEN header (never in the URL, a body or
 // another header), our User-Agent set.
 func TestRequestShape(t *testing.T) {
-	srv := startDouble(t)
+	srv := partnertest.StartDouble(t, gitlabdouble.Start)
 	tok := gitlabdouble.NewToken()
 	srv.AddToken(tok)
 	rt := &recordingTransport{base: &http.Transport{}}
@@ -345,149 +318,69 @@ func TestEndpointWithPathPrefix(t *testing.T) {
 }
 
 func TestConcurrentVerifications(t *testing.T) {
-	srv := startDouble(t)
-	v := harness.NewVerifier(t, 0, nil, srv.URL)
-	toks := make([]string, 16)
-	for i := range toks {
-		toks[i] = gitlabdouble.NewToken()
+	srv := partnertest.StartDouble(t, gitlabdouble.Start)
+	cases := make([]verifiertest.ConcurrentCase, 16)
+	for i := range cases {
+		tok := gitlabdouble.NewToken()
+		cases[i] = verifiertest.ConcurrentCase{TokenType: gitlabpartner.TokenPAT, Finding: gitlabFinding(tok), Want: finding.ReasonPartnerRejected}
 		if i%2 == 0 {
-			srv.AddToken(toks[i], fmt.Sprintf("scope_n%d", i))
+			srv.AddToken(tok, fmt.Sprintf("scope_n%d", i))
+			cases[i].Want, cases[i].Details = finding.ReasonPartnerConfirmed, scopes(fmt.Sprintf("scope_n%d", i))
 		}
 	}
-	var wg sync.WaitGroup
-	results := make([]verifiertest.Outcome, len(toks))
-	for i, k := range toks {
-		wg.Go(func() { results[i] = harness.Run(v, gitlabpartner.TokenPAT, gitlabFinding(k)) })
-	}
-	wg.Wait()
-	for i, r := range results {
-		want := finding.ReasonPartnerRejected
-		if i%2 == 0 {
-			want = finding.ReasonPartnerConfirmed
-		}
-		if r.Err != nil || r.Verdict.Reason != want {
-			t.Errorf("token %d: %+v, %v; want %s", i, r.Verdict, r.Err, want)
-		}
-		if want == finding.ReasonPartnerConfirmed && !reflect.DeepEqual(r.Verdict.Details[gitlabpartner.DetailScopes], []string{fmt.Sprintf("scope_n%d", i)}) {
-			t.Errorf("token %d: details %v belong to another token", i, r.Verdict.Details)
-		}
-	}
+	harness.Concurrent(t, harness.NewVerifier(t, 0, nil, srv.URL), cases)
 }
 
 func TestCancelledContextIsAFault(t *testing.T) {
-	srv := startDouble(t)
+	srv := partnertest.StartDouble(t, gitlabdouble.Start)
 	tok := gitlabdouble.NewToken()
 	srv.AddToken(tok)
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	verdict, err := harness.NewVerifier(t, 0, nil, srv.URL).Verify(ctx, gitlabpartner.TokenPAT, gitlabFinding(tok))
-	f, ok := verify.AsFault(err)
-	if !ok || f.Kind != verify.PartnerError || !f.Network || verdict.Reason != "" {
-		t.Errorf("Verify = %+v, %v; want a network partner error", verdict, err)
-	}
+	verifiertest.CancelledIsAFault(t, harness.NewVerifier(t, 0, nil, srv.URL), gitlabpartner.TokenPAT, gitlabFinding(tok))
 }
 
 // TestNoSecretLeaks runs every class of answer and checks that no verdict,
 // error or log line of the outcomes carries the token or a part of it.
 func TestNoSecretLeaks(t *testing.T) {
-	srv := startDouble(t)
-	var logBuf bytes.Buffer
-	log := slog.New(slog.NewJSONHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	faults := []partnertest.Fault{partnertest.FaultNone, partnertest.Fault500, partnertest.Fault502,
-		partnertest.Fault503, partnertest.Fault504, partnertest.Fault429, partnertest.FaultReset,
-		partnertest.FaultGarbled, partnertest.FaultEmpty, partnertest.FaultTruncated,
-		partnertest.FaultHTML401, partnertest.FaultHTML403, partnertest.FaultHang}
-	v := harness.NewVerifier(t, 300*time.Millisecond, nil, srv.URL)
-	var toks, texts []string
-	record := func(f finding.Finding, label string, verdict verify.Verdict, err error) {
-		errText := ""
-		if err != nil {
-			errText = err.Error()
-		}
-		texts = append(texts, fmt.Sprintf("%v|%+v|%#v|%s|%v", verdict, verdict, verdict, errText, err))
-		log.Info("verification", "case", label, "finding", f, "token", f.Token,
-			"reason", verdict.Reason, "details", verdict.Details, "message", verdict.Message, "error", err)
-	}
+	srv := partnertest.StartDouble(t, gitlabdouble.Start)
+	sweep := harness.LeakSweep(t, harness.NewVerifier(t, 300*time.Millisecond, nil, srv.URL))
 	for _, live := range []bool{true, false} {
-		for _, fl := range faults {
+		for _, fl := range partnertest.Faults() {
 			tok := gitlabdouble.NewToken()
-			toks = append(toks, tok)
 			if live {
 				srv.AddToken(tok)
 			}
 			srv.Controls.Push(fl)
-			f := gitlabFinding(tok)
-			verdict, err := v.Verify(context.Background(), gitlabpartner.TokenPAT, f)
-			record(f, fl.String(), verdict, err)
+			sweep.Verify(fl.String(), gitlabpartner.TokenPAT, gitlabFinding(tok))
 		}
 	}
 	for _, st := range []gitlabdouble.State{gitlabdouble.Restricted, gitlabdouble.Expired, gitlabdouble.Revoked, gitlabdouble.Inactive200, gitlabdouble.Revoked200} {
 		tok := gitlabdouble.NewRoutableToken()
-		toks = append(toks, tok)
 		srv.SetToken(tok, st, gitlabdouble.DefaultScopes, "2024-01-01")
-		verdict, err := v.Verify(context.Background(), gitlabpartner.TokenPAT, gitlabFinding(tok))
-		record(gitlabFinding(tok), fmt.Sprint("state ", st), verdict, err)
+		sweep.Verify(fmt.Sprint("state ", st), gitlabpartner.TokenPAT, gitlabFinding(tok))
 	}
 	// A malformed token never leaves the process, but its message must not quote it either.
-	bad := gitlabdouble.NewToken()[:24]
-	toks = append(toks, bad)
-	verdict, err := harness.CallerVerify(context.Background(), v, gitlabpartner.TokenPAT, gitlabFinding(bad))
-	record(gitlabFinding(bad), "malformed", verdict, err)
-
-	texts = append(texts, logBuf.String())
-	for _, s := range []string{`"reason":"partner_confirmed"`, `"reason":"partner_rejected"`, "http 500", "rate limited", "malformed_token"} {
-		if !strings.Contains(logBuf.String(), s) {
-			t.Fatalf("the verifiertest.Outcome log lacks %q; the leak check would prove nothing", s)
-		}
-	}
-	for _, k := range toks {
+	sweep.Verify("malformed", gitlabpartner.TokenPAT, gitlabFinding(gitlabdouble.NewToken()[:24]))
+	sweep.Check([]string{`"reason":"partner_confirmed"`, `"reason":"partner_rejected"`, "http 500", "rate limited", "malformed_token"}, func(k string) []string {
 		body := k[6:]
-		for i, s := range texts {
-			if strings.Contains(s, k) || strings.Contains(s, body[:min(len(body), 16)]) {
-				t.Errorf("text %d of %d contains a token or part of one", i, len(texts))
-			}
-		}
-	}
+		return []string{body[:min(len(body), 16)]}
+	})
 }
 
 func TestNew(t *testing.T) {
-	for _, ep := range []string{"", "/api", "ftp://gitlab.com"} {
-		var u *url.URL
-		if ep != "" {
-			u, _ = url.Parse(ep)
-		}
-		if v, err := gitlabpartner.New(partnerhttp.Options{Endpoints: []*url.URL{u}}); err == nil || v != nil {
-			t.Errorf("New(%q) = %v, %v; want an error", ep, v, err)
-		} else if !strings.HasPrefix(err.Error(), "gitlab: new verifier:") {
-			t.Errorf("error %q does not name the operation", err)
-		}
-	}
-	u, _ := url.Parse(gitlabpartner.DefaultEndpoint)
-	for _, eps := range [][]*url.URL{nil, {u, u}} {
-		if v, err := gitlabpartner.New(partnerhttp.Options{Endpoints: eps}); err == nil || v != nil {
-			t.Errorf("New with %d endpoints = %v, %v; want an error", len(eps), v, err)
-		}
-	}
+	verifiertest.RefusesEndpoints(t, gitlabpartner.New, "gitlab: new verifier:", gitlabpartner.DefaultEndpoint, "", "/api", "ftp://gitlab.com")
 }
 
 // TestEnforcedRateLimit drives the double's own limiter rather than a
 // scripted 429: the second request inside the window is refused, with
 // GitLab's wait headers.
 func TestEnforcedRateLimit(t *testing.T) {
-	srv := startDouble(t)
+	srv := partnertest.StartDouble(t, gitlabdouble.Start)
 	tok := gitlabdouble.NewToken()
 	srv.AddToken(tok, "api")
-	srv.Controls.SetRateLimit(0.001, 1)
 	srv.Controls.SetRetryAfter("2")
 	v := harness.NewVerifier(t, 0, nil, srv.URL)
-	harness.Check(t, harness.Run(v, gitlabpartner.TokenPAT, gitlabFinding(tok)),
-		verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Details: scopes("api"), Metrics: metrics.Summary{Requests: 1}})
-	harness.Check(t, harness.Run(v, gitlabpartner.TokenPAT, gitlabFinding(tok)),
-		verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 429, RetryMin: 2 * time.Second, RetryMax: 3 * time.Second,
-			Metrics: metrics.Summary{Requests: 1, RateLimitHits: 1}})
-	if srv.Controls.RateLimited() != 1 {
-		t.Errorf("double sent %d 429s, want 1", srv.Controls.RateLimited())
-	}
+	harness.EnforcedRateLimit(t, v, srv.Controls, gitlabpartner.TokenPAT, gitlabFinding(tok),
+		verifiertest.Want{Details: scopes("api")}, verifiertest.Want{RetryMin: 2 * time.Second, RetryMax: 3 * time.Second})
 }
 
 // TestDefinition pins the contract §7 row: rule ids of both scanners, the

@@ -1,38 +1,22 @@
 package herokupartner_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
-	"math/rand/v2"
 	"net/http"
-	"net/url"
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/verifiertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	herokupartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/heroku"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/verify"
 )
 
-// fuzzKey is the token the fuzzer's responses may echo ({{TOKEN}}). It is
-// generated from a fixed seed so that a failing input reproduces, and the
-// corpus holds only the placeholder.
-var fuzzKey = func() string {
-	r := rand.New(rand.NewPCG(0x4e70, 0x6b75))
-	const alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_-"
-	var b strings.Builder
-	b.WriteString("HRKU-AA")
-	for range 58 {
-		b.WriteByte(alphabet[r.IntN(len(alphabet))])
-	}
-	return b.String()
-}()
+// fuzzKey is the token the fuzzer's responses may echo ({{TOKEN}}), drawn
+// from a fixed seed; the corpus holds only the placeholder.
+var fuzzKey = verifiertest.FuzzToken(0x4e70, 0x6b75, "HRKU-AA", "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_-", 58)
 
 // FuzzHerokuAnswer feeds arbitrary answers to GET /account (status,
 // headers, body, a dropped or truncated connection) to the real verifier
@@ -43,43 +27,15 @@ var fuzzKey = func() string {
 // account document, whose id is the only detail; and the token appears in
 // no verdict or fault.
 func FuzzHerokuAnswer(f *testing.F) {
-	srv := partnertest.NewFuzzServer(f)
-	v, err := herokupartner.New(partnerhttp.Options{Endpoints: []*url.URL{srv.Endpoint()}, Timeout: 5 * time.Second})
-	if err != nil {
-		f.Fatal(err)
-	}
+	srv, v := verifiertest.FuzzTarget(f, herokupartner.New)
 	f.Fuzz(func(t *testing.T, mode byte, status int, header string, body []byte) {
 		resp := partnertest.NewFuzzAnswer(mode, status, header, body, "{{TOKEN}}", fuzzKey)
 		srv.Set(resp)
 		fd := finding.Finding{ID: "f-1", RuleID: ruleV2, Token: finding.Secret(fuzzKey)}
 		verdict, err := v.Verify(context.Background(), herokupartner.TokenAPIKey, fd)
 
-		text := verdict.Message + fmt.Sprint(verdict.Details)
-		if err != nil {
-			text += err.Error()
-		}
-		if strings.Contains(text, fuzzKey) {
-			t.Fatal("the token appears in the verdict or fault text")
-		}
-		if err != nil {
-			fault, ok := verify.AsFault(err)
-			switch {
-			case !ok:
-				t.Fatalf("error %q is not a *verify.Fault", err)
-			case verdict.Reason != "":
-				t.Fatalf("both a verdict (%s) and a fault", verdict.Reason)
-			case resp.Status == http.StatusTooManyRequests && !resp.Truncate && fault.Kind != verify.RateLimited:
-				t.Fatalf("a 429 is a %s fault, want rate limited", fault.Kind)
-			}
+		if !(verifiertest.FuzzContract{Secrets: []string{fuzzKey}}).Check(t, resp, verdict, err) {
 			return
-		}
-		switch {
-		case resp.Status == 0:
-			t.Fatalf("no answer yielded verdict %s", verdict.Reason)
-		case resp.Truncate:
-			t.Fatalf("a truncated answer (http %d) yielded verdict %s", resp.Status, verdict.Reason)
-		case resp.Status == http.StatusTooManyRequests || resp.Status >= 500:
-			t.Fatalf("http %d yielded verdict %s", resp.Status, verdict.Reason)
 		}
 		switch verdict.Reason {
 		case finding.ReasonPartnerConfirmed:
@@ -102,21 +58,10 @@ func FuzzHerokuAnswer(f *testing.F) {
 
 var oracleUUID = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
 
-// oracleObject decodes a body that is one JSON object and nothing else,
-// written independently of the verifier's own decoder.
-func oracleObject(body []byte) (map[string]json.RawMessage, bool) {
-	trimmed := bytes.TrimSpace(body)
-	if len(trimmed) == 0 || trimmed[0] != '{' {
-		return nil, false
-	}
-	var doc map[string]json.RawMessage
-	return doc, json.Unmarshal(trimmed, &doc) == nil
-}
-
 // herokuAccountID is Heroku's account document: a 200 whose body is one
 // JSON object with, under exactly the key "id", a lower-case UUID string.
 func herokuAccountID(status int, body []byte) (string, bool) {
-	doc, ok := oracleObject(body)
+	doc, ok := verifiertest.JSONObject(body)
 	var id string
 	if status != http.StatusOK || !ok || json.Unmarshal(doc["id"], &id) != nil || !oracleUUID.MatchString(id) {
 		return "", false
@@ -128,7 +73,7 @@ func herokuAccountID(status int, body []byte) (string, bool) {
 // expired token: a 401 whose body is one JSON object with "id"
 // "unauthorized" and a string "message".
 func isHerokuRejection(status int, body []byte) bool {
-	doc, ok := oracleObject(body)
+	doc, ok := verifiertest.JSONObject(body)
 	var id, msg string
 	return status == http.StatusUnauthorized && ok &&
 		json.Unmarshal(doc["id"], &id) == nil && id == "unauthorized" &&

@@ -1,13 +1,10 @@
 package herokupartner_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"reflect"
 	"strings"
 	"sync"
@@ -32,16 +29,6 @@ const (
 // harness is the shared verifier harness bound to heroku.
 var harness = verifiertest.Harness{Def: herokupartner.Definition, Op: "GET /account", AnyDetails: true}
 
-func startDouble(t *testing.T) *herokudouble.Server {
-	t.Helper()
-	s, err := herokudouble.Start("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	return s
-}
-
 // herokuFinding is tok as found: a UUID under GitLab's rule (the legacy
 // form it finds), anything else under gitleaks' v2 rule.
 func herokuFinding(tok string) finding.Finding {
@@ -55,7 +42,7 @@ func herokuFinding(tok string) finding.Finding {
 // TestVerifyAgainstDouble has one row per answer Heroku can give, served by
 // the double, and the verdict or fault each must give.
 func TestVerifyAgainstDouble(t *testing.T) {
-	srv := startDouble(t)
+	srv := partnertest.StartDouble(t, herokudouble.Start)
 	one := metrics.Summary{Requests: 1}
 	errored := metrics.Summary{Requests: 1, Errors: 1}
 	network := metrics.Summary{Requests: 1, Errors: 1, NetworkErrors: 1}
@@ -197,7 +184,7 @@ func fault(srv *herokudouble.Server, f partnertest.Fault) func(*testing.T, strin
 // than a scripted 429: once the account's request tokens are spent Heroku
 // answers 429 rate_limit with RateLimit-Remaining 0 and no wait header.
 func TestAccountPoolExhausted(t *testing.T) {
-	srv := startDouble(t)
+	srv := partnertest.StartDouble(t, herokudouble.Start)
 	srv.SetPoolSize(1)
 	key := herokudouble.NewToken()
 	srv.AddToken(key, herokudouble.NewUUID())
@@ -211,29 +198,19 @@ func TestAccountPoolExhausted(t *testing.T) {
 // TestEnforcedRateLimit drives the shared limiter knob: the second request
 // inside the window is refused with the Retry-After the knob sets.
 func TestEnforcedRateLimit(t *testing.T) {
-	srv := startDouble(t)
+	srv := partnertest.StartDouble(t, herokudouble.Start)
 	key := herokudouble.NewToken()
 	srv.AddToken(key, herokudouble.NewUUID())
-	srv.Controls.SetRateLimit(0.001, 1)
 	srv.Controls.SetRetryAfter("2")
 	v := harness.NewVerifier(t, 0, nil, srv.URL)
-	harness.Check(t, harness.Run(v, herokupartner.TokenAPIKey, herokuFinding(key)),
-		verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Metrics: metrics.Summary{Requests: 1}})
-	harness.Check(t, harness.Run(v, herokupartner.TokenAPIKey, herokuFinding(key)),
-		verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 429, RetryMin: 2 * time.Second, RetryMax: 2 * time.Second,
-			Metrics: metrics.Summary{Requests: 1, RateLimitHits: 1}})
-	if srv.Controls.RateLimited() != 1 {
-		t.Errorf("double sent %d 429s, want 1", srv.Controls.RateLimited())
-	}
+	harness.EnforcedRateLimit(t, v, srv.Controls, herokupartner.TokenAPIKey, herokuFinding(key),
+		verifiertest.Want{}, verifiertest.Want{RetryMin: 2 * time.Second, RetryMax: 2 * time.Second})
 }
 
 // TestVerifyUnusableAnswers covers answers the double never gives but a
 // proxy, a partner change or a misconfiguration can: each proves nothing.
 func TestVerifyUnusableAnswers(t *testing.T) {
-	canary := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
-		t.Error("the redirect target was contacted")
-	}))
-	defer canary.Close()
+	canary := partnertest.RedirectCanary(t)
 	const acct = `"id":"01234567-89ab-4cde-8f01-23456789abcd"`
 	tests := []struct {
 		name        string
@@ -268,17 +245,7 @@ func TestVerifyUnusableAnswers(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				for k, v := range tc.header {
-					w.Header().Set(k, v)
-				}
-				if tc.contentType != "" {
-					w.Header().Set("Content-Type", tc.contentType)
-				}
-				w.WriteHeader(tc.status)
-				_, _ = w.Write([]byte(tc.body))
-			}))
-			defer srv.Close()
+			srv := partnertest.ServeAnswer(t, tc.status, tc.contentType, tc.body, tc.header)
 			got := harness.Run(harness.NewVerifier(t, 0, nil, srv.URL), herokupartner.TokenAPIKey, herokuFinding(herokudouble.NewToken()))
 			w := verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: tc.wantStatus, Msg: tc.wantMsg, Metrics: metrics.Summary{Requests: 1, Errors: 1}}
 			if tc.header["Retry-After"] != "" {
@@ -308,7 +275,7 @@ func (rt *recordingTransport) RoundTrip(req *http.Request) (*http.Response, erro
 // header (never in the URL or a body), the version-3 Accept header and
 // this project's User-Agent.
 func TestRequestShape(t *testing.T) {
-	srv := startDouble(t)
+	srv := partnertest.StartDouble(t, herokudouble.Start)
 	rt := &recordingTransport{base: &http.Transport{}}
 	v := harness.NewVerifier(t, 0, rt, srv.URL+"/")
 	keys := []string{herokudouble.NewToken(), herokudouble.NewLegacyKey()}
@@ -381,144 +348,65 @@ func TestEndpointWithPathPrefix(t *testing.T) {
 }
 
 func TestConcurrentVerifications(t *testing.T) {
-	srv := startDouble(t)
-	v := harness.NewVerifier(t, 0, nil, srv.URL)
-	keys := make([]string, 16)
-	accounts := make([]string, 16)
-	for i := range keys {
-		keys[i] = herokudouble.NewToken()
-		accounts[i] = herokudouble.NewUUID()
+	srv := partnertest.StartDouble(t, herokudouble.Start)
+	cases := make([]verifiertest.ConcurrentCase, 16)
+	for i := range cases {
+		key, account := herokudouble.NewToken(), herokudouble.NewUUID()
+		cases[i] = verifiertest.ConcurrentCase{TokenType: herokupartner.TokenAPIKey, Finding: herokuFinding(key), Want: finding.ReasonPartnerRejected}
 		if i%2 == 0 {
-			srv.AddToken(keys[i], accounts[i])
+			srv.AddToken(key, account)
+			cases[i].Want, cases[i].Details = finding.ReasonPartnerConfirmed, finding.Details{herokupartner.DetailAccountID: account}
 		}
 	}
-	var wg sync.WaitGroup
-	results := make([]verifiertest.Outcome, len(keys))
-	for i, k := range keys {
-		wg.Go(func() { results[i] = harness.Run(v, herokupartner.TokenAPIKey, herokuFinding(k)) })
-	}
-	wg.Wait()
-	for i, r := range results {
-		want := finding.ReasonPartnerRejected
-		if i%2 == 0 {
-			want = finding.ReasonPartnerConfirmed
-		}
-		if r.Err != nil || r.Verdict.Reason != want {
-			t.Errorf("key %d: %+v, %v; want %s", i, r.Verdict, r.Err, want)
-		}
-		if want == finding.ReasonPartnerConfirmed && r.Verdict.Details[herokupartner.DetailAccountID] != accounts[i] {
-			t.Errorf("key %d: details %v belong to another key", i, r.Verdict.Details)
-		}
-	}
+	harness.Concurrent(t, harness.NewVerifier(t, 0, nil, srv.URL), cases)
 }
 
 func TestCancelledContextIsAFault(t *testing.T) {
-	srv := startDouble(t)
+	srv := partnertest.StartDouble(t, herokudouble.Start)
 	key := herokudouble.NewToken()
 	srv.AddToken(key, herokudouble.NewUUID())
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	verdict, err := harness.NewVerifier(t, 0, nil, srv.URL).Verify(ctx, herokupartner.TokenAPIKey, herokuFinding(key))
-	f, ok := verify.AsFault(err)
-	if !ok || f.Kind != verify.PartnerError || !f.Network || verdict.Reason != "" {
-		t.Errorf("Verify = %+v, %v; want a network partner error", verdict, err)
-	}
+	verifiertest.CancelledIsAFault(t, harness.NewVerifier(t, 0, nil, srv.URL), herokupartner.TokenAPIKey, herokuFinding(key))
 }
 
 // TestNoSecretLeaks runs every class of answer and checks that no verdict,
 // error or log line of the outcomes carries the key or a part of it.
 func TestNoSecretLeaks(t *testing.T) {
-	srv := startDouble(t)
-	var logBuf bytes.Buffer
-	log := slog.New(slog.NewJSONHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	faults := []partnertest.Fault{partnertest.FaultNone, partnertest.Fault500, partnertest.Fault502,
-		partnertest.Fault503, partnertest.Fault504, partnertest.Fault429, partnertest.FaultReset,
-		partnertest.FaultGarbled, partnertest.FaultEmpty, partnertest.FaultTruncated,
-		partnertest.FaultHTML401, partnertest.FaultHTML403, partnertest.FaultHang}
+	srv := partnertest.StartDouble(t, herokudouble.Start)
 	modes := []herokudouble.Mode{herokudouble.Live, herokudouble.Forbidden, herokudouble.Suspended, herokudouble.Delinquent, herokudouble.Expired}
-	v := harness.NewVerifier(t, 300*time.Millisecond, nil, srv.URL)
-	var keys, texts []string
-	verifyAndLog := func(key string, label string) {
-		f := herokuFinding(key)
-		verdict, err := v.Verify(context.Background(), herokupartner.TokenAPIKey, f)
-		errText := ""
-		if err != nil {
-			errText = err.Error()
-		}
-		texts = append(texts, fmt.Sprintf("%v|%+v|%#v|%s|%v", verdict, verdict, verdict, errText, err))
-		log.Info("verification", "case", label, "finding", f, "token", f.Token,
-			"reason", verdict.Reason, "details", verdict.Details, "message", verdict.Message, "error", err)
-	}
+	sweep := harness.LeakSweep(t, harness.NewVerifier(t, 300*time.Millisecond, nil, srv.URL))
 	for _, legacy := range []bool{false, true} {
+		newKey := herokudouble.NewToken
+		if legacy {
+			newKey = herokudouble.NewLegacyKey
+		}
 		for _, live := range []bool{true, false} {
-			for _, fl := range faults {
-				key := herokudouble.NewToken()
-				if legacy {
-					key = herokudouble.NewLegacyKey()
-				}
-				keys = append(keys, key)
+			for _, fl := range partnertest.Faults() {
+				key := newKey()
 				if live {
 					srv.AddToken(key, herokudouble.NewUUID())
 				}
 				srv.Controls.Push(fl)
-				verifyAndLog(key, fl.String())
+				sweep.Verify(fl.String(), herokupartner.TokenAPIKey, herokuFinding(key))
 			}
 		}
 		for _, m := range modes {
 			key := herokudouble.NewToken()
-			keys = append(keys, key)
 			srv.AddTokenMode(key, herokudouble.NewUUID(), m)
-			verifyAndLog(key, fmt.Sprint("mode ", m))
+			sweep.Verify(fmt.Sprint("mode ", m), herokupartner.TokenAPIKey, herokuFinding(key))
 		}
 	}
 	// A malformed key never leaves the process, but its message must not quote it either.
-	bad := herokudouble.NewToken()[:50]
-	keys = append(keys, bad)
-	rt, reason, msg := herokupartner.Definition.Examine(herokuFinding(bad))
-	texts = append(texts, fmt.Sprintf("%v %s %s", rt, reason, msg))
-
-	texts = append(texts, logBuf.String())
-	if !strings.Contains(logBuf.String(), `"reason":"partner_confirmed"`) || !strings.Contains(logBuf.String(), "http 500") ||
-		!strings.Contains(logBuf.String(), "403 suspended") {
-		t.Fatal("the verifiertest.Outcome log is missing outcomes; the leak check would prove nothing")
-	}
-	for _, k := range keys {
-		parts := []string{k}
+	sweep.Verify("malformed", "", herokuFinding(herokudouble.NewToken()[:50]))
+	sweep.Check([]string{`"reason":"partner_confirmed"`, "http 500", "403 suspended", `"reason":"malformed_token"`}, func(k string) []string {
 		if strings.HasPrefix(k, "HRKU-") {
-			parts = append(parts, k[7:30], k[30:])
-		} else {
-			parts = append(parts, k[:18], k[19:])
+			return []string{k[7:30], k[30:]}
 		}
-		for i, s := range texts {
-			for _, p := range parts {
-				if strings.Contains(s, p) {
-					t.Errorf("text %d of %d contains a key or part of one", i, len(texts))
-				}
-			}
-		}
-	}
+		return []string{k[:18], k[19:]}
+	})
 }
 
 func TestNew(t *testing.T) {
-	for _, ep := range []string{"", "/account", "ftp://api.heroku.com"} {
-		t.Run(ep, func(t *testing.T) {
-			var u *url.URL
-			if ep != "" {
-				u, _ = url.Parse(ep)
-			}
-			if v, err := herokupartner.New(partnerhttp.Options{Endpoints: []*url.URL{u}}); err == nil || v != nil {
-				t.Errorf("New = %v, %v; want an error", v, err)
-			} else if !strings.HasPrefix(err.Error(), "heroku: new verifier:") {
-				t.Errorf("error %q does not name the operation", err)
-			}
-		})
-	}
-	u, _ := url.Parse(herokupartner.DefaultEndpoint)
-	for _, eps := range [][]*url.URL{nil, {u, u}} {
-		if v, err := herokupartner.New(partnerhttp.Options{Endpoints: eps}); err == nil || v != nil {
-			t.Errorf("New with %d endpoints = %v, %v; want an error", len(eps), v, err)
-		}
-	}
+	verifiertest.RefusesEndpoints(t, herokupartner.New, "heroku: new verifier:", herokupartner.DefaultEndpoint, "", "/account", "ftp://api.heroku.com")
 }
 
 // TestDefinition: the rule ids of contract §7 in both families, the one

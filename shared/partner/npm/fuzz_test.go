@@ -3,36 +3,21 @@ package npmpartner_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
-	"fmt"
-	"math/rand/v2"
 	"net/http"
-	"net/url"
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/verifiertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	npmpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/npm"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/verify"
 )
 
-// fuzzToken is the token the fuzzer's responses may echo ({{TOKEN}}). It is
-// generated from a fixed seed so that a failing input reproduces, and the
-// corpus holds only the placeholder.
-var fuzzToken = func() string {
-	r := rand.New(rand.NewPCG(0x6e70, 0x6d5f))
-	const alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-	var b strings.Builder
-	b.WriteString("npm_")
-	for range 36 {
-		b.WriteByte(alphabet[r.IntN(len(alphabet))])
-	}
-	return b.String()
-}()
+// fuzzToken is the token the fuzzer's responses may echo ({{TOKEN}}), drawn
+// from a fixed seed; the corpus holds only the placeholder.
+var fuzzToken = verifiertest.FuzzToken(0x6e70, 0x6d5f, "npm_", "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", 36)
 
 // FuzzNpmAnswer feeds arbitrary answers to GET /-/whoami (status, headers,
 // body, a dropped or truncated connection) to the real verifier and holds
@@ -43,43 +28,15 @@ var fuzzToken = func() string {
 // from a 200 whoami document, whose user name is the only detail; and the
 // token appears in no verdict or fault.
 func FuzzNpmAnswer(f *testing.F) {
-	srv := partnertest.NewFuzzServer(f)
-	v, err := npmpartner.New(partnerhttp.Options{Endpoints: []*url.URL{srv.Endpoint()}, Timeout: 5 * time.Second})
-	if err != nil {
-		f.Fatal(err)
-	}
+	srv, v := verifiertest.FuzzTarget(f, npmpartner.New)
 	f.Fuzz(func(t *testing.T, mode byte, status int, header string, body []byte) {
 		resp := partnertest.NewFuzzAnswer(mode, status, header, body, "{{TOKEN}}", fuzzToken)
 		srv.Set(resp)
 		fd := finding.Finding{ID: "f-1", RuleID: ruleGitleaks, Token: finding.Secret(fuzzToken)}
 		verdict, err := v.Verify(context.Background(), npmpartner.TokenAccessToken, fd)
 
-		text := verdict.Message + fmt.Sprint(verdict.Details)
-		if err != nil {
-			text += err.Error()
-		}
-		if strings.Contains(text, fuzzToken) || strings.Contains(text, fuzzToken[4:]) {
-			t.Fatal("the token appears in the verdict or fault text")
-		}
-		if err != nil {
-			fault, ok := verify.AsFault(err)
-			switch {
-			case !ok:
-				t.Fatalf("error %q is not a *verify.Fault", err)
-			case verdict.Reason != "":
-				t.Fatalf("both a verdict (%s) and a fault", verdict.Reason)
-			case resp.Status == http.StatusTooManyRequests && !resp.Truncate && fault.Kind != verify.RateLimited:
-				t.Fatalf("a 429 is a %s fault, want rate limited", fault.Kind)
-			}
+		if !(verifiertest.FuzzContract{Secrets: []string{fuzzToken, fuzzToken[4:]}}).Check(t, resp, verdict, err) {
 			return
-		}
-		switch {
-		case resp.Status == 0:
-			t.Fatalf("no answer yielded verdict %s", verdict.Reason)
-		case resp.Truncate:
-			t.Fatalf("a truncated answer (http %d) yielded verdict %s", resp.Status, verdict.Reason)
-		case resp.Status == http.StatusTooManyRequests || resp.Status >= 500:
-			t.Fatalf("http %d yielded verdict %s", resp.Status, verdict.Reason)
 		}
 		switch verdict.Reason {
 		case finding.ReasonPartnerConfirmed:
@@ -107,13 +64,12 @@ var oracleName = regexp.MustCompile(`^[A-Za-z0-9._~-]{1,214}$`)
 // URL-safe name that does not carry the token. Written independently of the
 // verifier's own decoder.
 func npmUsername(status int, body []byte) (string, bool) {
-	trimmed := bytes.TrimSpace(body)
-	if status != http.StatusOK || len(trimmed) == 0 || trimmed[0] != '{' {
+	doc, ok := verifiertest.JSONObject(body)
+	if status != http.StatusOK || !ok {
 		return "", false
 	}
-	var doc map[string]json.RawMessage
-	var name string
-	if json.Unmarshal(trimmed, &doc) != nil || json.Unmarshal(doc["username"], &name) != nil || !oracleName.MatchString(name) {
+	name, ok := verifiertest.JSONString(doc, "username")
+	if !ok || !oracleName.MatchString(name) {
 		return "", false
 	}
 	if strings.Contains(strings.ToLower(name), strings.ToLower(fuzzToken[4:])) {

@@ -1,13 +1,10 @@
 package npmpartner_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"reflect"
 	"strings"
 	"sync"
@@ -32,16 +29,6 @@ const (
 // harness is the shared verifier harness bound to npm.
 var harness = verifiertest.Harness{Def: npmpartner.Definition, Op: "GET /-/whoami", AnyDetails: true}
 
-func startDouble(t *testing.T) *npmdouble.Server {
-	t.Helper()
-	s, err := npmdouble.Start("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	return s
-}
-
 func npmFinding(tok string) finding.Finding {
 	return finding.Finding{ID: "f-1", RuleID: ruleGitleaks, Token: finding.Secret(tok)}
 }
@@ -49,7 +36,7 @@ func npmFinding(tok string) finding.Finding {
 // TestVerifyAgainstDouble has one row per answer the npm registry can give,
 // served by the double, and the verdict or fault each must give.
 func TestVerifyAgainstDouble(t *testing.T) {
-	srv := startDouble(t)
+	srv := partnertest.StartDouble(t, npmdouble.Start)
 	one := metrics.Summary{Requests: 1}
 	errored := metrics.Summary{Requests: 1, Errors: 1}
 	network := metrics.Summary{Requests: 1, Errors: 1, NetworkErrors: 1}
@@ -192,37 +179,13 @@ func fault(srv *npmdouble.Server, f partnertest.Fault) func(*testing.T, string) 
 // TestEnforcedRateLimit drives the shared limiter knob: the second request
 // inside the window is refused with the Retry-After the knob sets.
 func TestEnforcedRateLimit(t *testing.T) {
-	srv := startDouble(t)
+	srv := partnertest.StartDouble(t, npmdouble.Start)
 	tok := npmdouble.NewToken()
 	srv.AddToken(tok, npmdouble.NewUsername())
-	srv.Controls.SetRateLimit(0.001, 1)
 	srv.Controls.SetRetryAfter("2")
 	v := harness.NewVerifier(t, 0, nil, srv.URL)
-	harness.Check(t, harness.Run(v, npmpartner.TokenAccessToken, npmFinding(tok)),
-		verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Metrics: metrics.Summary{Requests: 1}})
-	harness.Check(t, harness.Run(v, npmpartner.TokenAccessToken, npmFinding(tok)),
-		verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 429, RetryMin: 2 * time.Second, RetryMax: 2 * time.Second, Msg: "rate limited",
-			Metrics: metrics.Summary{Requests: 1, RateLimitHits: 1}})
-	if srv.Controls.RateLimited() != 1 {
-		t.Errorf("double sent %d 429s, want 1", srv.Controls.RateLimited())
-	}
-}
-
-// serveOnce answers every request with one canned answer.
-func serveOnce(t *testing.T, status int, contentType, body string, header map[string]string) *httptest.Server {
-	t.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		for k, v := range header {
-			w.Header().Set(k, v)
-		}
-		if contentType != "" {
-			w.Header().Set("Content-Type", contentType)
-		}
-		w.WriteHeader(status)
-		_, _ = w.Write([]byte(body))
-	}))
-	t.Cleanup(srv.Close)
-	return srv
+	harness.EnforcedRateLimit(t, v, srv.Controls, npmpartner.TokenAccessToken, npmFinding(tok),
+		verifiertest.Want{}, verifiertest.Want{RetryMin: 2 * time.Second, RetryMax: 2 * time.Second, Msg: "rate limited"})
 }
 
 // TestVerifyRejections: contract §7 makes any non-HTML 401 npm's rejection,
@@ -243,7 +206,7 @@ func TestVerifyRejections(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := serveOnce(t, 401, tc.contentType, tc.body, tc.header)
+			srv := partnertest.ServeAnswer(t, 401, tc.contentType, tc.body, tc.header)
 			got := harness.Run(harness.NewVerifier(t, 0, nil, srv.URL), npmpartner.TokenAccessToken, npmFinding(npmdouble.NewToken()))
 			harness.Check(t, got, verifiertest.Want{Reason: finding.ReasonPartnerRejected, Metrics: metrics.Summary{Requests: 1}})
 		})
@@ -253,10 +216,7 @@ func TestVerifyRejections(t *testing.T) {
 // TestVerifyUnusableAnswers covers answers the double never gives but a
 // proxy, a registry change or a misconfiguration can: each proves nothing.
 func TestVerifyUnusableAnswers(t *testing.T) {
-	canary := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
-		t.Error("the redirect target was contacted")
-	}))
-	defer canary.Close()
+	canary := partnertest.RedirectCanary(t)
 	tok := npmdouble.NewToken()
 	tests := []struct {
 		name        string
@@ -290,7 +250,7 @@ func TestVerifyUnusableAnswers(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := serveOnce(t, tc.status, tc.contentType, tc.body, tc.header)
+			srv := partnertest.ServeAnswer(t, tc.status, tc.contentType, tc.body, tc.header)
 			got := harness.Run(harness.NewVerifier(t, 0, nil, srv.URL), npmpartner.TokenAccessToken, npmFinding(tok))
 			harness.Check(t, got, verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: tc.status, Msg: tc.wantMsg, Metrics: metrics.Summary{Requests: 1, Errors: 1}})
 		})
@@ -300,7 +260,7 @@ func TestVerifyUnusableAnswers(t *testing.T) {
 // TestForbiddenWithRetryAfterIsARateLimit: a 403 that carries Retry-After
 // is the edge throttling us (partnerhttp), never a verdict on the token.
 func TestForbiddenWithRetryAfterIsARateLimit(t *testing.T) {
-	srv := serveOnce(t, 403, "application/json", `{"error":"Forbidden"}`, map[string]string{"Retry-After": "3"})
+	srv := partnertest.ServeAnswer(t, 403, "application/json", `{"error":"Forbidden"}`, map[string]string{"Retry-After": "3"})
 	got := harness.Run(harness.NewVerifier(t, 0, nil, srv.URL), npmpartner.TokenAccessToken, npmFinding(npmdouble.NewToken()))
 	harness.Check(t, got, verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 403, Msg: "rate limited", RetryMin: 3 * time.Second, RetryMax: 3 * time.Second,
 		Metrics: metrics.Summary{Requests: 1, RateLimitHits: 1}})
@@ -324,7 +284,7 @@ func (rt *recordingTransport) RoundTrip(req *http.Request) (*http.Response, erro
 // header (never in the URL or a body), Accept: application/json and this
 // project's User-Agent.
 func TestRequestShape(t *testing.T) {
-	srv := startDouble(t)
+	srv := partnertest.StartDouble(t, npmdouble.Start)
 	rt := &recordingTransport{base: &http.Transport{}}
 	v := harness.NewVerifier(t, 0, rt, srv.URL+"/")
 	toks := []string{npmdouble.NewToken(), npmdouble.NewToken()}
@@ -376,7 +336,7 @@ func TestRequestShape(t *testing.T) {
 // TestMissingAuthorization: the double, like the registry, answers 401 to
 // a whoami without a token.
 func TestMissingAuthorization(t *testing.T) {
-	srv := startDouble(t)
+	srv := partnertest.StartDouble(t, npmdouble.Start)
 	resp, err := http.Get(srv.URL + "/-/whoami")
 	if err != nil {
 		t.Fatal(err)
@@ -408,140 +368,62 @@ func TestEndpointWithPathPrefix(t *testing.T) {
 }
 
 func TestConcurrentVerifications(t *testing.T) {
-	srv := startDouble(t)
-	v := harness.NewVerifier(t, 0, nil, srv.URL)
-	toks := make([]string, 16)
-	names := make([]string, 16)
-	for i := range toks {
-		toks[i] = npmdouble.NewToken()
-		names[i] = npmdouble.NewUsername()
+	srv := partnertest.StartDouble(t, npmdouble.Start)
+	cases := make([]verifiertest.ConcurrentCase, 16)
+	for i := range cases {
+		tok, name := npmdouble.NewToken(), npmdouble.NewUsername()
+		cases[i] = verifiertest.ConcurrentCase{TokenType: npmpartner.TokenAccessToken, Finding: npmFinding(tok), Want: finding.ReasonPartnerRejected}
 		if i%2 == 0 {
-			srv.AddToken(toks[i], names[i])
+			srv.AddToken(tok, name)
+			cases[i].Want, cases[i].Details = finding.ReasonPartnerConfirmed, finding.Details{npmpartner.DetailUsername: name}
 		}
 	}
-	var wg sync.WaitGroup
-	results := make([]verifiertest.Outcome, len(toks))
-	for i, k := range toks {
-		wg.Go(func() { results[i] = harness.Run(v, npmpartner.TokenAccessToken, npmFinding(k)) })
-	}
-	wg.Wait()
-	for i, r := range results {
-		want := finding.ReasonPartnerRejected
-		if i%2 == 0 {
-			want = finding.ReasonPartnerConfirmed
-		}
-		if r.Err != nil || r.Verdict.Reason != want {
-			t.Errorf("token %d: %+v, %v; want %s", i, r.Verdict, r.Err, want)
-		}
-		if want == finding.ReasonPartnerConfirmed && r.Verdict.Details[npmpartner.DetailUsername] != names[i] {
-			t.Errorf("token %d: details %v belong to another token", i, r.Verdict.Details)
-		}
-	}
+	harness.Concurrent(t, harness.NewVerifier(t, 0, nil, srv.URL), cases)
 }
 
 func TestCancelledContextIsAFault(t *testing.T) {
-	srv := startDouble(t)
+	srv := partnertest.StartDouble(t, npmdouble.Start)
 	tok := npmdouble.NewToken()
 	srv.AddToken(tok, npmdouble.NewUsername())
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	verdict, err := harness.NewVerifier(t, 0, nil, srv.URL).Verify(ctx, npmpartner.TokenAccessToken, npmFinding(tok))
-	f, ok := verify.AsFault(err)
-	if !ok || f.Kind != verify.PartnerError || !f.Network || verdict.Reason != "" {
-		t.Errorf("Verify = %+v, %v; want a network partner error", verdict, err)
-	}
+	verifiertest.CancelledIsAFault(t, harness.NewVerifier(t, 0, nil, srv.URL), npmpartner.TokenAccessToken, npmFinding(tok))
 }
 
 // TestNoSecretLeaks runs every class of answer and checks that no verdict,
 // error or log line of the outcomes carries the token or a part of it.
 func TestNoSecretLeaks(t *testing.T) {
-	srv := startDouble(t)
-	var logBuf bytes.Buffer
-	log := slog.New(slog.NewJSONHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	faults := []partnertest.Fault{partnertest.FaultNone, partnertest.Fault500, partnertest.Fault502,
-		partnertest.Fault503, partnertest.Fault504, partnertest.Fault429, partnertest.FaultReset,
-		partnertest.FaultGarbled, partnertest.FaultEmpty, partnertest.FaultTruncated,
-		partnertest.FaultHTML401, partnertest.FaultHTML403, partnertest.FaultHang}
+	srv := partnertest.StartDouble(t, npmdouble.Start)
 	modes := []npmdouble.Mode{npmdouble.Live, npmdouble.IPRestricted, npmdouble.OTPRequired, npmdouble.Forbidden, npmdouble.NoUsername}
-	v := harness.NewVerifier(t, 300*time.Millisecond, nil, srv.URL)
-	var toks, texts []string
-	verifyAndLog := func(tok string, label string) {
-		f := npmFinding(tok)
-		verdict, err := v.Verify(context.Background(), npmpartner.TokenAccessToken, f)
-		errText := ""
-		if err != nil {
-			errText = err.Error()
-		}
-		texts = append(texts, fmt.Sprintf("%v|%+v|%#v|%s|%v", verdict, verdict, verdict, errText, err))
-		log.Info("verification", "case", label, "finding", f, "token", f.Token,
-			"reason", verdict.Reason, "details", verdict.Details, "message", verdict.Message, "error", err)
-	}
+	sweep := harness.LeakSweep(t, harness.NewVerifier(t, 300*time.Millisecond, nil, srv.URL))
 	for _, rejection := range []npmdouble.RejectionBody{npmdouble.RejectEmpty, npmdouble.RejectJSON} {
 		srv.SetRejectionBody(rejection)
 		for _, live := range []bool{true, false} {
-			for _, fl := range faults {
+			for _, fl := range partnertest.Faults() {
 				tok := npmdouble.NewToken()
-				toks = append(toks, tok)
 				if live {
 					srv.AddToken(tok, npmdouble.NewUsername())
 				}
 				srv.Controls.Push(fl)
-				verifyAndLog(tok, fl.String())
+				sweep.Verify(fl.String(), npmpartner.TokenAccessToken, npmFinding(tok))
 			}
 		}
 	}
 	for _, m := range modes {
 		tok := npmdouble.NewToken()
-		toks = append(toks, tok)
 		srv.AddTokenMode(tok, npmdouble.NewUsername(), m)
-		verifyAndLog(tok, fmt.Sprint("mode ", m))
+		sweep.Verify(fmt.Sprint("mode ", m), npmpartner.TokenAccessToken, npmFinding(tok))
 	}
 	// A malformed token never leaves the process, but its message must not quote it either.
-	bad := npmdouble.NewToken()[:30]
-	toks = append(toks, bad)
-	rt, reason, msg := npmpartner.Definition.Examine(npmFinding(bad))
-	texts = append(texts, fmt.Sprintf("%v %s %s", rt, reason, msg))
-
-	texts = append(texts, logBuf.String())
-	if !strings.Contains(logBuf.String(), `"reason":"partner_confirmed"`) || !strings.Contains(logBuf.String(), `"reason":"partner_rejected"`) ||
-		!strings.Contains(logBuf.String(), "http 500") || !strings.Contains(logBuf.String(), "ipaddress") {
-		t.Fatal("the verifiertest.Outcome log is missing outcomes; the leak check would prove nothing")
-	}
-	for _, k := range toks {
-		parts := []string{k, k[4:]}
+	sweep.Verify("malformed", "", npmFinding(npmdouble.NewToken()[:30]))
+	sweep.Check([]string{`"reason":"partner_confirmed"`, `"reason":"partner_rejected"`, "http 500", "ipaddress", `"reason":"malformed_token"`}, func(k string) []string {
 		if len(k) >= 30 {
-			parts = append(parts, k[4:20], k[20:])
+			return []string{k[4:], k[4:20], k[20:]}
 		}
-		for i, s := range texts {
-			for _, p := range parts {
-				if strings.Contains(s, p) {
-					t.Errorf("text %d of %d contains a token or part of one", i, len(texts))
-				}
-			}
-		}
-	}
+		return []string{k[4:]}
+	})
 }
 
 func TestNew(t *testing.T) {
-	for _, ep := range []string{"", "/-/whoami", "ftp://registry.npmjs.org"} {
-		t.Run(ep, func(t *testing.T) {
-			var u *url.URL
-			if ep != "" {
-				u, _ = url.Parse(ep)
-			}
-			if v, err := npmpartner.New(partnerhttp.Options{Endpoints: []*url.URL{u}}); err == nil || v != nil {
-				t.Errorf("New = %v, %v; want an error", v, err)
-			} else if !strings.HasPrefix(err.Error(), "npm: new verifier:") {
-				t.Errorf("error %q does not name the operation", err)
-			}
-		})
-	}
-	u, _ := url.Parse(npmpartner.DefaultEndpoint)
-	for _, eps := range [][]*url.URL{nil, {u, u}} {
-		if v, err := npmpartner.New(partnerhttp.Options{Endpoints: eps}); err == nil || v != nil {
-			t.Errorf("New with %d endpoints = %v, %v; want an error", len(eps), v, err)
-		}
-	}
+	verifiertest.RefusesEndpoints(t, npmpartner.New, "npm: new verifier:", npmpartner.DefaultEndpoint, "", "/-/whoami", "ftp://registry.npmjs.org")
 }
 
 // TestDefinition: the rule ids of contract §7 in both families, the one

@@ -4,36 +4,23 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
-	"math/rand/v2"
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
-	"time"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/verifiertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	openaipartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/openai"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/verify"
 )
 
 // fuzzKey returns the key of the given prefix the fuzzer's responses may
-// echo ({{TOKEN}}). It is generated from a fixed seed so that a failing
-// input reproduces, and the corpus holds only the placeholder.
+// echo ({{TOKEN}}), drawn from a fixed seed; the corpus holds only the
+// placeholder.
 func fuzzKey(prefix string, seed uint64) string {
-	r := rand.New(rand.NewPCG(0x0a1, seed))
+	r := verifiertest.NewFuzzRand(0x0a1, seed)
 	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
-	var b strings.Builder
-	b.WriteString(prefix)
-	for i := range 74 + 74 {
-		if i == 74 {
-			b.WriteString("T3BlbkFJ")
-		}
-		b.WriteByte(alphabet[r.IntN(len(alphabet))])
-	}
-	return b.String()
+	return prefix + r.Pick(alphabet, 74) + "T3BlbkFJ" + r.Pick(alphabet, 74)
 }
 
 var (
@@ -50,11 +37,7 @@ var (
 // partner_confirmed only from a 200 or OpenAI's missing-scopes 401; and the
 // key appears in no verdict or fault.
 func FuzzOpenaiAnswer(f *testing.F) {
-	srv := partnertest.NewFuzzServer(f)
-	v, err := openaipartner.New(partnerhttp.Options{Endpoints: []*url.URL{srv.Endpoint()}, Timeout: 5 * time.Second})
-	if err != nil {
-		f.Fatal(err)
-	}
+	srv, v := verifiertest.FuzzTarget(f, openaipartner.New)
 	f.Fuzz(func(t *testing.T, mode byte, status int, header string, body []byte) {
 		key, tt := fuzzProjectKey, openaipartner.TokenAPIKey
 		if mode&4 != 0 {
@@ -64,35 +47,8 @@ func FuzzOpenaiAnswer(f *testing.F) {
 		srv.Set(resp)
 		verdict, err := v.Verify(context.Background(), tt, finding.Finding{ID: "f-1", RuleID: rule, Token: finding.Secret(key)})
 
-		text := verdict.Message + fmt.Sprint(verdict.Details)
-		if err != nil {
-			text += err.Error()
-		}
-		if strings.Contains(text, key) || strings.Contains(text, key[10:40]) {
-			t.Fatal("the key appears in the verdict or fault text")
-		}
-		if err != nil {
-			fault, ok := verify.AsFault(err)
-			switch {
-			case !ok:
-				t.Fatalf("error %q is not a *verify.Fault", err)
-			case verdict.Reason != "":
-				t.Fatalf("both a verdict (%s) and a fault", verdict.Reason)
-			case resp.Status == http.StatusTooManyRequests && !resp.Truncate && !fault.Network && fault.Kind != verify.RateLimited:
-				// A 429 whose header the client cannot parse (a control
-				// character in a value) never reached us as a 429: that is a
-				// network fault, and rightly a partner error.
-				t.Fatalf("a 429 is a %s fault, want rate limited", fault.Kind)
-			}
+		if !(verifiertest.FuzzContract{Secrets: []string{key, key[10:40]}, Unreadable429: true}).Check(t, resp, verdict, err) {
 			return
-		}
-		switch {
-		case resp.Status == 0:
-			t.Fatalf("no answer yielded verdict %s", verdict.Reason)
-		case resp.Truncate:
-			t.Fatalf("a truncated answer (http %d) yielded verdict %s", resp.Status, verdict.Reason)
-		case resp.Status == http.StatusTooManyRequests || resp.Status >= 500:
-			t.Fatalf("http %d yielded verdict %s", resp.Status, verdict.Reason)
 		}
 		switch verdict.Reason {
 		case finding.ReasonPartnerConfirmed:

@@ -2,13 +2,10 @@ package openaipartner_test
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -35,16 +32,6 @@ const (
 // harness is the shared verifier harness bound to openai.
 var harness = verifiertest.Harness{Def: openaipartner.Definition, Op: opModels}
 
-func startDouble(t *testing.T) *openaidouble.Server {
-	t.Helper()
-	s, err := openaidouble.Start("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	return s
-}
-
 func openaiFinding(tok string) finding.Finding {
 	return finding.Finding{ID: "f-1", RuleID: rule, Token: finding.Secret(tok)}
 }
@@ -52,7 +39,7 @@ func openaiFinding(tok string) finding.Finding {
 // TestVerifyAgainstDouble has one row per answer OpenAI can give, through
 // the double, with the verdict or fault each must give.
 func TestVerifyAgainstDouble(t *testing.T) {
-	srv := startDouble(t)
+	srv := partnertest.StartDouble(t, openaidouble.Start)
 	one := metrics.Summary{Requests: 1}
 	errored := metrics.Summary{Requests: 1, Errors: 1}
 	network := metrics.Summary{Requests: 1, Errors: 1, NetworkErrors: 1}
@@ -206,10 +193,7 @@ func fault(srv *openaidouble.Server, f partnertest.Fault) func(*testing.T, strin
 // a change at OpenAI or a misconfiguration can: only OpenAI's own shapes
 // count, everything else proves nothing.
 func TestVerifyOtherAnswers(t *testing.T) {
-	canary := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
-		t.Error("the redirect target was contacted")
-	}))
-	defer canary.Close()
+	canary := partnertest.RedirectCanary(t)
 	const restricted = `You have insufficient permissions for this operation. Missing scopes: api.model.read.`
 	tests := []struct {
 		name        string
@@ -246,17 +230,7 @@ func TestVerifyOtherAnswers(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				for k, v := range tc.header {
-					w.Header().Set(k, v)
-				}
-				if tc.contentType != "" {
-					w.Header().Set("Content-Type", tc.contentType)
-				}
-				w.WriteHeader(tc.status)
-				_, _ = w.Write([]byte(tc.body))
-			}))
-			defer srv.Close()
+			srv := partnertest.ServeAnswer(t, tc.status, tc.contentType, tc.body, tc.header)
 			got := harness.RunAs(harness.NewVerifier(t, 0, nil, srv.URL), "", openaiFinding(openaidouble.NewToken()))
 			w := tc.want
 			if w.Kind == verify.RateLimited {
@@ -333,7 +307,7 @@ func (rt *recordingTransport) RoundTrip(req *http.Request) (*http.Response, erro
 // TestRequestShape: each key type goes to its path, only in the
 // Authorization header (never the URL or a body), with our User-Agent.
 func TestRequestShape(t *testing.T) {
-	srv := startDouble(t)
+	srv := partnertest.StartDouble(t, openaidouble.Start)
 	keys := []struct {
 		key, url string
 	}{
@@ -391,151 +365,71 @@ func TestEndpointWithPathPrefix(t *testing.T) {
 }
 
 func TestConcurrentVerifications(t *testing.T) {
-	srv := startDouble(t)
-	v := harness.NewVerifier(t, 0, nil, srv.URL)
-	keys := make([]string, 16)
-	for i := range keys {
-		keys[i] = openaidouble.NewToken()
+	srv := partnertest.StartDouble(t, openaidouble.Start)
+	cases := make([]verifiertest.ConcurrentCase, 16)
+	for i := range cases {
+		key := openaidouble.NewToken()
+		cases[i] = verifiertest.ConcurrentCase{Finding: openaiFinding(key), Want: finding.ReasonPartnerRejected}
 		if i%2 == 0 {
-			srv.AddTokenIn(keys[i], openaidouble.Live, fmt.Sprintf("org-%d", i))
+			srv.AddTokenIn(key, openaidouble.Live, fmt.Sprintf("org-%d", i))
+			cases[i].Want, cases[i].Details = finding.ReasonPartnerConfirmed, finding.Details{openaipartner.DetailOrganization: fmt.Sprintf("org-%d", i)}
 		}
 	}
-	var wg sync.WaitGroup
-	results := make([]verifiertest.Outcome, len(keys))
-	for i, k := range keys {
-		wg.Go(func() { results[i] = harness.RunAs(v, "", openaiFinding(k)) })
-	}
-	wg.Wait()
-	for i, r := range results {
-		want := finding.ReasonPartnerRejected
-		if i%2 == 0 {
-			want = finding.ReasonPartnerConfirmed
-		}
-		if r.Err != nil || r.Verdict.Reason != want {
-			t.Errorf("key %d: %+v, %v; want %s", i, r.Verdict, r.Err, want)
-		}
-		if want == finding.ReasonPartnerConfirmed && r.Verdict.Details[openaipartner.DetailOrganization] != fmt.Sprintf("org-%d", i) {
-			t.Errorf("key %d: details %v belong to another key", i, r.Verdict.Details)
-		}
-	}
+	harness.Concurrent(t, harness.NewVerifier(t, 0, nil, srv.URL), cases)
 }
 
 func TestCancelledContextIsAFault(t *testing.T) {
-	srv := startDouble(t)
+	srv := partnertest.StartDouble(t, openaidouble.Start)
 	key := openaidouble.NewToken()
 	srv.AddToken(key, openaidouble.Live)
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	verdict, err := harness.NewVerifier(t, 0, nil, srv.URL).Verify(ctx, openaipartner.TokenAPIKey, openaiFinding(key))
-	f, ok := verify.AsFault(err)
-	if !ok || f.Kind != verify.PartnerError || !f.Network || verdict.Reason != "" {
-		t.Errorf("Verify = %+v, %v; want a network partner error", verdict, err)
-	}
+	verifiertest.CancelledIsAFault(t, harness.NewVerifier(t, 0, nil, srv.URL), openaipartner.TokenAPIKey, openaiFinding(key))
 }
 
 // TestNoSecretLeaks runs every class of answer for every key type and
 // checks that no verdict, error or log line carries a key or part of one
 // (the double's 401 quotes the key's last four characters, as OpenAI's does).
 func TestNoSecretLeaks(t *testing.T) {
-	srv := startDouble(t)
-	var logBuf bytes.Buffer
-	log := slog.New(slog.NewJSONHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	faults := []partnertest.Fault{partnertest.FaultNone, partnertest.Fault500, partnertest.Fault502,
-		partnertest.Fault503, partnertest.Fault504, partnertest.Fault429, partnertest.FaultReset,
-		partnertest.FaultGarbled, partnertest.FaultEmpty, partnertest.FaultTruncated,
-		partnertest.FaultHTML401, partnertest.FaultHTML403, partnertest.FaultHang}
+	srv := partnertest.StartDouble(t, openaidouble.Start)
 	modes := []openaidouble.Mode{openaidouble.Live, openaidouble.Restricted, openaidouble.RestrictedFlat, openaidouble.Region, openaidouble.Quota}
-	v := harness.NewVerifier(t, 300*time.Millisecond, nil, srv.URL)
-	var keys, texts []string
-	verifyOne := func(key string) {
-		f := openaiFinding(key)
-		verdict, err := harness.CallerVerify(context.Background(), v, "", f)
-		errText := ""
-		if err != nil {
-			errText = err.Error()
-		}
-		texts = append(texts, fmt.Sprintf("%v|%+v|%#v|%s|%v", verdict, verdict, verdict, errText, err))
-		log.Info("verification", "finding", f, "token", f.Token,
-			"reason", verdict.Reason, "details", verdict.Details, "message", verdict.Message, "error", err)
-	}
+	sweep := harness.LeakSweep(t, harness.NewVerifier(t, 300*time.Millisecond, nil, srv.URL))
 	for _, newKey := range []func() string{openaidouble.NewToken, openaidouble.NewAdminKey, openaidouble.NewLegacyKey} {
 		for _, live := range []bool{true, false} {
-			for _, fl := range faults {
+			for _, fl := range partnertest.Faults() {
 				key := newKey()
-				keys = append(keys, key)
 				if live {
 					srv.AddToken(key, openaidouble.Live)
 				}
 				srv.Controls.Push(fl)
-				verifyOne(key)
+				sweep.Verify(fl.String(), "", openaiFinding(key))
 			}
 		}
 		for _, m := range modes {
 			key := newKey()
-			keys = append(keys, key)
 			srv.AddToken(key, m)
-			verifyOne(key)
+			sweep.Verify(fmt.Sprint("mode ", m), "", openaiFinding(key))
 		}
 	}
 	// A malformed key never leaves the process, and its message must not quote it.
-	bad := "sk-" + strings.Repeat("Q", 60)
-	keys = append(keys, bad)
-	verifyOne(bad)
-
-	texts = append(texts, logBuf.String())
-	for _, s := range []string{`"reason":"partner_confirmed"`, `"reason":"partner_rejected"`, `"reason":"malformed_token"`, "http 500", "http 403"} {
-		if !strings.Contains(logBuf.String(), s) {
-			t.Fatalf("the verifiertest.Outcome log lacks %s; the leak check would prove nothing", s)
-		}
-	}
-	for _, k := range keys {
-		for i, s := range texts {
-			if strings.Contains(s, k) || strings.Contains(s, k[10:30]) || strings.Contains(s, k[len(k)-20:]) {
-				t.Errorf("text %d of %d contains a key or part of one", i, len(texts))
-			}
-		}
-	}
+	sweep.Verify("malformed", "", openaiFinding("sk-"+strings.Repeat("Q", 60)))
+	sweep.Check([]string{`"reason":"partner_confirmed"`, `"reason":"partner_rejected"`, `"reason":"malformed_token"`, "http 500", "http 403"}, func(k string) []string {
+		return []string{k[10:30], k[len(k)-20:]}
+	})
 }
 
 func TestNew(t *testing.T) {
-	for _, ep := range []string{"", "/v1", "ftp://api.openai.com", "https://api.openai.com?x=1"} {
-		t.Run(ep, func(t *testing.T) {
-			var u *url.URL
-			if ep != "" {
-				u, _ = url.Parse(ep)
-			}
-			if v, err := openaipartner.New(partnerhttp.Options{Endpoints: []*url.URL{u}}); err == nil || v != nil {
-				t.Errorf("New = %v, %v; want an error", v, err)
-			} else if !strings.HasPrefix(err.Error(), "openai: new verifier:") {
-				t.Errorf("error %q does not name the operation", err)
-			}
-		})
-	}
-	u, _ := url.Parse(openaipartner.DefaultEndpoint)
-	for _, eps := range [][]*url.URL{nil, {u, u}} {
-		if v, err := openaipartner.New(partnerhttp.Options{Endpoints: eps}); err == nil || v != nil {
-			t.Errorf("New with %d endpoints = %v, %v; want an error", len(eps), v, err)
-		}
-	}
+	verifiertest.RefusesEndpoints(t, openaipartner.New, "openai: new verifier:", openaipartner.DefaultEndpoint, "", "/v1", "ftp://api.openai.com", "https://api.openai.com?x=1")
 }
 
 // TestEnforcedRateLimit drives the double's own limiter rather than a
 // scripted 429: the second request inside the window is refused, and its
 // duration reset is the wait.
 func TestEnforcedRateLimit(t *testing.T) {
-	srv := startDouble(t)
+	srv := partnertest.StartDouble(t, openaidouble.Start)
 	key := openaidouble.NewToken()
 	srv.AddTokenIn(key, openaidouble.Live, testOrg)
-	srv.Controls.SetRateLimit(0.001, 1)
 	srv.Controls.SetRetryAfter("")
 	srv.SetRateLimitReset("20s")
 	v := harness.NewVerifier(t, 0, nil, srv.URL)
-	harness.Check(t, harness.RunAs(v, "", openaiFinding(key)),
-		verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Details: finding.Details{openaipartner.DetailOrganization: testOrg}, Metrics: metrics.Summary{Requests: 1}})
-	harness.Check(t, harness.RunAs(v, "", openaiFinding(key)),
-		verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 429, RetryMin: 20 * time.Second, RetryMax: 20 * time.Second,
-			Metrics: metrics.Summary{Requests: 1, RateLimitHits: 1}})
-	if srv.Controls.RateLimited() != 1 {
-		t.Errorf("double sent %d 429s, want 1", srv.Controls.RateLimited())
-	}
+	harness.EnforcedRateLimit(t, v, srv.Controls, "", openaiFinding(key),
+		verifiertest.Want{Details: finding.Details{openaipartner.DetailOrganization: testOrg}}, verifiertest.Want{RetryMin: 20 * time.Second, RetryMax: 20 * time.Second})
 }

@@ -3,36 +3,21 @@ package postmanpartner_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"math/rand/v2"
 	"net/http"
-	"net/url"
-	"strings"
 	"testing"
-	"time"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/verifiertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	postmanpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/postman"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/verify"
 )
 
-// fuzzKey is the API key the fuzzer's responses may echo ({{TOKEN}}). It
-// is generated from a fixed seed so that a failing input reproduces, and
-// the corpus holds only the placeholder.
+// fuzzKey is the API key the fuzzer's responses may echo ({{TOKEN}}),
+// drawn from a fixed seed; the corpus holds only the placeholder.
 var fuzzKey = func() string {
-	r := rand.New(rand.NewPCG(0x9057, 0xf022))
+	r := verifiertest.NewFuzzRand(0x9057, 0xf022)
 	const hex = "0123456789abcdef"
-	var b strings.Builder
-	b.WriteString("PMAK-")
-	for i := range 24 + 34 {
-		if i == 24 {
-			b.WriteByte('-')
-		}
-		b.WriteByte(hex[r.IntN(len(hex))])
-	}
-	return b.String()
+	return "PMAK-" + r.Pick(hex, 24) + "-" + r.Pick(hex, 34)
 }()
 
 // FuzzPostmanAnswer feeds arbitrary answers to GET /me (status, headers,
@@ -42,43 +27,15 @@ var fuzzKey = func() string {
 // partner_rejected comes only from a 401 whose body is Postman's own
 // AuthenticationError document; and the key appears in no verdict or fault.
 func FuzzPostmanAnswer(f *testing.F) {
-	srv := partnertest.NewFuzzServer(f)
-	v, err := postmanpartner.New(partnerhttp.Options{Endpoints: []*url.URL{srv.Endpoint()}, Timeout: 5 * time.Second})
-	if err != nil {
-		f.Fatal(err)
-	}
+	srv, v := verifiertest.FuzzTarget(f, postmanpartner.New)
 	f.Fuzz(func(t *testing.T, mode byte, status int, header string, body []byte) {
 		resp := partnertest.NewFuzzAnswer(mode, status, header, body, "{{TOKEN}}", fuzzKey, "{{SECRET}}", "")
 		srv.Set(resp)
 		fd := finding.Finding{ID: "f-1", RuleID: rule, Token: finding.Secret(fuzzKey)}
 		verdict, err := v.Verify(context.Background(), finding.TokenPostmanAPIKey, fd)
 
-		text := verdict.Message + fmt.Sprint(verdict.Details)
-		if err != nil {
-			text += err.Error()
-		}
-		if strings.Contains(text, fuzzKey) {
-			t.Fatal("the API key appears in the verdict or fault text")
-		}
-		if err != nil {
-			fault, ok := verify.AsFault(err)
-			switch {
-			case !ok:
-				t.Fatalf("error %q is not a *verify.Fault", err)
-			case verdict.Reason != "":
-				t.Fatalf("both a verdict (%s) and a fault", verdict.Reason)
-			case resp.Status == http.StatusTooManyRequests && !resp.Truncate && fault.Kind != verify.RateLimited:
-				t.Fatalf("a 429 is a %s fault, want rate limited", fault.Kind)
-			}
+		if !(verifiertest.FuzzContract{Secrets: []string{fuzzKey}}).Check(t, resp, verdict, err) {
 			return
-		}
-		switch {
-		case resp.Status == 0:
-			t.Fatalf("no answer yielded verdict %s", verdict.Reason)
-		case resp.Truncate:
-			t.Fatalf("a truncated answer (http %d) yielded verdict %s", resp.Status, verdict.Reason)
-		case resp.Status == http.StatusTooManyRequests || resp.Status >= 500:
-			t.Fatalf("http %d yielded verdict %s", resp.Status, verdict.Reason)
 		}
 		switch verdict.Reason {
 		case finding.ReasonPartnerConfirmed:

@@ -1,13 +1,8 @@
 package postmanpartner_test
 
 import (
-	"bytes"
-	"context"
-	"fmt"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,22 +25,12 @@ const rule = "Postman API token"
 // harness is the shared verifier harness bound to postman.
 var harness = verifiertest.Harness{Def: postmanpartner.Definition, Op: "GET /me", AnyDetails: true}
 
-func startDouble(t *testing.T) *postmandouble.Server {
-	t.Helper()
-	s, err := postmandouble.Start("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	return s
-}
-
 func postmanFinding(tok string) finding.Finding {
 	return finding.Finding{ID: "f-1", RuleID: rule, Token: finding.Secret(tok)}
 }
 
 func TestVerifyAgainstDouble(t *testing.T) {
-	srv := startDouble(t)
+	srv := partnertest.StartDouble(t, postmandouble.Start)
 	one := metrics.Summary{Requests: 1}
 	errored := metrics.Summary{Requests: 1, Errors: 1}
 	network := metrics.Summary{Requests: 1, Errors: 1, NetworkErrors: 1}
@@ -163,10 +148,7 @@ func fault(srv *postmandouble.Server, f partnertest.Fault) func(*testing.T, stri
 // TestVerifyUnusableAnswers covers answers the double never gives but a
 // proxy, a partner change or a misconfiguration can: each proves nothing.
 func TestVerifyUnusableAnswers(t *testing.T) {
-	canary := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
-		t.Error("the redirect target was contacted")
-	}))
-	defer canary.Close()
+	canary := partnertest.RedirectCanary(t)
 	tests := []struct {
 		name        string
 		status      int
@@ -195,17 +177,7 @@ func TestVerifyUnusableAnswers(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				for k, v := range tc.header {
-					w.Header().Set(k, v)
-				}
-				if tc.contentType != "" {
-					w.Header().Set("Content-Type", tc.contentType)
-				}
-				w.WriteHeader(tc.status)
-				_, _ = w.Write([]byte(tc.body))
-			}))
-			defer srv.Close()
+			srv := partnertest.ServeAnswer(t, tc.status, tc.contentType, tc.body, tc.header)
 			got := harness.Run(harness.NewVerifier(t, 0, nil, srv.URL), finding.TokenPostmanAPIKey, postmanFinding(postmandouble.NewAPIKey()))
 			harness.Check(t, got, verifiertest.Want{Kind: verify.PartnerError, HTTPStatus: tc.wantStatus, Msg: tc.wantMsg,
 				Metrics: metrics.Summary{Requests: 1, Errors: 1}})
@@ -234,7 +206,7 @@ func (rt *recordingTransport) RoundTrip(req *http.Request) (*http.Response, erro
 }
 
 func TestRequestShape(t *testing.T) {
-	srv := startDouble(t)
+	srv := partnertest.StartDouble(t, postmandouble.Start)
 	key := postmandouble.NewAPIKey()
 	srv.AddKey(key, 3)
 	rt := &recordingTransport{base: &http.Transport{}}
@@ -282,151 +254,63 @@ func TestEndpointWithPathPrefix(t *testing.T) {
 }
 
 func TestConcurrentVerifications(t *testing.T) {
-	srv := startDouble(t)
-	v := harness.NewVerifier(t, 0, nil, srv.URL)
-	keys := make([]string, 16)
-	for i := range keys {
-		keys[i] = postmandouble.NewAPIKey()
+	srv := partnertest.StartDouble(t, postmandouble.Start)
+	cases := make([]verifiertest.ConcurrentCase, 16)
+	for i := range cases {
+		key := postmandouble.NewAPIKey()
+		cases[i] = verifiertest.ConcurrentCase{TokenType: finding.TokenPostmanAPIKey, Finding: postmanFinding(key), Want: finding.ReasonPartnerRejected}
 		if i%2 == 0 {
-			srv.AddKey(keys[i], 1000+i)
+			srv.AddKey(key, 1000+i)
+			cases[i].Want, cases[i].Details = finding.ReasonPartnerConfirmed, finding.Details{postmanpartner.DetailUserID: strconv.Itoa(1000 + i)}
 		}
 	}
-	var wg sync.WaitGroup
-	results := make([]verifiertest.Outcome, len(keys))
-	for i, k := range keys {
-		wg.Go(func() { results[i] = harness.Run(v, finding.TokenPostmanAPIKey, postmanFinding(k)) })
-	}
-	wg.Wait()
-	for i, r := range results {
-		want := finding.ReasonPartnerRejected
-		if i%2 == 0 {
-			want = finding.ReasonPartnerConfirmed
-		}
-		if r.Err != nil || r.Verdict.Reason != want {
-			t.Errorf("key %d: %+v, %v; want %s", i, r.Verdict, r.Err, want)
-		}
-		if want == finding.ReasonPartnerConfirmed && r.Verdict.Details[postmanpartner.DetailUserID] != strconv.Itoa(1000+i) {
-			t.Errorf("key %d: details %v belong to another key", i, r.Verdict.Details)
-		}
-		if srv.Controls.CountFor(keys[i]) != 1 {
-			t.Errorf("key %d: double saw %d requests", i, srv.Controls.CountFor(keys[i]))
+	harness.Concurrent(t, harness.NewVerifier(t, 0, nil, srv.URL), cases)
+	for i, c := range cases {
+		if n := srv.Controls.CountFor(c.Finding.Token.Reveal()); n != 1 {
+			t.Errorf("key %d: double saw %d requests", i, n)
 		}
 	}
 }
 
 func TestCancelledContextIsAFault(t *testing.T) {
-	srv := startDouble(t)
+	srv := partnertest.StartDouble(t, postmandouble.Start)
 	key := postmandouble.NewAPIKey()
 	srv.AddKey(key, 1)
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	verdict, err := harness.NewVerifier(t, 0, nil, srv.URL).Verify(ctx, finding.TokenPostmanAPIKey, postmanFinding(key))
-	f, ok := verify.AsFault(err)
-	if !ok || f.Kind != verify.PartnerError || !f.Network || verdict.Reason != "" {
-		t.Errorf("Verify = %+v, %v; want a network partner error", verdict, err)
-	}
+	verifiertest.CancelledIsAFault(t, harness.NewVerifier(t, 0, nil, srv.URL), finding.TokenPostmanAPIKey, postmanFinding(key))
 }
 
 // TestNoSecretLeaks runs every class of answer and checks that no verdict,
 // error or log line of the outcomes carries the key.
 func TestNoSecretLeaks(t *testing.T) {
-	srv := startDouble(t)
-	var logBuf bytes.Buffer
-	log := slog.New(slog.NewJSONHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	faults := []partnertest.Fault{partnertest.FaultNone, partnertest.Fault500, partnertest.Fault502,
-		partnertest.Fault503, partnertest.Fault504, partnertest.Fault429, partnertest.FaultReset,
-		partnertest.FaultGarbled, partnertest.FaultEmpty, partnertest.FaultTruncated,
-		partnertest.FaultHTML401, partnertest.FaultHTML403, partnertest.FaultHang}
-	v := harness.NewVerifier(t, 300*time.Millisecond, nil, srv.URL)
-	var keys []string
-	var texts []string
+	srv := partnertest.StartDouble(t, postmandouble.Start)
+	sweep := harness.LeakSweep(t, harness.NewVerifier(t, 300*time.Millisecond, nil, srv.URL))
 	for _, live := range []bool{true, false} {
-		for _, fl := range faults {
+		for _, fl := range partnertest.Faults() {
 			key := postmandouble.NewAPIKey()
-			keys = append(keys, key)
 			if live {
 				srv.AddKey(key, 77)
 			}
 			srv.Controls.Push(fl)
-			f := postmanFinding(key)
-			verdict, err := v.Verify(context.Background(), finding.TokenPostmanAPIKey, f)
-			errText := ""
-			if err != nil {
-				errText = err.Error()
-			}
-			texts = append(texts, fmt.Sprintf("%v|%+v|%#v|%s|%v", verdict, verdict, verdict, errText, err))
-			log.Info("verification", "fault", fl.String(), "finding", f, "token", f.Token,
-				"reason", verdict.Reason, "details", verdict.Details, "message", verdict.Message, "error", err)
+			sweep.Verify(fl.String(), finding.TokenPostmanAPIKey, postmanFinding(key))
 		}
 	}
 	// A malformed key never leaves the process, but its message must not quote it either.
-	bad := "PMAK-" + strings.Repeat("z", 24) + "-" + postmandouble.NewAPIKey()[30:]
-	keys = append(keys, bad)
-	verdict, err := v.Verify(context.Background(), finding.TokenPostmanAPIKey, postmanFinding(bad))
-	texts = append(texts, fmt.Sprintf("%+v %v", verdict, err))
-	log.Info("verification", "finding", postmanFinding(bad), "verdict", verdict)
-
-	texts = append(texts, logBuf.String())
-	if !strings.Contains(logBuf.String(), `"reason":"partner_confirmed"`) || !strings.Contains(logBuf.String(), "http 500") {
-		t.Fatal("the verifiertest.Outcome log is missing outcomes; the leak check would prove nothing")
-	}
-	for _, k := range keys {
-		for i, s := range texts {
-			if strings.Contains(s, k) || strings.Contains(s, k[5:29]) || strings.Contains(s, k[30:]) {
-				t.Errorf("text %d of %d contains a key or part of one", i, len(texts))
-			}
-		}
-	}
+	sweep.Verify("malformed", finding.TokenPostmanAPIKey, postmanFinding("PMAK-"+strings.Repeat("z", 24)+"-"+postmandouble.NewAPIKey()[30:]))
+	sweep.Check([]string{`"reason":"partner_confirmed"`, "http 500", `"reason":"malformed_token"`}, func(k string) []string { return []string{k[5:29], k[30:]} })
 }
 
 func TestNew(t *testing.T) {
-	tests := []struct {
-		name string
-		ep   string
-	}{
-		{"no endpoint", ""},
-		{"relative", "/me"},
-		{"other scheme", "ftp://api.getpostman.com"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			var u *url.URL
-			if tc.ep != "" {
-				u, _ = url.Parse(tc.ep)
-			}
-			if v, err := postmanpartner.New(partnerhttp.Options{Endpoints: []*url.URL{u}}); err == nil || v != nil {
-				t.Errorf("New = %v, %v; want an error", v, err)
-			} else if !strings.HasPrefix(err.Error(), "postman: new verifier:") {
-				t.Errorf("error %q does not name the operation", err)
-			}
-		})
-	}
-}
-
-func TestNewWantsOneEndpoint(t *testing.T) {
-	u, _ := url.Parse(postmanpartner.DefaultEndpoint)
-	for _, eps := range [][]*url.URL{nil, {u, u}} {
-		if v, err := postmanpartner.New(partnerhttp.Options{Endpoints: eps}); err == nil || v != nil {
-			t.Errorf("New with %d endpoints = %v, %v; want an error", len(eps), v, err)
-		}
-	}
+	verifiertest.RefusesEndpoints(t, postmanpartner.New, "postman: new verifier:", postmanpartner.DefaultEndpoint, "", "/me", "ftp://api.getpostman.com")
 }
 
 // TestEnforcedRateLimit drives the double's own limiter rather than a
 // scripted 429: the second request inside the window is refused.
 func TestEnforcedRateLimit(t *testing.T) {
-	srv := startDouble(t)
+	srv := partnertest.StartDouble(t, postmandouble.Start)
 	key := postmandouble.NewAPIKey()
 	srv.AddKey(key, 8)
-	srv.Controls.SetRateLimit(0.001, 1)
 	srv.Controls.SetRetryAfter("2")
 	v := harness.NewVerifier(t, 0, nil, srv.URL)
-	harness.Check(t, harness.Run(v, finding.TokenPostmanAPIKey, postmanFinding(key)),
-		verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Metrics: metrics.Summary{Requests: 1}})
-	harness.Check(t, harness.Run(v, finding.TokenPostmanAPIKey, postmanFinding(key)),
-		verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 429, RetryMin: 2 * time.Second, RetryMax: 2 * time.Second,
-			Metrics: metrics.Summary{Requests: 1, RateLimitHits: 1}})
-	if srv.Controls.RateLimited() != 1 {
-		t.Errorf("double sent %d 429s, want 1", srv.Controls.RateLimited())
-	}
+	harness.EnforcedRateLimit(t, v, srv.Controls, finding.TokenPostmanAPIKey, postmanFinding(key),
+		verifiertest.Want{}, verifiertest.Want{RetryMin: 2 * time.Second, RetryMax: 2 * time.Second})
 }

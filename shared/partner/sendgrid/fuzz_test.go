@@ -3,37 +3,23 @@ package sendgridpartner_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"math/rand/v2"
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
-	"time"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/verifiertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	sendgridpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/sendgrid"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/verify"
 )
 
 // fuzzKey is the API key the fuzzer's responses may echo ({{TOKEN}}, and
-// its id and secret as {{ID}} and {{SECRET}}). It is generated from a fixed
-// seed so that a failing input reproduces, and the corpus holds only the
-// placeholders.
+// its id and secret as {{ID}} and {{SECRET}}), drawn from a fixed seed;
+// the corpus holds only the placeholders.
 var fuzzKey = func() string {
-	r := rand.New(rand.NewPCG(0x5e9d, 0x9a1d))
+	r := verifiertest.NewFuzzRand(0x5e9d, 0x9a1d)
 	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-	var b strings.Builder
-	b.WriteString("SG.")
-	for i := range 22 + 43 {
-		if i == 22 {
-			b.WriteByte('.')
-		}
-		b.WriteByte(alphabet[r.IntN(len(alphabet))])
-	}
-	return b.String()
+	return "SG." + r.Pick(alphabet, 22) + "." + r.Pick(alphabet, 43)
 }()
 
 // FuzzSendgridAnswer feeds arbitrary answers to GET /v3/scopes (status,
@@ -44,11 +30,7 @@ var fuzzKey = func() string {
 // SendGrid's errors document, partner_confirmed only from a 200; a 403 is
 // never a verdict; and the key appears in no verdict, detail or fault.
 func FuzzSendgridAnswer(f *testing.F) {
-	srv := partnertest.NewFuzzServer(f)
-	v, err := sendgridpartner.New(partnerhttp.Options{Endpoints: []*url.URL{srv.Endpoint()}, Timeout: 5 * time.Second})
-	if err != nil {
-		f.Fatal(err)
-	}
+	srv, v := verifiertest.FuzzTarget(f, sendgridpartner.New)
 	id, secret, _ := strings.Cut(strings.TrimPrefix(fuzzKey, "SG."), ".")
 	f.Fuzz(func(t *testing.T, mode byte, status int, header string, body []byte) {
 		resp := partnertest.NewFuzzAnswer(mode, status, header, body, "{{TOKEN}}", fuzzKey, "{{ID}}", id, "{{SECRET}}", secret)
@@ -56,33 +38,8 @@ func FuzzSendgridAnswer(f *testing.F) {
 		fd := finding.Finding{ID: "f-1", RuleID: rule, Token: finding.Secret(fuzzKey)}
 		verdict, err := v.Verify(context.Background(), sendgridpartner.TokenAPIKey, fd)
 
-		text := verdict.Message + fmt.Sprint(verdict.Details)
-		if err != nil {
-			text += err.Error()
-		}
-		if lower := strings.ToLower(text); strings.Contains(lower, strings.ToLower(id)) || strings.Contains(lower, strings.ToLower(secret)) {
-			t.Fatal("the API key or a part of it appears in the verdict or fault text")
-		}
-		if err != nil {
-			fault, ok := verify.AsFault(err)
-			switch {
-			case !ok:
-				t.Fatalf("error %q is not a *verify.Fault", err)
-			case verdict.Reason != "":
-				t.Fatalf("both a verdict (%s) and a fault", verdict.Reason)
-			// A header net/http cannot read means the 429 never arrived.
-			case resp.Status == http.StatusTooManyRequests && !resp.Truncate && !fault.Network && fault.Kind != verify.RateLimited:
-				t.Fatalf("a 429 is a %s fault, want rate limited", fault.Kind)
-			}
+		if !(verifiertest.FuzzContract{Secrets: []string{id, secret}, FoldCase: true, NoVerdict: []int{http.StatusForbidden}, Unreadable429: true}).Check(t, resp, verdict, err) {
 			return
-		}
-		switch {
-		case resp.Status == 0:
-			t.Fatalf("no answer yielded verdict %s", verdict.Reason)
-		case resp.Truncate:
-			t.Fatalf("a truncated answer (http %d) yielded verdict %s", resp.Status, verdict.Reason)
-		case resp.Status == http.StatusTooManyRequests || resp.Status == http.StatusForbidden || resp.Status >= 500:
-			t.Fatalf("http %d yielded verdict %s", resp.Status, verdict.Reason)
 		}
 		switch verdict.Reason {
 		case finding.ReasonPartnerConfirmed:

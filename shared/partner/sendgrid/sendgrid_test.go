@@ -1,13 +1,9 @@
 package sendgridpartner_test
 
 import (
-	"bytes"
-	"context"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"reflect"
 	"strings"
 	"sync"
@@ -33,16 +29,6 @@ var harness = verifiertest.Harness{Def: sendgridpartner.Definition, Op: "GET /v3
 // scopes are the details of a confirmed key: its scopes and nothing else.
 func scopes(s []string) finding.Details { return finding.Details{sendgridpartner.DetailScopes: s} }
 
-func startDouble(t *testing.T) *sendgriddouble.Server {
-	t.Helper()
-	s, err := sendgriddouble.Start("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	return s
-}
-
 func sendgridFinding(tok string) finding.Finding {
 	return finding.Finding{ID: "f-1", RuleID: rule, Token: finding.Secret(tok)}
 }
@@ -60,7 +46,7 @@ func (s stripAccept) RoundTrip(r *http.Request) (*http.Response, error) {
 // TestVerifyAgainstDouble has one row per answer SendGrid (or something in
 // its place) gives to GET /v3/scopes, and the verdict or fault each must give.
 func TestVerifyAgainstDouble(t *testing.T) {
-	srv := startDouble(t)
+	srv := partnertest.StartDouble(t, sendgriddouble.Start)
 	one := metrics.Summary{Requests: 1}
 	errored := metrics.Summary{Requests: 1, Errors: 1}
 	network := metrics.Summary{Requests: 1, Errors: 1, NetworkErrors: 1}
@@ -198,10 +184,7 @@ func fault(srv *sendgriddouble.Server, f partnertest.Fault) func(*testing.T, str
 // TestVerifyOtherAnswers covers answers the double never gives but a proxy,
 // a change at SendGrid or a misconfiguration can: none is inactive.
 func TestVerifyOtherAnswers(t *testing.T) {
-	canary := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
-		t.Error("the redirect target was contacted")
-	}))
-	defer canary.Close()
+	canary := partnertest.RedirectCanary(t)
 	key := sendgriddouble.NewToken()
 	errored := metrics.Summary{Requests: 1, Errors: 1}
 	limited := metrics.Summary{Requests: 1, RateLimitHits: 1}
@@ -243,17 +226,7 @@ func TestVerifyOtherAnswers(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				for k, v := range tc.header {
-					w.Header().Set(k, v)
-				}
-				if tc.contentType != "" {
-					w.Header().Set("Content-Type", tc.contentType)
-				}
-				w.WriteHeader(tc.status)
-				_, _ = w.Write([]byte(tc.body))
-			}))
-			defer srv.Close()
+			srv := partnertest.ServeAnswer(t, tc.status, tc.contentType, tc.body, tc.header)
 			w := tc.want
 			if w.Kind == verify.PartnerError { // the zero kind: an unusable answer
 				w.Metrics = errored
@@ -292,7 +265,7 @@ func (rt *recordingTransport) RoundTrip(req *http.Request) (*http.Response, erro
 // TestRequestShape: GET <base>/v3/scopes, the key only in the Authorization
 // header (never in the URL or a body), Accept and our User-Agent set.
 func TestRequestShape(t *testing.T) {
-	srv := startDouble(t)
+	srv := partnertest.StartDouble(t, sendgriddouble.Start)
 	key := sendgriddouble.NewToken()
 	srv.AddToken(key, "mail.send")
 	rt := &recordingTransport{base: &http.Transport{}}
@@ -340,155 +313,79 @@ func TestEndpointWithPathPrefix(t *testing.T) {
 }
 
 func TestConcurrentVerifications(t *testing.T) {
-	srv := startDouble(t)
-	v := harness.NewVerifier(t, 0, nil, srv.URL)
-	keys := make([]string, 16)
-	for i := range keys {
-		keys[i] = sendgriddouble.NewToken()
+	srv := partnertest.StartDouble(t, sendgriddouble.Start)
+	cases := make([]verifiertest.ConcurrentCase, 16)
+	for i := range cases {
+		key := sendgriddouble.NewToken()
+		cases[i] = verifiertest.ConcurrentCase{TokenType: sendgridpartner.TokenAPIKey, Finding: sendgridFinding(key), Want: finding.ReasonPartnerRejected}
 		if i%2 == 0 {
-			srv.AddToken(keys[i], fmt.Sprintf("scope.n%d", i))
+			srv.AddToken(key, fmt.Sprintf("scope.n%d", i))
+			cases[i].Want, cases[i].Details = finding.ReasonPartnerConfirmed, scopes([]string{fmt.Sprintf("scope.n%d", i)})
 		}
 	}
-	var wg sync.WaitGroup
-	results := make([]verifiertest.Outcome, len(keys))
-	for i, k := range keys {
-		wg.Go(func() { results[i] = harness.Run(v, sendgridpartner.TokenAPIKey, sendgridFinding(k)) })
-	}
-	wg.Wait()
-	for i, r := range results {
-		want := finding.ReasonPartnerRejected
-		if i%2 == 0 {
-			want = finding.ReasonPartnerConfirmed
-		}
-		if r.Err != nil || r.Verdict.Reason != want {
-			t.Errorf("key %d: %+v, %v; want %s", i, r.Verdict, r.Err, want)
-		}
-		if want == finding.ReasonPartnerConfirmed && !reflect.DeepEqual(r.Verdict.Details[sendgridpartner.DetailScopes], []string{fmt.Sprintf("scope.n%d", i)}) {
-			t.Errorf("key %d: details %v belong to another key", i, r.Verdict.Details)
-		}
-		if srv.Controls.CountFor(keys[i]) != 1 {
-			t.Errorf("key %d: double saw %d requests", i, srv.Controls.CountFor(keys[i]))
+	harness.Concurrent(t, harness.NewVerifier(t, 0, nil, srv.URL), cases)
+	for i, c := range cases {
+		if n := srv.Controls.CountFor(c.Finding.Token.Reveal()); n != 1 {
+			t.Errorf("key %d: double saw %d requests", i, n)
 		}
 	}
 }
 
 func TestCancelledContextIsAFault(t *testing.T) {
-	srv := startDouble(t)
+	srv := partnertest.StartDouble(t, sendgriddouble.Start)
 	key := sendgriddouble.NewToken()
 	srv.AddToken(key)
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	verdict, err := harness.NewVerifier(t, 0, nil, srv.URL).Verify(ctx, sendgridpartner.TokenAPIKey, sendgridFinding(key))
-	f, ok := verify.AsFault(err)
-	if !ok || f.Kind != verify.PartnerError || !f.Network || verdict.Reason != "" {
-		t.Errorf("Verify = %+v, %v; want a network partner error", verdict, err)
-	}
+	verifiertest.CancelledIsAFault(t, harness.NewVerifier(t, 0, nil, srv.URL), sendgridpartner.TokenAPIKey, sendgridFinding(key))
 }
 
 // TestNoSecretLeaks runs every class of answer and checks that no verdict,
 // error or log line of the outcomes carries the key or a part of it.
 func TestNoSecretLeaks(t *testing.T) {
-	srv := startDouble(t)
-	var logBuf bytes.Buffer
-	log := slog.New(slog.NewJSONHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	faults := []partnertest.Fault{partnertest.FaultNone, partnertest.Fault500, partnertest.Fault502,
-		partnertest.Fault503, partnertest.Fault504, partnertest.Fault429, partnertest.FaultReset,
-		partnertest.FaultGarbled, partnertest.FaultEmpty, partnertest.FaultTruncated,
-		partnertest.FaultHTML401, partnertest.FaultHTML403, partnertest.FaultHang}
-	v := harness.NewVerifier(t, 300*time.Millisecond, nil, srv.URL)
-	var keys, texts []string
-	record := func(f finding.Finding, label string, verdict verify.Verdict, err error) {
-		errText := ""
-		if err != nil {
-			errText = err.Error()
-		}
-		texts = append(texts, fmt.Sprintf("%v|%+v|%#v|%s|%v", verdict, verdict, verdict, errText, err))
-		log.Info("verification", "case", label, "finding", f, "token", f.Token,
-			"reason", verdict.Reason, "details", verdict.Details, "message", verdict.Message, "error", err)
-	}
+	srv := partnertest.StartDouble(t, sendgriddouble.Start)
+	sweep := harness.LeakSweep(t, harness.NewVerifier(t, 300*time.Millisecond, nil, srv.URL))
 	for _, live := range []bool{true, false} {
-		for _, fl := range faults {
+		for _, fl := range partnertest.Faults() {
 			key := sendgriddouble.NewToken()
-			keys = append(keys, key)
 			if live {
 				srv.AddToken(key)
 			}
 			srv.Controls.Push(fl)
-			f := sendgridFinding(key)
-			verdict, err := v.Verify(context.Background(), sendgridpartner.TokenAPIKey, f)
-			record(f, fl.String(), verdict, err)
+			sweep.Verify(fl.String(), sendgridpartner.TokenAPIKey, sendgridFinding(key))
 		}
 	}
 	// The block, a revoked key, and a malformed key (which never leaves the
 	// process, but whose message must not quote it either).
 	blocked, revoked := sendgriddouble.NewToken(), sendgriddouble.NewToken()
 	srv.RevokeToken(revoked)
-	keys = append(keys, blocked, revoked)
-	verdict, err := v.Verify(context.Background(), sendgridpartner.TokenAPIKey, sendgridFinding(revoked))
-	record(sendgridFinding(revoked), "revoked", verdict, err)
+	sweep.Verify("revoked", sendgridpartner.TokenAPIKey, sendgridFinding(revoked))
 	srv.SetBlocked(true)
-	verdict, err = v.Verify(context.Background(), sendgridpartner.TokenAPIKey, sendgridFinding(blocked))
-	record(sendgridFinding(blocked), "blocked", verdict, err)
+	sweep.Verify("blocked", sendgridpartner.TokenAPIKey, sendgridFinding(blocked))
 	srv.SetBlocked(false)
-	bad := sendgriddouble.NewToken()[:60]
-	keys = append(keys, bad)
-	verdict, err = harness.CallerVerify(context.Background(), v, sendgridpartner.TokenAPIKey, sendgridFinding(bad))
-	record(sendgridFinding(bad), "malformed", verdict, err)
-
-	texts = append(texts, logBuf.String())
-	for _, s := range []string{`"reason":"partner_confirmed"`, `"reason":"partner_rejected"`, "http 500", "temporary block", "malformed_token"} {
-		if !strings.Contains(logBuf.String(), s) {
-			t.Fatalf("the verifiertest.Outcome log lacks %q; the leak check would prove nothing", s)
-		}
-	}
-	for _, k := range keys {
+	sweep.Verify("malformed", sendgridpartner.TokenAPIKey, sendgridFinding(sendgriddouble.NewToken()[:60]))
+	sweep.Check([]string{`"reason":"partner_confirmed"`, `"reason":"partner_rejected"`, "http 500", "temporary block", "malformed_token"}, func(k string) []string {
 		id, secret, _ := strings.Cut(strings.TrimPrefix(k, "SG."), ".")
-		for i, s := range texts {
-			if strings.Contains(s, k) || strings.Contains(s, id) || (len(secret) >= 20 && strings.Contains(s, secret[:20])) {
-				t.Errorf("text %d of %d contains a key or part of one", i, len(texts))
-			}
+		if len(secret) >= 20 {
+			return []string{id, secret[:20]}
 		}
-	}
+		return []string{id}
+	})
 }
 
 func TestNew(t *testing.T) {
-	for _, ep := range []string{"", "/v3", "ftp://api.sendgrid.com"} {
-		var u *url.URL
-		if ep != "" {
-			u, _ = url.Parse(ep)
-		}
-		if v, err := sendgridpartner.New(partnerhttp.Options{Endpoints: []*url.URL{u}}); err == nil || v != nil {
-			t.Errorf("New(%q) = %v, %v; want an error", ep, v, err)
-		} else if !strings.HasPrefix(err.Error(), "sendgrid: new verifier:") {
-			t.Errorf("error %q does not name the operation", err)
-		}
-	}
-	u, _ := url.Parse(sendgridpartner.DefaultEndpoint)
-	for _, eps := range [][]*url.URL{nil, {u, u}} {
-		if v, err := sendgridpartner.New(partnerhttp.Options{Endpoints: eps}); err == nil || v != nil {
-			t.Errorf("New with %d endpoints = %v, %v; want an error", len(eps), v, err)
-		}
-	}
+	verifiertest.RefusesEndpoints(t, sendgridpartner.New, "sendgrid: new verifier:", sendgridpartner.DefaultEndpoint, "", "/v3", "ftp://api.sendgrid.com")
 }
 
 // TestEnforcedRateLimit drives the double's own limiter rather than a
 // scripted 429: the second request inside the window is refused, with the
 // wait in X-RateLimit-Reset.
 func TestEnforcedRateLimit(t *testing.T) {
-	srv := startDouble(t)
+	srv := partnertest.StartDouble(t, sendgriddouble.Start)
 	key := sendgriddouble.NewToken()
 	srv.AddToken(key, "mail.send")
-	srv.Controls.SetRateLimit(0.001, 1)
 	srv.Controls.SetRetryAfter("2")
 	v := harness.NewVerifier(t, 0, nil, srv.URL)
-	harness.Check(t, harness.Run(v, sendgridpartner.TokenAPIKey, sendgridFinding(key)),
-		verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Details: scopes([]string{"mail.send"}), Metrics: metrics.Summary{Requests: 1}})
-	harness.Check(t, harness.Run(v, sendgridpartner.TokenAPIKey, sendgridFinding(key)),
-		verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 429, RetryMin: time.Second, RetryMax: 3 * time.Second,
-			Metrics: metrics.Summary{Requests: 1, RateLimitHits: 1}})
-	if srv.Controls.RateLimited() != 1 {
-		t.Errorf("double sent %d 429s, want 1", srv.Controls.RateLimited())
-	}
+	harness.EnforcedRateLimit(t, v, srv.Controls, sendgridpartner.TokenAPIKey, sendgridFinding(key),
+		verifiertest.Want{Details: scopes([]string{"mail.send"})}, verifiertest.Want{RetryMin: time.Second, RetryMax: 3 * time.Second})
 }
 
 // TestDefinition pins the contract §7 row: rule ids of both scanners, the

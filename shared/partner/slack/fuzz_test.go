@@ -3,41 +3,23 @@ package slackpartner_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"math/rand/v2"
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
-	"time"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/verifiertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	slackpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/slack"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/verify"
 )
 
 // fuzzToken is the bot token the fuzzer's responses may echo ({{TOKEN}},
-// and its secret tail as {{SECRET}}). It is generated from a fixed seed so
-// that a failing input reproduces, and the corpus holds only the placeholders.
+// and its secret tail as {{SECRET}}), drawn from a fixed seed; the corpus
+// holds only the placeholders.
 var fuzzToken = func() string {
-	r := rand.New(rand.NewPCG(0x51ac, 0x7e57))
-	const alnum = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-	var b strings.Builder
-	b.WriteString("xoxb-")
-	for range 12 {
-		b.WriteByte(alnum[52+r.IntN(10)])
-	}
-	b.WriteByte('-')
-	for range 13 {
-		b.WriteByte(alnum[52+r.IntN(10)])
-	}
-	b.WriteByte('-')
-	for range 24 {
-		b.WriteByte(alnum[r.IntN(len(alnum))])
-	}
-	return b.String()
+	r := verifiertest.NewFuzzRand(0x51ac, 0x7e57)
+	const digits, alnum = "0123456789", "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+	return "xoxb-" + r.Pick(digits, 12) + "-" + r.Pick(digits, 13) + "-" + r.Pick(alnum, 24)
 }()
 
 // FuzzSlackAnswer feeds arbitrary answers to POST /auth.test (status,
@@ -49,11 +31,7 @@ var fuzzToken = func() string {
 // partner_confirmed only from a 200 with ok true; "ratelimited" is never a
 // verdict; and the token appears in no verdict, detail or fault.
 func FuzzSlackAnswer(f *testing.F) {
-	srv := partnertest.NewFuzzServer(f)
-	v, err := slackpartner.New(partnerhttp.Options{Endpoints: []*url.URL{srv.Endpoint()}, Timeout: 5 * time.Second})
-	if err != nil {
-		f.Fatal(err)
-	}
+	srv, v := verifiertest.FuzzTarget(f, slackpartner.New)
 	secret := fuzzToken[strings.LastIndex(fuzzToken, "-")+1:]
 	f.Fuzz(func(t *testing.T, mode byte, status int, header string, body []byte) {
 		resp := partnertest.NewFuzzAnswer(mode, status, header, body, "{{TOKEN}}", fuzzToken, "{{SECRET}}", secret)
@@ -61,33 +39,8 @@ func FuzzSlackAnswer(f *testing.F) {
 		fd := finding.Finding{ID: "f-1", RuleID: rule, Token: finding.Secret(fuzzToken)}
 		verdict, err := v.Verify(context.Background(), slackpartner.TokenBot, fd)
 
-		text := verdict.Message + fmt.Sprint(verdict.Details)
-		if err != nil {
-			text += err.Error()
-		}
-		if strings.Contains(strings.ToLower(text), strings.ToLower(secret)) {
-			t.Fatal("the token or its secret part appears in the verdict or fault text")
-		}
-		if err != nil {
-			fault, ok := verify.AsFault(err)
-			switch {
-			case !ok:
-				t.Fatalf("error %q is not a *verify.Fault", err)
-			case verdict.Reason != "":
-				t.Fatalf("both a verdict (%s) and a fault", verdict.Reason)
-			// A header net/http cannot read means the 429 never arrived.
-			case resp.Status == http.StatusTooManyRequests && !resp.Truncate && !fault.Network && fault.Kind != verify.RateLimited:
-				t.Fatalf("a 429 is a %s fault, want rate limited", fault.Kind)
-			}
+		if !(verifiertest.FuzzContract{Secrets: []string{secret}, FoldCase: true, Unreadable429: true}).Check(t, resp, verdict, err) {
 			return
-		}
-		switch {
-		case resp.Status == 0:
-			t.Fatalf("no answer yielded verdict %s", verdict.Reason)
-		case resp.Truncate:
-			t.Fatalf("a truncated answer (http %d) yielded verdict %s", resp.Status, verdict.Reason)
-		case resp.Status == http.StatusTooManyRequests || resp.Status >= 500:
-			t.Fatalf("http %d yielded verdict %s", resp.Status, verdict.Reason)
 		}
 		switch verdict.Reason {
 		case finding.ReasonPartnerConfirmed:

@@ -3,12 +3,9 @@ package slackpartner_test
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"reflect"
 	"strings"
 	"sync"
@@ -31,16 +28,6 @@ const rule = "Slack token"
 // harness is the shared verifier harness bound to slack.
 var harness = verifiertest.Harness{Def: slackpartner.Definition, Op: "POST /auth.test"}
 
-func startDouble(t *testing.T) *slackdouble.Server {
-	t.Helper()
-	s, err := slackdouble.Start("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	return s
-}
-
 func slackFinding(tok string) finding.Finding {
 	return finding.Finding{ID: "f-1", RuleID: rule, Token: finding.Secret(tok)}
 }
@@ -61,7 +48,7 @@ func (s setContentType) RoundTrip(r *http.Request) (*http.Response, error) {
 // TestVerifyAgainstDouble has one row per answer Slack (or something in
 // its place) gives to POST /auth.test, and the verdict or fault each must give.
 func TestVerifyAgainstDouble(t *testing.T) {
-	srv := startDouble(t)
+	srv := partnertest.StartDouble(t, slackdouble.Start)
 	one := metrics.Summary{Requests: 1}
 	unusable := metrics.Summary{Requests: 1, Errors: 1}
 	network := metrics.Summary{Requests: 1, Errors: 1, NetworkErrors: 1}
@@ -216,10 +203,7 @@ func TestVerifyAgainstDouble(t *testing.T) {
 // TestVerifyOtherAnswers covers answers the double never gives but a proxy,
 // a change at Slack or a misconfiguration can: none is inactive.
 func TestVerifyOtherAnswers(t *testing.T) {
-	canary := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
-		t.Error("the redirect target was contacted")
-	}))
-	defer canary.Close()
+	canary := partnertest.RedirectCanary(t)
 	tok := slackdouble.NewToken()
 	limited := metrics.Summary{Requests: 1, RateLimitHits: 1}
 	tests := []struct {
@@ -254,17 +238,7 @@ func TestVerifyOtherAnswers(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				for k, v := range tc.header {
-					w.Header().Set(k, v)
-				}
-				if tc.contentType != "" {
-					w.Header().Set("Content-Type", tc.contentType)
-				}
-				w.WriteHeader(tc.status)
-				_, _ = w.Write([]byte(tc.body))
-			}))
-			defer srv.Close()
+			srv := partnertest.ServeAnswer(t, tc.status, tc.contentType, tc.body, tc.header)
 			w := tc.want
 			if w.Kind == verify.PartnerError { // the zero kind: an unusable answer
 				w.Metrics = metrics.Summary{Requests: 1, Errors: 1}
@@ -310,7 +284,7 @@ func (rt *recordingTransport) RoundTrip(req *http.Request) (*http.Response, erro
 // token only in the Authorization header (never in the URL or the body, which
 // is an empty form), our User-Agent set.
 func TestRequestShape(t *testing.T) {
-	srv := startDouble(t)
+	srv := partnertest.StartDouble(t, slackdouble.Start)
 	tok := slackdouble.NewUserToken()
 	srv.AddToken(tok)
 	rt := &recordingTransport{base: &http.Transport{}}
@@ -366,7 +340,7 @@ func TestDefaultEndpointPath(t *testing.T) {
 // double, like Slack, answers invalid_auth to a live session token sent
 // without its d cookie, which the verifier would have to read as inactive.
 func TestSessionTokenInTheDouble(t *testing.T) {
-	srv := startDouble(t)
+	srv := partnertest.StartDouble(t, slackdouble.Start)
 	tok := "xoxc-" + strings.Repeat("1", 12) + "-" + strings.Repeat("a", 40)
 	srv.AddSession(tok, "xoxd-cookie")
 	got := harness.Run(harness.NewVerifier(t, 0, nil, srv.URL), "", slackFinding(tok))
@@ -381,51 +355,28 @@ func TestSessionTokenInTheDouble(t *testing.T) {
 }
 
 func TestConcurrentVerifications(t *testing.T) {
-	srv := startDouble(t)
-	v := harness.NewVerifier(t, 0, nil, srv.URL)
-	toks := make([]string, 16)
-	ids := make([]slackdouble.Identity, len(toks))
-	for i := range toks {
-		toks[i] = slackdouble.NewToken()
+	srv := partnertest.StartDouble(t, slackdouble.Start)
+	cases := make([]verifiertest.ConcurrentCase, 16)
+	for i := range cases {
+		tok := slackdouble.NewToken()
+		cases[i] = verifiertest.ConcurrentCase{Finding: slackFinding(tok), Want: finding.ReasonPartnerRejected}
 		if i%2 == 0 {
-			ids[i] = srv.AddToken(toks[i])
+			id := srv.AddToken(tok)
+			cases[i].Want, cases[i].Details = finding.ReasonPartnerConfirmed, finding.Details{slackpartner.DetailUserID: id.UserID}
 		}
 	}
-	var wg sync.WaitGroup
-	results := make([]verifiertest.Outcome, len(toks))
-	for i, k := range toks {
-		wg.Go(func() { results[i] = harness.Run(v, "", slackFinding(k)) })
-	}
-	wg.Wait()
-	for i, r := range results {
-		want := finding.ReasonPartnerRejected
-		if i%2 == 0 {
-			want = finding.ReasonPartnerConfirmed
-		}
-		if r.Err != nil || r.Verdict.Reason != want {
-			t.Errorf("token %d: %+v, %v; want %s", i, r.Verdict, r.Err, want)
-		}
-		if want == finding.ReasonPartnerConfirmed && r.Verdict.Details[slackpartner.DetailUserID] != ids[i].UserID {
-			t.Errorf("token %d: details %v belong to another token", i, r.Verdict.Details)
-		}
-	}
+	harness.Concurrent(t, harness.NewVerifier(t, 0, nil, srv.URL), cases)
 }
 
 func TestCancelledContextIsAFault(t *testing.T) {
-	srv := startDouble(t)
+	srv := partnertest.StartDouble(t, slackdouble.Start)
 	tok := slackdouble.NewToken()
 	srv.AddToken(tok)
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	verdict, err := harness.NewVerifier(t, 0, nil, srv.URL).Verify(ctx, slackpartner.TokenBot, slackFinding(tok))
-	f, ok := verify.AsFault(err)
-	if !ok || f.Kind != verify.PartnerError || !f.Network || verdict.Reason != "" {
-		t.Errorf("Verify = %+v, %v; want a network partner error", verdict, err)
-	}
+	verifiertest.CancelledIsAFault(t, harness.NewVerifier(t, 0, nil, srv.URL), slackpartner.TokenBot, slackFinding(tok))
 }
 
 func TestOtherTokenTypeIsNotCalled(t *testing.T) {
-	srv := startDouble(t)
+	srv := partnertest.StartDouble(t, slackdouble.Start)
 	tok := slackdouble.NewToken()
 	srv.AddToken(tok)
 	for _, tt := range []finding.TokenType{slackpartner.TokenRefresh, slackpartner.TokenSession, finding.TokenPostmanAPIKey} {
@@ -442,31 +393,11 @@ func TestOtherTokenTypeIsNotCalled(t *testing.T) {
 // TestNoSecretLeaks runs every class of answer and checks that no verdict,
 // error or log line of the outcomes carries the token or a part of it.
 func TestNoSecretLeaks(t *testing.T) {
-	srv := startDouble(t)
-	var logBuf bytes.Buffer
-	log := slog.New(slog.NewJSONHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	faults := []partnertest.Fault{partnertest.FaultNone, partnertest.Fault500, partnertest.Fault502,
-		partnertest.Fault503, partnertest.Fault504, partnertest.Fault429, partnertest.FaultReset,
-		partnertest.FaultGarbled, partnertest.FaultEmpty, partnertest.FaultTruncated,
-		partnertest.FaultHTML401, partnertest.FaultHTML403, partnertest.FaultHang}
-	v := harness.NewVerifier(t, 300*time.Millisecond, nil, srv.URL)
-	var toks, texts []string
-	record := func(f finding.Finding, label string, verdict verify.Verdict, err error) {
-		errText := ""
-		if err != nil {
-			errText = err.Error()
-		}
-		texts = append(texts, fmt.Sprintf("%v|%+v|%#v|%s|%v", verdict, verdict, verdict, errText, err))
-		log.Info("verification", "case", label, "finding", f, "token", f.Token,
-			"reason", verdict.Reason, "details", verdict.Details, "message", verdict.Message, "error", err)
-	}
-	verifyOne := func(tok, label string) {
-		toks = append(toks, tok)
-		verdict, err := harness.CallerVerify(context.Background(), v, "", slackFinding(tok))
-		record(slackFinding(tok), label, verdict, err)
-	}
+	srv := partnertest.StartDouble(t, slackdouble.Start)
+	sweep := harness.LeakSweep(t, harness.NewVerifier(t, 300*time.Millisecond, nil, srv.URL))
+	verifyOne := func(tok, label string) { sweep.Verify(label, "", slackFinding(tok)) }
 	for _, live := range []bool{true, false} {
-		for _, fl := range faults {
+		for _, fl := range partnertest.Faults() {
 			tok := slackdouble.NewToken()
 			if live {
 				srv.AddToken(tok)
@@ -489,61 +420,30 @@ func TestNoSecretLeaks(t *testing.T) {
 	verifyOne("xoxc-123456789012-"+strings.Repeat("s", 40), "session")
 	verifyOne("xoxb-176536724810", "fragment")
 	verifyOne("xoxb-"+strings.Repeat("9", 12)+"-bad token with spaces", "malformed")
-
-	texts = append(texts, logBuf.String())
-	for _, s := range []string{`"reason":"partner_confirmed"`, `"reason":"partner_rejected"`, "http 500", "team_added_to_org", "ratelimited", "malformed_token", "unsupported_token_type"} {
-		if !strings.Contains(logBuf.String(), s) {
-			t.Fatalf("the verifiertest.Outcome log lacks %q; the leak check would prove nothing", s)
-		}
-	}
-	for _, k := range toks {
+	sweep.Check([]string{`"reason":"partner_confirmed"`, `"reason":"partner_rejected"`, "http 500", "team_added_to_org", "ratelimited", "malformed_token", "unsupported_token_type"}, func(k string) []string {
 		// The secret part: what follows the last numeric segment.
-		tail := k[strings.LastIndex(k, "-")+1:]
-		for i, s := range texts {
-			if strings.Contains(s, k) || (len(tail) >= 12 && strings.Contains(s, tail)) {
-				t.Errorf("text %d of %d contains a token or part of one", i, len(texts))
-			}
+		if tail := k[strings.LastIndex(k, "-")+1:]; len(tail) >= 12 {
+			return []string{tail}
 		}
-	}
+		return nil
+	})
 }
 
 func TestNew(t *testing.T) {
-	for _, ep := range []string{"", "/api", "ftp://slack.com/api"} {
-		var u *url.URL
-		if ep != "" {
-			u, _ = url.Parse(ep)
-		}
-		if v, err := slackpartner.New(partnerhttp.Options{Endpoints: []*url.URL{u}}); err == nil || v != nil {
-			t.Errorf("New(%q) = %v, %v; want an error", ep, v, err)
-		} else if !strings.HasPrefix(err.Error(), "slack: new verifier:") {
-			t.Errorf("error %q does not name the operation", err)
-		}
-	}
-	u, _ := url.Parse(slackpartner.DefaultEndpoint)
-	for _, eps := range [][]*url.URL{nil, {u, u}} {
-		if v, err := slackpartner.New(partnerhttp.Options{Endpoints: eps}); err == nil || v != nil {
-			t.Errorf("New with %d endpoints = %v, %v; want an error", len(eps), v, err)
-		}
-	}
+	verifiertest.RefusesEndpoints(t, slackpartner.New, "slack: new verifier:", slackpartner.DefaultEndpoint, "", "/api", "ftp://slack.com/api")
 }
 
 // TestEnforcedRateLimit drives the double's own limiter rather than a
 // scripted 429: the second request inside the window is refused with
 // Slack's ratelimited answer and the wait in Retry-After seconds.
 func TestEnforcedRateLimit(t *testing.T) {
-	srv := startDouble(t)
+	srv := partnertest.StartDouble(t, slackdouble.Start)
 	tok := slackdouble.NewToken()
 	id := srv.AddToken(tok)
-	srv.Controls.SetRateLimit(0.001, 1)
 	srv.Controls.SetRetryAfter("2")
 	v := harness.NewVerifier(t, 0, nil, srv.URL)
-	harness.Check(t, harness.Run(v, "", slackFinding(tok)), verifiertest.Want{Reason: finding.ReasonPartnerConfirmed,
-		Details: finding.Details{slackpartner.DetailTeamID: id.TeamID, slackpartner.DetailUserID: id.UserID}, Metrics: metrics.Summary{Requests: 1}})
-	harness.Check(t, harness.Run(v, "", slackFinding(tok)), verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 429, RetryMin: 2 * time.Second, RetryMax: 2 * time.Second,
-		Metrics: metrics.Summary{Requests: 1, RateLimitHits: 1}})
-	if srv.Controls.RateLimited() != 1 {
-		t.Errorf("double sent %d 429s, want 1", srv.Controls.RateLimited())
-	}
+	harness.EnforcedRateLimit(t, v, srv.Controls, "", slackFinding(tok),
+		verifiertest.Want{Details: finding.Details{slackpartner.DetailTeamID: id.TeamID, slackpartner.DetailUserID: id.UserID}}, verifiertest.Want{RetryMin: 2 * time.Second, RetryMax: 2 * time.Second})
 }
 
 // TestDefinition pins the contract §7 row: rule ids of both scanners, the

@@ -4,34 +4,19 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
-	"math/rand/v2"
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
-	"time"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest/verifiertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	stripepartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/stripe"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partnerhttp"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/verify"
 )
 
-// fuzzKey is the key the fuzzer's responses may echo ({{TOKEN}}). It is
-// generated from a fixed seed so that a failing input reproduces, and the
-// corpus holds only the placeholder.
-var fuzzKey = func() string {
-	r := rand.New(rand.NewPCG(0x57e1, 0xbe11))
-	const alnum = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-	var b strings.Builder
-	b.WriteString("rk_live_")
-	for range 99 {
-		b.WriteByte(alnum[r.IntN(len(alnum))])
-	}
-	return b.String()
-}()
+// fuzzKey is the key the fuzzer's responses may echo ({{TOKEN}}), drawn
+// from a fixed seed; the corpus holds only the placeholder.
+var fuzzKey = verifiertest.FuzzToken(0x57e1, 0xbe11, "rk_live_", "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", 99)
 
 // FuzzStripeAnswer feeds arbitrary answers to GET /v1/balance (status,
 // headers, body, a dropped or truncated connection) to the real verifier
@@ -42,43 +27,15 @@ var fuzzKey = func() string {
 // balance object or a 403 missing-permission error; and the key appears in
 // no verdict or fault.
 func FuzzStripeAnswer(f *testing.F) {
-	srv := partnertest.NewFuzzServer(f)
-	v, err := stripepartner.New(partnerhttp.Options{Endpoints: []*url.URL{srv.Endpoint()}, Timeout: 5 * time.Second})
-	if err != nil {
-		f.Fatal(err)
-	}
+	srv, v := verifiertest.FuzzTarget(f, stripepartner.New)
 	f.Fuzz(func(t *testing.T, mode byte, status int, header string, body []byte) {
 		resp := partnertest.NewFuzzAnswer(mode, status, header, body, "{{TOKEN}}", fuzzKey)
 		srv.Set(resp)
 		fd := finding.Finding{ID: "f-1", RuleID: ruleRestricted, Token: finding.Secret(fuzzKey)}
 		verdict, err := v.Verify(context.Background(), stripepartner.TokenRestrictedKey, fd)
 
-		text := verdict.Message + fmt.Sprint(verdict.Details)
-		if err != nil {
-			text += err.Error()
-		}
-		if strings.Contains(text, fuzzKey) || strings.Contains(text, fuzzKey[8:40]) {
-			t.Fatal("the key appears in the verdict or fault text")
-		}
-		if err != nil {
-			fault, ok := verify.AsFault(err)
-			switch {
-			case !ok:
-				t.Fatalf("error %q is not a *verify.Fault", err)
-			case verdict.Reason != "":
-				t.Fatalf("both a verdict (%s) and a fault", verdict.Reason)
-			case resp.Status == http.StatusTooManyRequests && !resp.Truncate && fault.Kind != verify.RateLimited:
-				t.Fatalf("a 429 is a %s fault, want rate limited", fault.Kind)
-			}
+		if !(verifiertest.FuzzContract{Secrets: []string{fuzzKey, fuzzKey[8:40]}}).Check(t, resp, verdict, err) {
 			return
-		}
-		switch {
-		case resp.Status == 0:
-			t.Fatalf("no answer yielded verdict %s", verdict.Reason)
-		case resp.Truncate:
-			t.Fatalf("a truncated answer (http %d) yielded verdict %s", resp.Status, verdict.Reason)
-		case resp.Status == http.StatusTooManyRequests || resp.Status >= 500:
-			t.Fatalf("http %d yielded verdict %s", resp.Status, verdict.Reason)
 		}
 		switch verdict.Reason {
 		case finding.ReasonPartnerConfirmed:

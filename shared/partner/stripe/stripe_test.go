@@ -1,13 +1,9 @@
 package stripepartner_test
 
 import (
-	"bytes"
 	"context"
-	"fmt"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -37,16 +33,6 @@ const (
 // harness is the shared verifier harness bound to stripe.
 var harness = verifiertest.Harness{Def: stripepartner.Definition, Op: "GET /v1/balance"}
 
-func startDouble(t *testing.T) *stripedouble.Server {
-	t.Helper()
-	s, err := stripedouble.Start("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	return s
-}
-
 func stripeFinding(rule, tok string) finding.Finding {
 	return finding.Finding{ID: "f-1", RuleID: rule, Token: finding.Secret(tok)}
 }
@@ -54,7 +40,7 @@ func stripeFinding(rule, tok string) finding.Finding {
 var liveDetails = finding.Details{stripepartner.DetailLivemode: true}
 
 func TestVerifyAgainstDouble(t *testing.T) {
-	srv := startDouble(t)
+	srv := partnertest.StartDouble(t, stripedouble.Start)
 	one := metrics.Summary{Requests: 1}
 	errored := metrics.Summary{Requests: 1, Errors: 1}
 	network := metrics.Summary{Requests: 1, Errors: 1, NetworkErrors: 1}
@@ -173,10 +159,7 @@ func TestVerifyAgainstDouble(t *testing.T) {
 // TestVerifyUnusableAnswers covers answers the double never gives but a
 // proxy, a partner change or a misconfiguration can: each proves nothing.
 func TestVerifyUnusableAnswers(t *testing.T) {
-	canary := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
-		t.Error("the redirect target was contacted")
-	}))
-	defer canary.Close()
+	canary := partnertest.RedirectCanary(t)
 	const jsonCT = "application/json"
 	tests := []struct {
 		name        string
@@ -213,17 +196,7 @@ func TestVerifyUnusableAnswers(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				for k, v := range tc.header {
-					w.Header().Set(k, v)
-				}
-				if tc.contentType != "" {
-					w.Header().Set("Content-Type", tc.contentType)
-				}
-				w.WriteHeader(tc.status)
-				_, _ = w.Write([]byte(tc.body))
-			}))
-			defer srv.Close()
+			srv := partnertest.ServeAnswer(t, tc.status, tc.contentType, tc.body, tc.header)
 			got := harness.Run(harness.NewVerifier(t, 0, nil, srv.URL), "", stripeFinding(ruleSecret, stripedouble.NewSecretKey()))
 			w := verifiertest.Want{Kind: tc.kind, HTTPStatus: tc.status, Msg: tc.wantMsg, Metrics: metrics.Summary{Requests: 1, Errors: 1}}
 			if tc.kind == verify.RateLimited {
@@ -294,7 +267,7 @@ func (rt *recordingTransport) RoundTrip(req *http.Request) (*http.Response, erro
 }
 
 func TestRequestShape(t *testing.T) {
-	srv := startDouble(t)
+	srv := partnertest.StartDouble(t, stripedouble.Start)
 	keys := []string{stripedouble.NewSecretKey(), stripedouble.NewRestrictedKey()}
 	srv.AddKey(keys[0], stripedouble.Live)
 	srv.AddKey(keys[1], stripedouble.NoBalancePermission)
@@ -345,7 +318,7 @@ func TestEndpointWithPathPrefix(t *testing.T) {
 }
 
 func TestOtherTokenTypeIsUnsupported(t *testing.T) {
-	srv := startDouble(t)
+	srv := partnertest.StartDouble(t, stripedouble.Start)
 	verdict, err := harness.NewVerifier(t, 0, nil, srv.URL).Verify(context.Background(), finding.TokenPostmanAPIKey, stripeFinding(ruleSecret, stripedouble.NewSecretKey()))
 	if err != nil || verdict.Reason != finding.ReasonUnsupportedTokenType || srv.Controls.Requests() != 0 {
 		t.Errorf("Verify = %+v, %v after %d requests; want unsupported_token_type, no call", verdict, err, srv.Controls.Requests())
@@ -353,124 +326,61 @@ func TestOtherTokenTypeIsUnsupported(t *testing.T) {
 }
 
 func TestConcurrentVerifications(t *testing.T) {
-	srv := startDouble(t)
-	v := harness.NewVerifier(t, 0, nil, srv.URL)
-	keys := make([]string, 16)
-	for i := range keys {
-		keys[i] = stripedouble.NewSecretKey()
+	srv := partnertest.StartDouble(t, stripedouble.Start)
+	cases := make([]verifiertest.ConcurrentCase, 16)
+	for i := range cases {
+		key := stripedouble.NewSecretKey()
+		cases[i] = verifiertest.ConcurrentCase{Finding: stripeFinding(ruleSecret, key), Want: finding.ReasonPartnerRejected}
 		if i%2 == 0 {
-			srv.AddKey(keys[i], stripedouble.Live)
+			srv.AddKey(key, stripedouble.Live)
+			cases[i].Want = finding.ReasonPartnerConfirmed
 		}
 	}
-	var wg sync.WaitGroup
-	results := make([]verifiertest.Outcome, len(keys))
-	for i, k := range keys {
-		wg.Go(func() { results[i] = harness.Run(v, "", stripeFinding(ruleSecret, k)) })
-	}
-	wg.Wait()
-	for i, r := range results {
-		want := finding.ReasonPartnerRejected
-		if i%2 == 0 {
-			want = finding.ReasonPartnerConfirmed
-		}
-		if r.Err != nil || r.Verdict.Reason != want {
-			t.Errorf("key %d: %+v, %v; want %s", i, r.Verdict, r.Err, want)
-		}
-		if srv.Controls.CountFor(keys[i]) != 1 {
-			t.Errorf("key %d: double saw %d requests", i, srv.Controls.CountFor(keys[i]))
+	harness.Concurrent(t, harness.NewVerifier(t, 0, nil, srv.URL), cases)
+	for i, c := range cases {
+		if n := srv.Controls.CountFor(c.Finding.Token.Reveal()); n != 1 {
+			t.Errorf("key %d: double saw %d requests", i, n)
 		}
 	}
 }
 
 func TestCancelledContextIsAFault(t *testing.T) {
-	srv := startDouble(t)
+	srv := partnertest.StartDouble(t, stripedouble.Start)
 	key := stripedouble.NewSecretKey()
 	srv.AddKey(key, stripedouble.Live)
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	verdict, err := harness.NewVerifier(t, 0, nil, srv.URL).Verify(ctx, stripepartner.TokenSecretKey, stripeFinding(ruleSecret, key))
-	f, ok := verify.AsFault(err)
-	if !ok || f.Kind != verify.PartnerError || !f.Network || verdict.Reason != "" {
-		t.Errorf("Verify = %+v, %v; want a network partner error", verdict, err)
-	}
+	verifiertest.CancelledIsAFault(t, harness.NewVerifier(t, 0, nil, srv.URL), stripepartner.TokenSecretKey, stripeFinding(ruleSecret, key))
 }
 
 // TestNoSecretLeaks runs every class of answer and checks that no verdict,
 // error or log line of the outcomes carries the key or a part of it, even
 // though Stripe's own error bodies quote the key's last characters.
 func TestNoSecretLeaks(t *testing.T) {
-	srv := startDouble(t)
-	var logBuf bytes.Buffer
-	log := slog.New(slog.NewJSONHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	faults := []partnertest.Fault{partnertest.FaultNone, partnertest.Fault500, partnertest.Fault502,
-		partnertest.Fault503, partnertest.Fault504, partnertest.Fault429, partnertest.FaultReset,
-		partnertest.FaultGarbled, partnertest.FaultEmpty, partnertest.FaultTruncated,
-		partnertest.FaultHTML401, partnertest.FaultHTML403, partnertest.FaultHang}
-	v := harness.NewVerifier(t, 300*time.Millisecond, nil, srv.URL)
-	var keys, texts []string
+	srv := partnertest.StartDouble(t, stripedouble.Start)
+	sweep := harness.LeakSweep(t, harness.NewVerifier(t, 300*time.Millisecond, nil, srv.URL))
 	modes := []*stripedouble.Mode{nil, new(stripedouble.Live), new(stripedouble.NoBalancePermission), new(stripedouble.Expired)}
 	*modes[1], *modes[2], *modes[3] = stripedouble.Live, stripedouble.NoBalancePermission, stripedouble.Expired
 	for _, m := range modes {
-		for _, fl := range faults {
+		for _, fl := range partnertest.Faults() {
 			key := stripedouble.NewRestrictedKey()
-			keys = append(keys, key)
 			if m != nil {
 				srv.AddKey(key, *m)
 			}
 			srv.Controls.Push(fl)
-			f := stripeFinding(ruleRestricted, key)
-			verdict, err := v.Verify(context.Background(), stripepartner.TokenRestrictedKey, f)
-			errText := ""
-			if err != nil {
-				errText = err.Error()
-			}
-			texts = append(texts, fmt.Sprintf("%v|%+v|%#v|%s|%v", verdict, verdict, verdict, errText, err))
-			log.Info("verification", "fault", fl.String(), "finding", f, "token", f.Token,
-				"reason", verdict.Reason, "details", verdict.Details, "message", verdict.Message, "error", err)
+			sweep.Verify(fl.String(), stripepartner.TokenRestrictedKey, stripeFinding(ruleRestricted, key))
 		}
 	}
 	// Keys stopped at the gate never leave the process; their messages must not quote them either.
 	for _, bad := range []string{"sk_live_" + strings.Repeat("Z", 20), "sk_test_" + strings.Repeat("Q", 40), "rk_live_" + strings.Repeat("W", 30) + "!"} {
-		keys = append(keys, bad)
-		verdict, err := harness.CallerVerify(context.Background(), v, "", stripeFinding(ruleSecret, bad))
-		texts = append(texts, fmt.Sprintf("%+v %v", verdict, err))
-		log.Info("verification", "finding", stripeFinding(ruleSecret, bad), "verdict", verdict)
+		sweep.Verify("stopped at the gate", "", stripeFinding(ruleSecret, bad))
 	}
-
-	texts = append(texts, logBuf.String())
-	if !strings.Contains(logBuf.String(), `"reason":"partner_confirmed"`) || !strings.Contains(logBuf.String(), `"reason":"partner_rejected"`) || !strings.Contains(logBuf.String(), "http 500") {
-		t.Fatal("the verifiertest.Outcome log is missing outcomes; the leak check would prove nothing")
-	}
-	for _, k := range keys {
+	sweep.Check([]string{`"reason":"partner_confirmed"`, `"reason":"partner_rejected"`, "http 500"}, func(k string) []string {
 		body := k[8:]
-		for i, s := range texts {
-			if strings.Contains(s, k) || strings.Contains(s, body[:16]) || strings.Contains(s, body[len(body)-16:]) {
-				t.Errorf("text %d of %d contains a key or part of one", i, len(texts))
-			}
-		}
-	}
+		return []string{body[:16], body[len(body)-16:]}
+	})
 }
 
 func TestNew(t *testing.T) {
-	for _, ep := range []string{"", "/v1/balance", "ftp://api.stripe.com", "https://user:pass@api.stripe.com"} {
-		t.Run(ep, func(t *testing.T) {
-			var u *url.URL
-			if ep != "" {
-				u, _ = url.Parse(ep)
-			}
-			if v, err := stripepartner.New(partnerhttp.Options{Endpoints: []*url.URL{u}}); err == nil || v != nil {
-				t.Errorf("New = %v, %v; want an error", v, err)
-			} else if !strings.HasPrefix(err.Error(), "stripe: new verifier:") {
-				t.Errorf("error %q does not name the operation", err)
-			}
-		})
-	}
-	u, _ := url.Parse(stripepartner.DefaultEndpoint)
-	for _, eps := range [][]*url.URL{nil, {u, u}} {
-		if v, err := stripepartner.New(partnerhttp.Options{Endpoints: eps}); err == nil || v != nil {
-			t.Errorf("New with %d endpoints = %v, %v; want an error", len(eps), v, err)
-		}
-	}
+	verifiertest.RefusesEndpoints(t, stripepartner.New, "stripe: new verifier:", stripepartner.DefaultEndpoint, "", "/v1/balance", "ftp://api.stripe.com", "https://user:pass@api.stripe.com")
 }
 
 func TestDefinition(t *testing.T) {
@@ -489,19 +399,13 @@ func TestDefinition(t *testing.T) {
 // TestEnforcedRateLimit drives the double's own limiter rather than a
 // scripted 429: the second request inside the window is refused.
 func TestEnforcedRateLimit(t *testing.T) {
-	srv := startDouble(t)
+	srv := partnertest.StartDouble(t, stripedouble.Start)
 	key := stripedouble.NewSecretKey()
 	srv.AddKey(key, stripedouble.Live)
-	srv.Controls.SetRateLimit(0.001, 1)
 	srv.Controls.SetRetryAfter("")
 	v := harness.NewVerifier(t, 0, nil, srv.URL)
-	harness.Check(t, harness.Run(v, "", stripeFinding(ruleSecret, key)),
-		verifiertest.Want{Reason: finding.ReasonPartnerConfirmed, Details: liveDetails, Metrics: metrics.Summary{Requests: 1}})
-	harness.Check(t, harness.Run(v, "", stripeFinding(ruleSecret, key)),
-		verifiertest.Want{Kind: verify.RateLimited, HTTPStatus: 429, Metrics: metrics.Summary{Requests: 1, RateLimitHits: 1}})
-	if srv.Controls.RateLimited() != 1 {
-		t.Errorf("double sent %d 429s, want 1", srv.Controls.RateLimited())
-	}
+	harness.EnforcedRateLimit(t, v, srv.Controls, "", stripeFinding(ruleSecret, key),
+		verifiertest.Want{Details: liveDetails}, verifiertest.Want{})
 }
 
 // TestSamconfigWithinLimit: in every deployed environment the global rate,

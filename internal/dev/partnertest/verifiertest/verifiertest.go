@@ -1,9 +1,13 @@
 // Package verifiertest is the harness every partner verifier's tests share:
 // it verifies a finding as pipeline.Worker does (the partner's gate first),
 // records the metrics the call left under the partner's name, and holds the
-// outcome to the contract (a fault is never a verdict, and never inactive).
-// What differs between partners (the double, the rows, the operation a
-// fault names) stays in each partner's own tests.
+// outcome to the contract (a fault is never a verdict, and never inactive);
+// it also holds the checks every partner's tests make the same way: the
+// fuzz targets' common contract (FuzzContract) and seeded credentials
+// (FuzzToken), the leak sweep (LeakSweep), concurrent and cancelled
+// verifications, and New's refusals (RefusesEndpoints). What differs
+// between partners (the double, the rows, the operation a fault names, the
+// fuzz oracle) stays in each partner's own tests.
 package verifiertest
 
 import (

@@ -24,9 +24,13 @@ type fakeTB struct {
 	testing.TB
 	failures []string
 	fatal    bool
+	cleanups []func()
 }
 
 func (f *fakeTB) Helper() {}
+
+// Cleanup keeps fn for capture to run once the checked code is done.
+func (f *fakeTB) Cleanup(fn func()) { f.cleanups = append(f.cleanups, fn) }
 
 func (f *fakeTB) Errorf(format string, args ...any) {
 	f.failures = append(f.failures, fmt.Sprintf(format, args...))
@@ -42,6 +46,20 @@ func (f *fakeTB) Fatal(args ...any) {
 	f.Errorf("%s", fmt.Sprint(args...))
 	f.fatal = true
 	runtime.Goexit()
+}
+
+// expectFailure fails t unless what reported the failures fails asks for:
+// none when fails is "", else a first one that contains fails.
+func expectFailure(t *testing.T, what string, failures []string, fails string) {
+	t.Helper()
+	switch {
+	case fails == "" && len(failures) > 0:
+		t.Errorf("%s failed: %q", what, failures)
+	case fails != "" && len(failures) == 0:
+		t.Errorf("%s passed, want a failure about %q", what, fails)
+	case fails != "" && !strings.Contains(failures[0], fails):
+		t.Errorf("%s failed with %q, want %q", what, failures[0], fails)
+	}
 }
 
 // check runs Check against a fake testing.TB on its own goroutine (Fatal
@@ -105,14 +123,7 @@ func TestCheck(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tb := check(tc.got, tc.want)
-			switch {
-			case tc.fails == "" && len(tb.failures) > 0:
-				t.Errorf("Check failed: %q", tb.failures)
-			case tc.fails != "" && len(tb.failures) == 0:
-				t.Errorf("Check passed, want a failure about %q", tc.fails)
-			case tc.fails != "" && !strings.Contains(tb.failures[0], tc.fails):
-				t.Errorf("Check failed with %q, want %q", tb.failures[0], tc.fails)
-			}
+			expectFailure(t, "Check", tb.failures, tc.fails)
 		})
 	}
 }
