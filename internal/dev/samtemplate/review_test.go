@@ -23,12 +23,12 @@ import (
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/samtemplate"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/metrics"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/pipeline"
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/sqsbatch"
 	anthropicpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/anthropic"
 	herokupartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/heroku"
 	openaipartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/openai"
 	stripepartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/stripe"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/pipeline"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/sqsbatch"
 )
 
 // Contract §4 and §6 values the template must carry.
