@@ -29,6 +29,7 @@ import (
 	stripepartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/stripe"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/pipeline"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/sqsbatch"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/throttle"
 )
 
 // Contract §4 and §6 values the template must carry.
@@ -367,6 +368,7 @@ func TestReviewCatchesDefects(t *testing.T) {
 		{"batch below the concurrency", root, "BatchSize: 4\n", "BatchSize: 1\n", "batch sizing"},
 		{"large batch without a window", root, "BatchSize: 28\n        MaximumBatchingWindowInSeconds: 1\n", "BatchSize: 28\n        MaximumBatchingWindowInSeconds: 0\n", "batch sizing"},
 		{"github batch beyond its burst", root, "BatchSize: 4\n", "BatchSize: 5\n", "batch sizing"},
+		{"heroku slots waiting past the limiter's MaxWait", root, "Heroku publishes (shared/partner/heroku, Rate).\n        RateBurst: 1\n        PartnerConcurrency: 2", "Heroku publishes (shared/partner/heroku, Rate).\n        RateBurst: 1\n        PartnerConcurrency: 4", "batch sizing"},
 		{"x86 function", root, "Architectures: [arm64]", "Architectures: [x86_64]", "functions"},
 		{"x86 partner function", child, "Architectures: [arm64]", "Architectures: [x86_64]", "functions"},
 		{"tracing off", root, "Tracing: Active", "Tracing: PassThrough", "functions"},
@@ -1702,6 +1704,13 @@ func checkBatchSizing(tpl *samtemplate.Template) []string {
 			if _, err := fmt.Sscan(rates[where], &rate); err != nil || rate <= 0 {
 				p = append(p, fmt.Sprintf("%s: %s=%q in %s is not a rate", id, rateParam.Name, rates[where], where))
 				continue
+			}
+			// Each slot's record waits in the limiter for its token; the
+			// last of PARTNER_CONCURRENCY waits concurrency ÷ rate, and a
+			// wait above the limiter's MaxWait sends the record back.
+			if waits := int(rate * throttle.DefaultMaxWait.Seconds()); conc > max(burst, waits) {
+				p = append(p, fmt.Sprintf("%s: PARTNER_CONCURRENCY %d at %s=%v (%s): the last slot would wait %.1f s for a token, beyond the limiter's %s, and go back to SQS: at most %d",
+					id, conc, rateParam.Name, rate, where, float64(conc)/rate, throttle.DefaultMaxWait, max(burst, waits)))
 			}
 			if most := max(burst, int(rate*budget/2)); e.BatchSize > most {
 				p = append(p, fmt.Sprintf("%s: BatchSize %d takes %.0f s at %s=%v (%s), more than half of the %.0f s the %d s timeout leaves to start records: at most %d",
