@@ -48,15 +48,15 @@ func cpuModel() string {
 }
 
 func printMethod(w io.Writer, o options) {
-	batch := fmt.Sprintf("rate-bound rows: the partner's BatchSize in template.yaml; concurrency-bound rows: %d × concurrency", fastBatchPerSlot)
+	batch := fmt.Sprintf("the partner's BatchSize in template.yaml in the rate-bound\n  rows, %d × concurrency in the concurrency-bound rows", fastBatchPerSlot)
 	if o.batchSize > 0 {
-		batch = fmt.Sprintf("%d in every row (-batch-size)", o.batchSize)
+		batch = fmt.Sprintf("%d records in every row (-batch-size)", o.batchSize)
 	}
 	fmt.Fprintf(w, `method: one function instance = pipeline.Worker.Handle with verdictcache(throttle(partner verifier)),
   as pipeline.PartnerWorkerFromEnv builds it; invocations one after another, each a batch of records of one
   finding with its own generated token, registered as live in cmd/partner-sandbox (a separate process,
   -latency %s -jitter %s, -rate per partner as below). A batch's records share the instance's %d slots,
-  each refilled as its call ends (sqsbatch.Run). Batch: %s.
+  each refilled as its call ends (sqsbatch.Run). Batch size: %s.
   Records the handler hands back come back when their visibility delay ends; a backlog keeps a batch
   ready. The first second of a run is not measured. verif/s = verifications ÷ (last end − first start)
   of the measured invocations; limit = min(rate, concurrency ÷ %s); serial = the same with Concurrency 1
