@@ -166,7 +166,7 @@ func TestMappingLeavesWholeBatchWhenInvocationFails(t *testing.T) {
 func TestMappingGathersBatchesAboveTen(t *testing.T) {
 	moto := awstest.Shared(t)
 	c := sqs.NewFromConfig(moto.Config())
-	url, arn, _ := queuePair(t, c, "esm-large", 5)
+	url, arn := slowQueue(t, c, "esm-large")
 	ctx := context.Background()
 	for i := range 30 {
 		if _, err := c.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(url), MessageBody: aws.String(fmt.Sprintf("m%d", i))}); err != nil {
@@ -178,7 +178,6 @@ func TestMappingGathersBatchesAboveTen(t *testing.T) {
 	seen := map[string]int{}
 	m := &Mapping{
 		Name: "Large", Client: c, QueueURL: url, QueueARN: arn, BatchSize: 25,
-		// Below the test queue's 1 s visibility, as the template's window is below its queues'.
 		BatchingWindow: 500 * time.Millisecond, FunctionTimeout: 5 * time.Second,
 		Invoke: func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 			mu.Lock()
@@ -218,7 +217,7 @@ func TestMappingGathersBatchesAboveTen(t *testing.T) {
 func TestGatherStopsBeforeThePayloadLimit(t *testing.T) {
 	moto := awstest.Shared(t)
 	c := sqs.NewFromConfig(moto.Config())
-	url, arn, _ := queuePair(t, c, "esm-payload", 5)
+	url, arn := slowQueue(t, c, "esm-payload")
 	ctx := context.Background()
 	body := strings.Repeat("x", 250<<10)
 	for range 30 {
@@ -238,4 +237,16 @@ func TestGatherStopsBeforeThePayloadLimit(t *testing.T) {
 	if len(batch) == 0 || len(batch) >= 30 || size > MaxPayload {
 		t.Errorf("gathered %d messages of %d bytes, want some but not all 30, within %d bytes", len(batch), size, MaxPayload)
 	}
+}
+
+// slowQueue is a queue whose messages stay invisible for 60 s after a
+// receive, as the template's stay for longer than a batching window: a
+// slow receive on a loaded machine cannot hand one message out twice.
+func slowQueue(t *testing.T, c *sqs.Client, name string) (url, arn string) {
+	t.Helper()
+	q, err := c.CreateQueue(context.Background(), &sqs.CreateQueueInput{QueueName: aws.String(name), Attributes: map[string]string{"VisibilityTimeout": "60"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return *q.QueueUrl, queueARN(t, c, *q.QueueUrl)
 }
