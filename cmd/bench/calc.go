@@ -139,6 +139,19 @@ func Window(expectedPerSecond float64, wantEvents int, lo, hi time.Duration) tim
 	return min(max(d, lo), hi)
 }
 
+// BatchWindow is Window, lengthened to hold at least four invocations of
+// batch records at the expected rate (and at most 40 s): a ratio measured
+// over one or two invocations would be at the mercy of where the window
+// cuts them.
+func BatchWindow(expectedPerSecond float64, batch, wantEvents int, lo, hi time.Duration) time.Duration {
+	d := Window(expectedPerSecond, wantEvents, lo, hi)
+	if expectedPerSecond <= 0 || math.IsNaN(expectedPerSecond) || batch < 1 {
+		return d
+	}
+	four := time.Duration(4 * float64(batch) / expectedPerSecond * float64(time.Second))
+	return min(max(d, four), 40*time.Second)
+}
+
 // initReport is the emulator's line at the end of a function's init phase.
 var initReport = regexp.MustCompile(`INIT REPORT\(durationMs: ([0-9.]+)\)`)
 

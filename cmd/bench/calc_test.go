@@ -229,3 +229,25 @@ func TestParseVmHWM(t *testing.T) {
 		})
 	}
 }
+
+func TestBatchWindow(t *testing.T) {
+	tests := []struct {
+		name  string
+		rate  float64
+		batch int
+		want  time.Duration
+	}{
+		{"small batches keep Window's choice", 100, 10, 4 * time.Second},
+		{"four invocations of a large batch", 100, 400, 16 * time.Second},
+		{"a slow rate's window stays Window's", 3, 14, 20 * time.Second},
+		{"at most 40 s", 3, 100, 40 * time.Second},
+		{"no rate", 0, 400, 20 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := BatchWindow(tt.rate, tt.batch, 200, 4*time.Second, 20*time.Second); got != tt.want {
+				t.Errorf("BatchWindow(%v, %d) = %s, want %s", tt.rate, tt.batch, got, tt.want)
+			}
+		})
+	}
+}

@@ -25,6 +25,10 @@ import (
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/pipeline"
 )
 
+// coldBatch is the records of each invocation after a cold start: the
+// dispatcher's batch size, and a whole batch in flight in a partner function.
+const coldBatch = 10
+
 // flagName is the feature flag the functions read (contract §4).
 const flagName = "secret_detection_partner_token_verification"
 
@@ -82,7 +86,7 @@ type functionFigures struct {
 // coldStarts measures every function under the Lambda Runtime Interface
 // Emulator with the environment template.yaml gives it, against a local AWS
 // (moto) holding its queues and the flag (on): samples cold starts, each
-// followed by invocations of BatchSize records; the init time is the
+// followed by invocations of coldBatch records; the init time is the
 // emulator's INIT REPORT, the peak memory the bootstrap's VmHWM after the
 // invocations.
 func coldStarts(ctx context.Context, root string, b builds, sb *sandboxProc, samples, batches int) ([]functionFigures, error) {
@@ -115,7 +119,7 @@ func coldStarts(ctx context.Context, root string, b builds, sb *sandboxProc, sam
 		"AWS_ENDPOINT_URL": moto.Endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": awstest.Region,
 		// Every record of a batch in flight at once and none held back by
 		// the template's per-instance rate: the memory of a full batch.
-		pipeline.EnvConcurrency: strconv.Itoa(BatchSize), pipeline.EnvRatePerSecond: strconv.Itoa(fastRate), pipeline.EnvRateBurst: strconv.Itoa(BatchSize),
+		pipeline.EnvConcurrency: strconv.Itoa(coldBatch), pipeline.EnvRatePerSecond: strconv.Itoa(fastRate), pipeline.EnvRateBurst: strconv.Itoa(coldBatch),
 	}
 	for k, v := range sb.env {
 		overrides[k] = v
@@ -145,14 +149,14 @@ func coldStarts(ctx context.Context, root string, b builds, sb *sandboxProc, sam
 			ff.initMS = append(ff.initMS, initMS)
 			ff.peakRSS = append(ff.peakRSS, rss)
 			ff.invocations += batches
-			ff.records += batches * BatchSize
+			ff.records += batches * coldBatch
 		}
 		out = append(out, ff)
 	}
 	return out, nil
 }
 
-// coldStart starts one emulator, invokes it batches times with BatchSize
+// coldStart starts one emulator, invokes it batches times with coldBatch
 // records of fresh live tokens, and returns the init time and the
 // bootstrap's peak resident memory.
 func coldStart(ctx context.Context, rie, bootstrap, id string, p finding.Partner, env map[string]string, def *samtemplate.Function, sb *sandboxProc, batches int) (float64, int64, error) {
@@ -189,7 +193,7 @@ func coldStart(ctx context.Context, rie, bootstrap, id string, p finding.Partner
 			return 0, 0, fmt.Errorf("%s: response: %w", id, err)
 		}
 		if n := len(resp.BatchItemFailures); n > 0 {
-			return 0, 0, fmt.Errorf("%s: %d of %d records failed", id, n, BatchSize)
+			return 0, 0, fmt.Errorf("%s: %d of %d records failed", id, n, coldBatch)
 		}
 	}
 	abs, err := filepath.Abs(bootstrap)
@@ -219,7 +223,7 @@ func coldStart(ctx context.Context, rie, bootstrap, id string, p finding.Partner
 	return initMS, rss, nil
 }
 
-// batchEvent is an SQS event of BatchSize records, one finding each, of
+// batchEvent is an SQS event of coldBatch records, one finding each, of
 // fresh tokens registered as live: for a partner function its own
 // partner-queue messages; for the dispatcher (p == "") ingress messages
 // of Postman tokens, which it routes to the Postman queue.
@@ -228,7 +232,7 @@ func batchEvent(ctx context.Context, sb *sandboxProc, p finding.Partner) ([]byte
 	if gen == "" {
 		gen = finding.PartnerPostman
 	}
-	fs, creds, err := newFindings(gen, BatchSize)
+	fs, creds, err := newFindings(gen, coldBatch)
 	if err != nil {
 		return nil, err
 	}

@@ -29,8 +29,13 @@ import (
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/verify"
 )
 
-// BatchSize is the partner queues' event source batch size (template.yaml).
-const BatchSize = 10
+// Concurrency is PARTNER_CONCURRENCY of the measured instance in both
+// settings: the slots a batch's records share.
+const Concurrency = 10
+
+// serialBatch is the batch of the serial runs (Concurrency 1): ten records
+// of about a tenth of a second each, several invocations in a window.
+const serialBatch = 10
 
 // functionTimeout is the partner functions' Timeout in template.yaml: the
 // deadline of every invocation's context.
@@ -101,6 +106,8 @@ func partnerVerifier(p finding.Partner, env map[string]string) (verify.Verifier,
 // partner verifier), with an emulated source queue and results queue.
 type instance struct {
 	partner finding.Partner
+	// batch is the event source's batch size: the most records per invocation.
+	batch   int
 	worker  *pipeline.Worker
 	cache   *verdictcache.Verifier
 	queue   *queue
@@ -109,13 +116,13 @@ type instance struct {
 }
 
 // newInstance builds a fresh instance: new HTTP client, limiter and cache.
-func newInstance(p finding.Partner, env map[string]string, lim throttle.Options, concurrency int) (*instance, error) {
+func newInstance(p finding.Partner, env map[string]string, lim throttle.Options, concurrency, batch int) (*instance, error) {
 	v, err := partnerVerifier(p, env)
 	if err != nil {
 		return nil, err
 	}
 	cached := verdictcache.New(throttle.New(v, p, lim), p, verdictcache.Options{})
-	in := &instance{partner: p, cache: cached, queue: newQueue(), sink: &sink{}}
+	in := &instance{partner: p, batch: batch, cache: cached, queue: newQueue(), sink: &sink{}}
 	in.worker, err = pipeline.NewWorker(pipeline.WorkerConfig{
 		Common: pipeline.Common{
 			Results: in.sink,
@@ -142,6 +149,8 @@ type invocation struct {
 	span      Span
 	results   []sunk
 	partnerMS []float64
+	// records is how many records the invocation received.
+	records   int
 	failures  int
 	undelayed int
 	// errors and networkErrors are the invocation's PartnerAPIErrors and
@@ -152,7 +161,7 @@ type invocation struct {
 // invoke receives one batch and runs the handler on it, as the event source
 // mapping does; it returns false when no record became visible before until.
 func (in *instance) invoke(ctx context.Context, until time.Time) (invocation, bool, error) {
-	recs := in.queue.receive(ctx, BatchSize, until)
+	recs := in.queue.receive(ctx, in.batch, until)
 	if len(recs) == 0 {
 		return invocation{}, false, nil
 	}
@@ -167,7 +176,7 @@ func (in *instance) invoke(ctx context.Context, until time.Time) (invocation, bo
 	if err != nil {
 		return invocation{}, false, err
 	}
-	inv := invocation{results: results, failures: len(resp.BatchItemFailures)}
+	inv := invocation{results: results, records: len(recs), failures: len(resp.BatchItemFailures)}
 	inv.undelayed = in.queue.settle(recs, resp)
 	emf := localrun.NewEMFCollector()
 	for _, line := range strings.Split(in.metrics.String(), "\n") {
@@ -188,7 +197,9 @@ func (in *instance) invoke(ctx context.Context, until time.Time) (invocation, bo
 type loadConfig struct {
 	partner     finding.Partner
 	concurrency int
-	limiter     throttle.Options
+	// batch is the most records per invocation.
+	batch   int
+	limiter throttle.Options
 	// warm is run but not measured: connections open, the burst is spent.
 	warm, window time.Duration
 	// backlog is how many findings wait in the queue at the start; enough
@@ -212,8 +223,14 @@ type loadResult struct {
 	overheadMS []float64
 	// unsplit counts such invocations whose calls and results did not pair up.
 	unsplit int
-	// partnerMS are the partner calls' latencies; batchMaxMS the slowest per invocation.
-	partnerMS, batchMaxMS []float64
+	// partnerMS are the partner calls' latencies.
+	partnerMS []float64
+	// slotUse is the measured invocations' partner time over their
+	// slot time (concurrency × duration): 1 when every slot was in a
+	// partner call for the whole of every invocation.
+	slotUse float64
+	// records is the mean records per measured invocation.
+	records float64
 	// receives and handedBack are the queue's deliveries and the handler's
 	// hand-backs over the whole run; undelayed are failures without a delay;
 	// verified are the active results of the whole run.
@@ -230,6 +247,8 @@ type loadResult struct {
 // invocation after another, for warm + window.
 func runLoad(ctx context.Context, sb *sandboxProc, c loadConfig) (loadResult, error) {
 	res := loadResult{others: map[finding.Reason]int{}}
+	var partnerTime, slotTime float64
+	records := 0
 	fs, creds, err := newFindings(c.partner, c.backlog)
 	if err != nil {
 		return res, err
@@ -237,7 +256,7 @@ func runLoad(ctx context.Context, sb *sandboxProc, c loadConfig) (loadResult, er
 	if err := sb.register(ctx, creds); err != nil {
 		return res, err
 	}
-	in, err := newInstance(c.partner, sb.env, c.limiter, c.concurrency)
+	in, err := newInstance(c.partner, sb.env, c.limiter, c.concurrency, c.batch)
 	if err != nil {
 		return res, err
 	}
@@ -283,9 +302,11 @@ func runLoad(ctx context.Context, sb *sandboxProc, c loadConfig) (loadResult, er
 			}
 		}
 		res.partnerMS = append(res.partnerMS, inv.partnerMS...)
-		if len(inv.partnerMS) > 0 {
-			res.batchMaxMS = append(res.batchMaxMS, maxOf(inv.partnerMS))
+		for _, ms := range inv.partnerMS {
+			partnerTime += ms / 1000
 		}
+		slotTime += float64(c.concurrency) * inv.span.End.Sub(inv.span.Start).Seconds()
+		records += inv.records
 		if c.concurrency == 1 {
 			at := make([]time.Time, len(inv.results))
 			for i, r := range inv.results {
@@ -301,6 +322,8 @@ func runLoad(ctx context.Context, sb *sandboxProc, c loadConfig) (loadResult, er
 	if len(res.spans) == 0 {
 		return res, fmt.Errorf("load %s: no invocation in the measured window", c.partner)
 	}
+	res.slotUse = Ratio(partnerTime, slotTime)
+	res.records = float64(records) / float64(len(res.spans))
 	res.receives, res.handedBack = in.queue.counts()
 	st, err := sb.stats(ctx)
 	if err != nil {
@@ -328,7 +351,7 @@ type dedupeResult struct {
 
 // runDedupe sends n findings of one live token through one instance, in
 // batches, and counts the partner calls the sandbox received.
-func runDedupe(ctx context.Context, sb *sandboxProc, p finding.Partner, lim throttle.Options, concurrency, n int, recheck bool) (dedupeResult, error) {
+func runDedupe(ctx context.Context, sb *sandboxProc, p finding.Partner, lim throttle.Options, concurrency, batch, n int, recheck bool) (dedupeResult, error) {
 	res := dedupeResult{findings: n}
 	fs, creds, err := newFindings(p, 1)
 	if err != nil {
@@ -337,7 +360,7 @@ func runDedupe(ctx context.Context, sb *sandboxProc, p finding.Partner, lim thro
 	if err := sb.register(ctx, creds); err != nil {
 		return res, err
 	}
-	in, err := newInstance(p, sb.env, lim, concurrency)
+	in, err := newInstance(p, sb.env, lim, concurrency, batch)
 	if err != nil {
 		return res, err
 	}

@@ -6,9 +6,11 @@
 package sqsbatch
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -129,6 +131,14 @@ const (
 // the record was not started for lack of time) as batch item failures, so
 // that SQS redelivers exactly those. A record whose message id is in
 // opts.Completed is skipped as a success.
+//
+// The records share one pool of opts.Concurrency slots: a slot takes the
+// next record the moment its record ends, so a batch larger than the
+// concurrency keeps every slot busy until the batch runs out, instead of
+// waiting for the slowest of each group. Records start in the order of
+// StartOrder: those SQS delivered more often first, so that a record left
+// unstarted by one invocation is not left unstarted again by the next,
+// each time spending one of its receives (MAX_ATTEMPTS, maxReceiveCount).
 func Run(ctx context.Context, ev events.SQSEvent, opts Options, process func(ctx context.Context, rec events.SQSMessage) error) events.SQSEventResponse {
 	o := opts.withDefaults()
 	recs := ev.Records
@@ -149,7 +159,8 @@ func Run(ctx context.Context, ev events.SQSEvent, opts Options, process func(ctx
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, o.Concurrency)
 	stopped := false
-	for i, rec := range recs {
+	for _, i := range StartOrder(recs) {
+		rec := recs[i]
 		alias[i] = i
 		if j, ok := first[rec.MessageId]; ok && rec.MessageId != "" {
 			alias[i] = j
@@ -217,6 +228,21 @@ func Run(ctx context.Context, ev events.SQSEvent, opts Options, process func(ctx
 			"unstarted", left, "records", len(recs), "deadline_margin", o.DeadlineMargin.String())
 	}
 	return resp
+}
+
+// StartOrder is the order in which Run starts an event's records, as
+// indexes into recs: by ApproximateReceiveCount, highest first, and in
+// the event's order among equals. A record that a previous invocation left
+// unstarted, or handed back, has been received more often than the fresh
+// records beside it and goes ahead of them.
+func StartOrder(recs []events.SQSMessage) []int {
+	order := make([]int, len(recs))
+	counts := make([]int, len(recs))
+	for i, rec := range recs {
+		order[i], counts[i] = i, ReceiveCount(rec)
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(counts[b], counts[a]) })
+	return order
 }
 
 // safeProcess runs process and turns a panic into a *panicError.

@@ -324,3 +324,98 @@ func TestRunRecordsAreNotShared(t *testing.T) {
 		t.Errorf("calls = %d, want 2: each record skips only its own completed ids", calls)
 	}
 }
+
+// TestRunRefillsSlots: a slot takes the next record as soon as its record
+// ends. With two slots and one record that does not end until the other
+// four have, the other four must all pass through the second slot; records
+// started in groups of two would wait for the stuck one and never finish.
+func TestRunRefillsSlots(t *testing.T) {
+	opts := freshOptions()
+	opts.Concurrency = 2
+	others := make(chan string, 4)
+	release := make(chan struct{})
+	go func() {
+		for range 4 {
+			<-others
+		}
+		close(release)
+	}()
+	refilled := true
+	resp := Run(context.Background(), eventOf("slow", "b", "c", "d", "e"), opts, func(ctx context.Context, rec events.SQSMessage) error {
+		if rec.MessageId != "slow" {
+			others <- rec.MessageId
+			return nil
+		}
+		select {
+		case <-release:
+		case <-time.After(10 * time.Second): // only a guard against hanging
+			refilled = false
+		}
+		return nil
+	})
+	if !refilled {
+		t.Error("the other records did not all run while the first one was in flight: slots are not refilled")
+	}
+	if got := failureIDs(resp); len(got) != 0 {
+		t.Errorf("failures = %v, want none", got)
+	}
+}
+
+func withReceiveCount(ev events.SQSEvent, counts map[string]string) events.SQSEvent {
+	for i, rec := range ev.Records {
+		if c, ok := counts[rec.MessageId]; ok {
+			ev.Records[i].Attributes = map[string]string{"ApproximateReceiveCount": c}
+		}
+	}
+	return ev
+}
+
+func TestStartOrder(t *testing.T) {
+	ev := withReceiveCount(eventOf("a", "b", "c", "d", "e"), map[string]string{"b": "2", "c": "junk", "d": "4", "e": "2"})
+	var got []string
+	for _, i := range StartOrder(ev.Records) {
+		got = append(got, ev.Records[i].MessageId)
+	}
+	if want := []string{"d", "b", "e", "a", "c"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("start order %v, want %v (most received first, the event's order among equals)", got, want)
+	}
+}
+
+// TestRunStartsRedeliveredRecordsFirst: a record that an earlier invocation
+// left unstarted (so SQS delivered it again) starts before fresh records,
+// and is not the one left unstarted again when time runs short.
+func TestRunStartsRedeliveredRecordsFirst(t *testing.T) {
+	t.Run("order", func(t *testing.T) {
+		opts := freshOptions()
+		opts.Concurrency = 1
+		var started []string
+		ev := withReceiveCount(eventOf("a", "b", "c"), map[string]string{"c": "3"})
+		Run(context.Background(), ev, opts, func(ctx context.Context, rec events.SQSMessage) error {
+			started = append(started, rec.MessageId) // Concurrency 1: no race
+			return nil
+		})
+		if want := []string{"c", "a", "b"}; !reflect.DeepEqual(started, want) {
+			t.Errorf("started %v, want %v", started, want)
+		}
+	})
+	t.Run("time runs short", func(t *testing.T) {
+		opts := freshOptions()
+		opts.Concurrency = 1
+		opts.DeadlineMargin = time.Minute
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		var started []string
+		ev := withReceiveCount(eventOf("a", "b", "c"), map[string]string{"c": "2"})
+		resp := Run(ctx, ev, opts, func(ctx context.Context, rec events.SQSMessage) error {
+			started = append(started, rec.MessageId)
+			cancel() // the invocation's time is up after the first record
+			return nil
+		})
+		if !reflect.DeepEqual(started, []string{"c"}) {
+			t.Errorf("started %v, want only c, the redelivered one", started)
+		}
+		if got := failureIDs(resp); !reflect.DeepEqual(got, []string{"a", "b"}) {
+			t.Errorf("failures = %v, want the fresh a b handed back", got)
+		}
+	})
+}

@@ -12,6 +12,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -21,6 +22,20 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+)
+
+// Lambda's limits on an SQS event source mapping's batches.
+const (
+	// MaxBatchSize is the largest BatchSize of a standard queue.
+	MaxBatchSize = 10000
+	// MaxPayload is Lambda's synchronous invocation payload: a batch is
+	// invoked before its records would exceed it.
+	MaxPayload = 6 << 20
+	// maxMessage is the largest message a queue of the template accepts
+	// (its MaximumMessageSize) with room for the record's other fields.
+	maxMessage = 256<<10 + 2<<10
+	// receiveMax is the most messages one ReceiveMessage returns.
+	receiveMax = 10
 )
 
 // InvokeFunc runs one invocation of a function, as Lambda would.
@@ -34,9 +49,12 @@ type Mapping struct {
 	Client *sqs.Client
 	// QueueURL and QueueARN identify the source queue.
 	QueueURL, QueueARN string
-	// BatchSize is the most records per invocation (1..10 here).
+	// BatchSize is the most records per invocation, 1 to MaxBatchSize
+	// (default 10); above 10 the records of several receives make a batch,
+	// which SQS allows only with a batching window.
 	BatchSize int
-	// BatchingWindow is how long to gather records before invoking.
+	// BatchingWindow is how long to gather records before invoking; with
+	// none, a batch is what one receive returns (at most 10).
 	BatchingWindow time.Duration
 	// MaxConcurrency bounds concurrent invocations (ScalingConfig).
 	MaxConcurrency int
@@ -67,9 +85,10 @@ func (m *Mapping) Stats() Stats {
 
 // Run polls until ctx is done. It returns nil on cancellation.
 func (m *Mapping) Run(ctx context.Context) error {
-	if m.BatchSize <= 0 || m.BatchSize > 10 {
+	if m.BatchSize <= 0 {
 		m.BatchSize = 10
 	}
+	m.BatchSize = min(m.BatchSize, MaxBatchSize)
 	if m.MaxConcurrency <= 0 {
 		m.MaxConcurrency = 2
 	}
@@ -116,11 +135,14 @@ func (m *Mapping) Run(ctx context.Context) error {
 	return nil
 }
 
-// gather receives up to BatchSize messages within the batching window.
+// gather receives up to BatchSize messages within the batching window,
+// ten at most per receive, and stops early when one more full-size message
+// could take the batch past Lambda's payload limit.
 func (m *Mapping) gather(ctx context.Context) ([]types.Message, error) {
 	var batch []types.Message
+	size := 0
 	deadline := time.Now().Add(m.BatchingWindow)
-	for len(batch) < m.BatchSize {
+	for len(batch) < m.BatchSize && size+min(m.BatchSize-len(batch), receiveMax)*maxMessage <= MaxPayload {
 		wait := int32(1)
 		if len(batch) > 0 {
 			left := time.Until(deadline)
@@ -131,7 +153,7 @@ func (m *Mapping) gather(ctx context.Context) ([]types.Message, error) {
 		}
 		out, err := m.Client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
 			QueueUrl:                    aws.String(m.QueueURL),
-			MaxNumberOfMessages:         int32(m.BatchSize - len(batch)),
+			MaxNumberOfMessages:         int32(min(m.BatchSize-len(batch), receiveMax)),
 			WaitTimeSeconds:             wait,
 			MessageSystemAttributeNames: []types.MessageSystemAttributeName{types.MessageSystemAttributeNameAll},
 			MessageAttributeNames:       []string{"All"},
@@ -140,6 +162,9 @@ func (m *Mapping) gather(ctx context.Context) ([]types.Message, error) {
 			return batch, err
 		}
 		batch = append(batch, out.Messages...)
+		for _, msg := range out.Messages {
+			size += messageSize(msg)
+		}
 		if len(out.Messages) == 0 {
 			if len(batch) == 0 {
 				return nil, nil
@@ -188,8 +213,9 @@ func (m *Mapping) invoke(ctx context.Context, batch []types.Message) {
 		}
 		entries = append(entries, types.DeleteMessageBatchRequestEntry{Id: aws.String(fmt.Sprint(i)), ReceiptHandle: msg.ReceiptHandle})
 	}
-	if len(entries) > 0 {
-		out, err := m.Client.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: aws.String(m.QueueURL), Entries: entries})
+	// DeleteMessageBatch takes ten entries at a time.
+	for chunk := range slices.Chunk(entries, receiveMax) {
+		out, err := m.Client.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: aws.String(m.QueueURL), Entries: chunk})
 		switch {
 		case err != nil:
 			m.Logger.Warn("esm: delete failed", "mapping", m.Name, "error", err.Error())
@@ -198,6 +224,20 @@ func (m *Mapping) invoke(ctx context.Context, batch []types.Message) {
 		}
 	}
 	m.Logger.Debug("esm: invoked", "mapping", m.Name, "request_id", reqID, "records", len(batch), "failures", len(failed))
+}
+
+// messageSize approximates what a message adds to the invocation's
+// payload: its body, attributes and message attributes, and the record's
+// fixed fields.
+func messageSize(msg types.Message) int {
+	n := len(aws.ToString(msg.Body)) + 512
+	for k, v := range msg.Attributes {
+		n += len(k) + len(v)
+	}
+	for k, v := range msg.MessageAttributes {
+		n += len(k) + len(aws.ToString(v.StringValue)) + len(v.BinaryValue)
+	}
+	return n
 }
 
 // ToEvent converts a received message into the record Lambda would pass.

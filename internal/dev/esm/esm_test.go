@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -156,4 +157,96 @@ func TestMappingLeavesWholeBatchWhenInvocationFails(t *testing.T) {
 		v, nv, _, _ := QueueDepth(ctx, c, url)
 		return v+nv == 0
 	})
+}
+
+// TestMappingGathersBatchesAboveTen: with a batching window, a batch is
+// the records of several receives up to BatchSize (SQS returns ten at a
+// time), and every record the function did not fail is deleted (ten per
+// DeleteMessageBatch).
+func TestMappingGathersBatchesAboveTen(t *testing.T) {
+	moto := awstest.Shared(t)
+	c := sqs.NewFromConfig(moto.Config())
+	url, arn := slowQueue(t, c, "esm-large")
+	ctx := context.Background()
+	for i := range 30 {
+		if _, err := c.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(url), MessageBody: aws.String(fmt.Sprintf("m%d", i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var mu sync.Mutex
+	var sizes []int
+	seen := map[string]int{}
+	m := &Mapping{
+		Name: "Large", Client: c, QueueURL: url, QueueARN: arn, BatchSize: 25,
+		BatchingWindow: 500 * time.Millisecond, FunctionTimeout: 5 * time.Second,
+		Invoke: func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			sizes = append(sizes, len(ev.Records))
+			for _, r := range ev.Records {
+				seen[r.Body]++
+			}
+			return events.SQSEventResponse{}, nil
+		},
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- m.Run(runCtx) }()
+	waitFor(t, "every message deleted", func() bool {
+		v, nv, _, err := QueueDepth(ctx, c, url)
+		return err == nil && v+nv == 0
+	})
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(sizes) == 0 || sizes[0] != 25 {
+		t.Errorf("batch sizes %v, want a first batch of 25", sizes)
+	}
+	for i := range 30 {
+		if n := seen[fmt.Sprintf("m%d", i)]; n != 1 {
+			t.Errorf("m%d delivered %d times, want once", i, n)
+		}
+	}
+}
+
+// TestGatherStopsBeforeThePayloadLimit: a batch is cut where one more
+// full-size message could take it past Lambda's 6 MB.
+func TestGatherStopsBeforeThePayloadLimit(t *testing.T) {
+	moto := awstest.Shared(t)
+	c := sqs.NewFromConfig(moto.Config())
+	url, arn := slowQueue(t, c, "esm-payload")
+	ctx := context.Background()
+	body := strings.Repeat("x", 250<<10)
+	for range 30 {
+		if _, err := c.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(url), MessageBody: aws.String(body)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := &Mapping{Name: "Payload", Client: c, QueueURL: url, QueueARN: arn, BatchSize: 100, BatchingWindow: 2 * time.Second}
+	batch, err := m.gather(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := 0
+	for _, msg := range batch {
+		size += len(aws.ToString(msg.Body))
+	}
+	if len(batch) == 0 || len(batch) >= 30 || size > MaxPayload {
+		t.Errorf("gathered %d messages of %d bytes, want some but not all 30, within %d bytes", len(batch), size, MaxPayload)
+	}
+}
+
+// slowQueue is a queue whose messages stay invisible for 60 s after a
+// receive, as the template's stay for longer than a batching window: a
+// slow receive on a loaded machine cannot hand one message out twice.
+func slowQueue(t *testing.T, c *sqs.Client, name string) (url, arn string) {
+	t.Helper()
+	q, err := c.CreateQueue(context.Background(), &sqs.CreateQueueInput{QueueName: aws.String(name), Attributes: map[string]string{"VisibilityTimeout": "60"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return *q.QueueUrl, queueARN(t, c, *q.QueueUrl)
 }

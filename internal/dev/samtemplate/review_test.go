@@ -25,6 +25,9 @@ import (
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/metrics"
 	anthropicpartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/anthropic"
 	stripepartner "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/stripe"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/pipeline"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/sqsbatch"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/throttle"
 )
 
 // Contract §4 and §6 values the template must carry.
@@ -206,6 +209,7 @@ var reviewChecks = []check{
 	{"dashboard", checkDashboard},
 	{"outputs", checkOutputs},
 	{"integration", checkIntegration},
+	{"batch sizing", checkBatchSizing},
 }
 
 // partnerStackFile is the nested template every partner application uses.
@@ -264,13 +268,20 @@ func TestReviewCatchesDefects(t *testing.T) {
 		check                string
 	}{
 		{"queue without SSE", root, "SqsManagedSseEnabled: true\n      VisibilityTimeout: 180", "SqsManagedSseEnabled: false\n      VisibilityTimeout: 180", "queues"},
-		{"partner queue without SSE", child, "SqsManagedSseEnabled: true\n      VisibilityTimeout: 180", "SqsManagedSseEnabled: false\n      VisibilityTimeout: 180", "queues"},
+		{"partner queue without SSE", child, "SqsManagedSseEnabled: true\n      VisibilityTimeout: 185", "SqsManagedSseEnabled: false\n      VisibilityTimeout: 185", "queues"},
 		{"DLQ kept 4 days", root, "MessageRetentionPeriod: 1209600", "MessageRetentionPeriod: 345600", "queues"},
 		{"partner DLQ kept 4 days", child, "MessageRetentionPeriod: 1209600", "MessageRetentionPeriod: 345600", "queues"},
 		{"redrive before the last attempt", root, "maxReceiveCount: 8", "maxReceiveCount: 5", "queues"},
 		{"partner redrive before the last attempt", child, "maxReceiveCount: 8", "maxReceiveCount: 5", "queues"},
 		{"visibility below 6 x timeout", root, "VisibilityTimeout: 90", "VisibilityTimeout: 60", "queues"},
-		{"partner visibility below 6 x timeout", child, "VisibilityTimeout: 180", "VisibilityTimeout: 120", "queues"},
+		{"partner visibility below 6 x timeout", child, "VisibilityTimeout: 185", "VisibilityTimeout: 120", "queues"},
+		{"partner visibility without the batching window", child, "VisibilityTimeout: 185", "VisibilityTimeout: 180", "batch sizing"},
+		{"postman batch too long for its rate", root, "BatchSize: 14\n        MaximumBatchingWindowInSeconds: 1\n        # One request at once per instance: PostmanMaxConcurrency", "BatchSize: 50\n        MaximumBatchingWindowInSeconds: 1\n        # One request at once per instance: PostmanMaxConcurrency", "batch sizing"},
+		{"aws batch too long for the dev rate", root, "BatchSize: 28\n        MaximumBatchingWindowInSeconds: 1\n        StackName", "BatchSize: 40\n        MaximumBatchingWindowInSeconds: 1\n        StackName", "batch sizing"},
+		{"batch below the concurrency", root, "BatchSize: 4\n", "BatchSize: 1\n", "batch sizing"},
+		{"large batch without a window", root, "BatchSize: 28\n        MaximumBatchingWindowInSeconds: 1\n", "BatchSize: 28\n        MaximumBatchingWindowInSeconds: 0\n", "batch sizing"},
+		{"github batch beyond its burst", root, "BatchSize: 4\n", "BatchSize: 5\n", "batch sizing"},
+		{"heroku slots waiting past the limiter's MaxWait", root, "Heroku publishes (shared/partner/heroku, Rate).\n        RateBurst: 1\n        PartnerConcurrency: 2", "Heroku publishes (shared/partner/heroku, Rate).\n        RateBurst: 1\n        PartnerConcurrency: 4", "batch sizing"},
 		{"x86 function", root, "Architectures: [arm64]", "Architectures: [x86_64]", "functions"},
 		{"x86 partner function", child, "Architectures: [arm64]", "Architectures: [x86_64]", "functions"},
 		{"tracing off", root, "Tracing: Active", "Tracing: PassThrough", "functions"},
@@ -653,7 +664,8 @@ func checkFunctions(tpl *samtemplate.Template) []string {
 		if !slices.Equal(e.FunctionResponseTypes, []string{"ReportBatchItemFailures"}) {
 			p = append(p, fmt.Sprintf("%s: FunctionResponseTypes %v", id, e.FunctionResponseTypes))
 		}
-		if e.BatchSize != 10 || e.MaximumBatchingWindow < 0 || e.MaximumBatchingWindow > 5 || !e.Enabled {
+		// Partner functions' batches are sized per partner ("batch sizing").
+		if (f.Application == "" && e.BatchSize != 10) || e.MaximumBatchingWindow < 0 || e.MaximumBatchingWindow > 5 || !e.Enabled {
 			p = append(p, fmt.Sprintf("%s: batch size %d, window %d s, enabled %v", id, e.BatchSize, e.MaximumBatchingWindow, e.Enabled))
 		}
 		if mc, err := intParam(tpl, src.maxConcurrency); err != nil || e.MaximumConcurrency != int(mc) || e.MaximumConcurrency < 2 {
@@ -1503,4 +1515,119 @@ func TestREADMECountsTheFunctions(t *testing.T) {
 		t.Errorf("README says one function per partner plus %s; the template has %d partner functions for %d partners, plus %d",
 			m[2], partners, len(tpl.Applications), others)
 	}
+}
+
+// samconfigOverrides are the parameter overrides of every environment of
+// samconfig.toml, one map per deploy section.
+func samconfigOverrides() ([]map[string]string, error) {
+	root, err := samtemplate.FindRoot()
+	if err != nil {
+		return nil, err
+	}
+	raw, err := os.ReadFile(filepath.Join(root, "samconfig.toml"))
+	if err != nil {
+		return nil, err
+	}
+	var out []map[string]string
+	for _, m := range regexp.MustCompile(`(?m)^parameter_overrides\s*=\s*"(.*)"\s*$`).FindAllStringSubmatch(string(raw), -1) {
+		env := map[string]string{}
+		for _, kv := range strings.Fields(m[1]) {
+			if k, v, ok := strings.Cut(kv, "="); ok {
+				env[k] = strings.Trim(v, `"'`)
+			}
+		}
+		out = append(out, env)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("samconfig.toml has no parameter_overrides")
+	}
+	return out, nil
+}
+
+// checkBatchSizing: each partner function's batch fills its concurrency,
+// fits its invocation at the partner's rate with room to spare in every
+// environment, and its queue's visibility covers the batching window.
+//
+// The records of a batch share PARTNER_CONCURRENCY slots and are started
+// only while more than sqsbatch.DefaultDeadlineMargin is left; a batch
+// must pass through the rate limiter in half that time (rate x (Timeout -
+// margin) / 2 records, or the limiter's burst where that is more), so
+// that it still fits when the partner slows down or a 429 halves the
+// limiter's rate. Records left unstarted go back to SQS and spend one of
+// their receives on our own sizing.
+func checkBatchSizing(tpl *samtemplate.Template) []string {
+	var p []string
+	envs, err := samconfigOverrides()
+	if err != nil {
+		return []string{err.Error()}
+	}
+	for _, id := range slices.Sorted(maps.Keys(tpl.Functions)) {
+		f := tpl.Functions[id]
+		if f.Application == "" || len(f.SQSEvents) != 1 {
+			continue
+		}
+		e := f.SQSEvents[0]
+		switch {
+		case e.BatchSize < 1 || e.BatchSize > 10000:
+			p = append(p, fmt.Sprintf("%s: BatchSize %d, want 1 to 10000 (SQS's bounds for a standard queue)", id, e.BatchSize))
+		case e.BatchSize > 10 && e.MaximumBatchingWindow < 1:
+			p = append(p, fmt.Sprintf("%s: BatchSize %d with a batching window of %d s: SQS takes more than 10 records only with MaximumBatchingWindowInSeconds of at least 1", id, e.BatchSize, e.MaximumBatchingWindow))
+		}
+		conc, err := f.Environment[pipeline.EnvConcurrency].Int()
+		if err != nil {
+			p = append(p, fmt.Sprintf("%s: %s: %v", id, pipeline.EnvConcurrency, err))
+			continue
+		}
+		if e.BatchSize < conc {
+			p = append(p, fmt.Sprintf("%s: BatchSize %d is below PARTNER_CONCURRENCY %d: slots would stay empty in every invocation", id, e.BatchSize, conc))
+		}
+		if q := tpl.Queues[e.Queue]; q != nil && q.VisibilityTimeout < 6*f.Timeout+e.MaximumBatchingWindow {
+			p = append(p, fmt.Sprintf("%s: visibility timeout %d s is below 6 x %s's timeout (%d s) plus its batching window (%d s)", e.Queue, q.VisibilityTimeout, id, f.Timeout, e.MaximumBatchingWindow))
+		}
+		burst := 0
+		if app := tpl.Applications[f.Application]; app != nil {
+			if v, ok := app.Parameters["RateBurst"]; ok {
+				burst, _ = v.Int()
+			}
+		}
+		if def, ok := registry.Lookup(strings.ToLower(f.Application)); ok && burst == 0 {
+			burst = def.Rate.Burst
+		}
+		rateParam := f.Environment[pipeline.EnvRatePerSecond].Target()
+		if rateParam.Kind != samtemplate.TargetParameter {
+			p = append(p, fmt.Sprintf("%s: %s is not a template parameter", id, pipeline.EnvRatePerSecond))
+			continue
+		}
+		def, err := tpl.ParameterValue(rateParam.Name)
+		if err != nil {
+			p = append(p, err.Error())
+			continue
+		}
+		rates := map[string]string{"the default": def}
+		for i, env := range envs {
+			if v, ok := env[rateParam.Name]; ok {
+				rates[fmt.Sprintf("samconfig environment %d (%s)", i+1, env["Environment"])] = v
+			}
+		}
+		budget := (time.Duration(f.Timeout)*time.Second - sqsbatch.DefaultDeadlineMargin).Seconds()
+		for _, where := range slices.Sorted(maps.Keys(rates)) {
+			var rate float64
+			if _, err := fmt.Sscan(rates[where], &rate); err != nil || rate <= 0 {
+				p = append(p, fmt.Sprintf("%s: %s=%q in %s is not a rate", id, rateParam.Name, rates[where], where))
+				continue
+			}
+			// Each slot's record waits in the limiter for its token; the
+			// last of PARTNER_CONCURRENCY waits concurrency ÷ rate, and a
+			// wait above the limiter's MaxWait sends the record back.
+			if waits := int(rate * throttle.DefaultMaxWait.Seconds()); conc > max(burst, waits) {
+				p = append(p, fmt.Sprintf("%s: PARTNER_CONCURRENCY %d at %s=%v (%s): the last slot would wait %.1f s for a token, beyond the limiter's %s, and go back to SQS: at most %d",
+					id, conc, rateParam.Name, rate, where, float64(conc)/rate, throttle.DefaultMaxWait, max(burst, waits)))
+			}
+			if most := max(burst, int(rate*budget/2)); e.BatchSize > most {
+				p = append(p, fmt.Sprintf("%s: BatchSize %d takes %.0f s at %s=%v (%s), more than half of the %.0f s the %d s timeout leaves to start records: at most %d",
+					id, e.BatchSize, float64(e.BatchSize)/rate, rateParam.Name, rate, where, budget, f.Timeout, most))
+			}
+		}
+	}
+	return p
 }
