@@ -49,6 +49,9 @@ type options struct {
 	samples         int
 	partners        []finding.Partner
 	skipLambda      bool
+	// onlyPipeline runs the whole-pipeline sections (cost, latency) alone.
+	onlyPipeline bool
+	pipeline     pipelineFlags
 }
 
 func run(args []string, stdout io.Writer) int {
@@ -60,7 +63,20 @@ func run(args []string, stdout io.Writer) int {
 	fs.IntVar(&o.samples, "samples", 5, "cold starts per function")
 	partners := fs.String("partners", "aws,gcp,postman", "partners to measure")
 	fs.BoolVar(&o.skipLambda, "skip-lambda", false, "skip bootstrap sizes, cold starts and memory (no moto_server needed)")
+	fs.BoolVar(&o.pipeline.skipCost, "skip-cost", false, "skip what a finding costs (the whole local pipeline)")
+	fs.BoolVar(&o.pipeline.skipLatency, "skip-latency", false, "skip the time from scan to verdict (the whole local pipeline)")
+	fs.BoolVar(&o.onlyPipeline, "only-pipeline", false, "run the cost and latency sections only")
+	fs.IntVar(&o.pipeline.costFindings, "cost-findings", 2000, "findings of the cost section's workload (each design)")
+	fs.DurationVar(&o.pipeline.costTimeout, "cost-timeout", 4*time.Minute, "bound on each cost run")
+	fs.Float64Var(&o.pipeline.latencyRate, "latency-rate", 20, "findings per second the latency section offers")
+	fs.DurationVar(&o.pipeline.latencyDuration, "latency-duration", 60*time.Second, "how long the latency section offers its load")
+	fs.IntVar(&o.pipeline.latencyScan, "latency-scan", 5, "findings per scan message in the latency section")
+	fs.BoolVar(&o.pipeline.latencyWindowZero, "latency-window0", false, "also measure latency with every partner event source's batching window at 0")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if o.pipeline.costFindings < 1 || o.pipeline.latencyRate <= 0 || o.pipeline.latencyDuration <= latencyWarmup || o.pipeline.latencyScan < 1 {
+		fmt.Fprintln(os.Stderr, "bench: want -cost-findings >= 1, -latency-rate > 0, -latency-duration > 5s, -latency-scan >= 1")
 		return 2
 	}
 	for _, p := range strings.Split(*partners, ",") {
@@ -148,6 +164,16 @@ func bench(ctx context.Context, o options, w io.Writer) error {
 	fmt.Fprintln(w, "# make bench")
 	printMachine(w)
 	fmt.Fprintln(w)
+	if o.onlyPipeline {
+		pr, err := pipelineSections(ctx, o, tmp, w)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(w, "## targets")
+		printPipelineTargets(w, pr)
+		fmt.Fprintf(w, "\ntotal time %s\n", time.Since(started).Round(time.Second))
+		return nil
+	}
 	fmt.Fprintln(w, "building cmd/partner-sandbox and the function bootstraps ...")
 	sandboxBin := filepath.Join(tmp, "partner-sandbox")
 	build := exec.CommandContext(ctx, "go", "build", "-o", sandboxBin, "./cmd/partner-sandbox")
@@ -199,7 +225,12 @@ func bench(ctx context.Context, o options, w io.Writer) error {
 		}
 		printFunctions(w, fns, bl, o)
 	}
+	pr, err := pipelineSections(ctx, o, tmp, w)
+	if err != nil {
+		return err
+	}
 	printTargets(w, all, fns, o)
+	printPipelineTargets(w, pr)
 	fmt.Fprintf(w, "\ntotal time %s\n", time.Since(started).Round(time.Second))
 	return nil
 }
