@@ -139,7 +139,7 @@ func TestOperationAndService(t *testing.T) {
 	for auth, want := range map[string]string{
 		"AWS4-HMAC-SHA256 Credential=AKID/20261206/us-east-1/sqs/aws4_request, SignedHeaders=host, Signature=x": "sqs",
 		"AWS4-HMAC-SHA256 Credential=AKID/20261206/eu-west-1/ssm/aws4_request":                                  "ssm",
-		"": "unknown",
+		"":                                       "unknown",
 		"AWS4-HMAC-SHA256 Credential=AKID/short": "unknown",
 	} {
 		if got := Service(auth); got != want {
