@@ -153,3 +153,19 @@ func TestPartnerFunctionIDs(t *testing.T) {
 		}
 	}
 }
+
+func TestResultsTogether(t *testing.T) {
+	r := &costRun{
+		rows: []APIRow{
+			{Service: "sqs", Operation: "SendMessageBatch", ByCaller: map[string]float64{callerPartners: 1, callerDispatcher: 0.3}},
+			{Service: "sqs", Operation: "ReceiveMessage", ByCaller: map[string]float64{callerPollers: 0.2}},
+		},
+		in:  CostInput{Invocations: map[string]int{dispatcherID: 25, "AwsFunction": 100, "GcpFunction": 50}},
+		fig: CostFigures{Findings: 1000, SQSRequests: 1.5},
+	}
+	est, sends := resultsTogether(r)
+	// 1.5 − 1 (a send per finding) + 0.15 (a send per partner invocation).
+	if !near(sends, 1) || !near(est, 0.65) {
+		t.Errorf("resultsTogether = %v, %v; want 0.65, 1", est, sends)
+	}
+}

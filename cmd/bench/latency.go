@@ -30,6 +30,8 @@ type latencyRun struct {
 	sent, measured, missing  int
 	segs                     []LatencySegments
 	partnerP95, lateSendsMax float64
+	// cost is what the run's findings cost at this load.
+	cost CostFigures
 }
 
 // partnerWindowZero is the override: every partner queue's event source
@@ -132,6 +134,13 @@ func runLatency(ctx context.Context, base pipeOptions, rate float64, duration ti
 		return nil, out.err
 	}
 	r.sent, r.missing = n, out.missing
+	ictx, icancel := context.WithTimeout(ctx, 20*time.Second)
+	_ = p.stack.WaitIdle(ictx)
+	icancel()
+	p.runs.mu.Lock()
+	r.cost = Cost(CostInput{Findings: n, Counts: p.meter.Counts(), Invocations: copyMap(p.runs.invocations), BilledMS: copyMap(p.runs.billedMS),
+		MemoryMB: copyMap(p.runs.memoryMB), LogBytes: p.runs.logBytes.Load(), Excluded: map[string]bool{callerConsumer: true}}, ListPrices)
+	p.runs.mu.Unlock()
 	p.tr.mu.Lock()
 	defer p.tr.mu.Unlock()
 	from := start.Add(latencyWarmup)
@@ -226,7 +235,8 @@ func printLatency(w io.Writer, runs []*latencyRun, o options) {
 				localrun.Percentile(v, 99), mean(v), share)
 		}
 		_ = tw.Flush()
-		fmt.Fprintln(w)
+		fmt.Fprintf(w, "at this load: %.3f SQS requests per finding (empty receives apart), %.0f invocations and %.2f GB-s per 1000 findings, $%.2f per million findings\n\n",
+			r.cost.SQSRequests, r.cost.Invocations, r.cost.GBSeconds, r.cost.Total())
 	}
 }
 

@@ -72,6 +72,7 @@ func run(args []string, stdout io.Writer) int {
 	fs.DurationVar(&o.pipeline.latencyDuration, "latency-duration", 60*time.Second, "how long the latency section offers its load")
 	fs.IntVar(&o.pipeline.latencyScan, "latency-scan", 5, "findings per scan message in the latency section")
 	fs.BoolVar(&o.pipeline.latencyWindowZero, "latency-window0", false, "also measure latency with every partner event source's batching window at 0")
+	fs.StringVar(&o.pipeline.log, "pipeline-log", "", "write every line the whole-pipeline stacks print to this file")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}

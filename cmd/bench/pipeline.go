@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"regexp"
 	"strconv"
 	"strings"
@@ -56,6 +57,9 @@ type pipeOptions struct {
 	// adjust changes the template before the stack is created (batch size
 	// 1 for the unbatched design, window 0 for the latency override).
 	adjust func(*samtemplate.Template) error
+	// log, when set, receives every line the functions and the event
+	// source mappings write, with its source.
+	log func(source, line string)
 }
 
 // pipe is a running whole-pipeline stack behind a counting proxy.
@@ -111,11 +115,17 @@ func startPipe(ctx context.Context, o pipeOptions) (*pipe, error) {
 		fnEnv[partnerFunction(d.Name)] = map[string]string{"AWS_ENDPOINT_URL": urls[callerPartners],
 			"PARTNER_RATE_PER_SECOND": pipelineRate, "PARTNER_RATE_BURST": pipelineBurst}
 	}
+	output := p.runs.line
+	var logger *slog.Logger
+	if o.log != nil {
+		output = func(fn, line string) { p.runs.line(fn, line); o.log(o.prefix+fn, line) }
+		logger = slog.New(slog.NewTextHandler(logWriter{o.log, o.prefix + "esm"}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	p.stack, err = localrun.Start(ctx, localrun.Options{
 		Root: o.root, Endpoint: o.endpoint, Prefix: o.prefix, BuildDir: o.buildDir, Prebuilt: true,
 		Parameters: map[string]string{"FeatureFlagParameterName": param},
 		Env:        env, FunctionEnv: fnEnv, Adjust: o.adjust,
-		PollEndpoint: urls[callerPollers], Output: p.runs.line, OnInvoke: p.onInvoke,
+		PollEndpoint: urls[callerPollers], Output: output, Logger: logger, OnInvoke: p.onInvoke,
 	})
 	if err != nil {
 		return nil, err
@@ -249,14 +259,14 @@ func (p *pipe) send(ctx context.Context, m scanMsg) error {
 	return nil
 }
 
-// backlog is the ingress queue's visible messages, asked of the local AWS
-// directly (not a cost of the pipeline).
+// backlog is the ingress queue's messages, visible or in flight, asked of
+// the local AWS directly (not a cost of the pipeline).
 func (p *pipe) backlog(ctx context.Context) int {
-	v, _, _, err := esm.QueueDepth(ctx, p.stack.SQS, p.ingress)
+	v, nv, _, err := esm.QueueDepth(ctx, p.stack.SQS, p.ingress)
 	if err != nil {
 		return 0
 	}
-	return v
+	return v + nv
 }
 
 // consume reads the results queue as a consumer would (10 at a time, long
@@ -508,4 +518,17 @@ func (l *invocationLog) invoked(function string, start, end time.Time) {
 	defer l.mu.Unlock()
 	l.invocations[function]++
 	l.wallMS[function] += float64(end.Sub(start).Microseconds()) / 1000
+}
+
+// logWriter turns a logger's output into lines of one source.
+type logWriter struct {
+	log    func(source, line string)
+	source string
+}
+
+func (w logWriter) Write(p []byte) (int, error) {
+	for _, l := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
+		w.log(w.source, l)
+	}
+	return len(p), nil
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/awstest"
@@ -21,6 +23,8 @@ type pipelineFlags struct {
 	latencyDuration       time.Duration
 	latencyScan           int
 	latencyWindowZero     bool
+	// log is a file for every line the stacks write (empty: none).
+	log string
 }
 
 // pipelineResults are what the whole-pipeline sections measured.
@@ -53,6 +57,19 @@ func pipelineSections(ctx context.Context, o options, tmp string, w io.Writer) (
 	defer moto.Stop()
 	fmt.Fprintf(w, "whole-pipeline sections: functions built and moto_server started in %s\n\n", time.Since(started).Round(100*time.Millisecond))
 	base := pipeOptions{root: o.root, buildDir: dir, endpoint: moto.Endpoint, latency: o.latency, jitter: o.jitter}
+	if pf.log != "" {
+		f, err := os.Create(pf.log)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		var mu sync.Mutex
+		base.log = func(source, line string) {
+			mu.Lock()
+			defer mu.Unlock()
+			fmt.Fprintf(f, "%s %s %s\n", time.Now().Format("15:04:05.000"), source, line)
+		}
+	}
 	if !pf.skipCost {
 		cs := &costSection{}
 		if cs.batched, err = runCost(ctx, base, pf.costFindings, true, pf.costTimeout); err != nil {
