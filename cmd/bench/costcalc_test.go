@@ -169,3 +169,23 @@ func TestResultsTogether(t *testing.T) {
 		t.Errorf("resultsTogether = %v, %v; want 0.65, 1", est, sends)
 	}
 }
+
+func TestPartnerLatencies(t *testing.T) {
+	for line, want := range map[string][]float64{
+		`{"Partner":"aws","PartnerAPILatency":[98.5,101],"_aws":{}}`: {98.5, 101},
+		`{"Partner":"aws","PartnerAPILatency":120.25}`:               {120.25},
+		`{"Partner":"aws","PartnerAPIRequests":3}`:                   nil,
+		`REPORT RequestId: x PartnerAPILatency`:                      nil,
+	} {
+		got := PartnerLatencies(line)
+		if len(got) != len(want) {
+			t.Errorf("%s: %v, want %v", line, got, want)
+			continue
+		}
+		for i := range got {
+			if got[i] != want[i] {
+				t.Errorf("%s: %v, want %v", line, got, want)
+			}
+		}
+	}
+}

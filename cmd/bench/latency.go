@@ -30,6 +30,9 @@ type latencyRun struct {
 	sent, measured, missing  int
 	segs                     []LatencySegments
 	partnerP95, lateSendsMax float64
+	// measuredPartnerP95 is the p95 of the partner round trips the
+	// functions measured (EMF PartnerAPILatency), NaN without any.
+	measuredPartnerP95 float64
 	// cost is what the run's findings cost at this load.
 	cost CostFigures
 }
@@ -140,6 +143,7 @@ func runLatency(ctx context.Context, base pipeOptions, rate float64, duration ti
 	p.runs.mu.Lock()
 	r.cost = Cost(CostInput{Findings: n, Counts: p.meter.Counts(), Invocations: copyMap(p.runs.invocations), BilledMS: copyMap(p.runs.billedMS),
 		MemoryMB: copyMap(p.runs.memoryMB), LogBytes: p.runs.logBytes.Load(), Excluded: map[string]bool{callerConsumer: true}}, ListPrices)
+	r.measuredPartnerP95 = localrun.Percentile(p.runs.partnerMS, 95)
 	p.runs.mu.Unlock()
 	p.tr.mu.Lock()
 	defer p.tr.mu.Unlock()
@@ -220,8 +224,9 @@ func printLatency(w io.Writer, runs []*latencyRun, o options) {
 
 `, o.latency, o.jitter, r0.partnerP95, latencyWarmup)
 	for _, r := range runs {
-		fmt.Fprintf(w, "%s (%s): %d findings sent, %d measured, %d without a result; the scanner was at most %.0f ms behind its schedule\n",
-			r.name, r.about, r.sent, r.measured, r.missing, r.lateSendsMax)
+		fmt.Fprintf(w, "%s (%s): %d findings sent, %d measured, %d without a result; the scanner was at most %.0f ms behind its schedule;\n"+
+			"  partner round trips as the functions measured them (EMF PartnerAPILatency): p95 %.0f ms\n",
+			r.name, r.about, r.sent, r.measured, r.missing, r.lateSendsMax, r.measuredPartnerP95)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(tw, "ms\tp50\tp95\tp99\tmean\tshare of mean\t")
 		total := mean(values(r.segs, segments[0].get))
@@ -247,10 +252,15 @@ func latencyTarget(w io.Writer, runs []*latencyRun) {
 		return
 	}
 	r := runs[0]
-	limit := r.partnerP95 + targetLatencySlackMS
+	// The partner's p95 is what the functions measured, when they did.
+	partner := r.partnerP95
+	if !math.IsNaN(r.measuredPartnerP95) {
+		partner = r.measuredPartnerP95
+	}
+	limit := partner + targetLatencySlackMS
 	p95 := localrun.Percentile(values(r.segs, segments[0].get), 95)
 	ok := p95 <= limit && r.missing == 0
-	fmt.Fprintf(w, "scan-to-verdict p95 ≤ partner p95 + %.0f ms = %.0f ms: %s: %.0f ms (%s)", targetLatencySlackMS, limit, metOrMissed(ok), p95, r.name)
+	fmt.Fprintf(w, "scan-to-verdict p95 ≤ partner p95 (%.0f ms) + %.0f ms = %.0f ms: %s: %.0f ms (%s)", partner, targetLatencySlackMS, limit, metOrMissed(ok), p95, r.name)
 	if !ok {
 		fmt.Fprintf(w, "; p95 of the parts: %s", largestParts(r.segs))
 		if r.missing > 0 {

@@ -487,6 +487,9 @@ type invocationLog struct {
 	reports     map[string]int
 	memoryMB    map[string]int
 	logBytes    atomic.Int64
+	// partnerMS are the partner round trips the functions' EMF records
+	// report (PartnerAPILatency).
+	partnerMS []float64
 }
 
 func newInvocationLog() *invocationLog {
@@ -502,6 +505,11 @@ func (l *invocationLog) line(function, line string) {
 		return
 	}
 	l.logBytes.Add(int64(len(line) + 1))
+	if v := PartnerLatencies(line); len(v) > 0 {
+		l.mu.Lock()
+		l.partnerMS = append(l.partnerMS, v...)
+		l.mu.Unlock()
+	}
 	if m := billedDuration.FindStringSubmatch(line); m != nil {
 		ms, err := strconv.ParseFloat(m[1], 64)
 		if err == nil {
@@ -531,4 +539,27 @@ func (w logWriter) Write(p []byte) (int, error) {
 		w.log(w.source, l)
 	}
 	return len(p), nil
+}
+
+// PartnerLatencies are the PartnerAPILatency values of an EMF record (a
+// number or a list of them), or none.
+func PartnerLatencies(line string) []float64 {
+	if !strings.Contains(line, `"PartnerAPILatency"`) {
+		return nil
+	}
+	var rec struct {
+		PartnerAPILatency json.RawMessage
+	}
+	if json.Unmarshal([]byte(line), &rec) != nil || len(rec.PartnerAPILatency) == 0 {
+		return nil
+	}
+	var list []float64
+	if json.Unmarshal(rec.PartnerAPILatency, &list) == nil {
+		return list
+	}
+	var one float64
+	if json.Unmarshal(rec.PartnerAPILatency, &one) == nil {
+		return []float64{one}
+	}
+	return nil
 }
