@@ -62,7 +62,7 @@ func run(args []string, stdout io.Writer) int {
 	fs.DurationVar(&o.jitter, "jitter", 20*time.Millisecond, "uniform jitter around -latency")
 	fs.IntVar(&o.samples, "samples", 5, "cold starts per function")
 	partners := fs.String("partners", "aws,gcp,postman", "partners to measure")
-	fs.BoolVar(&o.skipLambda, "skip-lambda", false, "skip bootstrap sizes, cold starts and memory (no moto_server needed)")
+	fs.BoolVar(&o.skipLambda, "skip-lambda", false, "skip bootstrap sizes, cold starts and memory (with -skip-cost -skip-latency, no moto_server needed)")
 	fs.BoolVar(&o.pipeline.skipCost, "skip-cost", false, "skip what a finding costs (the whole local pipeline)")
 	fs.BoolVar(&o.pipeline.skipLatency, "skip-latency", false, "skip the time from scan to verdict (the whole local pipeline)")
 	fs.BoolVar(&o.onlyPipeline, "only-pipeline", false, "run the cost and latency sections only")

@@ -16,7 +16,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -274,23 +273,4 @@ func QueueURL(request []byte) string {
 	var in struct{ QueueUrl string }
 	_ = json.Unmarshal(request, &in)
 	return in.QueueUrl
-}
-
-// Keys returns the keys of counts sorted by caller, service, operation.
-func Keys(counts map[Key]Count) []Key {
-	out := make([]Key, 0, len(counts))
-	for k := range counts {
-		out = append(out, k)
-	}
-	sort.Slice(out, func(i, j int) bool {
-		a, b := out[i], out[j]
-		if a.Caller != b.Caller {
-			return a.Caller < b.Caller
-		}
-		if a.Service != b.Service {
-			return a.Service < b.Service
-		}
-		return a.Operation < b.Operation
-	})
-	return out
 }
