@@ -13,10 +13,15 @@
 //   - partner calls for 1000 findings of one token, without and with recheck;
 //   - bootstrap sizes (linux/arm64 and this machine), cold-start init time
 //     under the Lambda Runtime Interface Emulator, and peak memory at batch size 10.
+//   - on the whole local pipeline (pipeline.go): what a finding costs — AWS
+//     requests per finding by API, Lambda invocations and GB-seconds, dollars
+//     per million findings — batched and unbatched (cost.go), and the time
+//     from scan to verdict at a steady load with its breakdown (latency.go).
 //
 // `make bench` runs it after the Go benchmarks of shared/pipeline.
 //
 //	go run ./cmd/bench [-latency 100ms] [-jitter 20ms] [-samples 5] [-partners aws,gcp,postman] [-skip-lambda]
+//	                   [-skip-cost] [-skip-latency] [-only-pipeline] [-cost-findings 2000] [-latency-window0]
 package main
 
 import (
