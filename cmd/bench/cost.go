@@ -33,6 +33,8 @@ type costRun struct {
 	elapsed     time.Duration
 	mappings    int
 	reports     int
+	// statuses counts the results by status, e.g. "active=1500".
+	statuses string
 }
 
 // costSection is the batched and the unbatched run.
@@ -125,6 +127,7 @@ func runCost(ctx context.Context, base pipeOptions, n int, batched bool, timeout
 	}
 	p.runs.mu.Unlock()
 	r.mappings = len(p.stack.Mappings)
+	r.statuses = p.tr.statuses()
 
 	r.fig = Cost(r.in, ListPrices)
 	r.rows = APIRows(r.in.Counts, n)
@@ -196,9 +199,10 @@ method: the make-run stack (moto_server, every function's bootstrap under the em
 	line("  total", "%.2f", b.fig.Total(), u.fig.Total())
 	_ = tw.Flush()
 	idle := IdleSQSRequests(b.mappings, pollersPerQueue)
-	fmt.Fprintf(w, "run: %s %s (%d missing, %d invocations, %d REPORT lines); %s %s (%d missing, %d invocations, %d REPORT lines)\n",
-		b.name, b.elapsed.Round(100*time.Millisecond), b.missing, sumInts(b.in.Invocations), b.reports,
-		u.name, u.elapsed.Round(100*time.Millisecond), u.missing, sumInts(u.in.Invocations), u.reports)
+	for _, r := range []*costRun{b, u} {
+		fmt.Fprintf(w, "run %s: %s, %d findings without a result, results %s, %d invocations, %d REPORT lines\n",
+			r.name, r.elapsed.Round(100*time.Millisecond), r.missing, r.statuses, sumInts(r.in.Invocations), r.reports)
+	}
 	fmt.Fprintf(w, "prices (us-east-1 list, read %s): SQS $%.2f/M requests, Lambda $%.2f/M requests and $%.10f/GB-s (arm64),\n"+
 		"  CloudWatch Logs $%.2f/GB ingested, SSM standard GetParameter free; free tiers left out.\n",
 		PricesDate, ListPrices.SQSPerMillion, ListPrices.LambdaRequestsPerMillion, ListPrices.LambdaGBSecond, ListPrices.LogsPerGB)

@@ -35,6 +35,8 @@ type latencyRun struct {
 	measuredPartnerP95 float64
 	// cost is what the run's findings cost at this load.
 	cost CostFigures
+	// statuses counts the results by status.
+	statuses string
 }
 
 // partnerWindowZero is the override: every partner queue's event source
@@ -144,6 +146,7 @@ func runLatency(ctx context.Context, base pipeOptions, rate float64, duration ti
 	r.cost = Cost(CostInput{Findings: n, Counts: p.meter.Counts(), Invocations: copyMap(p.runs.invocations), BilledMS: copyMap(p.runs.billedMS),
 		MemoryMB: copyMap(p.runs.memoryMB), LogBytes: p.runs.logBytes.Load(), Excluded: map[string]bool{callerConsumer: true}}, ListPrices)
 	r.measuredPartnerP95 = localrun.Percentile(p.runs.partnerMS, 95)
+	r.statuses = p.tr.statuses()
 	p.runs.mu.Unlock()
 	p.tr.mu.Lock()
 	defer p.tr.mu.Unlock()
@@ -224,9 +227,9 @@ func printLatency(w io.Writer, runs []*latencyRun, o options) {
 
 `, o.latency, o.jitter, r0.partnerP95, latencyWarmup)
 	for _, r := range runs {
-		fmt.Fprintf(w, "%s (%s): %d findings sent, %d measured, %d without a result; the scanner was at most %.0f ms behind its schedule;\n"+
-			"  partner round trips as the functions measured them (EMF PartnerAPILatency): p95 %.0f ms\n",
-			r.name, r.about, r.sent, r.measured, r.missing, r.lateSendsMax, r.measuredPartnerP95)
+		fmt.Fprintf(w, "%s (%s): %d findings sent, %d measured, %d without a result (results %s);\n"+
+			"  the scanner was at most %.0f ms behind its schedule; partner round trips as the functions measured them (EMF PartnerAPILatency): p95 %.0f ms\n",
+			r.name, r.about, r.sent, r.measured, r.missing, r.statuses, r.lateSendsMax, r.measuredPartnerP95)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(tw, "ms\tp50\tp95\tp99\tmean\tshare of mean\t")
 		total := mean(values(r.segs, segments[0].get))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -562,4 +563,22 @@ func PartnerLatencies(line string) []float64 {
 		return []float64{one}
 	}
 	return nil
+}
+
+// statuses counts the results received by status ("active=3 inactive=1").
+func (t *tracer) statuses() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := map[string]int{}
+	for _, h := range t.f {
+		if h.done {
+			n[string(h.status)]++
+		}
+	}
+	var out []string
+	for k, v := range n {
+		out = append(out, fmt.Sprintf("%s=%d", k, v))
+	}
+	sort.Strings(out)
+	return strings.Join(out, " ")
 }
