@@ -13,10 +13,15 @@
 //   - partner calls for 1000 findings of one token, without and with recheck;
 //   - bootstrap sizes (linux/arm64 and this machine), cold-start init time
 //     under the Lambda Runtime Interface Emulator, and peak memory at batch size 10.
+//   - on the whole local pipeline (pipeline.go): what a finding costs — AWS
+//     requests per finding by API, Lambda invocations and GB-seconds, dollars
+//     per million findings — batched and unbatched (cost.go), and the time
+//     from scan to verdict at a steady load with its breakdown (latency.go).
 //
 // `make bench` runs it after the Go benchmarks of shared/pipeline.
 //
 //	go run ./cmd/bench [-latency 100ms] [-jitter 20ms] [-samples 5] [-partners aws,gcp,postman] [-batch-size N] [-skip-lambda]
+//	                   [-skip-cost] [-skip-latency] [-only-pipeline] [-cost-findings 2000] [-latency-window0]
 //
 // A batch's records share the instance's Concurrency slots (sqsbatch.Run
 // refills a slot as each call ends). The rate-bound rows take each
@@ -57,6 +62,9 @@ type options struct {
 	skipLambda      bool
 	// batchSize, when above 0, is every row's batch size.
 	batchSize int
+	// onlyPipeline runs the whole-pipeline sections (cost, latency) alone.
+	onlyPipeline bool
+	pipeline     pipelineFlags
 }
 
 func run(args []string, stdout io.Writer) int {
@@ -67,9 +75,23 @@ func run(args []string, stdout io.Writer) int {
 	fs.DurationVar(&o.jitter, "jitter", 20*time.Millisecond, "uniform jitter around -latency")
 	fs.IntVar(&o.samples, "samples", 5, "cold starts per function")
 	partners := fs.String("partners", "aws,gcp,postman", "partners to measure")
-	fs.BoolVar(&o.skipLambda, "skip-lambda", false, "skip bootstrap sizes, cold starts and memory (no moto_server needed)")
+	fs.BoolVar(&o.skipLambda, "skip-lambda", false, "skip bootstrap sizes, cold starts and memory (with -skip-cost -skip-latency, no moto_server needed)")
 	fs.IntVar(&o.batchSize, "batch-size", 0, "records per invocation in every row (default: rate-bound rows template.yaml's BatchSize of the partner, concurrency-bound rows 40 × concurrency)")
+	fs.BoolVar(&o.pipeline.skipCost, "skip-cost", false, "skip what a finding costs (the whole local pipeline)")
+	fs.BoolVar(&o.pipeline.skipLatency, "skip-latency", false, "skip the time from scan to verdict (the whole local pipeline)")
+	fs.BoolVar(&o.onlyPipeline, "only-pipeline", false, "run the cost and latency sections only")
+	fs.IntVar(&o.pipeline.costFindings, "cost-findings", 2000, "findings of the cost section's workload (each design)")
+	fs.DurationVar(&o.pipeline.costTimeout, "cost-timeout", 4*time.Minute, "bound on each cost run")
+	fs.Float64Var(&o.pipeline.latencyRate, "latency-rate", 20, "findings per second the latency section offers")
+	fs.DurationVar(&o.pipeline.latencyDuration, "latency-duration", 60*time.Second, "how long the latency section offers its load")
+	fs.IntVar(&o.pipeline.latencyScan, "latency-scan", 5, "findings per scan message in the latency section")
+	fs.BoolVar(&o.pipeline.latencyWindowZero, "latency-window0", false, "also measure latency with every partner event source's batching window at 0")
+	fs.StringVar(&o.pipeline.log, "pipeline-log", "", "write every line the whole-pipeline stacks print to this file")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if o.pipeline.costFindings < 1 || o.pipeline.latencyRate <= 0 || o.pipeline.latencyDuration <= latencyWarmup || o.pipeline.latencyScan < 1 {
+		fmt.Fprintln(os.Stderr, "bench: want -cost-findings >= 1, -latency-rate > 0, -latency-duration > 5s, -latency-scan >= 1")
 		return 2
 	}
 	for _, p := range strings.Split(*partners, ",") {
@@ -178,6 +200,16 @@ func bench(ctx context.Context, o options, w io.Writer) error {
 	fmt.Fprintln(w, "# make bench")
 	printMachine(w)
 	fmt.Fprintln(w)
+	if o.onlyPipeline {
+		pr, err := pipelineSections(ctx, o, tmp, w)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(w, "## targets")
+		printPipelineTargets(w, pr)
+		fmt.Fprintf(w, "\ntotal time %s\n", time.Since(started).Round(time.Second))
+		return nil
+	}
 	fmt.Fprintln(w, "building cmd/partner-sandbox and the function bootstraps ...")
 	sandboxBin := filepath.Join(tmp, "partner-sandbox")
 	build := exec.CommandContext(ctx, "go", "build", "-o", sandboxBin, "./cmd/partner-sandbox")
@@ -233,7 +265,12 @@ func bench(ctx context.Context, o options, w io.Writer) error {
 		}
 		printFunctions(w, fns, bl, o)
 	}
+	pr, err := pipelineSections(ctx, o, tmp, w)
+	if err != nil {
+		return err
+	}
 	printTargets(w, all, fns, o)
+	printPipelineTargets(w, pr)
 	fmt.Fprintf(w, "\ntotal time %s\n", time.Since(started).Round(time.Second))
 	return nil
 }

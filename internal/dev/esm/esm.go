@@ -64,6 +64,9 @@ type Mapping struct {
 	Invoke InvokeFunc
 	// Logger receives one line per invocation (optional).
 	Logger *slog.Logger
+	// OnInvoke, when set, is told of every invocation once it returns: its
+	// records and when it started and ended (the latency bench's hops).
+	OnInvoke func(records []events.SQSMessage, start, end time.Time)
 
 	mu          sync.Mutex
 	invocations int
@@ -194,8 +197,12 @@ func (m *Mapping) invoke(ctx context.Context, batch []types.Message) {
 	reqID := fmt.Sprintf("%s-%06d", strings.ToLower(m.Name), n)
 	ictx, cancel := context.WithTimeout(ctx, m.FunctionTimeout)
 	ictx = lambdacontext.NewContext(ictx, &lambdacontext.LambdaContext{AwsRequestID: reqID})
+	start := time.Now()
 	resp, err := m.Invoke(ictx, ev)
 	cancel()
+	if m.OnInvoke != nil {
+		m.OnInvoke(ev.Records, start, time.Now())
+	}
 	if err != nil {
 		// A failed invocation: every record becomes visible again after its
 		// visibility timeout, as with Lambda.

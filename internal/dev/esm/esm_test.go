@@ -250,3 +250,53 @@ func slowQueue(t *testing.T, c *sqs.Client, name string) (url, arn string) {
 	}
 	return *q.QueueUrl, queueARN(t, c, *q.QueueUrl)
 }
+
+func TestMappingTellsOnInvoke(t *testing.T) {
+	moto := awstest.Shared(t)
+	c := sqs.NewFromConfig(moto.Config())
+	url, arn, _ := queuePair(t, c, "esm-oninvoke", 3)
+	ctx := context.Background()
+	for i := range 3 {
+		if _, err := c.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(url), MessageBody: aws.String(fmt.Sprintf("m%d", i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var mu sync.Mutex
+	told := map[string]int{}
+	var invoked, badSpan int
+	m := &Mapping{
+		Name: "Test", Client: c, QueueURL: url, QueueARN: arn, BatchSize: 10, FunctionTimeout: 5 * time.Second,
+		Invoke: func(context.Context, events.SQSEvent) (events.SQSEventResponse, error) {
+			mu.Lock()
+			invoked++
+			mu.Unlock()
+			return events.SQSEventResponse{}, nil
+		},
+		OnInvoke: func(recs []events.SQSMessage, start, end time.Time) {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, r := range recs {
+				told[r.Body]++
+			}
+			if start.IsZero() || end.Before(start) {
+				badSpan++
+			}
+		},
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = m.Run(runCtx) }()
+	waitFor(t, "every message told", func() bool { mu.Lock(); defer mu.Unlock(); return len(told) == 3 })
+	cancel()
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	for b, n := range told {
+		if n != 1 {
+			t.Errorf("%s told %d times", b, n)
+		}
+	}
+	if badSpan > 0 || invoked != m.Stats().Invocations {
+		t.Errorf("%d spans with a zero start or an end before it; %d invocations, %d counted", badSpan, invoked, m.Stats().Invocations)
+	}
+}

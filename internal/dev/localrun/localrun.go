@@ -65,6 +65,13 @@ type Options struct {
 	// Prebuilt skips the build: BuildDir already holds every bootstrap
 	// (Build was called once for several stacks).
 	Prebuilt bool
+	// PollEndpoint is the local AWS the event source mappings poll and
+	// delete through (default Endpoint): the bench puts a counting proxy
+	// there, since Lambda's polling of SQS is billed as SQS requests.
+	PollEndpoint string
+	// OnInvoke, when set, is told of every invocation an event source
+	// mapping made, with the function's logical id (esm.Mapping.OnInvoke).
+	OnInvoke func(function string, records []events.SQSMessage, start, end time.Time)
 }
 
 // Stack is a running local deployment.
@@ -134,6 +141,10 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 			return nil, err
 		}
 	}
+	pollSQS := s.SQS
+	if o.PollEndpoint != "" {
+		pollSQS = sqs.NewFromConfig(awstest.Config(o.PollEndpoint))
+	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
 	for _, id := range ids {
@@ -177,8 +188,12 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 				s.Stop()
 				return nil, fmt.Errorf("localrun: %s: event source queue %s was not created", id, ev.Queue)
 			}
+			var onInvoke func([]events.SQSMessage, time.Time, time.Time)
+			if o.OnInvoke != nil {
+				onInvoke = func(recs []events.SQSMessage, start, end time.Time) { o.OnInvoke(id, recs, start, end) }
+			}
 			m := &esm.Mapping{
-				Name: id, Client: s.SQS, QueueURL: q.URL, QueueARN: q.ARN,
+				Name: id, Client: pollSQS, QueueURL: q.URL, QueueARN: q.ARN, OnInvoke: onInvoke,
 				BatchSize: ev.BatchSize, BatchingWindow: time.Duration(ev.MaximumBatchingWindow) * time.Second,
 				// One emulator is one function instance: one invocation at a time.
 				MaxConcurrency: 1, FunctionTimeout: time.Duration(fn.Timeout) * time.Second,
