@@ -58,6 +58,9 @@ type pipeOptions struct {
 	// adjust changes the template before the stack is created (batch size
 	// 1 for the unbatched design, window 0 for the latency override).
 	adjust func(*samtemplate.Template) error
+	// env is set in every function's environment (RESULTS_LINGER=0 for
+	// the unbatched design).
+	env map[string]string
 	// log, when set, receives every line the functions and the event
 	// source mappings write, with its source.
 	log func(source, line string)
@@ -115,6 +118,11 @@ func startPipe(ctx context.Context, o pipeOptions) (*pipe, error) {
 	for _, d := range registry.All() {
 		fnEnv[partnerFunction(d.Name)] = map[string]string{"AWS_ENDPOINT_URL": urls[callerPartners],
 			"PARTNER_RATE_PER_SECOND": pipelineRate, "PARTNER_RATE_BURST": pipelineBurst}
+	}
+	for _, e := range fnEnv {
+		for k, v := range o.env {
+			e[k] = v
+		}
 	}
 	output := p.runs.line
 	var logger *slog.Logger

@@ -37,6 +37,9 @@ const (
 	EnvConcurrency = "PARTNER_CONCURRENCY"
 	// EnvResultsQueue is the results queue (contract §6).
 	EnvResultsQueue = "RESULTS_QUEUE_URL"
+	// EnvResultsLinger is how long a result waits for others to share its
+	// SendMessageBatch (sqsbatch.Coalescer; default sqsbatch.DefaultLinger, 0 sends each record's results alone).
+	EnvResultsLinger = "RESULTS_LINGER"
 	// EnvPartnerQueuePrefix + upper-case partner is a partner queue (dispatcher only).
 	EnvPartnerQueuePrefix = "PARTNER_QUEUE_URL_"
 	// EnvBackoffBase overrides the retry backoff's base; local runs and
@@ -232,6 +235,7 @@ func commonFromEnv(ctx context.Context, e *env) (Common, *sqs.Client, error) {
 	flagParam, _ := e.get(featureflag.EnvParameter)
 	flagTTL := e.duration(featureflag.EnvCacheTTL, featureflag.DefaultTTL, false)
 	dlq, _ := e.get(EnvDeadLetterQueue)
+	linger := e.duration(EnvResultsLinger, sqsbatch.DefaultLinger, true)
 	var level slog.Level
 	if v, ok := e.get(EnvLogLevel); ok && level.UnmarshalText([]byte(v)) != nil {
 		e.fail(EnvLogLevel, v, "debug, info, warn or error")
@@ -251,8 +255,12 @@ func commonFromEnv(ctx context.Context, e *env) (Common, *sqs.Client, error) {
 	if err != nil {
 		return Common{}, nil, err
 	}
+	var sink Sink = sqsbatch.NewSender(client, results)
+	if linger > 0 {
+		sink = sqsbatch.NewCoalescer(sink, linger)
+	}
 	return Common{
-		Results:     sqsbatch.NewSender(client, results),
+		Results:     sink,
 		Gate:        flag.EnabledFor,
 		DeadLetter:  sqsbatch.NewDeadLetterer(client, dlq, logger),
 		Logger:      logger,
