@@ -636,6 +636,12 @@ func (e *Env) Collect() error { return e.CollectUpTo(0) }
 // mid-run, while functions keep writing, a full drain would not end.
 func (e *Env) CollectUpTo(max int) error {
 	bodies, err := e.Stack.DrainUpTo(context.WithoutCancel(e.Ctx), "ResultsQueue", max)
+	e.record(bodies)
+	return err
+}
+
+// record adds result bodies taken off the results queue to the observation.
+func (e *Env) record(bodies []string) {
 	for _, b := range bodies {
 		e.obs.Bodies = append(e.obs.Bodies, b)
 		var r finding.Result
@@ -650,7 +656,6 @@ func (e *Env) CollectUpTo(max int) error {
 			e.obs.Unexpected = append(e.obs.Unexpected, r)
 		}
 	}
-	return err
 }
 
 // collect gathers the end state: results, and the findings still held in

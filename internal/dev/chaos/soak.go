@@ -7,7 +7,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/esm"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/registry"
@@ -61,6 +60,14 @@ const (
 // soakFunctionTimeout is every function's timeout in the soak: a killed
 // invocation's messages return after VisibilityFactor × this.
 const soakFunctionTimeout = 5
+
+// The soak sends while no source queue holds more visible messages than
+// these: about a second of the stack's work. A scan puts one message on
+// each partner queue.
+const (
+	soakMaxIngress = 20
+	soakMaxPartner = 30
+)
 
 // soakFaults are the partner faults the soak injects; each is retried,
 // never a verdict.
@@ -159,6 +166,11 @@ func soak(e *Env, o SoakOptions, stats *SoakStats) error {
 		stats.Kills, stats.Faults = int(kills.Load()), int(faults.Load())
 	}()
 
+	// Results are taken off their queue as the run goes, as the consumer
+	// would: a queue of thousands makes the local AWS CPU-bound.
+	collector := e.StartCollector(250 * time.Millisecond)
+	defer collector.Stop()
+
 	flipAt := o.Findings * (3 + rng.IntN(4)) / 10
 	start := time.Now()
 	for sent := 0; sent < o.Findings; {
@@ -211,16 +223,24 @@ func soak(e *Env, o SoakOptions, stats *SoakStats) error {
 		}
 		sent += n
 		stats.Findings = sent
+		collector.Take()
 		if stats.Scans%40 == 0 {
-			o.Progress(fmt.Sprintf("soak: %d findings sent in %s, %d kills", sent, time.Since(start).Round(time.Second), kills.Load()))
-			// Results are taken off their queue as the run goes, as the
-			// consumer would: a queue of thousands slows the local AWS.
-			if err := e.CollectUpTo(4 * 40 * perScan); err != nil {
+			o.Progress(fmt.Sprintf("soak: %d findings sent in %s, %d kills, %d results read", sent, time.Since(start).Round(time.Second), kills.Load(), len(e.obs.Bodies)))
+		}
+		// Keep every source queue short: the backlog is not the test, and
+		// moto_server's cost per message grows with the queue's length.
+		for waited := time.Duration(0); ; waited += 200 * time.Millisecond {
+			b, err := e.backlog()
+			if err != nil {
 				return err
 			}
-		}
-		// Keep the ingress queue short: it is the backlog, not the test.
-		for e.backlog() > 20 && e.Ctx.Err() == nil {
+			why, over := b.Over(soakMaxIngress, soakMaxPartner)
+			if !over || e.Ctx.Err() != nil {
+				break
+			}
+			if waited > 0 && waited%(30*time.Second) == 0 {
+				o.Progress("soak: sending waits: " + why)
+			}
 			time.Sleep(200 * time.Millisecond)
 		}
 	}
@@ -233,6 +253,9 @@ func soak(e *Env, o SoakOptions, stats *SoakStats) error {
 	<-done
 	o.Progress(fmt.Sprintf("soak: all %d findings sent in %s; waiting for the stack to settle", o.Findings, time.Since(start).Round(time.Second)))
 	err := e.Settle(o.Settle)
+	if errs := collector.Stop(); len(errs) > 0 {
+		o.Progress(fmt.Sprintf("soak: %d results-queue drains failed and were retried, first: %s", len(errs), errs[0]))
+	}
 	// Each scan the dispatcher forwarded put at most one message on every
 	// partner queue: the bound on each partner function's record of
 	// completed message ids.
@@ -249,19 +272,6 @@ func soak(e *Env, o SoakOptions, stats *SoakStats) error {
 		stats.MessageIDs[id] = forwarded
 	}
 	return err
-}
-
-// backlog is the number of visible messages on the ingress queue.
-func (e *Env) backlog() int {
-	for _, m := range e.Stack.Mappings {
-		if m.Name == "DispatcherFunction" {
-			v, _, _, err := esm.QueueDepth(e.Ctx, e.Stack.SQS, m.QueueURL)
-			if err == nil {
-				return v
-			}
-		}
-	}
-	return 0
 }
 
 // jitter is a duration uniform in [d/2, 3d/2).
