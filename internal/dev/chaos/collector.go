@@ -87,16 +87,26 @@ func (c *Collector) Stop() []string {
 	return c.errs
 }
 
-// Backlog is how much work waits in the queues that feed functions: the
-// visible messages of the ingress queue and of the fullest partner queue.
+// Backlog is how much waits in the stack's queues: the visible messages of
+// the ingress queue, of the fullest partner queue and of the results queue.
 type Backlog struct {
-	Ingress, Partner int
-	PartnerQueue     string
+	Ingress, Partner, Results int
+	PartnerQueue              string
 }
 
-// backlog reads the visible depth of every source queue.
+// BacklogLimits are the most visible messages a Backlog may hold.
+type BacklogLimits struct{ Ingress, Partner, Results int }
+
+// backlog reads the visible depth of every source queue and of the results queue.
 func (e *Env) backlog() (Backlog, error) {
 	var b Backlog
+	if q, ok := e.Stack.Local.Queues["ResultsQueue"]; ok {
+		v, _, _, err := esm.QueueDepth(e.Ctx, e.Stack.SQS, q.URL)
+		if err != nil {
+			return b, err
+		}
+		b.Results = v
+	}
 	for _, m := range e.Stack.Mappings {
 		v, _, _, err := esm.QueueDepth(e.Ctx, e.Stack.SQS, m.QueueURL)
 		if err != nil {
@@ -113,12 +123,14 @@ func (e *Env) backlog() (Backlog, error) {
 }
 
 // Over reports whether a backlog exceeds the limits, with why.
-func (b Backlog) Over(ingress, partner int) (string, bool) {
+func (b Backlog) Over(l BacklogLimits) (string, bool) {
 	switch {
-	case b.Ingress > ingress:
+	case b.Ingress > l.Ingress:
 		return fmt.Sprintf("ingress queue %d visible", b.Ingress), true
-	case b.Partner > partner:
+	case b.Partner > l.Partner:
 		return fmt.Sprintf("%s queue %d visible", b.PartnerQueue, b.Partner), true
+	case b.Results > l.Results:
+		return fmt.Sprintf("results queue %d visible", b.Results), true
 	}
 	return "", false
 }

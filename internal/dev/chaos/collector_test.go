@@ -83,10 +83,10 @@ func TestCollectorReadsResultsAsTheyCome(t *testing.T) {
 }
 
 // TestBacklogCountsPartnerQueues: the soak holds its sending while a
-// partner queue is long, not only the ingress queue: partner queues of
-// hundreds made the local AWS CPU-bound.
+// partner queue or the results queue is long, not only the ingress queue:
+// queues of hundreds made the local AWS CPU-bound.
 func TestBacklogCountsPartnerQueues(t *testing.T) {
-	e, queues := queueEnv(t, "IngressQueue", "AwsQueue", "GcpQueue")
+	e, queues := queueEnv(t, "IngressQueue", "AwsQueue", "GcpQueue", "ResultsQueue")
 	for _, m := range []struct{ fn, q string }{{"DispatcherFunction", "IngressQueue"}, {"AwsFunction", "AwsQueue"}, {"GcpFunction", "GcpQueue"}} {
 		e.Stack.Mappings = append(e.Stack.Mappings, &esm.Mapping{Name: m.fn, QueueURL: queues[m.q].URL})
 	}
@@ -94,7 +94,7 @@ func TestBacklogCountsPartnerQueues(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if why, over := b.Over(0, 0); over {
+	if why, over := b.Over(BacklogLimits{}); over {
 		t.Fatalf("empty queues are over the limits: %s", why)
 	}
 	for i := range 5 {
@@ -108,11 +108,25 @@ func TestBacklogCountsPartnerQueues(t *testing.T) {
 	if b.Ingress != 0 || b.Partner != 5 || b.PartnerQueue != "GcpFunction" {
 		t.Errorf("backlog = %+v, want 5 on GcpFunction's queue and none on ingress", b)
 	}
-	if _, over := b.Over(20, 4); !over {
+	if _, over := b.Over(BacklogLimits{Ingress: 20, Partner: 4, Results: 20}); !over {
 		t.Error("5 messages on a partner queue are not over a partner limit of 4")
 	}
-	if why, over := b.Over(20, 5); over {
+	if why, over := b.Over(BacklogLimits{Ingress: 20, Partner: 5, Results: 20}); over {
 		t.Errorf("5 messages are over a limit of 5: %s", why)
+	}
+	for i := range 3 {
+		if _, err := e.Stack.SQS.SendMessage(e.Ctx, &sqs.SendMessageInput{QueueUrl: aws.String(queues["ResultsQueue"].URL), MessageBody: aws.String(fmt.Sprint(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if b, err = e.backlog(); err != nil {
+		t.Fatal(err)
+	}
+	if b.Results != 3 {
+		t.Errorf("backlog = %+v, want 3 results", b)
+	}
+	if _, over := b.Over(BacklogLimits{Ingress: 20, Partner: 20, Results: 2}); !over {
+		t.Error("3 results are not over a results limit of 2: a results queue left to grow is not held back")
 	}
 }
 

@@ -61,13 +61,13 @@ const (
 // invocation's messages return after VisibilityFactor × this.
 const soakFunctionTimeout = 5
 
-// The soak sends while no source queue holds more visible messages than
-// these: about a second of the stack's work. A scan puts one message on
-// each partner queue.
-const (
-	soakMaxIngress = 20
-	soakMaxPartner = 30
-)
+// soakBacklog bounds what the soak lets wait in the queues before it sends
+// the next scan. A scan puts one message on each partner queue and about
+// 45 on the results queue. moto_server's cost per message grows with the
+// queue's length, so a queue that grows makes every call slower and its
+// drain slower still: bounding every queue, the results queue included,
+// keeps the local AWS out of that spiral on a loaded machine.
+var soakBacklog = BacklogLimits{Ingress: 10, Partner: 10, Results: 300}
 
 // soakFaults are the partner faults the soak injects; each is retried,
 // never a verdict.
@@ -234,7 +234,7 @@ func soak(e *Env, o SoakOptions, stats *SoakStats) error {
 			if err != nil {
 				return err
 			}
-			why, over := b.Over(soakMaxIngress, soakMaxPartner)
+			why, over := b.Over(soakBacklog)
 			if !over || e.Ctx.Err() != nil {
 				break
 			}
