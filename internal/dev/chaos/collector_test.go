@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -174,5 +175,25 @@ func TestProxyReusesConnections(t *testing.T) {
 	// idle, but connections are not opened anew for every burst.
 	if n := opened.Load(); n > 2*burst {
 		t.Errorf("the proxy opened %d connections to the backend for %d bursts of %d requests: it does not keep them", n, bursts, burst)
+	}
+}
+
+// TestSamplerCountsObservedProcesses: a bootstrap killed before the
+// sampler's next reading still counts as a process of its function, with
+// its peak; the crash scenarios' "second bootstrap" check relies on it on
+// a loaded machine, where a first invocation can end within 200 ms.
+func TestSamplerCountsObservedProcesses(t *testing.T) {
+	self := os.Getpid()
+	// An emulator pid with no bootstrap below it, sampled once an hour:
+	// only observe can report a process.
+	s := startSampler(map[string]int{"AwsFunction": self}, map[string]int{"AwsFunction": 128}, time.Hour)
+	s.observe("AwsFunction", []int{self})
+	s.observe("NoSuchFunction", []int{self})
+	mem := s.Stop()
+	if len(mem) != 1 || mem[0].Function != "AwsFunction" {
+		t.Fatalf("memory = %+v, want AwsFunction only", mem)
+	}
+	if mem[0].Processes != 1 || mem[0].PeakKB <= 0 {
+		t.Errorf("AwsFunction: %d processes, peak %d kB; want the observed process with its peak", mem[0].Processes, mem[0].PeakKB)
 	}
 }

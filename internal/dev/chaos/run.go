@@ -129,6 +129,7 @@ type Env struct {
 	param  string
 	store  *featureflag.Store
 	killMu sync.Mutex
+	mem    *sampler
 }
 
 // lineLog keeps every line the system wrote, with its source.
@@ -309,6 +310,7 @@ func runOne(ctx context.Context, cfg Config, sc Scenario) (obs *Observation, err
 		}
 	}
 	mem := startSampler(emus, limits, 200*time.Millisecond)
+	e.mem = mem
 	runErr := sc.Run(e)
 	if runErr != nil {
 		e.Problem("scenario could not run to its end: %v", runErr)
@@ -397,6 +399,9 @@ func (e *Env) Kill(function string) int {
 		e.Problem("kill: no function %s", function)
 		return 0
 	}
+	// A process killed within its first sampling period would never be
+	// seen by the sampler: the kill itself reports it, with its peak.
+	e.mem.observe(function, f.RuntimePIDs())
 	n := f.KillRuntime()
 	e.killMu.Lock()
 	e.obs.Killed[function] += n
