@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sort"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -49,6 +50,10 @@ type SoakStats struct {
 	// RSSKB is each function's resident memory at the end (VmRSS of its
 	// current bootstrap), 0 when no bootstrap was running.
 	RSSKB map[string]int64
+	// FailedInvocations counts each function's failed invocations by the
+	// error type the emulator gave (Runtime.ExitError for a killed
+	// process, Sandbox.Timedout for one past its timeout).
+	FailedInvocations map[string]map[string]int
 }
 
 // Caps of the per-instance state the soak watches, as the functions run here.
@@ -268,6 +273,21 @@ func soak(e *Env, o SoakOptions, stats *SoakStats) error {
 				stats.RSSKB[id] += kb
 			}
 		}
+	}
+	stats.FailedInvocations = map[string]map[string]int{}
+	for _, l := range e.logLines("esm: invocation failed") {
+		fn, _ := l["mapping"].(string)
+		msg, _ := l["error"].(string)
+		kind := "other"
+		for _, t := range []string{"Runtime.ExitError", "Sandbox.Timedout"} {
+			if strings.Contains(msg, t) {
+				kind = t
+			}
+		}
+		if stats.FailedInvocations[fn] == nil {
+			stats.FailedInvocations[fn] = map[string]int{}
+		}
+		stats.FailedInvocations[fn][kind]++
 	}
 	forwarded := len(e.logLines("scan dispatched"))
 	for _, id := range partnerFunctions {
