@@ -101,8 +101,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "\nsoak: %d scans (%d sent twice), %d faults pushed to the doubles, %d function processes killed, %s in all\n",
 		stats.Scans, stats.Duplicates, stats.Faults, stats.Kills, time.Since(start).Round(time.Second))
 	for _, m := range obs.Memory {
-		fmt.Fprintf(stdout, "  %-22s rss at end %4d MB, peak %4d MB of %d MB, %d processes (%d killed), %d invocations\n",
-			m.Function, stats.RSSKB[m.Function]/1024, m.PeakKB/1024, m.LimitMB, m.Processes, obs.Killed[m.Function], m.Invocations)
+		failed := stats.FailedInvocations[m.Function]
+		fmt.Fprintf(stdout, "  %-22s rss at end %4d MB, peak %4d MB of %d MB, %d processes (%d killed), %d invocations (failed: %d killed, %d timed out, %d other)\n",
+			m.Function, stats.RSSKB[m.Function]/1024, m.PeakKB/1024, m.LimitMB, m.Processes, obs.Killed[m.Function], m.Invocations,
+			failed["Runtime.ExitError"], failed["Sandbox.Timedout"], failed["other"])
 	}
 	for _, fn := range chaos.SortedFunctions(stats.Tokens) {
 		fmt.Fprintf(stdout, "  %-22s verdict cache <= %d of %d entries (distinct credentials), completed-message record <= %d of %d ids\n",

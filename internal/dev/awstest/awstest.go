@@ -16,6 +16,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/proc"
@@ -109,15 +110,30 @@ func (m *Moto) Config() aws.Config {
 	return Config(m.Endpoint)
 }
 
+// RequestTimeout bounds each request the tooling sends to the local AWS.
+// The SDK's own client has no timeout at all, and moto_server under load
+// sometimes leaves a request unanswered (a connection waiting in its accept
+// queue, or dropped under an answer): without a bound the caller waited
+// forever with the CPU idle. An attempt that times out is retried by the
+// standard retryer like a dropped connection. The longest call the tooling
+// makes is a 1 s long poll, so 30 s is far beyond any answer moto gives.
+const RequestTimeout = 30 * time.Second
+
 // Config returns an SDK configuration that sends every service to endpoint.
 // It keeps the SDK's standard retryer (with more attempts): moto_server on
 // a loaded machine now and then drops a connection, which a test must not
 // mistake for a failure of the code under test.
 func Config(endpoint string) aws.Config {
+	return ConfigWithTimeout(endpoint, RequestTimeout)
+}
+
+// ConfigWithTimeout is Config with another bound on each request attempt.
+func ConfigWithTimeout(endpoint string, timeout time.Duration) aws.Config {
 	return aws.Config{
 		Region:       Region,
 		Credentials:  credentials.NewStaticCredentialsProvider("testing", "testing", ""),
 		BaseEndpoint: aws.String(endpoint),
+		HTTPClient:   awshttp.NewBuildableClient().WithTimeout(timeout),
 		Retryer: func() aws.Retryer {
 			return retry.NewStandard(func(o *retry.StandardOptions) { o.MaxAttempts = 5 })
 		},

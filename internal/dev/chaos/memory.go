@@ -89,6 +89,30 @@ func (s *sampler) sample() {
 	}
 }
 
+// observe records bootstrap processes of a function found some other way
+// than by sampling (the processes a kill is about to end), with their peak.
+func (s *sampler) observe(fn string, pids []int) {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.emus[fn]; !ok {
+		return
+	}
+	for _, pid := range pids {
+		kb, ok := vmHWM(pid)
+		if !ok {
+			continue
+		}
+		if s.pids[fn] == nil {
+			s.pids[fn] = map[int]bool{}
+		}
+		s.pids[fn][pid] = true
+		s.peaks[fn] = max(s.peaks[fn], kb)
+	}
+}
+
 // Stop ends sampling after one last reading and returns the peaks.
 func (s *sampler) Stop() []Memory {
 	s.stop()

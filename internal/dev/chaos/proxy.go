@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/awstest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 )
 
@@ -102,6 +103,10 @@ type Proxy struct {
 	srv  *http.Server
 }
 
+// ProxyIdleConns is how many idle connections to the local AWS a Proxy
+// keeps for reuse: more than the functions of a stack can have in flight.
+const ProxyIdleConns = 64
+
 // StartProxy listens on a free loopback port and forwards to target.
 func StartProxy(target string) (*Proxy, error) {
 	u, err := url.Parse(target)
@@ -109,6 +114,14 @@ func StartProxy(target string) (*Proxy, error) {
 		return nil, fmt.Errorf("chaos: proxy target: %w", err)
 	}
 	p := &Proxy{target: u, rp: httputil.NewSingleHostReverseProxy(u)}
+	// http.DefaultTransport keeps 2 idle connections per host: with every
+	// function's calls going through one proxy, each burst opened new
+	// connections to moto_server, which starts a thread per connection
+	// and holds the ones it cannot accept yet in its listen queue.
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = ProxyIdleConns
+	tr.ResponseHeaderTimeout = awstest.RequestTimeout
+	p.rp.Transport = tr
 	p.rp.ErrorHandler = func(w http.ResponseWriter, _ *http.Request, _ error) { w.WriteHeader(http.StatusBadGateway) }
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -129,6 +129,7 @@ type Env struct {
 	param  string
 	store  *featureflag.Store
 	killMu sync.Mutex
+	mem    *sampler
 }
 
 // lineLog keeps every line the system wrote, with its source.
@@ -309,6 +310,7 @@ func runOne(ctx context.Context, cfg Config, sc Scenario) (obs *Observation, err
 		}
 	}
 	mem := startSampler(emus, limits, 200*time.Millisecond)
+	e.mem = mem
 	runErr := sc.Run(e)
 	if runErr != nil {
 		e.Problem("scenario could not run to its end: %v", runErr)
@@ -397,6 +399,9 @@ func (e *Env) Kill(function string) int {
 		e.Problem("kill: no function %s", function)
 		return 0
 	}
+	// A process killed within its first sampling period would never be
+	// seen by the sampler: the kill itself reports it, with its peak.
+	e.mem.observe(function, f.RuntimePIDs())
 	n := f.KillRuntime()
 	e.killMu.Lock()
 	e.obs.Killed[function] += n
@@ -636,6 +641,12 @@ func (e *Env) Collect() error { return e.CollectUpTo(0) }
 // mid-run, while functions keep writing, a full drain would not end.
 func (e *Env) CollectUpTo(max int) error {
 	bodies, err := e.Stack.DrainUpTo(context.WithoutCancel(e.Ctx), "ResultsQueue", max)
+	e.record(bodies)
+	return err
+}
+
+// record adds result bodies taken off the results queue to the observation.
+func (e *Env) record(bodies []string) {
 	for _, b := range bodies {
 		e.obs.Bodies = append(e.obs.Bodies, b)
 		var r finding.Result
@@ -650,7 +661,6 @@ func (e *Env) CollectUpTo(max int) error {
 			e.obs.Unexpected = append(e.obs.Unexpected, r)
 		}
 	}
-	return err
 }
 
 // collect gathers the end state: results, and the findings still held in

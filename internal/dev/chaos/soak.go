@@ -4,10 +4,10 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sort"
+	"strings"
 	"sync/atomic"
 	"time"
 
-	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/esm"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/partnertest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/registry"
@@ -50,6 +50,10 @@ type SoakStats struct {
 	// RSSKB is each function's resident memory at the end (VmRSS of its
 	// current bootstrap), 0 when no bootstrap was running.
 	RSSKB map[string]int64
+	// FailedInvocations counts each function's failed invocations by the
+	// error type the emulator gave (Runtime.ExitError for a killed
+	// process, Sandbox.Timedout for one past its timeout).
+	FailedInvocations map[string]map[string]int
 }
 
 // Caps of the per-instance state the soak watches, as the functions run here.
@@ -61,6 +65,14 @@ const (
 // soakFunctionTimeout is every function's timeout in the soak: a killed
 // invocation's messages return after VisibilityFactor × this.
 const soakFunctionTimeout = 5
+
+// soakBacklog bounds what the soak lets wait in the queues before it sends
+// the next scan. A scan puts one message on each partner queue and about
+// 45 on the results queue. moto_server's cost per message grows with the
+// queue's length, so a queue that grows makes every call slower and its
+// drain slower still: bounding every queue, the results queue included,
+// keeps the local AWS out of that spiral on a loaded machine.
+var soakBacklog = BacklogLimits{Ingress: 10, Partner: 10, Results: 300}
 
 // soakFaults are the partner faults the soak injects; each is retried,
 // never a verdict.
@@ -159,6 +171,11 @@ func soak(e *Env, o SoakOptions, stats *SoakStats) error {
 		stats.Kills, stats.Faults = int(kills.Load()), int(faults.Load())
 	}()
 
+	// Results are taken off their queue as the run goes, as the consumer
+	// would: a queue of thousands makes the local AWS CPU-bound.
+	collector := e.StartCollector(250 * time.Millisecond)
+	defer collector.Stop()
+
 	flipAt := o.Findings * (3 + rng.IntN(4)) / 10
 	start := time.Now()
 	for sent := 0; sent < o.Findings; {
@@ -211,16 +228,26 @@ func soak(e *Env, o SoakOptions, stats *SoakStats) error {
 		}
 		sent += n
 		stats.Findings = sent
+		collector.Take()
 		if stats.Scans%40 == 0 {
-			o.Progress(fmt.Sprintf("soak: %d findings sent in %s, %d kills", sent, time.Since(start).Round(time.Second), kills.Load()))
-			// Results are taken off their queue as the run goes, as the
-			// consumer would: a queue of thousands slows the local AWS.
-			if err := e.CollectUpTo(4 * 40 * perScan); err != nil {
-				return err
-			}
+			o.Progress(fmt.Sprintf("soak: %d findings sent in %s, %d kills, %d results read", sent, time.Since(start).Round(time.Second), kills.Load(), len(e.obs.Bodies)))
 		}
-		// Keep the ingress queue short: it is the backlog, not the test.
-		for e.backlog() > 20 && e.Ctx.Err() == nil {
+		// Keep every source queue short: the backlog is not the test, and
+		// moto_server's cost per message grows with the queue's length.
+		for waited := time.Duration(0); ; waited += 200 * time.Millisecond {
+			b, err := e.backlog()
+			why, over := b.Over(soakBacklog)
+			if err != nil {
+				// The depth is unknown: wait and read it again, as
+				// for a long queue (a failed read is no finding lost).
+				why, over = err.Error(), true
+			}
+			if !over || e.Ctx.Err() != nil {
+				break
+			}
+			if waited > 0 && waited%(30*time.Second) == 0 {
+				o.Progress("soak: sending waits: " + why)
+			}
 			time.Sleep(200 * time.Millisecond)
 		}
 	}
@@ -233,6 +260,9 @@ func soak(e *Env, o SoakOptions, stats *SoakStats) error {
 	<-done
 	o.Progress(fmt.Sprintf("soak: all %d findings sent in %s; waiting for the stack to settle", o.Findings, time.Since(start).Round(time.Second)))
 	err := e.Settle(o.Settle)
+	if errs := collector.Stop(); len(errs) > 0 {
+		o.Progress(fmt.Sprintf("soak: %d results-queue drains failed and were retried, first: %s", len(errs), errs[0]))
+	}
 	// Each scan the dispatcher forwarded put at most one message on every
 	// partner queue: the bound on each partner function's record of
 	// completed message ids.
@@ -244,24 +274,26 @@ func soak(e *Env, o SoakOptions, stats *SoakStats) error {
 			}
 		}
 	}
+	stats.FailedInvocations = map[string]map[string]int{}
+	for _, l := range e.logLines("esm: invocation failed") {
+		fn, _ := l["mapping"].(string)
+		msg, _ := l["error"].(string)
+		kind := "other"
+		for _, t := range []string{"Runtime.ExitError", "Sandbox.Timedout"} {
+			if strings.Contains(msg, t) {
+				kind = t
+			}
+		}
+		if stats.FailedInvocations[fn] == nil {
+			stats.FailedInvocations[fn] = map[string]int{}
+		}
+		stats.FailedInvocations[fn][kind]++
+	}
 	forwarded := len(e.logLines("scan dispatched"))
 	for _, id := range partnerFunctions {
 		stats.MessageIDs[id] = forwarded
 	}
 	return err
-}
-
-// backlog is the number of visible messages on the ingress queue.
-func (e *Env) backlog() int {
-	for _, m := range e.Stack.Mappings {
-		if m.Name == "DispatcherFunction" {
-			v, _, _, err := esm.QueueDepth(e.Ctx, e.Stack.SQS, m.QueueURL)
-			if err == nil {
-				return v
-			}
-		}
-	}
-	return 0
 }
 
 // jitter is a duration uniform in [d/2, 3d/2).

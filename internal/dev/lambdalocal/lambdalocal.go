@@ -181,11 +181,27 @@ func environ(o Options) []string {
 // Invoke posts one event and returns the function's response payload. A
 // function error (the handler returned an error or crashed) is an error
 // whose text is the runtime's error payload.
+//
+// The emulator enforces the function's timeout itself and answers "Task
+// timed out"; Invoke waits for that answer (up to the timeout and 5 s more)
+// even when ctx's deadline comes sooner, as an event source mapping's
+// deadline always does, its clock having started first. A caller that
+// gives up leaves the emulator with an invocation still running, and the
+// emulator crashes on the next one (rapidcore: "ReserveFailed:
+// AlreadyReserved", then a nil dereference): the function would be gone
+// for the rest of the run. Only a cancellation of ctx ends the wait early.
 func (f *Function) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	ctx, cancel := context.WithTimeout(ctx, f.timeout+5*time.Second)
+	parent := ctx
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), f.timeout+5*time.Second)
 	defer cancel()
+	stop := context.AfterFunc(parent, func() {
+		if !errors.Is(parent.Err(), context.DeadlineExceeded) {
+			cancel()
+		}
+	})
+	defer stop()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+f.addr+"/2015-03-31/functions/function/invocations", bytes.NewReader(payload))
 	if err != nil {
 		return nil, err

@@ -142,3 +142,41 @@ func TestKillRuntimeMidInvocation(t *testing.T) {
 		first = now
 	}
 }
+
+// TestInvokeOutlivesTheCallersDeadline: an event source mapping's deadline
+// for an invocation ends no later than the function's own timeout, which
+// the emulator enforces. A caller that gave up at its deadline left the
+// emulator mid-invocation, and the next invocation crashed the emulator
+// ("ReserveFailed: AlreadyReserved", nil dereference): Invoke waits for
+// the emulator's answer instead, and only a cancellation ends it early.
+func TestInvokeOutlivesTheCallersDeadline(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "bootstrap")
+	build := exec.Command("go", "build", "-tags", "lambda.norpc", "-o", bin, "./testdata/echo")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	f, err := Start(context.Background(), Options{Name: "EchoFunction", RIE: rie(t), Bootstrap: bin, Timeout: 20 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if _, err := f.Invoke(ctx, []byte(`{"sleep":"1s"}`)); err != nil {
+		t.Fatalf("an invocation that outlives the caller's deadline but not the function's timeout: %v", err)
+	}
+	for i := range 2 {
+		if _, err := f.Invoke(context.Background(), []byte(`{}`)); err != nil {
+			t.Fatalf("invocation %d after it: %v", i+1, err)
+		}
+	}
+	if f.Exited() {
+		t.Fatal("the emulator exited")
+	}
+	// A cancellation (the stack stopping) still ends the wait.
+	cctx, ccancel := context.WithCancel(context.Background())
+	time.AfterFunc(200*time.Millisecond, ccancel)
+	if _, err := f.Invoke(cctx, []byte(`{"sleep":"15s"}`)); !errors.Is(err, context.Canceled) {
+		t.Errorf("a cancelled invocation: err = %v, want context.Canceled", err)
+	}
+}
