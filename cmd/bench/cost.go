@@ -77,24 +77,10 @@ func runCost(ctx context.Context, base pipeOptions, n int, batched bool, timeout
 	if err != nil {
 		return nil, err
 	}
-	expect := map[fkey]bool{}
-	for _, m := range msgs {
-		for _, k := range m.keys {
-			expect[k] = true
-		}
-	}
 	start := time.Now()
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	type outcome struct {
-		missing int
-		err     error
-	}
-	done := make(chan outcome, 1)
-	go func() {
-		m, err := p.consume(cctx, expect)
-		done <- outcome{m, err}
-	}()
+	done := p.consumeAsync(cctx, msgs)
 	// The scanner keeps the ingress queue short, as scans that arrive over
 	// time do: a burst of every scan at once would give the dispatcher
 	// batches of 10 scans × 12 partners' forwards, which the local AWS
@@ -117,13 +103,9 @@ func runCost(ctx context.Context, base pipeOptions, n int, batched bool, timeout
 		return nil, out.err
 	}
 	r.missing, r.elapsed = out.missing, time.Since(start)
-	// The last invocations' deletes follow their results.
-	ictx, icancel := context.WithTimeout(ctx, 20*time.Second)
-	_ = p.stack.WaitIdle(ictx)
-	icancel()
+	p.settle(ctx)
 	p.runs.mu.Lock()
-	r.in = CostInput{Findings: n, Counts: p.meter.Counts(), Invocations: copyMap(p.runs.invocations), BilledMS: copyMap(p.runs.billedMS),
-		MemoryMB: copyMap(p.runs.memoryMB), LogBytes: p.runs.logBytes.Load(), Excluded: map[string]bool{callerConsumer: true}}
+	r.in = p.costInputLocked(n)
 	for _, k := range p.runs.reports {
 		r.reports += k
 	}

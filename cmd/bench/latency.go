@@ -104,23 +104,9 @@ func runLatency(ctx context.Context, base pipeOptions, rate float64, duration ti
 	if err != nil {
 		return nil, err
 	}
-	expect := map[fkey]bool{}
-	for _, m := range msgs {
-		for _, k := range m.keys {
-			expect[k] = true
-		}
-	}
 	cctx, cancel := context.WithTimeout(ctx, duration+60*time.Second)
 	defer cancel()
-	type outcome struct {
-		missing int
-		err     error
-	}
-	done := make(chan outcome, 1)
-	go func() {
-		m, err := p.consume(cctx, expect)
-		done <- outcome{m, err}
-	}()
+	done := p.consumeAsync(cctx, msgs)
 	interval := duration / time.Duration(len(msgs))
 	start := time.Now()
 	for i, m := range msgs {
@@ -139,12 +125,9 @@ func runLatency(ctx context.Context, base pipeOptions, rate float64, duration ti
 		return nil, out.err
 	}
 	r.sent, r.missing = n, out.missing
-	ictx, icancel := context.WithTimeout(ctx, 20*time.Second)
-	_ = p.stack.WaitIdle(ictx)
-	icancel()
+	p.settle(ctx)
 	p.runs.mu.Lock()
-	r.cost = Cost(CostInput{Findings: n, Counts: p.meter.Counts(), Invocations: copyMap(p.runs.invocations), BilledMS: copyMap(p.runs.billedMS),
-		MemoryMB: copyMap(p.runs.memoryMB), LogBytes: p.runs.logBytes.Load(), Excluded: map[string]bool{callerConsumer: true}}, ListPrices)
+	r.cost = Cost(p.costInputLocked(n), ListPrices)
 	r.measuredPartnerP95 = localrun.Percentile(p.runs.partnerMS, 95)
 	r.statuses = p.tr.statuses()
 	p.runs.mu.Unlock()

@@ -590,3 +590,42 @@ func (t *tracer) statuses() string {
 	sort.Strings(out)
 	return strings.Join(out, " ")
 }
+
+// consumed is what consumeAsync found: findings without a result, or why
+// it stopped reading.
+type consumed struct {
+	missing int
+	err     error
+}
+
+// consumeAsync reads the results of msgs' findings in the background
+// until each has one or ctx ends.
+func (p *pipe) consumeAsync(ctx context.Context, msgs []scanMsg) <-chan consumed {
+	expect := map[fkey]bool{}
+	for _, m := range msgs {
+		for _, k := range m.keys {
+			expect[k] = true
+		}
+	}
+	done := make(chan consumed, 1)
+	go func() {
+		m, err := p.consume(ctx, expect)
+		done <- consumed{m, err}
+	}()
+	return done
+}
+
+// settle waits (up to 20 s) for the stack to go idle: the last
+// invocations' deletes follow their results.
+func (p *pipe) settle(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	_ = p.stack.WaitIdle(ctx)
+}
+
+// costInputLocked is what the stack counted for n findings; p.runs.mu
+// must be held.
+func (p *pipe) costInputLocked(n int) CostInput {
+	return CostInput{Findings: n, Counts: p.meter.Counts(), Invocations: copyMap(p.runs.invocations), BilledMS: copyMap(p.runs.billedMS),
+		MemoryMB: copyMap(p.runs.memoryMB), LogBytes: p.runs.logBytes.Load(), Excluded: map[string]bool{callerConsumer: true}}
+}

@@ -75,16 +75,9 @@ func (s *sampler) sample() {
 			if comm(pid) != "bootstrap" {
 				continue
 			}
-			kb, ok := vmHWM(pid)
-			if !ok {
-				continue
+			if s.noteLocked(fn, pid) {
+				s.counts[fn]++
 			}
-			if s.pids[fn] == nil {
-				s.pids[fn] = map[int]bool{}
-			}
-			s.pids[fn][pid] = true
-			s.peaks[fn] = max(s.peaks[fn], kb)
-			s.counts[fn]++
 		}
 	}
 }
@@ -101,16 +94,23 @@ func (s *sampler) observe(fn string, pids []int) {
 		return
 	}
 	for _, pid := range pids {
-		kb, ok := vmHWM(pid)
-		if !ok {
-			continue
-		}
-		if s.pids[fn] == nil {
-			s.pids[fn] = map[int]bool{}
-		}
-		s.pids[fn][pid] = true
-		s.peaks[fn] = max(s.peaks[fn], kb)
+		s.noteLocked(fn, pid)
 	}
+}
+
+// noteLocked records one bootstrap process of fn and its peak memory, if
+// it can still be read; s.mu must be held.
+func (s *sampler) noteLocked(fn string, pid int) bool {
+	kb, ok := vmHWM(pid)
+	if !ok {
+		return false
+	}
+	if s.pids[fn] == nil {
+		s.pids[fn] = map[int]bool{}
+	}
+	s.pids[fn][pid] = true
+	s.peaks[fn] = max(s.peaks[fn], kb)
+	return true
 }
 
 // Stop ends sampling after one last reading and returns the peaks.
