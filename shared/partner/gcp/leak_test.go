@@ -3,6 +3,7 @@ package gcppartner
 import (
 	"bytes"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -136,15 +137,19 @@ func (l *leakLog) check() error {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if code == 0 {
+	// With -run or -skip only some tests ran: what they logged is still
+	// checked, but they need not have exercised the verifier.
+	whole := flag.Lookup("test.run").Value.String() == "" && flag.Lookup("test.skip").Value.String() == ""
+	leaks.mu.Lock()
+	n := len(leaks.secrets)
+	logged := leaks.buf.Len() > 0
+	leaks.mu.Unlock()
+	if code == 0 && (whole || logged) {
 		if err := leaks.check(); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			code = 1
 		}
-		leaks.mu.Lock()
-		n := len(leaks.secrets)
-		leaks.mu.Unlock()
-		if n < 20 {
+		if whole && n < 20 {
 			fmt.Fprintf(os.Stderr, "leak check: only %d secrets registered; the suite did not exercise the verifier\n", n)
 			code = 1
 		}
