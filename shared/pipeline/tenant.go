@@ -58,15 +58,15 @@ func (e *heldError) Error() string {
 // when the project is over its cap. The last attempt is never held: a
 // hold costs a receive like any hand-back, and the record must still get
 // its partner's answer before the queue's maxReceiveCount.
-func (w *Worker) holdForProject(ctx context.Context, rec events.SQSMessage, b finding.Batch, attempt int) error {
+func (w *Worker) holdForProject(ctx context.Context, rec events.SQSMessage, b finding.Batch, checks []checked, attempt int) error {
 	if w.cfg.ProjectCap == nil || attempt >= w.cfg.MaxAttempts {
 		return nil
 	}
 	n := 0
-	for _, f := range b.Findings {
+	for _, c := range checks {
 		// Only findings bound for this partner's API spend the project's
 		// rate; those concluded before any call (malformed, unsupported) do not.
-		if rt, _, done := precheck(b, f, w.cfg.Now()); !done && rt.Partner == w.cfg.Partner {
+		if !c.done && c.rt.Partner == w.cfg.Partner {
 			n++
 		}
 	}

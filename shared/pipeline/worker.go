@@ -99,7 +99,12 @@ func (w *Worker) processRecord(ctx context.Context, rec events.SQSMessage) error
 	}
 	attempt := sqsbatch.ReceiveCount(rec)
 	final := attempt >= w.cfg.MaxAttempts
-	if err := w.holdForProject(ctx, rec, b, attempt); err != nil {
+	checks := make([]checked, len(b.Findings))
+	for i, f := range b.Findings {
+		c := &checks[i]
+		c.rt, c.result, c.done = precheck(b, f, w.cfg.Now())
+	}
+	if err := w.holdForProject(ctx, rec, b, checks, attempt); err != nil {
 		return err
 	}
 	callCtx := ctx
@@ -110,8 +115,8 @@ func (w *Worker) processRecord(ctx context.Context, rec events.SQSMessage) error
 	}
 	outs := make([]outcome, 0, len(b.Findings))
 	var retry *verify.Fault
-	for _, f := range b.Findings {
-		out, fault, err := w.one(callCtx, b, f, final)
+	for i, f := range b.Findings {
+		out, fault, err := w.one(callCtx, b, f, checks[i], final)
 		if err != nil {
 			return err
 		}
@@ -141,13 +146,22 @@ func (w *Worker) processRecord(ctx context.Context, rec events.SQSMessage) error
 	return w.cfg.deadLetterRejected(ctx, rec, b)
 }
 
-// one decides one finding: a terminal outcome, or a fault to retry on.
-func (w *Worker) one(ctx context.Context, b finding.Batch, f finding.Finding, final bool) (outcome, *verify.Fault, error) {
+// checked is a finding's precheck: its route, or its terminal result
+// when it is concluded before any call.
+type checked struct {
+	rt     finding.Route
+	result finding.Result
+	done   bool
+}
+
+// one decides one finding, given its precheck: a terminal outcome, or a
+// fault to retry on.
+func (w *Worker) one(ctx context.Context, b finding.Batch, f finding.Finding, c checked, final bool) (outcome, *verify.Fault, error) {
 	start := time.Now()
-	rt, r, done := precheck(b, f, w.cfg.Now())
-	if done {
-		return outcome{result: r}, nil, nil
+	if c.done {
+		return outcome{result: c.result}, nil, nil
 	}
+	rt := c.rt
 	if rt.Partner != w.cfg.Partner {
 		r := newResult(b, f, rt, finding.ReasonUnsupportedTokenType, w.cfg.Now())
 		r.Message = fmt.Sprintf("the %s function does not verify %s tokens (partner %s)", w.cfg.Partner, rt.TokenType, rt.Partner)
@@ -181,7 +195,7 @@ func (w *Worker) one(ctx context.Context, b finding.Batch, f finding.Finding, fi
 		r.Message = "retries spent: " + fault.Error()
 		return outcome{result: r, latency: time.Since(start)}, nil, nil
 	}
-	r = newResult(b, f, rt, verdict.Reason, w.cfg.Now())
+	r := newResult(b, f, rt, verdict.Reason, w.cfg.Now())
 	r.Details, r.Message, r.Cached = withVerdict(r.Details, verdict.Details), verdict.Message, verdict.Cached
 	return outcome{result: r, latency: time.Since(start)}, nil, nil
 }
