@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/awsmeter"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/awstest"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 )
@@ -34,8 +35,7 @@ func RefuseSends(queueURL string) Rule {
 		if target != "AmazonSQS.SendMessageBatch" && target != "AmazonSQS.SendMessage" {
 			return false
 		}
-		var in struct{ QueueUrl string }
-		return json.Unmarshal(body, &in) == nil && in.QueueUrl == queueURL
+		return awsmeter.QueueURL(body) == queueURL
 	}
 }
 
@@ -45,17 +45,7 @@ func RefuseSends(queueURL string) Rule {
 // dispatcher's results (malformed, unsupported, canary, flag off) name a
 // partner too, but a send of them says nothing about that partner's function.
 func SentPartners(body []byte) []finding.Partner {
-	var in struct {
-		MessageBody string
-		Entries     []struct{ MessageBody string }
-	}
-	if json.Unmarshal(body, &in) != nil {
-		return nil
-	}
-	bodies := []string{in.MessageBody}
-	for _, e := range in.Entries {
-		bodies = append(bodies, e.MessageBody)
-	}
+	_, bodies := awsmeter.Sent(body)
 	var out []finding.Partner
 	for _, b := range bodies {
 		var r finding.Result
