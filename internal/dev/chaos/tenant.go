@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math"
 	"os"
-	"slices"
 	"strings"
 	"time"
 
@@ -14,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/localrun"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 )
 
@@ -198,15 +197,16 @@ func (e *Env) keep(body string) (finding.Result, bool) {
 	return r, true
 }
 
-// percentile is the nearest-rank percentile p of ds, rounded for reading.
+// percentile is localrun.Percentile of ds, rounded for reading; 0 for none.
 func percentile(ds []time.Duration, p float64) time.Duration {
 	if len(ds) == 0 {
 		return 0
 	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	i := int(math.Ceil(p/100*float64(len(s)))) - 1
-	return s[max(i, 0)].Round(100 * time.Millisecond)
+	vs := make([]float64, len(ds))
+	for i, d := range ds {
+		vs[i] = float64(d)
+	}
+	return time.Duration(localrun.Percentile(vs, p)).Round(100 * time.Millisecond)
 }
 
 // loadAverage is the machine's 1-, 5- and 15-minute load, or "unknown".
