@@ -184,8 +184,7 @@ func (p *pipe) stop() {
 // partnerFunction is a partner's function logical id (its nested stack's
 // logical id, the partner's name TitleCased, + Function).
 func partnerFunction(p finding.Partner) string {
-	s := string(p)
-	return strings.ToUpper(s[:1]) + s[1:] + "Function"
+	return samtemplate.PartnerStem(string(p)) + "Function"
 }
 
 // scanMsg is one message the scanner sends: a scan of some findings.

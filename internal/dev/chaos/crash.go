@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/samtemplate"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner/registry"
 )
@@ -18,7 +19,7 @@ const crashTimeout = 4
 
 // functionOf is the logical id of a partner's function.
 func functionOf(p finding.Partner) string {
-	return strings.ToUpper(string(p[:1])) + string(p[1:]) + "Function"
+	return samtemplate.PartnerStem(string(p)) + "Function"
 }
 
 // crashSetup shortens every partner function's timeout (and with it its

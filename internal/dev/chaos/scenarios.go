@@ -29,7 +29,7 @@ const settle = 2 * time.Minute
 var partnerFunctions = func() []string {
 	var ids []string
 	for _, p := range registry.Names() {
-		ids = append(ids, strings.ToUpper(string(p[:1]))+string(p[1:])+"Function")
+		ids = append(ids, functionOf(p))
 	}
 	return ids
 }()

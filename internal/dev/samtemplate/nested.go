@@ -427,3 +427,13 @@ func (t *Template) validateBindings() error {
 	}
 	return nil
 }
+
+// PartnerStem is the logical-id stem of a partner's nested application
+// and, flattened, of its resources: the partner's name with its first
+// letter upper-cased (aws: Aws, so AwsQueue, AwsFunction, AwsMaxConcurrency).
+func PartnerStem(partner string) string {
+	if partner == "" {
+		return ""
+	}
+	return strings.ToUpper(partner[:1]) + partner[1:]
+}

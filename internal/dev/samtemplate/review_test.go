@@ -42,7 +42,7 @@ const (
 var partnerIDs = func() map[finding.Partner]string {
 	ids := map[finding.Partner]string{}
 	for _, d := range registry.All() {
-		ids[d.Name] = strings.ToUpper(string(d.Name)[:1]) + string(d.Name)[1:]
+		ids[d.Name] = samtemplate.PartnerStem(string(d.Name))
 	}
 	return ids
 }()
