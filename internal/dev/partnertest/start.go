@@ -60,3 +60,28 @@ func RedirectCanary(tb testing.TB) *httptest.Server {
 	tb.Cleanup(srv.Close)
 	return srv
 }
+
+// Do sends one request with the given headers (each set, empty values
+// too) to url and returns the answer's status, headers and whole body,
+// failing tb if the request cannot be made or read: the doubles' tests ask
+// their double this way.
+func Do(tb testing.TB, method, url string, header map[string]string) (int, http.Header, []byte) {
+	tb.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		tb.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return resp.StatusCode, resp.Header, b
+}

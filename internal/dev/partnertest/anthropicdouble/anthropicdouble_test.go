@@ -2,7 +2,6 @@ package anthropicdouble
 
 import (
 	"encoding/json"
-	"io"
 	"net/http"
 	"regexp"
 	"strings"
@@ -31,26 +30,15 @@ type answer struct {
 // get sends a request as Anthropic's clients do; version "" leaves out anthropic-version.
 func get(t *testing.T, s *Server, method, path, key, version string) answer {
 	t.Helper()
-	req, err := http.NewRequest(method, s.URL+path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	header := map[string]string{}
 	if key != "" {
-		req.Header.Set(HeaderAPIKey, key)
+		header[HeaderAPIKey] = key
 	}
 	if version != "" {
-		req.Header.Set(HeaderVersion, version)
+		header[HeaderVersion] = version
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return answer{resp.StatusCode, resp.Header, b}
+	status, hd, b := partnertest.Do(t, method, s.URL+path, header)
+	return answer{status, hd, b}
 }
 
 func errType(t *testing.T, body []byte) (string, string) {

@@ -3,7 +3,6 @@ package gitlabdouble
 import (
 	"encoding/json"
 	"hash/crc32"
-	"io"
 	"math/big"
 	"net/http"
 	"regexp"
@@ -33,23 +32,8 @@ type answer struct {
 
 func do(t *testing.T, s *Server, method, path string, header map[string]string) answer {
 	t.Helper()
-	req, err := http.NewRequest(method, s.URL+path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range header {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return answer{resp.StatusCode, resp.Header, b}
+	status, h, b := partnertest.Do(t, method, s.URL+path, header)
+	return answer{status, h, b}
 }
 
 func private(tok string) map[string]string { return map[string]string{"PRIVATE-TOKEN": tok} }

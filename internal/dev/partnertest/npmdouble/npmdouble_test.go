@@ -2,7 +2,6 @@ package npmdouble
 
 import (
 	"encoding/json"
-	"io"
 	"net/http"
 	"regexp"
 	"testing"
@@ -28,23 +27,8 @@ type answer struct {
 
 func do(t *testing.T, s *Server, method, path string, header map[string]string) answer {
 	t.Helper()
-	req, err := http.NewRequest(method, s.URL+path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range header {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return answer{resp.StatusCode, resp.Header, b}
+	status, h, b := partnertest.Do(t, method, s.URL+path, header)
+	return answer{status, h, b}
 }
 
 func authed(tok string) map[string]string {

@@ -2,7 +2,6 @@ package postmandouble
 
 import (
 	"encoding/json"
-	"io"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -31,23 +30,12 @@ type answer struct {
 
 func get(t *testing.T, s *Server, method, path, key string) answer {
 	t.Helper()
-	req, err := http.NewRequest(method, s.URL+path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	header := map[string]string{}
 	if key != "" {
-		req.Header.Set(HeaderAPIKey, key)
+		header[HeaderAPIKey] = key
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return answer{resp.StatusCode, resp.Header, b}
+	status, hd, b := partnertest.Do(t, method, s.URL+path, header)
+	return answer{status, hd, b}
 }
 
 func TestNewAPIKey(t *testing.T) {

@@ -3,7 +3,6 @@ package stripedouble
 import (
 	"encoding/base64"
 	"encoding/json"
-	"io"
 	"net/http"
 	"regexp"
 	"strings"
@@ -30,23 +29,12 @@ type answer struct {
 
 func get(t *testing.T, s *Server, method, path, auth string) answer {
 	t.Helper()
-	req, err := http.NewRequest(method, s.URL+path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	header := map[string]string{}
 	if auth != "" {
-		req.Header.Set("Authorization", auth)
+		header["Authorization"] = auth
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return answer{resp.StatusCode, resp.Header, b}
+	status, hd, b := partnertest.Do(t, method, s.URL+path, header)
+	return answer{status, hd, b}
 }
 
 type errDoc struct {
