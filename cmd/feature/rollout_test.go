@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
@@ -134,7 +133,7 @@ func regionOf(env string) string {
 }
 
 func (r *rolloutRig) cloudWatch(env string) *cloudwatch.Client {
-	cfg := retrying(r.moto.Config())
+	cfg := awstest.FastRetries(r.moto.Config())
 	cfg.Region = regionOf(env)
 	return cloudwatch.NewFromConfig(cfg, rollout.LocalCloudWatchProtocol)
 }
@@ -142,7 +141,7 @@ func (r *rolloutRig) cloudWatch(env string) *cloudwatch.Client {
 // value is the flag in an environment as SSM holds it; nil when absent.
 func (r *rolloutRig) value(env string) *featureflag.Value {
 	r.t.Helper()
-	cfg := retrying(r.moto.Config())
+	cfg := awstest.FastRetries(r.moto.Config())
 	cfg.Region = regionOf(env)
 	st, err := featureflag.NewStore(ssm.NewFromConfig(cfg), time.Now).Get(context.Background(), ff, featureflag.DefaultParameter(ff))
 	switch {
@@ -540,16 +539,4 @@ func TestRolloutBinaryOnMoto(t *testing.T) {
 			}
 		})
 	}
-}
-
-// retrying is a moto configuration whose clients retry what the SDK deems
-// transient, with a short backoff: a loaded moto_server now and then drops
-// a connection ("use of closed network connection"), which is no finding.
-func retrying(cfg aws.Config) aws.Config {
-	cfg.Retryer = func() aws.Retryer {
-		return retry.NewStandard(func(o *retry.StandardOptions) {
-			o.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return 10 * time.Millisecond, nil })
-		})
-	}
-	return cfg
 }

@@ -15,7 +15,6 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
@@ -117,7 +116,7 @@ func newRig(t *testing.T, initial featureflag.Change) *rig {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	cfg := retrying(m.Config())
+	cfg := awstest.FastRetries(m.Config())
 	r := &rig{t: t, ssm: ssm.NewFromConfig(cfg), sqs: sqs.NewFromConfig(cfg), logs: &bytes.Buffer{}}
 	sc := sns.NewFromConfig(cfg)
 	topic, err := sc.CreateTopic(ctx, &sns.CreateTopicInput{Name: aws.String("oncall")})
@@ -345,16 +344,4 @@ func TestPrintable(t *testing.T) {
 	if got := printable("a\nb\tc", 10); got != "a b c" {
 		t.Errorf("printable = %q", got)
 	}
-}
-
-// retrying is a moto configuration whose clients retry what the SDK deems
-// transient, with a short backoff: a loaded moto_server now and then drops
-// a connection ("use of closed network connection"), which is no finding.
-func retrying(cfg aws.Config) aws.Config {
-	cfg.Retryer = func() aws.Retryer {
-		return retry.NewStandard(func(o *retry.StandardOptions) {
-			o.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return 10 * time.Millisecond, nil })
-		})
-	}
-	return cfg
 }

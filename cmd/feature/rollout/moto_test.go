@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
@@ -114,7 +113,7 @@ func newMotoRigAt(t *testing.T, base time.Time) *motoRig {
 	r.clock.t = base
 	offset := time.Until(base.Add(2 * time.Hour))
 	for _, e := range motoEnvs {
-		cfg := retrying(m.Config())
+		cfg := awstest.FastRetries(m.Config())
 		cfg.Region = e.region
 		r.runner.Envs[e.name] = &Environment{
 			Name: e.name, Stack: stackOf(e.name), Parameter: featureflag.DefaultParameter(flag),
@@ -526,18 +525,6 @@ func TestStatusReadsAutoRollbackOutputOnMoto(t *testing.T) {
 	if e := st.Env("dev"); e.AutoRollback != "" || !strings.Contains(e.AutoRollbackNote, "describe stack partner-token-verification-dev") {
 		t.Errorf("dev: %+v", e)
 	}
-}
-
-// retrying is a moto configuration whose clients retry what the SDK deems
-// transient, with a short backoff: a loaded moto_server now and then drops
-// a connection ("use of closed network connection"), which is no finding.
-func retrying(cfg aws.Config) aws.Config {
-	cfg.Retryer = func() aws.Retryer {
-		return retry.NewStandard(func(o *retry.StandardOptions) {
-			o.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return 10 * time.Millisecond, nil })
-		})
-	}
-	return cfg
 }
 
 // TestRollbackOfAbsentParametersOnMoto: an absent parameter is off while

@@ -184,3 +184,16 @@ func Main(m *testing.M) {
 	StopShared()
 	os.Exit(code)
 }
+
+// FastRetries returns cfg whose clients retry what the SDK deems transient
+// with a flat 10 ms backoff: a loaded moto_server now and then drops a
+// connection ("use of closed network connection"), which is no finding and
+// should not cost a test the SDK's exponential backoff.
+func FastRetries(cfg aws.Config) aws.Config {
+	cfg.Retryer = func() aws.Retryer {
+		return retry.NewStandard(func(o *retry.StandardOptions) {
+			o.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return 10 * time.Millisecond, nil })
+		})
+	}
+	return cfg
+}
