@@ -105,6 +105,22 @@ func New(o Options) (*Client, error) {
 	return c, nil
 }
 
+// NewSingle is New for a partner reached at one base URL, as most are: it
+// names partner in o and refuses any other number of endpoints. Its
+// errors start with prefix ("gitlab: new verifier") and name the one
+// endpoint expected ("api").
+func NewSingle(o Options, partner finding.Partner, prefix, endpoint string) (*Client, error) {
+	o.Partner = partner
+	if len(o.Endpoints) != 1 {
+		return nil, fmt.Errorf("%s: want 1 endpoint (%s), got %d", prefix, endpoint, len(o.Endpoints))
+	}
+	c, err := New(o)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", prefix, err)
+	}
+	return c, nil
+}
+
 func checkBase(u *url.URL) error {
 	switch {
 	case u == nil:

@@ -466,3 +466,27 @@ func TestNewTransportBounds(t *testing.T) {
 		t.Errorf("TLS timeout %v exceeds the request timeout", tr.TLSHandshakeTimeout)
 	}
 }
+
+func TestNewSingle(t *testing.T) {
+	u, _ := url.Parse("https://api.example.test")
+	for _, tc := range []struct {
+		name      string
+		endpoints []*url.URL
+		want      string
+	}{
+		{"none", nil, "example: new verifier: want 1 endpoint (api), got 0"},
+		{"two", []*url.URL{u, u}, "example: new verifier: want 1 endpoint (api), got 2"},
+		{"bad", []*url.URL{{Scheme: "ftp", Host: "x"}}, "example: new verifier: endpoint 0: "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := NewSingle(Options{Endpoints: tc.endpoints}, "example", "example: new verifier", "api")
+			if c != nil || err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+				t.Errorf("NewSingle = %v, %v; want no client and an error starting %q", c, err, tc.want)
+			}
+		})
+	}
+	c, err := NewSingle(Options{Endpoints: []*url.URL{u}}, "example", "example: new verifier", "api")
+	if err != nil || c.o.Partner != "example" {
+		t.Fatalf("NewSingle = %+v, %v; want a client for partner example", c, err)
+	}
+}

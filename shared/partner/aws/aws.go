@@ -69,13 +69,9 @@ var _ verify.Verifier = (*Verifier)(nil)
 
 // New builds a Verifier for o.Endpoints: [sts], STS's base URL.
 func New(o partnerhttp.Options) (*Verifier, error) {
-	o.Partner = finding.PartnerAWS
-	if len(o.Endpoints) != 1 {
-		return nil, fmt.Errorf("awspartner: new verifier: want 1 endpoint (sts), got %d", len(o.Endpoints))
-	}
-	c, err := partnerhttp.New(o)
+	c, err := partnerhttp.NewSingle(o, finding.PartnerAWS, "awspartner: new verifier", "sts")
 	if err != nil {
-		return nil, fmt.Errorf("awspartner: new verifier: %w", err)
+		return nil, err
 	}
 	client := sts.New(sts.Options{
 		Region:       SigningRegion,

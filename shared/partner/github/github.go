@@ -14,7 +14,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	partnerdef "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner"
 	"net/http"
 	"net/url"
@@ -57,13 +56,9 @@ var _ verify.Verifier = (*Verifier)(nil)
 
 // New returns a verifier that talks only to o.Endpoints[0], GitHub's API.
 func New(o partnerhttp.Options) (*Verifier, error) {
-	o.Partner = Partner
-	if len(o.Endpoints) != 1 {
-		return nil, fmt.Errorf("github: new verifier: want 1 endpoint (api), got %d", len(o.Endpoints))
-	}
-	c, err := partnerhttp.New(o)
+	c, err := partnerhttp.NewSingle(o, Partner, "github: new verifier", "api")
 	if err != nil {
-		return nil, fmt.Errorf("github: new verifier: %w", err)
+		return nil, err
 	}
 	return &Verifier{c: c}, nil
 }

@@ -18,7 +18,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	partnerdef "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner"
 	"net/http"
 	"strconv"
@@ -54,13 +53,9 @@ var _ verify.Verifier = (*Verifier)(nil)
 
 // New returns a verifier that talks only to o.Endpoints[0], GitLab's base URL.
 func New(o partnerhttp.Options) (*Verifier, error) {
-	o.Partner = Name
-	if len(o.Endpoints) != 1 {
-		return nil, fmt.Errorf("gitlab: new verifier: want 1 endpoint (base URL), got %d", len(o.Endpoints))
-	}
-	c, err := partnerhttp.New(o)
+	c, err := partnerhttp.NewSingle(o, Name, "gitlab: new verifier", "base URL")
 	if err != nil {
-		return nil, fmt.Errorf("gitlab: new verifier: %w", err)
+		return nil, err
 	}
 	return &Verifier{c: c}, nil
 }

@@ -13,7 +13,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	partnerdef "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner"
 	"net/http"
 	"strconv"
@@ -45,13 +44,9 @@ var _ verify.Verifier = (*Verifier)(nil)
 
 // New returns a verifier that talks only to o.Endpoints[0], npm's registry.
 func New(o partnerhttp.Options) (*Verifier, error) {
-	o.Partner = Name
-	if len(o.Endpoints) != 1 {
-		return nil, fmt.Errorf("npm: new verifier: want 1 endpoint (registry), got %d", len(o.Endpoints))
-	}
-	c, err := partnerhttp.New(o)
+	c, err := partnerhttp.NewSingle(o, Name, "npm: new verifier", "registry")
 	if err != nil {
-		return nil, fmt.Errorf("npm: new verifier: %w", err)
+		return nil, err
 	}
 	return &Verifier{c: c}, nil
 }

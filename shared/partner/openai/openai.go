@@ -12,7 +12,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	partnerdef "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner"
 	"net/http"
 	"net/url"
@@ -50,13 +49,9 @@ var _ verify.Verifier = (*Verifier)(nil)
 
 // New returns a verifier that talks only to o.Endpoints[0], OpenAI's API.
 func New(o partnerhttp.Options) (*Verifier, error) {
-	o.Partner = Name
-	if len(o.Endpoints) != 1 {
-		return nil, fmt.Errorf("openai: new verifier: want 1 endpoint (api), got %d", len(o.Endpoints))
-	}
-	c, err := partnerhttp.New(o)
+	c, err := partnerhttp.NewSingle(o, Name, "openai: new verifier", "api")
 	if err != nil {
-		return nil, fmt.Errorf("openai: new verifier: %w", err)
+		return nil, err
 	}
 	return &Verifier{c: c}, nil
 }

@@ -9,7 +9,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"strconv"
 
@@ -35,13 +34,9 @@ var _ verify.Verifier = (*Verifier)(nil)
 
 // New returns a verifier that talks only to o.Endpoints[0], Postman's API.
 func New(o partnerhttp.Options) (*Verifier, error) {
-	o.Partner = finding.PartnerPostman
-	if len(o.Endpoints) != 1 {
-		return nil, fmt.Errorf("postman: new verifier: want 1 endpoint (api), got %d", len(o.Endpoints))
-	}
-	c, err := partnerhttp.New(o)
+	c, err := partnerhttp.NewSingle(o, finding.PartnerPostman, "postman: new verifier", "api")
 	if err != nil {
-		return nil, fmt.Errorf("postman: new verifier: %w", err)
+		return nil, err
 	}
 	return &Verifier{c: c}, nil
 }

@@ -12,7 +12,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	partnerdef "gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/partner"
 	"net/http"
 	"net/url"
@@ -69,13 +68,9 @@ var _ verify.Verifier = (*Verifier)(nil)
 
 // New returns a verifier that talks only to o.Endpoints[0], Slack's Web API.
 func New(o partnerhttp.Options) (*Verifier, error) {
-	o.Partner = Name
-	if len(o.Endpoints) != 1 {
-		return nil, fmt.Errorf("slack: new verifier: want 1 endpoint (web api), got %d", len(o.Endpoints))
-	}
-	c, err := partnerhttp.New(o)
+	c, err := partnerhttp.NewSingle(o, Name, "slack: new verifier", "web api")
 	if err != nil {
-		return nil, fmt.Errorf("slack: new verifier: %w", err)
+		return nil, err
 	}
 	return &Verifier{c: c}, nil
 }

@@ -13,7 +13,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -44,13 +43,9 @@ var _ verify.Verifier = (*Verifier)(nil)
 
 // New returns a verifier that talks only to o.Endpoints[0], Stripe's API.
 func New(o partnerhttp.Options) (*Verifier, error) {
-	o.Partner = Name
-	if len(o.Endpoints) != 1 {
-		return nil, fmt.Errorf("stripe: new verifier: want 1 endpoint (api), got %d", len(o.Endpoints))
-	}
-	c, err := partnerhttp.New(o)
+	c, err := partnerhttp.NewSingle(o, Name, "stripe: new verifier", "api")
 	if err != nil {
-		return nil, fmt.Errorf("stripe: new verifier: %w", err)
+		return nil, err
 	}
 	return &Verifier{c: c}, nil
 }
