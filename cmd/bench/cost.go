@@ -64,9 +64,9 @@ func runCost(ctx context.Context, base pipeOptions, n int, batched bool, timeout
 	perScan := costScan
 	o.prefix = "bench-cost-b-"
 	if !batched {
-		r.name, r.about = "unbatched", "BatchSize 1 on every event source, 1 finding per scan message, RESULTS_LINGER=0"
+		r.name, r.about = "unbatched", "BatchSize 1 on every event source, 1 finding per scan message, SEND_LINGER=0"
 		perScan, o.prefix, o.adjust = 1, "bench-cost-u-", batchSizeOne
-		o.env = map[string]string{pipeline.EnvResultsLinger: "0"}
+		o.env = map[string]string{pipeline.EnvSendLinger: "0"}
 	}
 	p, err := startPipe(ctx, o)
 	if err != nil {

@@ -58,7 +58,7 @@ type pipeOptions struct {
 	// adjust changes the template before the stack is created (batch size
 	// 1 for the unbatched design, window 0 for the latency override).
 	adjust func(*samtemplate.Template) error
-	// env is set in every function's environment (RESULTS_LINGER=0 for
+	// env is set in every function's environment (SEND_LINGER=0 for
 	// the unbatched design).
 	env map[string]string
 	// log, when set, receives every line the functions and the event

@@ -3,6 +3,8 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"maps"
+	"slices"
 
 	"github.com/aws/aws-lambda-go/events"
 
@@ -48,7 +50,7 @@ func (d *Dispatcher) Handle(ctx context.Context, ev events.SQSEvent) (events.SQS
 	rec := metrics.New()
 	ctx = metrics.NewContext(ctx, rec)
 	defer d.cfg.flush(ctx, rec)
-	return sqsbatch.Run(ctx, ev, d.cfg.runOptions(d.completed), d.processRecord), nil
+	return sqsbatch.Run(ctx, ev, d.cfg.runOptions(d.completed, slices.Collect(maps.Values(d.cfg.PartnerQueues))...), d.processRecord), nil
 }
 
 // processRecord validates one ingress message and, per finding, either

@@ -37,9 +37,10 @@ const (
 	EnvConcurrency = "PARTNER_CONCURRENCY"
 	// EnvResultsQueue is the results queue (contract §6).
 	EnvResultsQueue = "RESULTS_QUEUE_URL"
-	// EnvResultsLinger is how long a result waits for others to share its
-	// SendMessageBatch (sqsbatch.Coalescer; default sqsbatch.DefaultLinger, 0 sends each record's results alone).
-	EnvResultsLinger = "RESULTS_LINGER"
+	// EnvSendLinger is the longest a result or a forward waits for others
+	// to share its SendMessageBatch (sqsbatch.Coalescer; default
+	// sqsbatch.DefaultLinger, 0 sends each record's messages alone).
+	EnvSendLinger = "SEND_LINGER"
 	// EnvPartnerQueuePrefix + upper-case partner is a partner queue (dispatcher only).
 	EnvPartnerQueuePrefix = "PARTNER_QUEUE_URL_"
 	// EnvBackoffBase overrides the retry backoff's base; local runs and
@@ -229,13 +230,12 @@ func (e *env) projectRateCap(p finding.Partner) float64 {
 // environment: SDK clients (X-Ray instrumented; AWS_ENDPOINT_URL honoured
 // by the SDK for local runs), the results sender, the flag reader, the
 // dead-letterer and the JSON logger.
-func commonFromEnv(ctx context.Context, e *env) (Common, *sqs.Client, error) {
+func commonFromEnv(ctx context.Context, e *env, linger time.Duration) (Common, *sqs.Client, error) {
 	results := e.required(EnvResultsQueue)
 	conc := e.positiveInt(EnvConcurrency, sqsbatch.DefaultConcurrency)
 	flagParam, _ := e.get(featureflag.EnvParameter)
 	flagTTL := e.duration(featureflag.EnvCacheTTL, featureflag.DefaultTTL, false)
 	dlq, _ := e.get(EnvDeadLetterQueue)
-	linger := e.duration(EnvResultsLinger, sqsbatch.DefaultLinger, true)
 	var level slog.Level
 	if v, ok := e.get(EnvLogLevel); ok && level.UnmarshalText([]byte(v)) != nil {
 		e.fail(EnvLogLevel, v, "debug, info, warn or error")
@@ -255,18 +255,23 @@ func commonFromEnv(ctx context.Context, e *env) (Common, *sqs.Client, error) {
 	if err != nil {
 		return Common{}, nil, err
 	}
-	var sink Sink = sqsbatch.NewSender(client, results)
-	if linger > 0 {
-		sink = sqsbatch.NewCoalescer(sink, linger)
-	}
 	return Common{
-		Results:     sink,
+		Results:     coalesced(sqsbatch.NewSender(client, results), linger),
 		Gate:        flag.EnabledFor,
 		DeadLetter:  sqsbatch.NewDeadLetterer(client, dlq, logger),
 		Logger:      logger,
 		MetricsOut:  os.Stdout,
 		Concurrency: conc,
 	}, client, nil
+}
+
+// coalesced is s behind a Coalescer of the given linger, or s alone when
+// the linger is 0 (every record sends its own messages).
+func coalesced(s *sqsbatch.Sender, linger time.Duration) Sink {
+	if linger <= 0 {
+		return s
+	}
+	return sqsbatch.NewCoalescer(s, linger)
 }
 
 // DispatcherFromEnv builds the dispatcher from the Lambda environment: one
@@ -278,13 +283,14 @@ func DispatcherFromEnv(ctx context.Context) (*Dispatcher, error) {
 		queues[p] = e.required(EnvPartnerQueuePrefix + strings.ToUpper(string(p)))
 	}
 	fair := e.boolean(EnvFairQueues, true)
-	common, client, err := commonFromEnv(ctx, e)
+	linger := e.duration(EnvSendLinger, sqsbatch.DefaultLinger, true)
+	common, client, err := commonFromEnv(ctx, e, linger)
 	if err != nil {
 		return nil, err
 	}
 	sinks := map[finding.Partner]Sink{}
 	for p, url := range queues {
-		sinks[p] = sqsbatch.NewSender(client, url)
+		sinks[p] = coalesced(sqsbatch.NewSender(client, url), linger)
 	}
 	return NewDispatcher(DispatcherConfig{Common: common, PartnerQueues: sinks, FairQueues: fair})
 }
@@ -337,7 +343,7 @@ func PartnerWorkerFromEnv(ctx context.Context) (*Worker, error) {
 		}
 		capOpts = &projectcap.Options{PerSecond: c / float64(max(instances, 1))}
 	}
-	common, client, err := commonFromEnv(ctx, e)
+	common, client, err := commonFromEnv(ctx, e, e.duration(EnvSendLinger, sqsbatch.DefaultLinger, true))
 	if err != nil {
 		return nil, err
 	}

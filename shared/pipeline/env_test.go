@@ -77,7 +77,7 @@ func TestPartnerWorkerFromEnv(t *testing.T) {
 		{EnvMaxAttempts, "1000", "want a whole number from 1 to 999"},
 		{EnvCacheSize, "-1", "want a whole number from 0"},
 		{EnvCacheTTLActive, "-5m", "0 for off"},
-		{EnvResultsLinger, "soon", "0 for off"},
+		{EnvSendLinger, "soon", "0 for off"},
 		{EnvConcurrency, "0", "want a whole number from 1"},
 		{"FEATURE_FLAG_CACHE_TTL", "0", "want a positive Go duration"},
 		{EnvLogLevel, "loud", "want debug, info, warn or error"},
@@ -85,7 +85,7 @@ func TestPartnerWorkerFromEnv(t *testing.T) {
 	}
 	set := func(m map[string]string) {
 		for _, k := range []string{EnvPartner, EnvResultsQueue, EnvPartnerTimeout, EnvRatePerSecond, EnvRateBurst, EnvBackoffBase,
-			EnvMaxAttempts, EnvCacheSize, EnvCacheTTLActive, EnvResultsLinger, EnvConcurrency, "FEATURE_FLAG_CACHE_TTL", EnvLogLevel,
+			EnvMaxAttempts, EnvCacheSize, EnvCacheTTLActive, EnvSendLinger, EnvConcurrency, "FEATURE_FLAG_CACHE_TTL", EnvLogLevel,
 			"PARTNER_ENDPOINT_POSTMAN", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} {
 			t.Setenv(k, m[k])
 		}

@@ -77,9 +77,27 @@ func (c *Common) defaults() {
 
 // runOptions are the sqsbatch options of one invocation of a handler that
 // owns the record of completed message ids given: handlers never share one,
-// so a message one of them completed is still processed by another.
-func (c *Common) runOptions(completed *sqsbatch.Completed) sqsbatch.Options {
-	return sqsbatch.Options{Concurrency: c.Concurrency, DeadlineMargin: c.DeadlineMargin, Completed: completed, Logger: c.Logger}
+// so a message one of them completed is still processed by another. The
+// sinks that hold messages for shared sends (sqsbatch.Coalescer) are
+// flushed when every record in progress waits for one.
+func (c *Common) runOptions(completed *sqsbatch.Completed, sinks ...Sink) sqsbatch.Options {
+	return sqsbatch.Options{Concurrency: c.Concurrency, DeadlineMargin: c.DeadlineMargin, Completed: completed,
+		Logger: c.Logger, Idle: flushAll(append(sinks, c.Results))}
+}
+
+// flushAll returns what flushes every sqsbatch.Coalescer among sinks at
+// once (sqsbatch.FlushAll); nil when none is one.
+func flushAll(sinks []Sink) func() {
+	var cs []*sqsbatch.Coalescer
+	for _, s := range sinks {
+		if c, ok := s.(*sqsbatch.Coalescer); ok {
+			cs = append(cs, c)
+		}
+	}
+	if len(cs) == 0 {
+		return nil
+	}
+	return func() { sqsbatch.FlushAll(cs...) }
 }
 
 // recordError marks a record left for SQS to redeliver or redrive.

@@ -7,75 +7,110 @@ import (
 	"time"
 )
 
-// DefaultLinger is how long a Coalescer holds the first message of a
-// shared send for others to join. The records of one invocation start
-// together and their partner calls end within the partner's jitter (tens
-// of milliseconds), so most of an invocation's results leave in one
-// SendMessageBatch instead of one each; the wait is small beside a
-// partner call.
-const DefaultLinger = 40 * time.Millisecond
-
-// BodySender is what a Coalescer sends through: a *Sender.
-type BodySender interface {
-	Send(ctx context.Context, bodies [][]byte) error
-}
+// DefaultLinger is the longest a Coalescer holds a message for others to
+// join its send. Most shared sends go sooner: at once when ten messages
+// wait, and, inside Run, the moment every record in progress waits for a
+// send (Options.Idle), which for most invocations is their end. The
+// linger only bounds the wait behind a record whose partner call is still
+// running: a result then waits at most this long, holding no slot (Run
+// starts the next record meanwhile). A quarter second spans a few waves of
+// a batch's records (a partner call apart, about 100 ms), so most of an
+// invocation's results leave in one SendMessageBatch per ten.
+const DefaultLinger = 250 * time.Millisecond
 
 // Coalescer gathers Send calls made at about the same time into shared
-// sends, so that results of records processed concurrently cost one SQS
+// sends, so that messages of records processed concurrently cost one SQS
 // request per ten rather than one each. Each caller waits until its own
 // bodies are sent (or not) and learns only about its own: a record is
-// still reported done only after its results are on the queue. Safe for
+// still reported done only after its messages are on the queue. Safe for
 // concurrent use.
 type Coalescer struct {
-	next   BodySender
+	next   *Sender
 	linger time.Duration
 
 	mu      sync.Mutex
 	pending []*joined
 	count   int
 	timer   *time.Timer
+	due     time.Time // when the timer fires
 }
 
 // joined is one Send call waiting for its shared send.
 type joined struct {
-	ctx    context.Context
-	bodies [][]byte
-	done   chan error
+	ctx  context.Context
+	msgs []message
+	wait *sendWait
+	done chan error
 }
 
 // NewCoalescer returns a Coalescer sending through next, holding a shared
 // send at most linger (DefaultLinger when 0 or less) for others to join.
-func NewCoalescer(next BodySender, linger time.Duration) *Coalescer {
+func NewCoalescer(next *Sender, linger time.Duration) *Coalescer {
 	if linger <= 0 {
 		linger = DefaultLinger
 	}
 	return &Coalescer{next: next, linger: linger}
 }
 
-// Send sends bodies with whatever other calls arrive within the linger,
-// or at once when MaxBatchEntries messages are waiting. It returns nil
-// when every body was sent, and otherwise a *SendError whose positions are
-// those of this call's bodies (or the shared send's error).
+// Send sends bodies with whatever other calls join before the shared send
+// goes: when MaxBatchEntries messages wait, when Flush is called (Run's
+// Idle), or at the end of the linger. It returns nil when every body was
+// sent, and otherwise a *SendError whose positions are those of this
+// call's bodies (or the shared send's error).
 func (c *Coalescer) Send(ctx context.Context, bodies [][]byte) error {
+	return c.SendGroup(ctx, "", bodies)
+}
+
+// SendGroup is Send with the messages in message group group ("" for
+// none): Sender.SendGroup, shared. Messages of different groups share a
+// send, each keeping its own group.
+func (c *Coalescer) SendGroup(ctx context.Context, group string, bodies [][]byte) error {
 	if len(bodies) == 0 {
 		return nil
 	}
-	j := &joined{ctx: ctx, bodies: bodies, done: make(chan error, 1)}
+	if group != "" && !validGroupID(group) {
+		return c.next.SendGroup(ctx, group, bodies) // its error names the fault
+	}
+	msgs := make([]message, len(bodies))
+	for i, b := range bodies {
+		msgs[i] = message{Body: b, GroupID: group}
+	}
+	j := &joined{ctx: ctx, msgs: msgs, wait: beginWait(ctx), done: make(chan error, 1)}
 	c.mu.Lock()
 	c.pending = append(c.pending, j)
-	c.count += len(bodies)
+	c.count += len(msgs)
 	var full []*joined
-	switch {
-	case c.count >= MaxBatchEntries:
+	if c.count >= MaxBatchEntries {
 		full = c.takeLocked()
-	case c.timer == nil:
-		c.timer = time.AfterFunc(c.linger, c.flushPending)
+	} else {
+		c.scheduleLocked(ctx)
 	}
 	c.mu.Unlock()
 	if full != nil {
 		c.send(full)
 	}
+	j.wait.joined()
 	return <-j.done
+}
+
+// scheduleLocked sets the timer for the linger of the first message
+// waiting, brought forward so that a caller close to its deadline keeps
+// half of what it has left for the send itself. c.mu must be held.
+func (c *Coalescer) scheduleLocked(ctx context.Context) {
+	due := time.Now().Add(c.linger)
+	if dl, ok := ctx.Deadline(); ok {
+		if half := time.Now().Add(time.Until(dl) / 2); half.Before(due) {
+			due = half
+		}
+	}
+	if c.timer != nil && !due.Before(c.due) {
+		return
+	}
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	c.due = due
+	c.timer = time.AfterFunc(time.Until(due), c.Flush)
 }
 
 // takeLocked hands over everything waiting; c.mu must be held.
@@ -89,12 +124,26 @@ func (c *Coalescer) takeLocked() []*joined {
 	return batch
 }
 
-func (c *Coalescer) flushPending() {
-	c.mu.Lock()
-	batch := c.takeLocked()
-	c.mu.Unlock()
-	if len(batch) > 0 {
-		c.send(batch)
+// Flush starts the shared send of what is waiting now, without waiting
+// for the linger, and returns at once: the callers hear how it went. What
+// joins after Flush returns waits for the next send.
+func (c *Coalescer) Flush() { FlushAll(c) }
+
+// FlushAll is Flush of each of cs, taking what waits in every one of them
+// before any send starts: a caller whose send ends at once may go on to
+// join another of cs, and must not be sent alone by a later Flush meant
+// for the callers that were waiting.
+func FlushAll(cs ...*Coalescer) {
+	batches := make([][]*joined, len(cs))
+	for i, c := range cs {
+		c.mu.Lock()
+		batches[i] = c.takeLocked()
+		c.mu.Unlock()
+	}
+	for i, batch := range batches {
+		if len(batch) > 0 {
+			go cs[i].send(batch)
+		}
 	}
 }
 
@@ -102,13 +151,13 @@ func (c *Coalescer) flushPending() {
 // It runs under the earliest deadline of its callers, and not cancelled
 // by any one of them: the others' results must still go.
 func (c *Coalescer) send(batch []*joined) {
-	var bodies [][]byte
+	var msgs []message
 	offsets := make([]int, len(batch))
 	ctx := context.WithoutCancel(batch[0].ctx)
 	var deadline time.Time
 	for i, j := range batch {
-		offsets[i] = len(bodies)
-		bodies = append(bodies, j.bodies...)
+		offsets[i] = len(msgs)
+		msgs = append(msgs, j.msgs...)
 		if d, ok := j.ctx.Deadline(); ok && (deadline.IsZero() || d.Before(deadline)) {
 			deadline = d
 		}
@@ -118,14 +167,20 @@ func (c *Coalescer) send(batch []*joined) {
 		ctx, cancel = context.WithDeadline(ctx, deadline)
 		defer cancel()
 	}
-	err := c.next.Send(ctx, bodies)
+	err := c.next.sendMessages(ctx, msgs)
+	// Every caller counts as working again before any of them hears: one
+	// that went on to its next send must not find the others still
+	// counted as waiting, and send its messages alone.
+	for _, j := range batch {
+		j.wait.end()
+	}
 	var se *SendError
 	for i, j := range batch {
 		switch {
 		case err == nil:
 			j.done <- nil
 		case errors.As(err, &se):
-			j.done <- se.part(offsets[i], len(j.bodies))
+			j.done <- se.part(offsets[i], len(j.msgs))
 		default:
 			j.done <- err
 		}

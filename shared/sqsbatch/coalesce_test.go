@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 )
@@ -136,4 +137,160 @@ func TestSendErrorPart(t *testing.T) {
 	if !ok || fmt.Sprint(got.Failed) != "[0 1]" || got.Total != 3 {
 		t.Errorf("part(4,3) = %+v, want positions [0 1] of 3", got)
 	}
+}
+
+// within fails the test when fn has not returned after a generous while:
+// the tests below hold their sends for an hour, so a send that goes only
+// at the end of its linger hangs rather than passing slowly.
+func within(t *testing.T, what string, fn func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { defer close(done); fn() }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("%s: still waiting after 20s; a send waited for its hour-long linger", what)
+	}
+}
+
+func sendingRecords(n int) events.SQSEvent {
+	var ev events.SQSEvent
+	for i := range n {
+		ev.Records = append(ev.Records, events.SQSMessage{MessageId: fmt.Sprintf("m-%d", i), Body: fmt.Sprintf("result-%d", i)})
+	}
+	return ev
+}
+
+// Seven records, two slots, an hour's linger: each record's send frees its
+// slot, so all seven start, and once the last of them waits Run's Idle
+// sends the seven together.
+func TestRunIdleSendsWhatEveryRecordWaitsFor(t *testing.T) {
+	f := &fakeSQS{}
+	c := NewCoalescer(NewSender(f, "https://sqs.example/1/results"), time.Hour)
+	var resp events.SQSEventResponse
+	within(t, "Run", func() {
+		resp = Run(context.Background(), sendingRecords(7), Options{Concurrency: 2, Idle: c.Flush}, func(ctx context.Context, rec events.SQSMessage) error {
+			return c.Send(ctx, [][]byte{[]byte(rec.Body)})
+		})
+	})
+	if len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("failures %v", resp.BatchItemFailures)
+	}
+	if calls := f.calls(); len(calls) != 1 || len(calls[0]) != 7 {
+		t.Fatalf("SendMessageBatch calls %v, want one of all 7 results", calls)
+	}
+}
+
+// Twelve records: the tenth result fills a send, the last two go at Idle.
+func TestRunIdleSendsTheRestOfAFullSend(t *testing.T) {
+	f := &fakeSQS{}
+	c := NewCoalescer(NewSender(f, "https://sqs.example/1/results"), time.Hour)
+	within(t, "Run", func() {
+		Run(context.Background(), sendingRecords(12), Options{Concurrency: 3, Idle: c.Flush}, func(ctx context.Context, rec events.SQSMessage) error {
+			return c.Send(ctx, [][]byte{[]byte(rec.Body)})
+		})
+	})
+	calls := f.calls()
+	if len(calls) != 2 || len(calls[0])+len(calls[1]) != 12 || max(len(calls[0]), len(calls[1])) != MaxBatchEntries {
+		t.Fatalf("SendMessageBatch calls of %d entries, want 10 and 2", len(calls))
+	}
+}
+
+// A record waiting for its send holds no slot: with one slot, the second
+// record starts while the first waits, and it is the second that sends
+// the first's result.
+func TestWaitingForASendFreesTheSlot(t *testing.T) {
+	f := &fakeSQS{}
+	c := NewCoalescer(NewSender(f, "https://sqs.example/1/results"), time.Hour)
+	var resp events.SQSEventResponse
+	within(t, "Run", func() {
+		resp = Run(context.Background(), sendingRecords(2), Options{Concurrency: 1}, func(ctx context.Context, rec events.SQSMessage) error {
+			if rec.MessageId == "m-1" {
+				c.Flush()
+				return nil
+			}
+			return c.Send(ctx, [][]byte{[]byte(rec.Body)})
+		})
+	})
+	if calls := f.calls(); len(calls) != 1 || len(calls[0]) != 1 || len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("calls %v, failures %v, want the first record's result sent", calls, resp.BatchItemFailures)
+	}
+}
+
+// A record still running keeps the others' sends waiting, up to the
+// linger, and Idle does not fire while it runs.
+func TestRunIdleWaitsForARunningRecord(t *testing.T) {
+	f := &fakeSQS{}
+	c := NewCoalescer(NewSender(f, "https://sqs.example/1/results"), time.Hour)
+	release := make(chan struct{})
+	within(t, "Run", func() {
+		Run(context.Background(), sendingRecords(3), Options{Concurrency: 3, Idle: c.Flush}, func(ctx context.Context, rec events.SQSMessage) error {
+			if rec.MessageId == "m-2" {
+				// The two others joined; nothing may have gone yet.
+				for c.waiting() < 2 {
+					time.Sleep(time.Millisecond)
+				}
+				if n := len(f.calls()); n != 0 {
+					t.Errorf("%d sends while a record still ran", n)
+				}
+				close(release)
+			}
+			return c.Send(ctx, [][]byte{[]byte(rec.Body)})
+		})
+	})
+	<-release
+	if calls := f.calls(); len(calls) != 1 || len(calls[0]) != 3 {
+		t.Fatalf("calls %v, want one of all three", calls)
+	}
+}
+
+// A caller close to its deadline does not wait out the linger: its send
+// goes while half of its time is left.
+func TestCoalescerKeepsTimeForTheSend(t *testing.T) {
+	f := &fakeSQS{}
+	c := NewCoalescer(NewSender(f, "https://sqs.example/1/results"), time.Hour)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	var err error
+	within(t, "Send", func() { err = c.Send(ctx, [][]byte{[]byte("late")}) })
+	if err != nil {
+		t.Fatalf("send near the deadline: %v", err)
+	}
+}
+
+// Forwards of different projects share a send, each in its own message
+// group.
+func TestCoalescerKeepsEachGroup(t *testing.T) {
+	f := &fakeSQS{}
+	c := NewCoalescer(NewSender(f, "https://sqs.example/1/aws"), time.Hour)
+	var wg sync.WaitGroup
+	for i := range MaxBatchEntries {
+		wg.Go(func() {
+			if err := c.SendGroup(context.Background(), fmt.Sprint(100+i%2), [][]byte{[]byte(fmt.Sprint(i))}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	calls := f.calls()
+	if len(calls) != 1 {
+		t.Fatalf("%d calls, want 1", len(calls))
+	}
+	for _, e := range calls[0] {
+		var i int
+		fmt.Sscan(aws.ToString(e.MessageBody), &i)
+		if want := fmt.Sprint(100 + i%2); aws.ToString(e.MessageGroupId) != want {
+			t.Errorf("message %d in group %q, want %q", i, aws.ToString(e.MessageGroupId), want)
+		}
+	}
+	if err := c.SendGroup(context.Background(), "bad group", [][]byte{[]byte("x")}); err == nil {
+		t.Error("a group id with a space was accepted")
+	}
+}
+
+// waiting is how many messages wait for c's next shared send.
+func (c *Coalescer) waiting() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.count
 }

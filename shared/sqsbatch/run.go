@@ -49,6 +49,11 @@ type Options struct {
 	Completed *Completed
 	// Logger receives the package's log lines; nil means slog.Default().
 	Logger *slog.Logger
+	// Idle, when set, is called whenever every record still in progress is
+	// waiting for a shared send (Coalescer) and none is left to start:
+	// nothing more will join those sends, so they should go now rather
+	// than at the end of their linger. Handlers flush their Coalescers.
+	Idle func()
 
 	// cancelMargin: the context given to process ends this long before the
 	// invocation's deadline (default 500ms; kept below DeadlineMargin).
@@ -157,7 +162,7 @@ func Run(ctx context.Context, ev events.SQSEvent, opts Options, process func(ctx
 	}
 
 	var wg sync.WaitGroup
-	sem := make(chan struct{}, o.Concurrency)
+	p := &pool{sem: make(chan struct{}, o.Concurrency), idle: o.Idle}
 	stopped := false
 	for _, i := range StartOrder(recs) {
 		rec := recs[i]
@@ -175,7 +180,7 @@ func Run(ctx context.Context, ev events.SQSEvent, opts Options, process func(ctx
 		if !stopped {
 			acquired := false
 			select {
-			case sem <- struct{}{}:
+			case p.sem <- struct{}{}:
 				acquired = true
 			case <-ctx.Done():
 			}
@@ -184,7 +189,7 @@ func Run(ctx context.Context, ev events.SQSEvent, opts Options, process func(ctx
 			if ctx.Err() != nil || (hasDeadline && time.Until(deadline) < o.DeadlineMargin) {
 				stopped = true
 				if acquired {
-					<-sem
+					<-p.sem
 				}
 			}
 		}
@@ -192,11 +197,12 @@ func Run(ctx context.Context, ev events.SQSEvent, opts Options, process func(ctx
 			state[i] = unstarted
 			continue
 		}
+		s := p.start()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer func() { <-sem }()
-			err := safeProcess(workCtx, rec, process)
+			defer p.finish(s)
+			err := safeProcess(context.WithValue(workCtx, slotKey{}, s), rec, process)
 			if err != nil {
 				state[i] = failed
 				logFailure(ctx, o.Logger, rec, err)
@@ -206,6 +212,7 @@ func Run(ctx context.Context, ev events.SQSEvent, opts Options, process func(ctx
 			o.Completed.add(rec.MessageId)
 		}()
 	}
+	p.allStarted()
 	wg.Wait()
 
 	// An empty list, not null: both mean success to Lambda, but the list is
@@ -228,6 +235,134 @@ func Run(ctx context.Context, ev events.SQSEvent, opts Options, process func(ctx
 			"unstarted", left, "records", len(recs), "deadline_margin", o.DeadlineMargin.String())
 	}
 	return resp
+}
+
+// pool is one Run's slots and what it knows of the records in progress:
+// how many there are and how many of them wait for a shared send, so that
+// it can tell when nothing more will join those sends.
+type pool struct {
+	sem  chan struct{}
+	idle func()
+
+	mu      sync.Mutex
+	live    int  // records started and not yet ended
+	waiting int  // live records waiting for a shared send
+	started bool // no record is left to start
+}
+
+// slot is one record's hold on the pool, kept in the context process gets.
+type slot struct {
+	p       *pool
+	release sync.Once
+	// waitings counts the record's sends it is counted waiting for (its
+	// goroutines may wait for several); guarded by p.mu.
+	waitings int
+}
+
+type slotKey struct{}
+
+func (p *pool) start() *slot {
+	p.mu.Lock()
+	p.live++
+	p.mu.Unlock()
+	return &slot{p: p}
+}
+
+// finish ends a record: its slot goes back if it still held it.
+func (p *pool) finish(s *slot) {
+	s.release.Do(func() { <-p.sem })
+	p.mu.Lock()
+	p.live--
+	p.waiting -= min(s.waitings, 1)
+	s.waitings = 0
+	idle := p.idleLocked()
+	p.mu.Unlock()
+	if idle {
+		p.idle()
+	}
+}
+
+func (p *pool) allStarted() {
+	p.mu.Lock()
+	p.started = true
+	idle := p.idleLocked()
+	p.mu.Unlock()
+	if idle {
+		p.idle()
+	}
+}
+
+// idleLocked: every live record waits for a shared send and none is left
+// to start. p.mu must be held.
+func (p *pool) idleLocked() bool {
+	return p.idle != nil && p.started && p.live > 0 && p.waiting == p.live
+}
+
+// sendWait is a record's wait for a shared send, as its pool sees it.
+// Its fields are guarded by the pool's mu.
+type sendWait struct {
+	s       *slot
+	counted bool // the pool counts the record as waiting for this send
+	ended   bool
+}
+
+// beginWait gives ctx's record's slot back at once, since what is left of
+// it (a shared send) makes no partner call, and the next record can
+// start. The caller then puts its messages where the send will take them
+// and calls joined; the sender calls end before it tells the caller the
+// outcome, so that a record counts as working again from that moment.
+// Outside Run it returns nil, on which both do nothing.
+func beginWait(ctx context.Context) *sendWait {
+	s, _ := ctx.Value(slotKey{}).(*slot)
+	if s == nil {
+		return nil
+	}
+	s.release.Do(func() { <-s.p.sem })
+	return &sendWait{s: s}
+}
+
+// joined counts the record as waiting, its messages being in place, and
+// runs the pool's Idle when that made every record in progress a waiting
+// one: nothing more will join those sends. A send that already ended
+// (its messages went with another caller's) counts for nothing.
+func (w *sendWait) joined() {
+	if w == nil {
+		return
+	}
+	p := w.s.p
+	p.mu.Lock()
+	if !w.ended && !w.counted {
+		w.counted = true
+		w.s.waitings++
+		if w.s.waitings == 1 {
+			p.waiting++
+		}
+	}
+	idle := p.idleLocked()
+	p.mu.Unlock()
+	if idle {
+		p.idle()
+	}
+}
+
+// end ends the wait; only its first call counts.
+func (w *sendWait) end() {
+	if w == nil {
+		return
+	}
+	p := w.s.p
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if w.ended {
+		return
+	}
+	w.ended = true
+	if w.counted {
+		w.s.waitings--
+		if w.s.waitings == 0 {
+			p.waiting--
+		}
+	}
 }
 
 // StartOrder is the order in which Run starts an event's records, as
