@@ -3,6 +3,7 @@ package main
 import (
 	"math"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/internal/dev/awsmeter"
@@ -186,6 +187,34 @@ func TestPartnerLatencies(t *testing.T) {
 			if got[i] != want[i] {
 				t.Errorf("%s: %v, want %v", line, got, want)
 			}
+		}
+	}
+}
+
+// The cost target is met only when every batched workload measured keeps
+// within it, and the line says which one did not.
+func TestCostTargetNeedsEveryBatchedWorkload(t *testing.T) {
+	run := func(name string, sqs float64) *costRun {
+		return &costRun{name: name, fig: CostFigures{SQSRequests: sqs, Findings: 2000}}
+	}
+	for _, tc := range []struct {
+		paced, backlog float64 // 0: not measured
+		want           string
+	}{
+		{0.95, 0, "): met: paced 0.950 (met), backlog not measured"},
+		{1.02, 0, "): MISSED: paced 1.020 (MISSED)"},
+		{0.95, 0.70, "): met: paced 0.950 (met), backlog 0.700 (met)"},
+		{1.02, 0.70, "): MISSED: paced 1.020 (MISSED), backlog 0.700 (met)"},
+		{0.95, 1.10, "): MISSED: paced 0.950 (met), backlog 1.100 (MISSED)"},
+	} {
+		cs := &costSection{batched: run("batched", tc.paced), unbatched: run("unbatched", 7)}
+		if tc.backlog > 0 {
+			cs.backlog = run("backlog", tc.backlog)
+		}
+		var out strings.Builder
+		costTarget(&out, cs)
+		if !strings.Contains(out.String(), tc.want) {
+			t.Errorf("paced %.2f, backlog %.2f: %q, want it to contain %q", tc.paced, tc.backlog, out.String(), tc.want)
 		}
 	}
 }

@@ -23,6 +23,7 @@ type pipelineFlags struct {
 	latencyDuration       time.Duration
 	latencyScan           int
 	latencyWindowZero     bool
+	costBacklog           bool
 	// log is a file for every line the stacks write (empty: none).
 	log string
 }
@@ -72,11 +73,16 @@ func pipelineSections(ctx context.Context, o options, tmp string, w io.Writer) (
 	}
 	if !pf.skipCost {
 		cs := &costSection{}
-		if cs.batched, err = runCost(ctx, base, pf.costFindings, true, pf.costTimeout); err != nil {
+		if cs.batched, err = runCost(ctx, base, pf.costFindings, paced, pf.costTimeout); err != nil {
 			return nil, fmt.Errorf("cost, batched: %w", err)
 		}
-		if cs.unbatched, err = runCost(ctx, base, pf.costFindings, false, pf.costTimeout); err != nil {
+		if cs.unbatched, err = runCost(ctx, base, pf.costFindings, unbatched, pf.costTimeout); err != nil {
 			return nil, fmt.Errorf("cost, unbatched: %w", err)
+		}
+		if pf.costBacklog {
+			if cs.backlog, err = runCost(ctx, base, pf.costFindings, backlog, pf.costTimeout); err != nil {
+				return nil, fmt.Errorf("cost, backlog: %w", err)
+			}
 		}
 		res.cost = cs
 		printCost(w, *cs, o)

@@ -16,7 +16,7 @@ import (
 // starts the next record meanwhile). A quarter second spans a few waves of
 // a batch's records (a partner call apart, about 100 ms), so most of an
 // invocation's results leave in one SendMessageBatch per ten.
-const DefaultLinger = 250 * time.Millisecond
+const DefaultLinger = time.Second
 
 // Coalescer gathers Send calls made at about the same time into shared
 // sends, so that messages of records processed concurrently cost one SQS
