@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
@@ -23,17 +24,22 @@ import (
 type countingSQS struct {
 	mu    sync.Mutex
 	sends map[string][]int
+	// groups counts the messages sent by MessageGroupId ("" for none).
+	groups map[string]int
 }
 
 func (c *countingSQS) SendMessageBatch(_ context.Context, in *sqs.SendMessageBatchInput, _ ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.sends == nil {
-		c.sends = map[string][]int{}
+		c.sends, c.groups = map[string][]int{}, map[string]int{}
 	}
 	c.sends[*in.QueueUrl] = append(c.sends[*in.QueueUrl], len(in.Entries))
 	out := &sqs.SendMessageBatchOutput{}
 	for _, e := range in.Entries {
+		if *in.QueueUrl != "q/results" {
+			c.groups[aws.ToString(e.MessageGroupId)]++
+		}
 		out.Successful = append(out.Successful, types.SendMessageBatchResultEntry{Id: e.Id})
 	}
 	return out, nil
@@ -119,6 +125,11 @@ func TestDispatcherForwardsAnInvocationsScansTogether(t *testing.T) {
 		if got := fmt.Sprint(c.calls(url)); got != want {
 			t.Errorf("sends to %s of %s messages, want %s", url, got, want)
 		}
+	}
+	// Fair queues: each forward keeps its own project's group in the
+	// shared sends.
+	if got := fmt.Sprint(c.groups); got != "map[100:3 101:3 102:3]" {
+		t.Errorf("forwards by message group %s, want 3 in each project's", got)
 	}
 }
 

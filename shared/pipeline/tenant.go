@@ -10,14 +10,20 @@ import (
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/projectcap"
+	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/sqsbatch"
 )
 
 // GroupSink is a Sink that can put messages in a message group
-// (sqsbatch.Sender.SendGroup).
+// (sqsbatch.Sender.SendGroup, sqsbatch.Coalescer.SendGroup).
 type GroupSink interface {
 	Sink
 	SendGroup(ctx context.Context, group string, bodies [][]byte) error
 }
+
+var (
+	_ GroupSink = (*sqsbatch.Sender)(nil)
+	_ GroupSink = (*sqsbatch.Coalescer)(nil)
+)
 
 // forward sends one record's findings to partner p's queue. With fair
 // queues on, every message carries its project id as MessageGroupId: SQS

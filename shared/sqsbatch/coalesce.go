@@ -11,11 +11,11 @@ import (
 // join its send. Most shared sends go sooner: at once when ten messages
 // wait, and, inside Run, the moment every record in progress waits for a
 // send (Options.Idle), which for most invocations is their end. The
-// linger only bounds the wait behind a record whose partner call is still
-// running: a result then waits at most this long, holding no slot (Run
-// starts the next record meanwhile). A quarter second spans a few waves of
-// a batch's records (a partner call apart, about 100 ms), so most of an
-// invocation's results leave in one SendMessageBatch per ten.
+// linger only bounds the wait behind a record still running, holding no
+// slot meanwhile (Run starts the next record). One second lets the results
+// of a batch's waves of partner calls (about 100 ms apart) leave together,
+// and delays a verdict behind a slow record no more than the partner
+// queues' batching window already may.
 const DefaultLinger = time.Second
 
 // Coalescer gathers Send calls made at about the same time into shared

@@ -36,7 +36,8 @@ const (
 
 // Options tunes Run. The zero value uses the defaults.
 type Options struct {
-	// Concurrency bounds the records processed at once (default 10).
+	// Concurrency bounds the records processed at once (default 10); a
+	// record waiting for a Coalescer's shared send gives its slot back.
 	Concurrency int
 	// DeadlineMargin: a record is not started when less than this is left
 	// before the invocation's deadline; it is reported as failed so that SQS
@@ -140,7 +141,9 @@ const (
 // The records share one pool of opts.Concurrency slots: a slot takes the
 // next record the moment its record ends, so a batch larger than the
 // concurrency keeps every slot busy until the batch runs out, instead of
-// waiting for the slowest of each group. Records start in the order of
+// waiting for the slowest of each group; a record that waits for a
+// Coalescer's shared send holds no slot, and when every record in progress
+// waits for one, opts.Idle sends them. Records start in the order of
 // StartOrder: those SQS delivered more often first, so that a record left
 // unstarted by one invocation is not left unstarted again by the next,
 // each time spending one of its receives (MAX_ATTEMPTS, maxReceiveCount).
