@@ -140,6 +140,20 @@ func TestPartnerFunctionIDs(t *testing.T) {
 			t.Errorf("%s: no function %s with an SQS event source", p, partnerFunction(p))
 		}
 	}
+	w0, err := samtemplate.Load(filepath.Join(root, "template.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := partnerWindowZero(w0); err != nil {
+		t.Fatal(err)
+	}
+	for id, f := range w0.Functions {
+		for _, e := range f.SQSEvents {
+			if id != dispatcherID && (e.MaximumBatchingWindow != 0 || e.BatchSize > 10) {
+				t.Errorf("%s: BatchSize %d, window %d with the partner windows at 0: SQS allows a batch above 10 only with a window", id, e.BatchSize, e.MaximumBatchingWindow)
+			}
+		}
+	}
 	if err := batchSizeOne(tpl); err != nil {
 		t.Fatal(err)
 	}

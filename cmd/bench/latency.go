@@ -40,7 +40,8 @@ type latencyRun struct {
 }
 
 // partnerWindowZero is the override: every partner queue's event source
-// invokes as soon as it has records (MaximumBatchingWindowInSeconds 0).
+// invokes as soon as it has records (MaximumBatchingWindowInSeconds 0),
+// with a BatchSize of at most 10, all SQS allows without a window.
 func partnerWindowZero(t *samtemplate.Template) error {
 	for id, f := range t.Functions {
 		if id == dispatcherID {
@@ -48,6 +49,7 @@ func partnerWindowZero(t *samtemplate.Template) error {
 		}
 		for i := range f.SQSEvents {
 			f.SQSEvents[i].MaximumBatchingWindow = 0
+			f.SQSEvents[i].BatchSize = min(f.SQSEvents[i].BatchSize, 10)
 		}
 	}
 	return nil
@@ -92,13 +94,18 @@ func runLatency(ctx context.Context, base pipeOptions, rate float64, duration ti
 	for _, e := range p.stack.Template.Functions[dispatcherID].SQSEvents {
 		ingressWindow = e.MaximumBatchingWindow
 	}
-	batch := 0
+	lo, hi := 0, 0
 	for id, f := range p.stack.Template.Functions {
-		if id != dispatcherID && len(f.SQSEvents) > 0 {
-			batch = f.SQSEvents[0].BatchSize
+		for _, e := range f.SQSEvents {
+			if id != dispatcherID && (lo == 0 || e.BatchSize < lo) {
+				lo = e.BatchSize
+			}
+			if id != dispatcherID {
+				hi = max(hi, e.BatchSize)
+			}
 		}
 	}
-	r.about = fmt.Sprintf("ingress window %d s, partner windows %s, partner BatchSize %d", ingressWindow, partnerWindows(p.stack.Template), batch)
+	r.about = fmt.Sprintf("ingress window %d s, partner windows %s, partner BatchSize %d–%d", ingressWindow, partnerWindows(p.stack.Template), lo, hi)
 	n := int(rate * duration.Seconds())
 	msgs, err := workload(p.sb, o.prefix, n, perScan)
 	if err != nil {
