@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/finding"
@@ -27,6 +28,21 @@ type Verdict struct {
 
 // Status is the contract status implied by the verdict's reason.
 func (v Verdict) Status() finding.Status { return finding.StatusOf(v.Reason) }
+
+// Unsupported is the verdict of partner p's verifier asked about a token
+// type other than those it verifies: unknown, naming what it does verify,
+// so that a routing mistake reads as one in the result.
+func Unsupported(p finding.Partner, got finding.TokenType, verifies ...finding.TokenType) Verdict {
+	names := make([]string, len(verifies))
+	for i, t := range verifies {
+		names[i] = string(t)
+	}
+	list := strings.Join(names, " and ")
+	if len(names) > 2 {
+		list = strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
+	}
+	return Verdict{Reason: finding.ReasonUnsupportedTokenType, Message: fmt.Sprintf("%s verifies %s only, not %s", p, list, got)}
+}
 
 // Verifier asks one partner whether a credential is live. Verify returns
 // either a Verdict and a nil error, or a *Fault when the partner's answer

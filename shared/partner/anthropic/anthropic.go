@@ -80,8 +80,7 @@ func request(tt finding.TokenType, key string) (partnerhttp.Request, bool) {
 func (v *Verifier) Verify(ctx context.Context, tokenType finding.TokenType, f finding.Finding) (verify.Verdict, error) {
 	r, ok := request(tokenType, f.Token.Reveal())
 	if !ok {
-		return verify.Verdict{Reason: finding.ReasonUnsupportedTokenType,
-			Message: "anthropic verifies anthropic_api_key and anthropic_admin_key only, not " + string(tokenType)}, nil
+		return verify.Unsupported(Name, tokenType, TokenAPIKey, TokenAdminKey), nil
 	}
 	a, err := v.c.Do(ctx, r)
 	if err != nil {

@@ -64,7 +64,7 @@ func New(o partnerhttp.Options) (*Verifier, error) {
 // Verdict with a nil error, or a *verify.Fault when the answer proves nothing.
 func (v *Verifier) Verify(ctx context.Context, tokenType finding.TokenType, f finding.Finding) (verify.Verdict, error) {
 	if tokenType != TokenPAT {
-		return verify.Verdict{Reason: finding.ReasonUnsupportedTokenType, Message: "gitlab verifies gitlab_personal_access_token only, not " + string(tokenType)}, nil
+		return verify.Unsupported(Name, tokenType, TokenPAT), nil
 	}
 	tok := f.Token.Reveal()
 	r := partnerhttp.Request{Op: Op, Path: "api/v4/personal_access_tokens/self", Secrets: []string{tok},

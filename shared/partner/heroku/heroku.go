@@ -56,7 +56,7 @@ func New(o partnerhttp.Options) (*Verifier, error) {
 // Verdict with a nil error, or a *verify.Fault when the answer proves nothing.
 func (v *Verifier) Verify(ctx context.Context, tokenType finding.TokenType, f finding.Finding) (verify.Verdict, error) {
 	if tokenType != TokenAPIKey {
-		return verify.Verdict{Reason: finding.ReasonUnsupportedTokenType, Message: "heroku verifies heroku_api_key only, not " + string(tokenType)}, nil
+		return verify.Unsupported(Partner, tokenType, TokenAPIKey), nil
 	}
 	key := f.Token.Reveal()
 	r := partnerhttp.Request{Op: op, Path: "account", Secrets: []string{key},

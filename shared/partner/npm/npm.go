@@ -55,7 +55,7 @@ func New(o partnerhttp.Options) (*Verifier, error) {
 // nil error, or a *verify.Fault when the answer proves nothing.
 func (v *Verifier) Verify(ctx context.Context, tokenType finding.TokenType, f finding.Finding) (verify.Verdict, error) {
 	if tokenType != TokenAccessToken {
-		return verify.Verdict{Reason: finding.ReasonUnsupportedTokenType, Message: "npm verifies npm_access_token only, not " + string(tokenType)}, nil
+		return verify.Unsupported(Name, tokenType, TokenAccessToken), nil
 	}
 	tok := f.Token.Reveal()
 	r := partnerhttp.Request{Op: Op, Path: "-/whoami", Secrets: []string{tok},

@@ -78,7 +78,7 @@ func (v *Verifier) Verify(ctx context.Context, tokenType finding.TokenType, f fi
 	key := f.Token.Reveal()
 	r, ok := request(tokenType, key)
 	if !ok {
-		return verify.Verdict{Reason: finding.ReasonUnsupportedTokenType, Message: "openai verifies openai_api_key and openai_admin_key only, not " + string(tokenType)}, nil
+		return verify.Unsupported(Name, tokenType, TokenAPIKey, TokenAdminKey), nil
 	}
 	a, err := v.c.Do(ctx, r)
 	if err != nil {

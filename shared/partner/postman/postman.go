@@ -45,7 +45,7 @@ func New(o partnerhttp.Options) (*Verifier, error) {
 // Verdict with a nil error, or a *verify.Fault when the answer proves nothing.
 func (v *Verifier) Verify(ctx context.Context, tokenType finding.TokenType, f finding.Finding) (verify.Verdict, error) {
 	if tokenType != finding.TokenPostmanAPIKey {
-		return verify.Verdict{Reason: finding.ReasonUnsupportedTokenType, Message: "postman verifies postman_api_key only, not " + string(tokenType)}, nil
+		return verify.Unsupported(finding.PartnerPostman, tokenType, finding.TokenPostmanAPIKey), nil
 	}
 	key := f.Token.Reveal()
 	r := partnerhttp.Request{Op: "GET /me", Path: "me", Secrets: []string{key},

@@ -53,7 +53,7 @@ func New(o partnerhttp.Options) (*Verifier, error) {
 // Verdict with a nil error, or a *verify.Fault when the answer proves nothing.
 func (v *Verifier) Verify(ctx context.Context, tokenType finding.TokenType, f finding.Finding) (verify.Verdict, error) {
 	if tokenType != TokenAPIKey {
-		return verify.Verdict{Reason: finding.ReasonUnsupportedTokenType, Message: "sendgrid verifies sendgrid_api_key only, not " + string(tokenType)}, nil
+		return verify.Unsupported(Name, tokenType, TokenAPIKey), nil
 	}
 	key := f.Token.Reveal()
 	// SendGrid answers 406 to a request without Accept (Go sends none).

@@ -79,7 +79,7 @@ func New(o partnerhttp.Options) (*Verifier, error) {
 // Verdict with a nil error, or a *verify.Fault when the answer proves nothing.
 func (v *Verifier) Verify(ctx context.Context, tokenType finding.TokenType, f finding.Finding) (verify.Verdict, error) {
 	if tokenType != TokenBot && tokenType != TokenUser {
-		return verify.Verdict{Reason: finding.ReasonUnsupportedTokenType, Message: "slack verifies slack_bot_token and slack_user_token only, not " + string(tokenType)}, nil
+		return verify.Unsupported(Name, tokenType, TokenBot, TokenUser), nil
 	}
 	tok := f.Token.Reveal()
 	// auth.test takes its arguments as a form; it has none but the token,

@@ -54,7 +54,7 @@ func New(o partnerhttp.Options) (*Verifier, error) {
 // Verdict with a nil error, or a *verify.Fault when the answer proves nothing.
 func (v *Verifier) Verify(ctx context.Context, tokenType finding.TokenType, f finding.Finding) (verify.Verdict, error) {
 	if tokenType != TokenSecretKey && tokenType != TokenRestrictedKey {
-		return verify.Verdict{Reason: finding.ReasonUnsupportedTokenType, Message: "stripe verifies stripe_secret_key and stripe_restricted_key only, not " + string(tokenType)}, nil
+		return verify.Unsupported(Name, tokenType, TokenSecretKey, TokenRestrictedKey), nil
 	}
 	key := f.Token.Reveal()
 	r := partnerhttp.Request{Op: op, Path: "v1/balance", Secrets: []string{key},
