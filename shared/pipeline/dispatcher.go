@@ -29,6 +29,8 @@ type Dispatcher struct {
 	cfg DispatcherConfig
 	// completed is this handler's record of completed message ids.
 	completed *sqsbatch.Completed
+	// idle flushes the partner queues' and the results' shared sends.
+	idle func()
 }
 
 // NewDispatcher returns the dispatcher handler.
@@ -42,7 +44,8 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 			return nil, errors.New("pipeline: dispatcher: no queue for partner " + string(p))
 		}
 	}
-	return &Dispatcher{cfg: cfg, completed: sqsbatch.NewCompleted(sqsbatch.DefaultCompletedSize)}, nil
+	sinks := append(slices.Collect(maps.Values(cfg.PartnerQueues)), cfg.Results)
+	return &Dispatcher{cfg: cfg, completed: sqsbatch.NewCompleted(sqsbatch.DefaultCompletedSize), idle: flushAll(sinks)}, nil
 }
 
 // Handle is the Lambda handler: one invocation of a batch of ingress records.
@@ -50,7 +53,7 @@ func (d *Dispatcher) Handle(ctx context.Context, ev events.SQSEvent) (events.SQS
 	rec := metrics.New()
 	ctx = metrics.NewContext(ctx, rec)
 	defer d.cfg.flush(ctx, rec)
-	return sqsbatch.Run(ctx, ev, d.cfg.runOptions(d.completed, slices.Collect(maps.Values(d.cfg.PartnerQueues))...), d.processRecord), nil
+	return sqsbatch.Run(ctx, ev, d.cfg.runOptions(d.completed, d.idle), d.processRecord), nil
 }
 
 // processRecord validates one ingress message and, per finding, either

@@ -228,10 +228,12 @@ func (e *env) projectRateCap(p finding.Partner) float64 {
 
 // commonFromEnv builds what both kinds of function need from the Lambda
 // environment: SDK clients (X-Ray instrumented; AWS_ENDPOINT_URL honoured
-// by the SDK for local runs), the results sender, the flag reader, the
-// dead-letterer and the JSON logger.
-func commonFromEnv(ctx context.Context, e *env, linger time.Duration) (Common, *sqs.Client, error) {
+// by the SDK for local runs), the results sink, the flag reader, the
+// dead-letterer and the JSON logger; and the queues the handler makes its
+// other sinks and its requeuer from, with the same SEND_LINGER.
+func commonFromEnv(ctx context.Context, e *env) (Common, queues, error) {
 	results := e.required(EnvResultsQueue)
+	linger := e.duration(EnvSendLinger, sqsbatch.DefaultLinger, true)
 	conc := e.positiveInt(EnvConcurrency, sqsbatch.DefaultConcurrency)
 	flagParam, _ := e.get(featureflag.EnvParameter)
 	flagTTL := e.duration(featureflag.EnvCacheTTL, featureflag.DefaultTTL, false)
@@ -241,56 +243,64 @@ func commonFromEnv(ctx context.Context, e *env, linger time.Duration) (Common, *
 		e.fail(EnvLogLevel, v, "debug, info, warn or error")
 	}
 	if e.err != nil {
-		return Common{}, nil, e.err
+		return Common{}, queues{}, e.err
 	}
 	cfg, err := config.LoadDefaultConfig(ctx)
 	if err != nil {
-		return Common{}, nil, fmt.Errorf("load AWS config: %w", err)
+		return Common{}, queues{}, fmt.Errorf("load AWS config: %w", err)
 	}
 	tracing.InstrumentAWS(&cfg)
-	client := sqs.NewFromConfig(cfg)
+	q := queues{client: sqs.NewFromConfig(cfg), linger: linger}
 	logger := logging.New(os.Stderr, level)
 	flag, err := featureflag.NewReader(ssm.NewFromConfig(cfg), featureflags.PartnerTokenVerification,
 		featureflag.ReaderOptions{Parameter: flagParam, TTL: flagTTL, Logger: logger})
 	if err != nil {
-		return Common{}, nil, err
+		return Common{}, queues{}, err
 	}
 	return Common{
-		Results:     coalesced(sqsbatch.NewSender(client, results), linger),
+		Results:     q.sink(results),
 		Gate:        flag.EnabledFor,
-		DeadLetter:  sqsbatch.NewDeadLetterer(client, dlq, logger),
+		DeadLetter:  sqsbatch.NewDeadLetterer(q.client, dlq, logger),
 		Logger:      logger,
 		MetricsOut:  os.Stdout,
 		Concurrency: conc,
-	}, client, nil
+	}, q, nil
 }
 
-// coalesced is s behind a Coalescer of the given linger, or s alone when
-// the linger is 0 (every record sends its own messages).
-func coalesced(s *sqsbatch.Sender, linger time.Duration) Sink {
-	if linger <= 0 {
+// queues is the functions' SQS client and their SEND_LINGER, from which
+// each queue's Sink is made.
+type queues struct {
+	client *sqs.Client
+	linger time.Duration
+}
+
+// sink is the Sink of the queue at url: its Sender behind a Coalescer of
+// the linger, or the Sender alone when the linger is 0 (every record sends
+// its own messages).
+func (q queues) sink(url string) Sink {
+	s := sqsbatch.NewSender(q.client, url)
+	if q.linger <= 0 {
 		return s
 	}
-	return sqsbatch.NewCoalescer(s, linger)
+	return sqsbatch.NewCoalescer(s, q.linger)
 }
 
 // DispatcherFromEnv builds the dispatcher from the Lambda environment: one
 // queue per partner of the registry.
 func DispatcherFromEnv(ctx context.Context) (*Dispatcher, error) {
 	e := &env{getenv: os.Getenv}
-	queues := map[finding.Partner]string{}
+	urls := map[finding.Partner]string{}
 	for _, p := range registry.Names() {
-		queues[p] = e.required(EnvPartnerQueuePrefix + strings.ToUpper(string(p)))
+		urls[p] = e.required(EnvPartnerQueuePrefix + strings.ToUpper(string(p)))
 	}
 	fair := e.boolean(EnvFairQueues, true)
-	linger := e.duration(EnvSendLinger, sqsbatch.DefaultLinger, true)
-	common, client, err := commonFromEnv(ctx, e, linger)
+	common, q, err := commonFromEnv(ctx, e)
 	if err != nil {
 		return nil, err
 	}
 	sinks := map[finding.Partner]Sink{}
-	for p, url := range queues {
-		sinks[p] = coalesced(sqsbatch.NewSender(client, url), linger)
+	for p, url := range urls {
+		sinks[p] = q.sink(url)
 	}
 	return NewDispatcher(DispatcherConfig{Common: common, PartnerQueues: sinks, FairQueues: fair})
 }
@@ -343,7 +353,7 @@ func PartnerWorkerFromEnv(ctx context.Context) (*Worker, error) {
 		}
 		capOpts = &projectcap.Options{PerSecond: c / float64(max(instances, 1))}
 	}
-	common, client, err := commonFromEnv(ctx, e, e.duration(EnvSendLinger, sqsbatch.DefaultLinger, true))
+	common, q, err := commonFromEnv(ctx, e)
 	if err != nil {
 		return nil, err
 	}
@@ -356,7 +366,7 @@ func PartnerWorkerFromEnv(ctx context.Context) (*Worker, error) {
 		Common:      common,
 		Partner:     def.Name,
 		Verifier:    cached,
-		Requeue:     QueueDelayer{sqsbatch.NewQueueURLResolver(client)},
+		Requeue:     QueueDelayer{sqsbatch.NewQueueURLResolver(q.client)},
 		MaxAttempts: maxAttempts,
 		Backoff:     backoff,
 		ProjectCap:  newProjectCap(capOpts),

@@ -77,16 +77,17 @@ func (c *Common) defaults() {
 
 // runOptions are the sqsbatch options of one invocation of a handler that
 // owns the record of completed message ids given: handlers never share one,
-// so a message one of them completed is still processed by another. The
-// sinks that hold messages for shared sends (sqsbatch.Coalescer) are
-// flushed when every record in progress waits for one.
-func (c *Common) runOptions(completed *sqsbatch.Completed, sinks ...Sink) sqsbatch.Options {
+// so a message one of them completed is still processed by another. idle
+// is the handler's flushAll of its sinks.
+func (c *Common) runOptions(completed *sqsbatch.Completed, idle func()) sqsbatch.Options {
 	return sqsbatch.Options{Concurrency: c.Concurrency, DeadlineMargin: c.DeadlineMargin, Completed: completed,
-		Logger: c.Logger, Idle: flushAll(append(sinks, c.Results))}
+		Logger: c.Logger, Idle: idle}
 }
 
 // flushAll returns what flushes every sqsbatch.Coalescer among sinks at
-// once (sqsbatch.FlushAll); nil when none is one.
+// once (sqsbatch.FlushAll); nil when none is one. A handler builds it once:
+// when every record in progress waits for a shared send (sqsbatch.Options.Idle),
+// it sends them.
 func flushAll(sinks []Sink) func() {
 	var cs []*sqsbatch.Coalescer
 	for _, s := range sinks {

@@ -51,6 +51,8 @@ type Worker struct {
 	cfg WorkerConfig
 	// completed is this handler's record of completed message ids.
 	completed *sqsbatch.Completed
+	// idle flushes the results' shared sends.
+	idle func()
 }
 
 // NewWorker returns a partner-function handler.
@@ -68,7 +70,7 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 	if cfg.Backoff == nil {
 		cfg.Backoff = sqsbatch.Backoff
 	}
-	return &Worker{cfg: cfg, completed: sqsbatch.NewCompleted(sqsbatch.DefaultCompletedSize)}, nil
+	return &Worker{cfg: cfg, completed: sqsbatch.NewCompleted(sqsbatch.DefaultCompletedSize), idle: flushAll([]Sink{cfg.Results})}, nil
 }
 
 // Handle is the Lambda handler: one invocation of a batch of partner-queue records.
@@ -76,7 +78,7 @@ func (w *Worker) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEven
 	rec := metrics.New()
 	ctx = metrics.NewContext(ctx, rec)
 	defer w.cfg.flush(ctx, rec)
-	return sqsbatch.Run(ctx, ev, w.cfg.runOptions(w.completed), w.processRecord), nil
+	return sqsbatch.Run(ctx, ev, w.cfg.runOptions(w.completed, w.idle), w.processRecord), nil
 }
 
 // retryError is a record handed back to SQS because a partner fault left a
