@@ -274,31 +274,25 @@ func (p *pool) start() *slot {
 // finish ends a record: its slot goes back if it still held it.
 func (p *pool) finish(s *slot) {
 	s.release.Do(func() { <-p.sem })
+	p.change(func() {
+		p.live--
+		p.waiting -= min(s.waitings, 1)
+		s.waitings = 0
+	})
+}
+
+func (p *pool) allStarted() { p.change(func() { p.started = true }) }
+
+// change applies f under p.mu, then runs Idle if f left every live record
+// waiting for a shared send with none left to start.
+func (p *pool) change(f func()) {
 	p.mu.Lock()
-	p.live--
-	p.waiting -= min(s.waitings, 1)
-	s.waitings = 0
-	idle := p.idleLocked()
+	f()
+	idle := p.idle != nil && p.started && p.live > 0 && p.waiting == p.live
 	p.mu.Unlock()
 	if idle {
 		p.idle()
 	}
-}
-
-func (p *pool) allStarted() {
-	p.mu.Lock()
-	p.started = true
-	idle := p.idleLocked()
-	p.mu.Unlock()
-	if idle {
-		p.idle()
-	}
-}
-
-// idleLocked: every live record waits for a shared send and none is left
-// to start. p.mu must be held.
-func (p *pool) idleLocked() bool {
-	return p.idle != nil && p.started && p.live > 0 && p.waiting == p.live
 }
 
 // sendWait is a record's wait for a shared send, as its pool sees it.
@@ -333,19 +327,15 @@ func (w *sendWait) joined() {
 		return
 	}
 	p := w.s.p
-	p.mu.Lock()
-	if !w.ended && !w.counted {
-		w.counted = true
-		w.s.waitings++
-		if w.s.waitings == 1 {
-			p.waiting++
+	p.change(func() {
+		if !w.ended && !w.counted {
+			w.counted = true
+			w.s.waitings++
+			if w.s.waitings == 1 {
+				p.waiting++
+			}
 		}
-	}
-	idle := p.idleLocked()
-	p.mu.Unlock()
-	if idle {
-		p.idle()
-	}
+	})
 }
 
 // end ends the wait; only its first call counts.
