@@ -79,14 +79,21 @@ func runCost(ctx context.Context, base pipeOptions, n int, design costDesign, ti
 	r := &costRun{name: "batched", about: fmt.Sprintf("template.yaml as it is, %d findings per scan message, fewer than %d scans waiting", costScan, pacedScans)}
 	perScan := costScan
 	o.prefix = "bench-cost-b-"
+	// The paced scanner keeps the ingress queue short, as scans that
+	// arrive over time do (fewer than limit waiting, checked every every
+	// messages); the backlog is a scanner catching up, or many pipelines
+	// finishing at once.
+	limit, every := pacedScans, 1
 	switch design {
 	case backlog:
 		r.name, r.about = "backlog", fmt.Sprintf("template.yaml as it is, %d findings per scan message, every scan sent at once", costScan)
 		o.prefix = "bench-cost-l-"
+		limit = n + 1
 	case unbatched:
 		r.name, r.about = "unbatched", "BatchSize 1 on every event source, 1 finding per scan message, SEND_LINGER=0"
 		perScan, o.prefix, o.adjust = 1, "bench-cost-u-", batchSizeOne
 		o.env = map[string]string{pipeline.EnvSendLinger: "0"}
+		limit, every = 30, 10
 	}
 	p, err := startPipe(ctx, o)
 	if err != nil {
@@ -101,16 +108,6 @@ func runCost(ctx context.Context, base pipeOptions, n int, design costDesign, ti
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	done := p.consumeAsync(cctx, msgs)
-	// The paced scanner keeps the ingress queue short, as scans that
-	// arrive over time do; the backlog is a scanner catching up, or many
-	// pipelines finishing at once.
-	limit, every := pacedScans, 1
-	switch design {
-	case backlog:
-		limit = len(msgs) + 1
-	case unbatched:
-		limit, every = 30, 10
-	}
 	for i, m := range msgs {
 		for i%every == 0 && p.backlog(cctx) >= limit && cctx.Err() == nil {
 			time.Sleep(50 * time.Millisecond)
@@ -289,8 +286,7 @@ func costTarget(w io.Writer, cs *costSection) {
 		targetSQSPerFinding, metOrMissed(within(b) && (l == nil || within(l))), b.fig.SQSRequests, metOrMissed(within(b)))
 	if l != nil {
 		fmt.Fprintf(w, ", backlog %.3f (%s)", l.fig.SQSRequests, metOrMissed(within(l)))
-	}
-	if l == nil {
+	} else {
 		fmt.Fprint(w, ", backlog not measured (-cost-backlog)")
 	}
 	fmt.Fprintf(w, ", unbatched %.3f", cs.unbatched.fig.SQSRequests)

@@ -96,13 +96,14 @@ func runLatency(ctx context.Context, base pipeOptions, rate float64, duration ti
 	}
 	lo, hi := 0, 0
 	for id, f := range p.stack.Template.Functions {
+		if id == dispatcherID {
+			continue
+		}
 		for _, e := range f.SQSEvents {
-			if id != dispatcherID && (lo == 0 || e.BatchSize < lo) {
+			if lo == 0 || e.BatchSize < lo {
 				lo = e.BatchSize
 			}
-			if id != dispatcherID {
-				hi = max(hi, e.BatchSize)
-			}
+			hi = max(hi, e.BatchSize)
 		}
 	}
 	r.about = fmt.Sprintf("ingress window %d s, partner windows %s, partner BatchSize %d–%d", ingressWindow, partnerWindows(p.stack.Template), lo, hi)
