@@ -37,9 +37,9 @@ func Unsupported(p finding.Partner, got finding.TokenType, verifies ...finding.T
 	for i, t := range verifies {
 		names[i] = string(t)
 	}
-	list := strings.Join(names, " and ")
-	if len(names) > 2 {
-		list = strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
+	list := strings.Join(names, ", ")
+	if i := strings.LastIndex(list, ", "); i >= 0 {
+		list = list[:i] + " and " + list[i+len(", "):]
 	}
 	return Verdict{Reason: finding.ReasonUnsupportedTokenType, Message: fmt.Sprintf("%s verifies %s only, not %s", p, list, got)}
 }
