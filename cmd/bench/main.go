@@ -21,7 +21,7 @@
 // `make bench` runs it after the Go benchmarks of shared/pipeline.
 //
 //	go run ./cmd/bench [-latency 100ms] [-jitter 20ms] [-samples 5] [-partners aws,gcp,postman] [-batch-size N] [-skip-lambda]
-//	                   [-skip-cost] [-skip-latency] [-only-pipeline] [-cost-findings 2000] [-cost-backlog] [-latency-window0]
+//	                   [-skip-cost] [-skip-latency] [-only-pipeline] [-cost-findings 2000] [-cost-backlog] [-cost-window0] [-latency-window0=false]
 //
 // A batch's records share the instance's Concurrency slots (sqsbatch.Run
 // refills a slot as each call ends). The rate-bound rows take each
@@ -86,7 +86,8 @@ func run(args []string, stdout io.Writer) int {
 	fs.DurationVar(&o.pipeline.latencyDuration, "latency-duration", 60*time.Second, "how long the latency section offers its load")
 	fs.IntVar(&o.pipeline.latencyScan, "latency-scan", 5, "findings per scan message in the latency section")
 	fs.BoolVar(&o.pipeline.costBacklog, "cost-backlog", false, "also measure the cost with every scan sent at once (about 2½ minutes more on 2 cores)")
-	fs.BoolVar(&o.pipeline.latencyWindowZero, "latency-window0", false, "also measure latency with every partner event source's batching window at 0")
+	fs.BoolVar(&o.pipeline.latencyWindowZero, "latency-window0", true, "also measure latency with the template's BatchingWindowInSeconds=0")
+	fs.BoolVar(&o.pipeline.costWindowZero, "cost-window0", false, "also measure the paced cost with the template's BatchingWindowInSeconds=0 (about 30 s more)")
 	fs.StringVar(&o.pipeline.log, "pipeline-log", "", "write every line the whole-pipeline stacks print to this file")
 	if err := fs.Parse(args); err != nil {
 		return 2

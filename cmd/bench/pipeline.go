@@ -42,6 +42,28 @@ const (
 	benchFlag        = "secret_detection_partner_token_verification"
 )
 
+// batchingWindowParam is the template parameter every event source takes
+// its MaximumBatchingWindowInSeconds from.
+const batchingWindowParam = "BatchingWindowInSeconds"
+
+// windowZero is the deployable setting that serves latency: every event
+// source invokes as soon as it has records, partner batches cut to 10.
+var windowZero = map[string]string{batchingWindowParam: "0"}
+
+// settingName names the template's batching window setting of a stack,
+// e.g. "BatchingWindowInSeconds=1 (default)".
+func settingName(t *samtemplate.Template) string {
+	v, err := t.ParameterValue(batchingWindowParam)
+	if err != nil {
+		return "template (" + err.Error() + ")"
+	}
+	name := batchingWindowParam + "=" + v
+	if p := t.Parameters[batchingWindowParam]; p != nil && p.HasDefault && p.Default == v {
+		name += " (default)"
+	}
+	return name
+}
+
 // pipelineRate is every partner function's PARTNER_RATE_PER_SECOND (and
 // burst) in the whole-pipeline runs: the doubles enforce no budget, and a
 // partner's published rate (SendGrid's 0.5/s) would make its queue the
@@ -55,8 +77,11 @@ const (
 type pipeOptions struct {
 	root, buildDir, endpoint, prefix string
 	latency, jitter                  time.Duration
+	// params override template parameters, as a deploy's
+	// --parameter-overrides would (windowZero).
+	params map[string]string
 	// adjust changes the template before the stack is created (batch size
-	// 1 for the unbatched design, window 0 for the latency override).
+	// 1 for the unbatched design).
 	adjust func(*samtemplate.Template) error
 	// env is set in every function's environment (SEND_LINGER=0 for
 	// the unbatched design).
@@ -110,6 +135,10 @@ func startPipe(ctx context.Context, o pipeOptions) (*pipe, error) {
 		}
 	}
 	param := "/bench/" + strings.TrimSuffix(o.prefix, "-") + "/" + benchFlag
+	params := map[string]string{"FeatureFlagParameterName": param}
+	for k, v := range o.params {
+		params[k] = v
+	}
 	env := map[string]string{"LOG_LEVEL": "info"}
 	for k, v := range p.sb.Env() {
 		env[k] = v
@@ -132,7 +161,7 @@ func startPipe(ctx context.Context, o pipeOptions) (*pipe, error) {
 	}
 	p.stack, err = localrun.Start(ctx, localrun.Options{
 		Root: o.root, Endpoint: o.endpoint, Prefix: o.prefix, BuildDir: o.buildDir, Prebuilt: true,
-		Parameters: map[string]string{"FeatureFlagParameterName": param},
+		Parameters: params,
 		Env:        env, FunctionEnv: fnEnv, Adjust: o.adjust,
 		PollEndpoint: urls[callerPollers], Output: output, Logger: logger, OnInvoke: p.onInvoke,
 	})

@@ -24,6 +24,7 @@ type pipelineFlags struct {
 	latencyScan           int
 	latencyWindowZero     bool
 	costBacklog           bool
+	costWindowZero        bool
 	// log is a file for every line the stacks write (empty: none).
 	log string
 }
@@ -82,6 +83,11 @@ func pipelineSections(ctx context.Context, o options, tmp string, w io.Writer) (
 		if pf.costBacklog {
 			if cs.backlog, err = runCost(ctx, base, pf.costFindings, backlog, pf.costTimeout); err != nil {
 				return nil, fmt.Errorf("cost, backlog: %w", err)
+			}
+		}
+		if pf.costWindowZero {
+			if cs.windowZero, err = runCost(ctx, base, pf.costFindings, pacedWindowZero, pf.costTimeout); err != nil {
+				return nil, fmt.Errorf("cost, window 0: %w", err)
 			}
 		}
 		res.cost = cs

@@ -59,6 +59,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	report := fs.String("report", "", "a gitleaks JSON report or TruffleHog JSON lines to send instead of events/")
 	timeout := fs.Duration("timeout", 2*time.Minute, "how long to wait for every finding to get its result")
 	verbose := fs.Bool("v", false, "print every line the functions and the emulator print")
+	overrides := fs.String("parameter-overrides", "", "template parameters as `sam deploy --parameter-overrides` takes them: Key=Value pairs, space separated (e.g. 'BatchingWindowInSeconds=0')")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -69,6 +70,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root, err := samtemplate.FindRoot()
 	if err != nil {
 		return fail("%v", err)
+	}
+	params, err := parameterOverrides(filepath.Join(root, samtemplate.FileName), *overrides)
+	if err != nil {
+		fmt.Fprintf(stderr, "localrun: -parameter-overrides: %v\n", err)
+		return 2
 	}
 	feature := filepath.Join(root, "bin", "feature")
 	if _, err := os.Stat(feature); err != nil {
@@ -105,7 +111,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	outcomes := newOutcomeLog(*verbose, stdout)
 	fmt.Fprintln(stdout, "creating the stack from template.yaml, building and starting the functions ...")
-	stack, err := localrun.Start(ctx, localrun.Options{Root: root, Endpoint: moto.Endpoint, Prefix: "local-", Env: env, Output: outcomes.line})
+	stack, err := localrun.Start(ctx, localrun.Options{Root: root, Endpoint: moto.Endpoint, Prefix: "local-", Env: env, Output: outcomes.line, Parameters: params})
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -401,4 +407,29 @@ func writeEnvVars(path string, env map[string]map[string]string) error {
 		return err
 	}
 	return os.WriteFile(path, append(b, '\n'), 0o600)
+}
+
+// parameterOverrides parses sam's Key=Value pairs and checks each against
+// the template (a known parameter, within its constraints) before anything
+// starts, so a typo stops the run at once instead of after the build.
+func parameterOverrides(template, s string) (map[string]string, error) {
+	out := map[string]string{}
+	if strings.TrimSpace(s) == "" {
+		return out, nil
+	}
+	tpl, err := samtemplate.Load(template)
+	if err != nil {
+		return nil, err
+	}
+	for _, kv := range strings.Fields(s) {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("%q is not Key=Value", kv)
+		}
+		if err := tpl.SetParameter(k, v); err != nil {
+			return nil, err
+		}
+		out[k] = v
+	}
+	return out, nil
 }

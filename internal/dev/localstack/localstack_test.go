@@ -226,7 +226,7 @@ func TestApplyLocalRejects(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			src := strings.Replace(string(data), "SqsManagedSseEnabled: true\n      VisibilityTimeout: 90", tc.extra+"SqsManagedSseEnabled: true\n      VisibilityTimeout: 90", 1)
+			src := strings.Replace(string(data), "SqsManagedSseEnabled: true\n      VisibilityTimeout: 95", tc.extra+"SqsManagedSseEnabled: true\n      VisibilityTimeout: 95", 1)
 			tpl, err := samtemplate.ParseFiles([]byte(src), samtemplate.DirReader(root))
 			if err != nil {
 				t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -273,13 +274,16 @@ func TestReviewCatchesDefects(t *testing.T) {
 		{"partner DLQ kept 4 days", child, "MessageRetentionPeriod: 1209600", "MessageRetentionPeriod: 345600", "queues"},
 		{"redrive before the last attempt", root, "maxReceiveCount: 8", "maxReceiveCount: 5", "queues"},
 		{"partner redrive before the last attempt", child, "maxReceiveCount: 8", "maxReceiveCount: 5", "queues"},
-		{"visibility below 6 x timeout", root, "VisibilityTimeout: 90", "VisibilityTimeout: 60", "queues"},
+		{"visibility below 6 x timeout", root, "VisibilityTimeout: 95", "VisibilityTimeout: 60", "queues"},
+		{"ingress visibility without the batching window", root, "VisibilityTimeout: 95", "VisibilityTimeout: 90", "batch sizing"},
 		{"partner visibility below 6 x timeout", child, "VisibilityTimeout: 185", "VisibilityTimeout: 120", "queues"},
 		{"partner visibility without the batching window", child, "VisibilityTimeout: 185", "VisibilityTimeout: 180", "batch sizing"},
-		{"postman batch too long for its rate", root, "BatchSize: 14\n        MaximumBatchingWindowInSeconds: 1\n        # One request at once per instance: PostmanMaxConcurrency", "BatchSize: 50\n        MaximumBatchingWindowInSeconds: 1\n        # One request at once per instance: PostmanMaxConcurrency", "batch sizing"},
-		{"aws batch too long for the dev rate", root, "BatchSize: 28\n        MaximumBatchingWindowInSeconds: 1\n        StackName", "BatchSize: 40\n        MaximumBatchingWindowInSeconds: 1\n        StackName", "batch sizing"},
+		{"postman batch too long for its rate", root, "BatchSize: !If [NoBatchingWindow, 10, 14]\n        MaximumBatchingWindowInSeconds: !Ref BatchingWindowInSeconds\n        # One request at once per instance: PostmanMaxConcurrency", "BatchSize: !If [NoBatchingWindow, 10, 50]\n        MaximumBatchingWindowInSeconds: !Ref BatchingWindowInSeconds\n        # One request at once per instance: PostmanMaxConcurrency", "batch sizing"},
+		{"aws batch too long for the dev rate", root, "BatchSize: !If [NoBatchingWindow, 10, 28]\n        MaximumBatchingWindowInSeconds: !Ref BatchingWindowInSeconds\n        StackName", "BatchSize: !If [NoBatchingWindow, 10, 40]\n        MaximumBatchingWindowInSeconds: !Ref BatchingWindowInSeconds\n        StackName", "batch sizing"},
 		{"batch below the concurrency", root, "BatchSize: 4\n", "BatchSize: 1\n", "batch sizing"},
-		{"large batch without a window", root, "BatchSize: 28\n        MaximumBatchingWindowInSeconds: 1\n", "BatchSize: 28\n        MaximumBatchingWindowInSeconds: 0\n", "batch sizing"},
+		{"large batch without a window", root, "BatchSize: !If [NoBatchingWindow, 10, 28]\n        MaximumBatchingWindowInSeconds: !Ref BatchingWindowInSeconds\n", "BatchSize: !If [NoBatchingWindow, 10, 28]\n        MaximumBatchingWindowInSeconds: 0\n", "batch sizing"},
+		{"large batch kept when the window is 0", root, "BatchSize: !If [NoBatchingWindow, 10, 28]\n", "BatchSize: 28\n", "batch sizing"},
+		{"ingress batch above 10", root, "            BatchSize: 10\n            MaximumBatchingWindowInSeconds: !Ref BatchingWindowInSeconds\n", "            BatchSize: 20\n            MaximumBatchingWindowInSeconds: !Ref BatchingWindowInSeconds\n", "batch sizing"},
 		{"github batch beyond its burst", root, "BatchSize: 4\n", "BatchSize: 5\n", "batch sizing"},
 		{"heroku slots waiting past the limiter's MaxWait", root, "Heroku publishes (shared/partner/heroku, Rate).\n        RateBurst: 1\n        PartnerConcurrency: 2", "Heroku publishes (shared/partner/heroku, Rate).\n        RateBurst: 1\n        PartnerConcurrency: 4", "batch sizing"},
 		{"x86 function", root, "Architectures: [arm64]", "Architectures: [x86_64]", "functions"},
@@ -1555,15 +1559,48 @@ func samconfigOverrides() ([]map[string]string, error) {
 // that it still fits when the partner slows down or a 429 halves the
 // limiter's rate. Records left unstarted go back to SQS and spend one of
 // their receives on our own sizing.
+//
+// Every rule holds at each value BatchingWindowInSeconds may take, since
+// the window decides how large a batch SQS allows and how long a queue's
+// visibility must last.
 func checkBatchSizing(tpl *samtemplate.Template) []string {
-	var p []string
 	envs, err := samconfigOverrides()
 	if err != nil {
 		return []string{err.Error()}
 	}
+	param, ok := tpl.Parameters[batchingWindowParam]
+	if !ok || param.MinValue == nil || param.MaxValue == nil {
+		return []string{"parameter " + batchingWindowParam + ": missing, or without MinValue and MaxValue"}
+	}
+	was, err := tpl.ParameterValue(batchingWindowParam)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	var p []string
+	for w := int(*param.MinValue); w <= int(*param.MaxValue); w++ {
+		if err := tpl.SetParameter(batchingWindowParam, strconv.Itoa(w)); err != nil {
+			return append(p, err.Error())
+		}
+		for _, problem := range batchSizingAt(tpl, envs) {
+			p = append(p, fmt.Sprintf("%s=%d: %s", batchingWindowParam, w, problem))
+		}
+	}
+	if err := tpl.SetParameter(batchingWindowParam, was); err != nil {
+		p = append(p, err.Error())
+	}
+	return p
+}
+
+// batchingWindowParam is the template parameter every event source takes
+// its batching window from.
+const batchingWindowParam = "BatchingWindowInSeconds"
+
+// batchSizingAt is checkBatchSizing at the template's current parameters.
+func batchSizingAt(tpl *samtemplate.Template, envs []map[string]string) []string {
+	var p []string
 	for _, id := range slices.Sorted(maps.Keys(tpl.Functions)) {
 		f := tpl.Functions[id]
-		if f.Application == "" || len(f.SQSEvents) != 1 {
+		if len(f.SQSEvents) != 1 {
 			continue
 		}
 		e := f.SQSEvents[0]
@@ -1573,6 +1610,12 @@ func checkBatchSizing(tpl *samtemplate.Template) []string {
 		case e.BatchSize > 10 && e.MaximumBatchingWindow < 1:
 			p = append(p, fmt.Sprintf("%s: BatchSize %d with a batching window of %d s: SQS takes more than 10 records only with MaximumBatchingWindowInSeconds of at least 1", id, e.BatchSize, e.MaximumBatchingWindow))
 		}
+		if q := tpl.Queues[e.Queue]; q != nil && q.VisibilityTimeout < 6*f.Timeout+e.MaximumBatchingWindow {
+			p = append(p, fmt.Sprintf("%s: visibility timeout %d s is below 6 x %s's timeout (%d s) plus its batching window (%d s)", e.Queue, q.VisibilityTimeout, id, f.Timeout, e.MaximumBatchingWindow))
+		}
+		if f.Application == "" {
+			continue
+		}
 		conc, err := f.Environment[pipeline.EnvConcurrency].Int()
 		if err != nil {
 			p = append(p, fmt.Sprintf("%s: %s: %v", id, pipeline.EnvConcurrency, err))
@@ -1580,9 +1623,6 @@ func checkBatchSizing(tpl *samtemplate.Template) []string {
 		}
 		if e.BatchSize < conc {
 			p = append(p, fmt.Sprintf("%s: BatchSize %d is below PARTNER_CONCURRENCY %d: slots would stay empty in every invocation", id, e.BatchSize, conc))
-		}
-		if q := tpl.Queues[e.Queue]; q != nil && q.VisibilityTimeout < 6*f.Timeout+e.MaximumBatchingWindow {
-			p = append(p, fmt.Sprintf("%s: visibility timeout %d s is below 6 x %s's timeout (%d s) plus its batching window (%d s)", e.Queue, q.VisibilityTimeout, id, f.Timeout, e.MaximumBatchingWindow))
 		}
 		burst := 0
 		if app := tpl.Applications[f.Application]; app != nil {

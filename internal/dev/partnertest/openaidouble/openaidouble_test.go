@@ -42,15 +42,15 @@ func TestNewKeys(t *testing.T) {
 		gen    func() string
 		format *regexp.Regexp
 	}{
-		{"project", NewToken, regexp.MustCompile(`^sk-proj-[A-Za-z0-9_-]{74}T3BlbkFJ[A-Za-z0-9_-]{74}$`)},
-		{"service account", NewServiceAccountKey, regexp.MustCompile(`^sk-svcacct-[A-Za-z0-9_-]{74}T3BlbkFJ[A-Za-z0-9_-]{74}$`)},
-		{"admin", NewAdminKey, regexp.MustCompile(`^sk-admin-[A-Za-z0-9_-]{74}T3BlbkFJ[A-Za-z0-9_-]{74}$`)},
+		{"project", NewToken, regexp.MustCompile(`^sk-proj-[A-Za-z0-9_-]{74}T3BlbkFJ[A-Za-z0-9_-]{73}[A-Za-z0-9]$`)},
+		{"service account", NewServiceAccountKey, regexp.MustCompile(`^sk-svcacct-[A-Za-z0-9_-]{74}T3BlbkFJ[A-Za-z0-9_-]{73}[A-Za-z0-9]$`)},
+		{"admin", NewAdminKey, regexp.MustCompile(`^sk-admin-[A-Za-z0-9_-]{74}T3BlbkFJ[A-Za-z0-9_-]{73}[A-Za-z0-9]$`)},
 		{"legacy", NewLegacyKey, regexp.MustCompile(`^sk-[A-Za-z0-9]{20}T3BlbkFJ[A-Za-z0-9]{20}$`)},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			seen := map[string]bool{}
-			for range 50 {
+			for range 500 {
 				k := tc.gen()
 				if !tc.format.MatchString(k) {
 					t.Fatalf("key of the wrong format (len %d)", len(k))
