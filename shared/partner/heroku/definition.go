@@ -9,8 +9,9 @@ import (
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/verify"
 )
 
-// Partner is Heroku's name in queues, metrics and the flag (contract §7).
-const Partner finding.Partner = "heroku"
+// Name is Heroku's partner name (contract §7): queue, function, metric
+// dimension and flag key partners.heroku.
+const Name finding.Partner = "heroku"
 
 // TokenAPIKey is the token type of every Heroku credential: the prefixed
 // HRKU-AA tokens and the legacy UUID API keys are verified the same way.
@@ -21,7 +22,7 @@ const RateSource = "https://devcenter.heroku.com/articles/platform-api-reference
 
 // Definition is Heroku in the partner registry.
 var Definition = partnerdef.Definition{
-	Name:  Partner,
+	Name:  Name,
 	Title: "Heroku",
 	Rules: []partnerdef.Rule{
 		{ID: "Heroku API Key", Scanner: partnerdef.GitLab, TokenType: TokenAPIKey},

@@ -45,7 +45,7 @@ var _ verify.Verifier = (*Verifier)(nil)
 
 // New returns a verifier that talks only to o.Endpoints[0], Heroku's API.
 func New(o partnerhttp.Options) (*Verifier, error) {
-	c, err := partnerhttp.NewSingle(o, Partner, "heroku: new verifier", "api")
+	c, err := partnerhttp.NewSingle(o, Name, "heroku: new verifier", "api")
 	if err != nil {
 		return nil, err
 	}
@@ -56,7 +56,7 @@ func New(o partnerhttp.Options) (*Verifier, error) {
 // Verdict with a nil error, or a *verify.Fault when the answer proves nothing.
 func (v *Verifier) Verify(ctx context.Context, tokenType finding.TokenType, f finding.Finding) (verify.Verdict, error) {
 	if tokenType != TokenAPIKey {
-		return verify.Unsupported(Partner, tokenType, TokenAPIKey), nil
+		return verify.Unsupported(Name, tokenType, TokenAPIKey), nil
 	}
 	key := f.Token.Reveal()
 	r := partnerhttp.Request{Op: op, Path: "account", Secrets: []string{key},
