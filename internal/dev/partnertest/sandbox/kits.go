@@ -88,7 +88,7 @@ var kits = map[finding.Partner]Kit{
 		},
 		NewLive: func() Credential { return Credential{RuleID: "Postman API token", Token: postmandouble.NewAPIKey()} },
 	},
-	herokupartner.Name: herokuKit,
+	herokupartner.Name:    herokuKit,
 	openaipartner.Name:    openaiKit,
 	"stripe":              stripeKit,
 	githubpartner.Partner: githubKit,
