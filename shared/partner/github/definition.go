@@ -9,8 +9,9 @@ import (
 	"gitlab.com/gitlab-org/secret-detection/partner-token-verification/shared/verify"
 )
 
-// Partner is GitHub's partner name (contract §7).
-const Partner finding.Partner = "github"
+// Name is GitHub's partner name (contract §7): queue, function, metric
+// dimension and flag key partners.github.
+const Name finding.Partner = "github"
 
 // The token types GitHub tokens are verified as (contract §7), one per
 // prefix whatever rule found the token.
@@ -28,7 +29,7 @@ const expectedForm = "a GitHub token (ghp_ + 36, github_pat_ + 82, or gho_/ghu_/
 
 // Definition is GitHub in the partner registry.
 var Definition = partnerdef.Definition{
-	Name:  Partner,
+	Name:  Name,
 	Title: "GitHub",
 	Rules: []partnerdef.Rule{
 		{ID: "Github Personal Access Token", Scanner: partnerdef.GitLab, TokenType: TokenPAT},

@@ -56,7 +56,7 @@ var _ verify.Verifier = (*Verifier)(nil)
 
 // New returns a verifier that talks only to o.Endpoints[0], GitHub's API.
 func New(o partnerhttp.Options) (*Verifier, error) {
-	c, err := partnerhttp.NewSingle(o, Partner, "github: new verifier", "api")
+	c, err := partnerhttp.NewSingle(o, Name, "github: new verifier", "api")
 	if err != nil {
 		return nil, err
 	}
