@@ -90,8 +90,7 @@ func New(o partnerhttp.Options) (*Verifier, error) {
 // when the answer proves nothing.
 func (v *Verifier) Verify(ctx context.Context, tokenType finding.TokenType, f finding.Finding) (verify.Verdict, error) {
 	if tokenType != finding.TokenAWSAccessKey {
-		return verify.Verdict{Reason: finding.ReasonUnsupportedTokenType,
-			Message: "the aws verifier does not verify token type " + partnerhttp.BoundedText(string(tokenType))}, nil
+		return verify.Unsupported(finding.PartnerAWS, tokenType, finding.TokenAWSAccessKey), nil
 	}
 	keyID := f.Token.Reveal()
 	secret := f.ContextValue(finding.ContextAWSSecretAccessKey)

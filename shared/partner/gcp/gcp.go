@@ -96,9 +96,6 @@ func (v *Verifier) Verify(ctx context.Context, tokenType finding.TokenType, f fi
 	case finding.TokenGCPAccessToken:
 		return v.verifyAccessToken(ctx, f.Token.Reveal())
 	default:
-		return verify.Verdict{
-			Reason:  finding.ReasonUnsupportedTokenType,
-			Message: "gcp verifier: token type " + string(tokenType) + " is not verified",
-		}, nil
+		return verify.Unsupported(Definition.Name, tokenType, Definition.TokenTypes...), nil
 	}
 }

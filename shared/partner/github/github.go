@@ -84,7 +84,7 @@ func (v *Verifier) Verify(ctx context.Context, tokenType finding.TokenType, f fi
 	switch tokenType {
 	case TokenPAT, TokenFineGrainedPAT, TokenOAuth, TokenUser, TokenAppInstallation:
 	default:
-		return verify.Verdict{Reason: finding.ReasonUnsupportedTokenType, Message: "github verifies ghp_, github_pat_, gho_, ghu_ and ghs_ tokens, not " + string(tokenType)}, nil
+		return verify.Unsupported(Name, tokenType, TokenPAT, TokenFineGrainedPAT, TokenOAuth, TokenUser, TokenAppInstallation), nil
 	}
 	r := request(tokenType, f.Token.Reveal())
 	a, err := v.c.Do(ctx, r)
