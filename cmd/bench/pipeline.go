@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"regexp"
 	"sort"
 	"strconv"
@@ -136,9 +137,7 @@ func startPipe(ctx context.Context, o pipeOptions) (*pipe, error) {
 	}
 	param := "/bench/" + strings.TrimSuffix(o.prefix, "-") + "/" + benchFlag
 	params := map[string]string{"FeatureFlagParameterName": param}
-	for k, v := range o.params {
-		params[k] = v
-	}
+	maps.Copy(params, o.params)
 	env := map[string]string{"LOG_LEVEL": "info"}
 	for k, v := range p.sb.Env() {
 		env[k] = v
@@ -149,9 +148,7 @@ func startPipe(ctx context.Context, o pipeOptions) (*pipe, error) {
 			"PARTNER_RATE_PER_SECOND": pipelineRate, "PARTNER_RATE_BURST": pipelineBurst}
 	}
 	for _, e := range fnEnv {
-		for k, v := range o.env {
-			e[k] = v
-		}
+		maps.Copy(e, o.env)
 	}
 	output := p.runs.line
 	var logger *slog.Logger

@@ -411,7 +411,7 @@ func TestPartnerApplicationsMatchTheCode(t *testing.T) {
 			t.Errorf("application %s: Partner: %v", id, err)
 			continue
 		}
-		if want := strings.ToUpper(name[:1]) + name[1:]; id != want {
+		if want := samtemplate.PartnerStem(name); id != want {
 			t.Errorf("application for partner %s has logical id %s, want %s", name, id, want)
 		}
 		got = append(got, name)
