@@ -23,12 +23,32 @@ func rie(t *testing.T) string {
 	return p
 }
 
-func TestInvokeRunsTheBootstrapUnderTheEmulator(t *testing.T) {
+// echoBootstrap builds testdata/echo, a bootstrap that answers with what
+// it was asked, and returns its path.
+func echoBootstrap(t *testing.T) string {
+	t.Helper()
 	bin := filepath.Join(t.TempDir(), "bootstrap")
 	build := exec.Command("go", "build", "-tags", "lambda.norpc", "-o", bin, "./testdata/echo")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
+	return bin
+}
+
+// startEcho runs the echo bootstrap under the emulator with a 20 s
+// timeout, stopped when the test ends.
+func startEcho(t *testing.T) *Function {
+	t.Helper()
+	f, err := Start(context.Background(), Options{Name: "EchoFunction", RIE: rie(t), Bootstrap: echoBootstrap(t), Timeout: 20 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.Stop)
+	return f
+}
+
+func TestInvokeRunsTheBootstrapUnderTheEmulator(t *testing.T) {
+	bin := echoBootstrap(t)
 	var mu sync.Mutex
 	var lines []string
 	f, err := Start(context.Background(), Options{
@@ -79,16 +99,7 @@ func TestStartFailsWithoutBootstrap(t *testing.T) {
 // bootstrap, as after an out-of-memory kill in Lambda; a bootstrap killed
 // between invocations is replaced the same way.
 func TestKillRuntimeMidInvocation(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "bootstrap")
-	build := exec.Command("go", "build", "-tags", "lambda.norpc", "-o", bin, "./testdata/echo")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	f, err := Start(context.Background(), Options{Name: "EchoFunction", RIE: rie(t), Bootstrap: bin, Timeout: 20 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Stop()
+	f := startEcho(t)
 	if _, err := f.Invoke(context.Background(), []byte(`{}`)); err != nil {
 		t.Fatal(err)
 	}
@@ -150,16 +161,7 @@ func TestKillRuntimeMidInvocation(t *testing.T) {
 // ("ReserveFailed: AlreadyReserved", nil dereference): Invoke waits for
 // the emulator's answer instead, and only a cancellation ends it early.
 func TestInvokeOutlivesTheCallersDeadline(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "bootstrap")
-	build := exec.Command("go", "build", "-tags", "lambda.norpc", "-o", bin, "./testdata/echo")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	f, err := Start(context.Background(), Options{Name: "EchoFunction", RIE: rie(t), Bootstrap: bin, Timeout: 20 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Stop()
+	f := startEcho(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	if _, err := f.Invoke(ctx, []byte(`{"sleep":"1s"}`)); err != nil {
