@@ -98,11 +98,7 @@ func TestBacklogCountsPartnerQueues(t *testing.T) {
 	if why, over := b.Over(BacklogLimits{}); over {
 		t.Fatalf("empty queues are over the limits: %s", why)
 	}
-	for i := range 5 {
-		if _, err := e.Stack.SQS.SendMessage(e.Ctx, &sqs.SendMessageInput{QueueUrl: aws.String(queues["GcpQueue"].URL), MessageBody: aws.String(fmt.Sprint(i))}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	sendN(t, e, queues["GcpQueue"].URL, 5)
 	if b, err = e.backlog(); err != nil {
 		t.Fatal(err)
 	}
@@ -115,11 +111,7 @@ func TestBacklogCountsPartnerQueues(t *testing.T) {
 	if why, over := b.Over(BacklogLimits{Ingress: 20, Partner: 5, Results: 20}); over {
 		t.Errorf("5 messages are over a limit of 5: %s", why)
 	}
-	for i := range 3 {
-		if _, err := e.Stack.SQS.SendMessage(e.Ctx, &sqs.SendMessageInput{QueueUrl: aws.String(queues["ResultsQueue"].URL), MessageBody: aws.String(fmt.Sprint(i))}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	sendN(t, e, queues["ResultsQueue"].URL, 3)
 	if b, err = e.backlog(); err != nil {
 		t.Fatal(err)
 	}
@@ -195,5 +187,15 @@ func TestSamplerCountsObservedProcesses(t *testing.T) {
 	}
 	if mem[0].Processes != 1 || mem[0].PeakKB <= 0 {
 		t.Errorf("AwsFunction: %d processes, peak %d kB; want the observed process with its peak", mem[0].Processes, mem[0].PeakKB)
+	}
+}
+
+// sendN puts n messages on the queue at url.
+func sendN(t *testing.T, e *Env, url string, n int) {
+	t.Helper()
+	for i := range n {
+		if _, err := e.Stack.SQS.SendMessage(e.Ctx, &sqs.SendMessageInput{QueueUrl: aws.String(url), MessageBody: aws.String(fmt.Sprint(i))}); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
